@@ -1,0 +1,58 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+// Layers, from the bottom up (see README "Source layout"):
+//   ShifterCore     pure logic: references, config, volumes, metadata, environment. No syscalls.
+//   CShifterSys     C shims for what Swift cannot reach (setresuid, prctl, loop ioctls).
+//   ShifterSystem   thin wrappers over Linux calls; strong types, errno-carrying errors.
+//   ShifterRuntime  plans and builds container roots, enters them, tears them down.
+//   ShifterABI      the C ABI of include/shifter.h, built as libshifter.so.
+//   ShifterImage    registry client, layer flattening into squashfs, the image store.
+// Node-side products (libshifter.so, shifter) must link glibc and the C/C++ runtime only, so they
+// never depend on ShifterImage or the system libraries it wraps.
+let package = Package(
+    name: "shifter",
+    products: [
+        .library(name: "shifter", type: .dynamic, targets: ["ShifterABI"]),
+        .executable(name: "shifter", targets: ["shifter"]),
+        .executable(name: "shifterimg", targets: ["shifterimg"]),
+        .executable(name: "shifter-imagegw", targets: ["shifter-imagegw"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.0"),
+    ],
+    targets: [
+        .target(name: "ShifterCore"),
+        .target(name: "CShifterSys", cSettings: [.define("_GNU_SOURCE")]),
+        .target(name: "ShifterSystem", dependencies: ["CShifterSys"]),
+        .target(name: "ShifterRuntime", dependencies: ["ShifterCore", "ShifterSystem"]),
+        .target(
+            name: "ShifterABI",
+            dependencies: ["ShifterRuntime"],
+            // Slurm dlclose()s plugins; a Swift image must never be unloaded.
+            linkerSettings: [.unsafeFlags(["-Xlinker", "-z", "-Xlinker", "nodelete"])]
+        ),
+        .executableTarget(name: "shifter", dependencies: ["ShifterRuntime"]),
+
+        .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
+        .systemLibrary(name: "CArchive", pkgConfig: "libarchive", providers: [.apt(["libarchive-dev"])]),
+        .systemLibrary(name: "CSquashfs", pkgConfig: "libsquashfs1", providers: [.apt(["libsquashfs-dev"])]),
+        .systemLibrary(name: "CMunge", pkgConfig: "munge", providers: [.apt(["libmunge-dev"])]),
+        .target(name: "ShifterImage", dependencies: ["ShifterCore", "CCurl", "CArchive", "CSquashfs"]),
+        .executableTarget(
+            name: "shifterimg",
+            dependencies: ["ShifterImage", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
+        .executableTarget(
+            name: "shifter-imagegw",
+            dependencies: ["ShifterImage", "CMunge", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
+
+        .testTarget(
+            name: "ShifterCoreTests",
+            dependencies: ["ShifterCore", .product(name: "PropertyBased", package: "swift-property-based")]
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

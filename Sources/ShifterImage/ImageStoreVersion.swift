@@ -1,0 +1,5 @@
+import ShifterCore
+
+public enum ImageStoreVersion {
+    public static var string: String { ShifterVersion.string }
+}

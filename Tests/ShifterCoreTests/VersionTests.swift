@@ -1,0 +1,6 @@
+import Testing
+@testable import ShifterCore
+
+@Test func versionIsSemantic() {
+    #expect(ShifterVersion.string.split(separator: ".").count == 3)
+}
