@@ -1,0 +1,59 @@
+# Shifter: build, test and install.
+#   make deps      install the Debian packages the build and the tests need (idempotent)
+#   make           build everything (release, Swift runtime linked statically)
+#   make test      install what is missing, build, bring the test bed up, run every test, tear it down
+#   make install   PREFIX=/usr DESTDIR=  install binaries, plugin, header and example configs
+PREFIX ?= /usr
+DESTDIR ?=
+SYSCONFDIR ?= /etc/shifter
+SWIFT ?= $(shell command -v swift 2>/dev/null || echo /opt/swift/usr/bin/swift)
+SWIFT_FLAGS = -c release -Xswiftc -static-stdlib
+SWIFT_BIN = .build/release
+OUT = build
+CC ?= cc
+HARDENING = -O2 -D_FORTIFY_SOURCE=2 -fstack-protector-strong -fstack-clash-protection -fPIC \
+            -Wall -Wextra -Werror -Wformat -Wformat-security
+HARDENING_LD = -Wl,-z,relro -Wl,-z,now -Wl,-z,noexecstack
+
+BINARIES = $(OUT)/shifter $(OUT)/shifterimg $(OUT)/shifter-imagegw $(OUT)/libshifter.so
+PLUGIN = $(OUT)/shifter_spank.so
+
+.PHONY: all deps swift test unit integration install clean bed-up bed-down
+
+all: $(BINARIES) $(PLUGIN)
+
+deps:
+	@tests/harness/install-deps
+
+swift:
+	$(SWIFT) build $(SWIFT_FLAGS)
+
+$(BINARIES): swift
+	@mkdir -p $(OUT)
+	cp -f $(SWIFT_BIN)/$(notdir $@) $@
+
+$(PLUGIN): spank/shifter_spank.c spank/shifter_spank.map include/shifter.h $(OUT)/libshifter.so
+	$(CC) $(HARDENING) -shared -Iinclude -o $@ spank/shifter_spank.c \
+	    -Wl,--version-script=spank/shifter_spank.map $(HARDENING_LD) \
+	    -L$(OUT) -lshifter -Wl,-rpath,'$$ORIGIN'
+
+test:
+	@tests/run
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/shifter $(DESTDIR)$(PREFIX)/include \
+	    $(DESTDIR)$(SYSCONFDIR)
+	install -m 0755 $(OUT)/shifterimg $(OUT)/shifter-imagegw $(DESTDIR)$(PREFIX)/bin/
+	install -m 4755 -o root -g root $(OUT)/shifter $(DESTDIR)$(PREFIX)/bin/shifter
+	install -m 0755 $(OUT)/libshifter.so $(OUT)/shifter_spank.so $(DESTDIR)$(PREFIX)/lib/shifter/
+	install -m 0644 include/shifter.h $(DESTDIR)$(PREFIX)/include/
+	install -m 0644 etc/udiRoot.conf.example etc/plugstack.conf.example $(DESTDIR)$(SYSCONFDIR)/
+
+bed-up:
+	tests/harness/bed up
+
+bed-down:
+	tests/harness/bed down
+
+clean:
+	rm -rf $(OUT) .build

@@ -1,0 +1,69 @@
+#!/usr/bin/env bats
+# The installed build: what a site puts on its compute nodes.
+
+load helpers
+
+# Libraries a compute node may need for libshifter.so and shifter: glibc and the C/C++ runtime.
+allowed_libs='^(linux-vdso\.so\.1|libc\.so\.6|libm\.so\.6|libpthread\.so\.0|libdl\.so\.2|librt\.so\.1|libutil\.so\.1|libstdc\+\+\.so\.6|libgcc_s\.so\.1|/lib64/ld-linux-x86-64\.so\.2)$'
+
+needed_libs() { ldd "$1" | awk '{print $1}'; }
+
+@test "libshifter.so links glibc and the C/C++ runtime only" {
+    run needed_libs "$SHIFTER_PREFIX/lib/shifter/libshifter.so"
+    [ "$status" -eq 0 ]
+    echo "$output"
+    ! grep -vE "$allowed_libs" <<<"$output"
+}
+
+@test "shifter links glibc and the C/C++ runtime only" {
+    run needed_libs "$SHIFTER_PREFIX/bin/shifter"
+    [ "$status" -eq 0 ]
+    echo "$output"
+    ! grep -vE "$allowed_libs" <<<"$output"
+}
+
+@test "shifter is installed setuid root" {
+    [ "$(stat -c '%U %a' "$SHIFTER_PREFIX/bin/shifter")" = "root 4755" ]
+}
+
+@test "the SPANK plugin exports only slurm_spank_* and plugin_* symbols" {
+    run sh -c "nm -D --defined-only '$SHIFTER_PREFIX/lib/shifter/shifter_spank.so' | awk '{print \$3}'"
+    [ "$status" -eq 0 ]
+    echo "$output"
+    grep -q '^slurm_spank_init$' <<<"$output"
+    ! grep -vE '^(slurm_spank_[a-z_]+|plugin_(name|type|version)|spank_plugin_version)$' <<<"$output"
+}
+
+@test "the SPANK plugin is built with RELRO and BIND_NOW" {
+    run readelf -d "$SHIFTER_PREFIX/lib/shifter/shifter_spank.so"
+    [[ "$output" == *"BIND_NOW"* ]]
+    run readelf -l "$SHIFTER_PREFIX/lib/shifter/shifter_spank.so"
+    [[ "$output" == *"GNU_RELRO"* ]]
+}
+
+@test "libshifter.so stays loaded across dlclose (nodelete)" {
+    run readelf -d "$SHIFTER_PREFIX/lib/shifter/libshifter.so"
+    [[ "$output" == *"NODELETE"* ]]
+}
+
+@test "the executables report their version" {
+    for exe in shifter shifterimg shifter-imagegw; do
+        run "$SHIFTER_PREFIX/bin/$exe" --version
+        [ "$status" -eq 0 ]
+        [[ "$output" =~ [0-9]+\.[0-9]+\.[0-9]+ ]]
+    done
+}
+
+@test "srun lists the plugin's --image, --volume and --module options" {
+    run as_user "$BED_USER" srun --help
+    [ "$status" -eq 0 ]
+    [[ "$output" == *"--image=image"* ]]
+    [[ "$output" == *"--volume=volumes"* ]]
+    [[ "$output" == *"--module=modules"* ]]
+}
+
+@test "sbatch lists the plugin's options too" {
+    run as_user "$BED_USER" sbatch --help
+    [ "$status" -eq 0 ]
+    [[ "$output" == *"--image=image"* ]]
+}
