@@ -28,7 +28,11 @@ deps:
 swift:
 	$(SWIFT) build $(SWIFT_FLAGS)
 
-$(BINARIES): swift
+$(OUT)/shifter: swift
+	@mkdir -p $(OUT)
+	cp -f $(SWIFT_BIN)/shifter-command $@
+
+$(filter-out $(OUT)/shifter,$(BINARIES)): swift
 	@mkdir -p $(OUT)
 	cp -f $(SWIFT_BIN)/$(notdir $@) $@
 

@@ -14,7 +14,9 @@ let package = Package(
     name: "shifter",
     products: [
         .library(name: "shifter", type: .dynamic, targets: ["ShifterABI"]),
-        .executable(name: "shifter", targets: ["shifter"]),
+        // The setuid command is installed as `shifter`; its product has another name because the
+        // library product already produces libshifter.so under the name "shifter".
+        .executable(name: "shifter-command", targets: ["shifter-command"]),
         .executable(name: "shifterimg", targets: ["shifterimg"]),
         .executable(name: "shifter-imagegw", targets: ["shifter-imagegw"]),
     ],
@@ -33,13 +35,14 @@ let package = Package(
             // Slurm dlclose()s plugins; a Swift image must never be unloaded.
             linkerSettings: [.unsafeFlags(["-Xlinker", "-z", "-Xlinker", "nodelete"])]
         ),
-        .executableTarget(name: "shifter", dependencies: ["ShifterRuntime"]),
+        .executableTarget(name: "shifter-command", dependencies: ["ShifterRuntime"]),
 
         .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
         .systemLibrary(name: "CArchive", pkgConfig: "libarchive", providers: [.apt(["libarchive-dev"])]),
         .systemLibrary(name: "CSquashfs", pkgConfig: "libsquashfs1", providers: [.apt(["libsquashfs-dev"])]),
         .systemLibrary(name: "CMunge", pkgConfig: "munge", providers: [.apt(["libmunge-dev"])]),
-        .target(name: "ShifterImage", dependencies: ["ShifterCore", "CCurl", "CArchive", "CSquashfs"]),
+        .systemLibrary(name: "CCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
+        .target(name: "ShifterImage", dependencies: ["ShifterCore", "CCurl", "CArchive", "CSquashfs", "CCrypto"]),
         .executableTarget(
             name: "shifterimg",
             dependencies: ["ShifterImage", .product(name: "ArgumentParser", package: "swift-argument-parser")]

@@ -83,3 +83,158 @@ int cshifter_loop_backing(int loop_fd, uint64_t *device, uint64_t *inode) {
     *inode = info.lo_inode;
     return 0;
 }
+
+#include <grp.h>
+#include <sched.h>
+
+int cshifter_unshare_mount_namespace(void) {
+    return unshare(CLONE_NEWNS) == 0 ? 0 : -errno;
+}
+
+int cshifter_setgroups(size_t count, const gid_t *groups) {
+    return setgroups(count, groups) == 0 ? 0 : -errno;
+}
+
+int cshifter_getgrouplist(const char *user, gid_t group, gid_t *groups, int *count) {
+    int capacity = *count;
+    if (getgrouplist(user, group, groups, count) < 0) {
+        return *count > capacity ? -ERANGE : -EINVAL;
+    }
+    return 0;
+}
+
+int cshifter_lchown(const char *path, uid_t uid, gid_t gid) {
+    return lchown(path, uid, gid) == 0 ? 0 : -errno;
+}
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+struct access_result {
+    int error;
+    uint64_t device;
+    uint64_t inode;
+};
+
+int cshifter_check_directory_access(uid_t uid, gid_t gid, size_t group_count, const gid_t *groups,
+                                    const char *root, const char *path, uint64_t *device, uint64_t *inode) {
+    int pipefd[2];
+    if (pipe2(pipefd, O_CLOEXEC) != 0) return -errno;
+    pid_t child = fork();
+    if (child < 0) {
+        int saved = errno;
+        close(pipefd[0]);
+        close(pipefd[1]);
+        return -saved;
+    }
+    if (child == 0) {
+        struct access_result result = {0, 0, 0};
+        if (chroot(root) != 0 || chdir("/") != 0 || setgroups(group_count, groups) != 0 || setresgid(gid, gid, gid) != 0 ||
+            setresuid(uid, uid, uid) != 0) {
+            result.error = errno;
+        } else {
+            int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+            struct stat info;
+            if (fd < 0) {
+                result.error = errno;
+            } else if (fstat(fd, &info) != 0) {
+                result.error = errno;
+            } else {
+                result.device = (uint64_t)info.st_dev;
+                result.inode = (uint64_t)info.st_ino;
+            }
+        }
+        ssize_t ignored = write(pipefd[1], &result, sizeof(result));
+        (void)ignored;
+        _exit(0);
+    }
+    close(pipefd[1]);
+    struct access_result result = {EIO, 0, 0};
+    ssize_t got;
+    do {
+        got = read(pipefd[0], &result, sizeof(result));
+    } while (got < 0 && errno == EINTR);
+    close(pipefd[0]);
+    int status;
+    while (waitpid(child, &status, 0) < 0 && errno == EINTR) {}
+    if (got != (ssize_t)sizeof(result)) return -EIO;
+    if (result.error != 0) return -result.error;
+    *device = result.device;
+    *inode = result.inode;
+    return 0;
+}
+
+int cshifter_open_path_nofollow(const char *path) {
+    int fd = open(path, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+    return fd >= 0 ? fd : -errno;
+}
+
+#include <linux/openat2.h>
+
+int cshifter_open_in_root(int root_fd, const char *path, int follow_final) {
+    struct open_how how;
+    memset(&how, 0, sizeof(how));
+    how.flags = O_PATH | O_CLOEXEC | (follow_final ? 0 : O_NOFOLLOW);
+    how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
+    long fd;
+    do {
+        fd = syscall(SYS_openat2, root_fd, path, &how, sizeof(how));
+    } while (fd < 0 && (errno == EINTR || errno == EAGAIN));
+    return fd >= 0 ? (int)fd : -errno;
+}
+
+int cshifter_path_directory_flags(void) {
+    return O_PATH | O_DIRECTORY | O_CLOEXEC;
+}
+
+#include <linux/mount.h>
+
+#ifndef AT_RECURSIVE
+#define AT_RECURSIVE 0x8000
+#endif
+
+int cshifter_bind_into(int source_fd, int target_fd, int recursive, int attributes, int propagation) {
+    unsigned int tree_flags = OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH | (recursive ? AT_RECURSIVE : 0);
+    int tree = (int)syscall(SYS_open_tree, source_fd, "", tree_flags);
+    if (tree < 0) return -errno;
+    struct mount_attr attr;
+    memset(&attr, 0, sizeof(attr));
+    if (attributes & CSHIFTER_BIND_RDONLY) attr.attr_set |= MOUNT_ATTR_RDONLY;
+    if (attributes & CSHIFTER_BIND_NOSUID) attr.attr_set |= MOUNT_ATTR_NOSUID;
+    if (attributes & CSHIFTER_BIND_NODEV) attr.attr_set |= MOUNT_ATTR_NODEV;
+    if (attributes & CSHIFTER_BIND_NOEXEC) attr.attr_set |= MOUNT_ATTR_NOEXEC;
+    if (propagation == CSHIFTER_PROPAGATION_PRIVATE) attr.propagation = MS_PRIVATE;
+    if (propagation == CSHIFTER_PROPAGATION_SLAVE) attr.propagation = MS_SLAVE;
+    int rv = 0;
+    if ((attr.attr_set != 0 || attr.propagation != 0) &&
+        syscall(SYS_mount_setattr, tree, "", AT_EMPTY_PATH | (recursive ? AT_RECURSIVE : 0), &attr, sizeof(attr)) != 0) {
+        rv = -errno;
+    } else if (syscall(SYS_move_mount, tree, "", target_fd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) != 0) {
+        rv = -errno;
+    }
+    close(tree);
+    return rv;
+}
+
+int cshifter_path_flags(void) {
+    return O_PATH | O_CLOEXEC;
+}
+
+#include <sys/fsuid.h>
+
+#ifndef SHIFTER_CONFIG_PATH
+#define SHIFTER_CONFIG_PATH "/etc/shifter/udiRoot.conf"
+#endif
+
+const char *cshifter_default_config_path(void) {
+    return SHIFTER_CONFIG_PATH;
+}
+
+int cshifter_set_filesystem_ids(uid_t uid, gid_t gid) {
+    setfsgid(gid);
+    setfsuid(uid);
+    /* setfsuid reports the previous value; calling it again with an invalid id reads the current. */
+    if ((uid_t)setfsuid((uid_t)-1) != uid || (gid_t)setfsgid((gid_t)-1) != gid) return -EPERM;
+    return 0;
+}

@@ -21,3 +21,22 @@ registry_token() {
 }
 
 MANIFEST_TYPES='application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.v2+json'
+
+SHIFTER=${SHIFTER:-$SHIFTER_PREFIX/bin/shifter}
+
+# shifter_as USER ARGS...: runs the installed setuid shifter as USER from /tmp.
+shifter_as() {
+    local user=$1; shift
+    (cd /tmp && runuser -u "$user" -- "$SHIFTER" "$@")
+}
+
+# assert_no_leaks: nothing of the bed's roots is mounted here and no loop device is bound.
+assert_no_leaks() {
+    local mounts loops
+    mounts=$(grep -E " $BED_DIR/(udiMount|loopMount)" /proc/self/mountinfo || true)
+    loops=$(losetup -a | grep -F "$BED_DIR" || true)
+    if [ -n "$mounts$loops" ]; then
+        echo "left behind: $mounts $loops" >&2
+        return 1
+    fi
+}

@@ -37,3 +37,84 @@ int cshifter_loop_detach(int loop_fd);
 int cshifter_loop_backing(int loop_fd, uint64_t *_Nonnull device, uint64_t *_Nonnull inode);
 
 #pragma clang assume_nonnull end
+
+#pragma clang assume_nonnull begin
+
+/// Moves the caller into a new mount namespace (`unshare(CLONE_NEWNS)`).
+int cshifter_unshare_mount_namespace(void);
+
+/// Sets the supplementary groups. The corresponding C function is `setgroups(2)`.
+int cshifter_setgroups(size_t count, const gid_t *_Nullable groups);
+
+/// Fills `groups` with the groups of `user` (plus `group`), as `getgrouplist(3)` does; on entry
+/// `*count` is the capacity, on return the number found. Returns -ERANGE when the capacity is short.
+int cshifter_getgrouplist(const char *user, gid_t group, gid_t *groups, int *count);
+
+/// Makes a file or directory owned by uid/gid without following a final symlink (`lchown(2)`).
+int cshifter_lchown(const char *path, uid_t uid, gid_t gid);
+
+#pragma clang assume_nonnull end
+
+#pragma clang assume_nonnull begin
+
+/// Checks whether a user may open the directory `path` as seen from `root`: a child process
+/// chroots into `root`, takes the user's groups, gid and uid, and opens `path`
+/// (`O_RDONLY|O_DIRECTORY`), so the kernel applies every rule (modes, ACLs, root squash) to every
+/// component, symlinks resolved in the container's view. On success `*device`/`*inode` identify
+/// what the user opened. Returns 0, or -errno from the child. Safe in a multi-threaded process: the
+/// child runs only async-signal-safe calls.
+int cshifter_check_directory_access(uid_t uid, gid_t gid, size_t group_count, const gid_t *_Nullable groups,
+                                    const char *root, const char *path, uint64_t *device, uint64_t *inode);
+
+/// Opens `path` as an `O_PATH` descriptor without following a final symlink; returns the fd or -errno.
+int cshifter_open_path_nofollow(const char *path);
+
+#pragma clang assume_nonnull end
+
+#pragma clang assume_nonnull begin
+
+/// Opens `path` as an `O_PATH` descriptor, resolving it as if `root_fd` were `/`: `..` and
+/// absolute symlinks cannot leave the root (`openat2(2)` with `RESOLVE_IN_ROOT` and
+/// `RESOLVE_NO_MAGICLINKS`). `follow_final` 0 adds `O_NOFOLLOW`. Returns the fd or -errno.
+int cshifter_open_in_root(int root_fd, const char *path, int follow_final);
+
+/// Returns `O_PATH | O_DIRECTORY | O_CLOEXEC`, for opening a root directory.
+int cshifter_path_directory_flags(void);
+
+#pragma clang assume_nonnull end
+
+#pragma clang assume_nonnull begin
+
+/// Attributes for `cshifter_bind_into`.
+enum {
+    CSHIFTER_BIND_RDONLY = 1,
+    CSHIFTER_BIND_NOSUID = 2,
+    CSHIFTER_BIND_NODEV = 4,
+    CSHIFTER_BIND_NOEXEC = 8,
+};
+
+/// Propagation for `cshifter_bind_into`.
+enum {
+    CSHIFTER_PROPAGATION_UNCHANGED = 0,
+    CSHIFTER_PROPAGATION_PRIVATE = 1,
+    CSHIFTER_PROPAGATION_SLAVE = 2,
+};
+
+/// Bind-mounts a copy of the tree at `source_fd` (an `O_PATH` descriptor) onto `target_fd`, with
+/// the attributes set on the detached copy before it is attached, so the mount is never visible
+/// without them. `open_tree(2)` with `OPEN_TREE_CLONE`, `mount_setattr(2)`, `move_mount(2)`.
+/// Returns 0 or -errno.
+int cshifter_bind_into(int source_fd, int target_fd, int recursive, int attributes, int propagation);
+
+#pragma clang assume_nonnull end
+
+/// Returns `O_PATH | O_CLOEXEC`.
+int cshifter_path_flags(void);
+
+/// The site configuration path compiled in (`SHIFTER_CONFIG_PATH`, by default
+/// `/etc/shifter/udiRoot.conf`). A static string.
+const char *_Nonnull cshifter_default_config_path(void);
+
+/// Sets the filesystem uid and gid used for permission checks, so a setuid program can open a
+/// user's file with the user's rights. `setfsuid(2)`, `setfsgid(2)`. Returns 0 or -EPERM.
+int cshifter_set_filesystem_ids(uid_t uid, gid_t gid);

@@ -1,0 +1,57 @@
+/// The one rule for absolute paths that users and administrators write.
+///
+/// A path must start with `/` and use only `A-Z a-z 0-9 _ . / + -`. The set leaves out `:` and `;`
+/// (the volume separators), `,` and `=` (the flag syntax), whitespace, quotes and shell
+/// metacharacters, so a path cannot smuggle a second volume or flag. Repeated and trailing `/` and
+/// `.` components are collapsed; a `..` component is refused, because it could climb out of the
+/// directory an administrator meant to expose.
+public enum NormalisedPath {
+    /// The longest path accepted, one less than Linux `PATH_MAX` for the terminating NUL.
+    public static let maximumLength = 4095
+
+    /// Returns `text` in normal form (`/a//b/./c/` becomes `/a/b/c`), or throws why it is not acceptable.
+    public static func parse(_ text: some StringProtocol) throws(PathRuleViolation) -> String {
+        if text.isEmpty { throw PathRuleViolation(reason: "path is empty") }
+        guard text.hasPrefix("/") else { throw PathRuleViolation(reason: "path \(quoted(text)) must be absolute") }
+        if let bad = text.unicodeScalars.first(where: { !isAllowed($0) }) {
+            throw PathRuleViolation(
+                reason: "path \(quoted(text)) contains \(quoted(String(bad))); only letters, digits and _ . / + - are allowed"
+            )
+        }
+        var components: [Substring] = []
+        for component in text.split(separator: "/") where component != "." {
+            if component == ".." { throw PathRuleViolation(reason: "path \(quoted(text)) may not contain \"..\"") }
+            components.append(Substring(component))
+        }
+        let result = "/" + components.joined(separator: "/")
+        if result.utf8.count > maximumLength {
+            throw PathRuleViolation(reason: "path is longer than \(maximumLength) characters")
+        }
+        return result
+    }
+
+    /// Whether `path` is `prefix` or lies below it; both must already be normalised.
+    public static func path(_ path: String, isWithin prefix: String) -> Bool {
+        if prefix == "/" { return true }
+        return path == prefix || path.hasPrefix(prefix + "/")
+    }
+
+    private static func isAllowed(_ scalar: Unicode.Scalar) -> Bool {
+        guard scalar.isASCII else { return false }
+        let byte = UInt8(scalar.value)
+        return isASCIIAlphanumeric(byte) || byte == UInt8(ascii: "_") || byte == UInt8(ascii: ".")
+            || byte == UInt8(ascii: "/") || byte == UInt8(ascii: "+") || byte == UInt8(ascii: "-")
+    }
+}
+
+/// Why a path was refused; the caller's error names the volume, key or image it came from.
+public struct PathRuleViolation: Error, Sendable, Equatable, CustomStringConvertible {
+    /// What is wrong with the path, quoting it.
+    public var reason: String
+
+    /// Creates a violation with the given reason.
+    public init(reason: String) { self.reason = reason }
+
+    /// The reason.
+    public var description: String { reason }
+}

@@ -1,0 +1,355 @@
+/// How mount events propagate between the host and a container mount.
+public enum MountPropagation: String, Sendable, Codable, CaseIterable {
+    /// Nothing propagates in either direction.
+    case `private`
+    /// Host mount events propagate into the container, not back.
+    case slave
+}
+
+/// The `perNodeCache=size=SIZE[,bs=SIZE][,fs=TYPE][,method=loop]` volume flag.
+public struct PerNodeCacheSpec: Hashable, Sendable {
+    /// The requested size of the cache filesystem in bytes.
+    public var size: UInt64
+    /// The requested block size in bytes; `nil` leaves the choice to the filesystem.
+    public var blockSize: UInt64?
+    /// The filesystem type, `xfs` unless given; checked against `perNodeCacheAllowedFsType`.
+    public var filesystem: String
+    /// How the cache is attached; only `loop` exists.
+    public var method: String
+
+    /// Creates a cache request.
+    public init(size: UInt64, blockSize: UInt64? = nil, filesystem: String = "xfs", method: String = "loop") {
+        self.size = size
+        self.blockSize = blockSize
+        self.filesystem = filesystem
+        self.method = method
+    }
+
+    /// The flag as written on a command line, sizes in their shortest exact form.
+    public var canonical: String {
+        var text = "perNodeCache=size=" + ByteSize.format(size)
+        if let blockSize { text += ",bs=" + ByteSize.format(blockSize) }
+        return text + ",fs=" + filesystem + ",method=" + method
+    }
+}
+
+/// A user volume: `FROM:TO[:FLAG[:FLAG...]]` (SPEC section 4).
+///
+/// FROM and TO follow `NormalisedPath`: absolute, `[A-Za-z0-9_./+-]` only, no `..`, with doubled
+/// and trailing `/` and `.` components collapsed. TO may not be `/`, `/opt`, or be or lie under
+/// `/etc`, `/var` (except `/var/tmp`), `/proc`, `/sys`, `/dev` or `/opt/udiImage`. Flag names are
+/// matched without regard to case, as in the old Shifter. For a `perNodeCache` volume FROM is
+/// required by the grammar but unused: the cache is created, not bind-mounted.
+public struct VolumeSpec: Hashable, Sendable {
+    /// The directory to mount, as seen inside the container.
+    public var source: String
+    /// Where it appears in the container.
+    public var target: String
+    /// Mount read-only.
+    public var readOnly: Bool
+    /// Bind the whole mount tree below `source`, not just its top mount.
+    public var recursive: Bool
+    /// The requested propagation; `nil` uses the site's `mountPropagationStyle`.
+    public var propagation: MountPropagation?
+    /// A per-node cache to create at `target` instead of a bind mount.
+    public var perNodeCache: PerNodeCacheSpec?
+
+    /// Targets that may be neither the target nor an ancestor-or-equal of it.
+    static let forbiddenTargetTrees = ["/etc", "/var", "/proc", "/sys", "/dev", "/opt/udiImage"]
+    /// Targets that may not be used exactly, because a mount there would hide what lies below.
+    static let forbiddenExactTargets = ["/", "/opt"]
+    /// Subtrees of the forbidden trees that users may mount over.
+    static let allowedTargetTrees = ["/var/tmp"]
+
+    /// Creates a volume without validating it; `parse` is the checked way in.
+    public init(
+        source: String, target: String, readOnly: Bool = false, recursive: Bool = false,
+        propagation: MountPropagation? = nil, perNodeCache: PerNodeCacheSpec? = nil
+    ) {
+        self.source = source
+        self.target = target
+        self.readOnly = readOnly
+        self.recursive = recursive
+        self.propagation = propagation
+        self.perNodeCache = perNodeCache
+    }
+
+    /// Parses one `FROM:TO[:FLAG...]` volume.
+    public static func parse(_ text: String) throws(VolumeSpecError) -> VolumeSpec {
+        let fail = { (reason: String) in VolumeSpecError(input: text, reason: reason) }
+        let fields = text.split(separator: ":", omittingEmptySubsequences: false)
+        guard fields.count >= 2, let fromText = fields.first else {
+            throw fail("expected FROM:TO[:FLAGS]")
+        }
+        let toText = fields[1]
+        let source: String
+        let target: String
+        do {
+            source = try NormalisedPath.parse(fromText)
+            target = try NormalisedPath.parse(toText)
+        } catch {
+            throw fail(error.reason)
+        }
+        if let reason = forbiddenTargetReason(target) { throw fail(reason) }
+        let flags: MountFlags
+        do {
+            flags = try MountFlags.parse(fields.dropFirst(2), allowPerNodeCache: true)
+        } catch {
+            throw fail(error.reason)
+        }
+        return VolumeSpec(
+            source: source, target: target, readOnly: flags.readOnly, recursive: flags.recursive,
+            propagation: flags.propagation, perNodeCache: flags.perNodeCache)
+    }
+
+    /// Parses volumes joined by `;`, skipping empty entries; two volumes may not share a target.
+    public static func parseList(_ text: String) throws(VolumeSpecError) -> [VolumeSpec] {
+        var volumes: [VolumeSpec] = []
+        for entry in text.split(separator: ";") {
+            let volume = try parse(String(entry))
+            if volumes.contains(where: { $0.target == volume.target }) {
+                throw VolumeSpecError(input: String(entry), reason: "another volume already targets \(volume.target)")
+            }
+            volumes.append(volume)
+        }
+        return volumes
+    }
+
+    /// Why `target` may not receive a user volume, or `nil` when it may.
+    static func forbiddenTargetReason(_ target: String) -> String? {
+        if forbiddenExactTargets.contains(target) { return "target may not be \(target)" }
+        if allowedTargetTrees.contains(where: { NormalisedPath.path(target, isWithin: $0) }) { return nil }
+        for tree in forbiddenTargetTrees where NormalisedPath.path(target, isWithin: tree) {
+            return target == tree ? "target may not be \(tree)" : "target may not be under \(tree)"
+        }
+        return nil
+    }
+
+    /// The volume in the form `parse` reads back to an equal value.
+    public var canonical: String {
+        var parts = [source, target]
+        if readOnly { parts.append("ro") }
+        if recursive { parts.append("rec") }
+        if let propagation { parts.append(propagation.rawValue) }
+        if let perNodeCache { parts.append(perNodeCache.canonical) }
+        return parts.joined(separator: ":")
+    }
+
+    /// Checks the site's per-node cache rules: a cache path exists, the size limit and the filesystem list.
+    public func validate(against config: SiteConfig) throws(VolumeSpecError) {
+        guard let cache = perNodeCache else { return }
+        let fail = { (reason: String) in VolumeSpecError(input: canonical, reason: reason) }
+        if config.perNodeCachePath == nil {
+            throw fail("this site offers no per-node caches (udiRoot.conf sets no perNodeCachePath)")
+        }
+        if let limit = config.perNodeCacheSizeLimit, cache.size > limit {
+            throw fail("cache size \(ByteSize.format(cache.size)) is over the site limit of \(ByteSize.format(limit))")
+        }
+        if !config.perNodeCacheAllowedFsType.contains(cache.filesystem) {
+            let allowed = config.perNodeCacheAllowedFsType.joined(separator: ", ")
+            throw fail("filesystem \(quoted(cache.filesystem)) is not allowed for per-node caches (allowed: \(allowed.isEmpty ? "none" : allowed))")
+        }
+    }
+}
+
+/// A host directory mounted into every container by the site (`siteFs`, `module_NAME_siteFs`).
+///
+/// The syntax is `FROM[:TO[:FLAG...]]`, TO defaulting to FROM, with the flags `ro`, `rec`, `slave`
+/// and `private`. An administrator wrote it, so unlike user volumes it may target `/var/...` or
+/// `/etc/...`; it still follows `NormalisedPath`, and it may not replace `/`, `/etc`, `/var`,
+/// `/opt`, `/proc`, `/sys`, `/dev` or the generated `/etc/passwd`, `/etc/group` and
+/// `/etc/nsswitch.conf` wholesale.
+public struct SiteMount: Hashable, Sendable {
+    /// The host path.
+    public var source: String
+    /// Where it appears in the container.
+    public var target: String
+    /// Mount read-only.
+    public var readOnly: Bool
+    /// Bind the whole mount tree below `source`.
+    public var recursive: Bool
+    /// The requested propagation; `nil` uses the site's `mountPropagationStyle`.
+    public var propagation: MountPropagation?
+
+    static let forbiddenTargets = [
+        "/", "/etc", "/var", "/opt", "/proc", "/sys", "/dev", "/etc/passwd", "/etc/group", "/etc/nsswitch.conf",
+    ]
+
+    /// Creates a site mount without validating it.
+    public init(
+        source: String, target: String, readOnly: Bool = false, recursive: Bool = false,
+        propagation: MountPropagation? = nil
+    ) {
+        self.source = source
+        self.target = target
+        self.readOnly = readOnly
+        self.recursive = recursive
+        self.propagation = propagation
+    }
+
+    /// Parses one `FROM[:TO[:FLAG...]]` entry.
+    public static func parse(_ text: String) throws(VolumeSpecError) -> SiteMount {
+        let fail = { (reason: String) in VolumeSpecError(input: text, reason: reason, subject: "siteFs entry") }
+        let fields = text.split(separator: ":", omittingEmptySubsequences: false)
+        guard let fromText = fields.first else { throw fail("expected FROM[:TO[:FLAGS]]") }
+        let toText = fields.count > 1 ? fields[1] : fromText
+        let source: String
+        let target: String
+        do {
+            source = try NormalisedPath.parse(fromText)
+            target = try NormalisedPath.parse(toText)
+        } catch {
+            throw fail(error.reason)
+        }
+        if forbiddenTargets.contains(target) { throw fail("target may not be \(target)") }
+        let flags: MountFlags
+        do {
+            flags = try MountFlags.parse(fields.dropFirst(2), allowPerNodeCache: false)
+        } catch {
+            throw fail(error.reason)
+        }
+        return SiteMount(
+            source: source, target: target, readOnly: flags.readOnly, recursive: flags.recursive,
+            propagation: flags.propagation)
+    }
+
+    /// Parses entries separated by `;` or whitespace (the old Shifter sample used spaces).
+    public static func parseList(_ text: String) throws(VolumeSpecError) -> [SiteMount] {
+        var mounts: [SiteMount] = []
+        for entry in text.split(whereSeparator: { $0 == ";" || $0.isWhitespace }) {
+            mounts.append(try parse(String(entry)))
+        }
+        return mounts
+    }
+
+    /// The entry in the form `parse` reads back to an equal value.
+    public var canonical: String {
+        var parts = [source, target]
+        if readOnly { parts.append("ro") }
+        if recursive { parts.append("rec") }
+        if let propagation { parts.append(propagation.rawValue) }
+        return parts.joined(separator: ":")
+    }
+}
+
+/// A volume or site mount that does not follow its grammar or rules.
+public struct VolumeSpecError: Error, Sendable, CustomStringConvertible, Equatable {
+    /// The single volume or site mount entry that was refused.
+    public var input: String
+    /// What is wrong with it.
+    public var reason: String
+    /// What the entry is, for the message: `volume` or `siteFs entry`.
+    public var subject: String
+
+    /// Creates an error for `input` that failed for `reason`.
+    public init(input: String, reason: String, subject: String = "volume") {
+        self.input = input
+        self.reason = reason
+        self.subject = subject
+    }
+
+    /// One line: `volume "/a:/etc/x": target may not be under /etc`.
+    public var description: String { "\(subject) \(quoted(input)): \(reason)" }
+}
+
+/// The flags shared by user volumes and site mounts.
+struct MountFlags {
+    var readOnly = false
+    var recursive = false
+    var propagation: MountPropagation?
+    var perNodeCache: PerNodeCacheSpec?
+
+    struct Violation: Error {
+        var reason: String
+    }
+
+    static func parse(_ fields: ArraySlice<Substring>, allowPerNodeCache: Bool) throws(Violation) -> MountFlags {
+        var flags = MountFlags()
+        var sawOtherFlag = false
+        for field in fields {
+            let nameEnd = field.firstIndex(of: "=") ?? field.endIndex
+            let name = field[..<nameEnd].lowercased()
+            let hasValue = nameEnd != field.endIndex
+            if name != "pernodecache" && hasValue {
+                throw Violation(reason: "flag \(quoted(name)) takes no value")
+            }
+            switch name {
+            case "ro": flags.readOnly = true
+            case "rec": flags.recursive = true
+            case "slave", "private":
+                let requested: MountPropagation = name == "slave" ? .slave : .private
+                if let existing = flags.propagation, existing != requested {
+                    throw Violation(reason: "flags \"slave\" and \"private\" cannot be combined")
+                }
+                flags.propagation = requested
+            case "pernodecache" where allowPerNodeCache:
+                if flags.perNodeCache != nil { throw Violation(reason: "perNodeCache is given twice") }
+                flags.perNodeCache = try parsePerNodeCache(hasValue ? field[field.index(after: nameEnd)...] : "")
+                continue
+            case "pernodecache":
+                throw Violation(reason: "perNodeCache is only for user volumes")
+            case "":
+                throw Violation(reason: "empty flag (doubled or trailing \":\")")
+            default:
+                let known = allowPerNodeCache ? "ro, rec, slave, private, perNodeCache=..." : "ro, rec, slave, private"
+                throw Violation(reason: "unknown flag \(quoted(field)) (known: \(known))")
+            }
+            sawOtherFlag = true
+        }
+        if flags.perNodeCache != nil && sawOtherFlag {
+            throw Violation(reason: "perNodeCache cannot be combined with other flags")
+        }
+        return flags
+    }
+
+    private static func parsePerNodeCache(_ text: Substring) throws(Violation) -> PerNodeCacheSpec {
+        if text.isEmpty { throw Violation(reason: "perNodeCache needs size=SIZE") }
+        var size: UInt64?
+        var cache = PerNodeCacheSpec(size: 0)
+        var seen: Set<String> = []
+        for pair in text.split(separator: ",", omittingEmptySubsequences: false) {
+            guard let equals = pair.firstIndex(of: "=") else {
+                throw Violation(reason: "perNodeCache option \(quoted(pair)) must be KEY=VALUE")
+            }
+            let key = pair[..<equals].lowercased()
+            let value = pair[pair.index(after: equals)...]
+            if !seen.insert(key).inserted { throw Violation(reason: "perNodeCache option \(quoted(key)) is given twice") }
+            switch key {
+            case "size", "bs":
+                let bytes: UInt64
+                do {
+                    bytes = try ByteSize.parse(value)
+                } catch {
+                    throw Violation(reason: "perNodeCache \(key): \(error.description)")
+                }
+                if bytes == 0 { throw Violation(reason: "perNodeCache \(key) must be more than 0") }
+                if key == "size" {
+                    size = bytes
+                } else {
+                    if bytes & (bytes - 1) != 0 || bytes < 512 {
+                        throw Violation(reason: "perNodeCache bs must be a power of two of at least 512 bytes")
+                    }
+                    cache.blockSize = bytes
+                }
+            case "fs":
+                let name = value.lowercased()
+                guard !name.isEmpty, name.utf8.allSatisfy(isLowercaseAlphanumeric) else {
+                    throw Violation(reason: "perNodeCache fs \(quoted(value)) is not a filesystem type name")
+                }
+                cache.filesystem = name
+            case "method":
+                guard value.lowercased() == "loop" else {
+                    throw Violation(reason: "perNodeCache method \(quoted(value)) is not supported (only \"loop\")")
+                }
+            default:
+                throw Violation(reason: "unknown perNodeCache option \(quoted(key)) (known: size, bs, fs, method)")
+            }
+        }
+        guard let size else { throw Violation(reason: "perNodeCache needs size=SIZE") }
+        cache.size = size
+        if let blockSize = cache.blockSize, blockSize > size {
+            throw Violation(reason: "perNodeCache bs is larger than its size")
+        }
+        return cache
+    }
+}

@@ -1,0 +1,245 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CShifterSys
+import ShifterCore
+import ShifterSystem
+
+/// The `shifter` command: parse, check, find or build the container root, enter it as the user,
+/// and exec the command. Synchronous and single-threaded, as a setuid program must be.
+public enum ContainerLauncher {
+    /// Exit statuses, as a shell would give them.
+    public static let commandNotFound: Int32 = 127
+    public static let commandNotExecutable: Int32 = 126
+
+    public static let usage = """
+        usage: shifter [OPTIONS] [--] [COMMAND [ARG...]]
+          -i, --image=REF          image to run (else SHIFTER_IMAGE)
+          -V, --volume=FROM:TO[:FLAGS]  mount a directory (repeatable; ';' separates several)
+              --entrypoint[=CMD]   run the image ENTRYPOINT (or CMD) before the arguments
+          -w, --workdir[=PATH]     working directory (without a value: the image WORKDIR)
+          -e, --env=NAME=VALUE     set a variable (repeatable)
+              --env-file=FILE      read NAME=VALUE lines
+          -E, --clearenv           start from an empty environment
+          -m, --module=LIST        site modules (comma-separated, or none)
+          -v, --verbose            say what is done
+          -h, --help               this text
+              --version            the version
+        """
+
+    /// Runs `shifter` with `arguments` (without the program name). Returns an exit status only
+    /// when it could not exec the command.
+    public static func run(arguments: [String], environment: [String]) -> Int32 {
+        var environmentMap: [String: String] = [:]
+        for entry in environment {
+            guard let equals = entry.firstIndex(of: "=") else { continue }
+            environmentMap[String(entry[..<equals])] = String(entry[entry.index(after: equals)...])
+        }
+        do {
+            return try launch(arguments: arguments, environment: environment, environmentMap: environmentMap)
+        } catch {
+            report(error.message)
+            return 1
+        }
+    }
+
+    static func report(_ message: String) {
+        var line = "shifter: " + message
+        if !line.hasSuffix("\n") { line += "\n" }
+        let bytes = Array(line.utf8)
+        _ = bytes.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
+    }
+
+    private static func launch(arguments: [String], environment: [String],
+                               environmentMap: [String: String]) throws(RuntimeError) -> Int32 {
+        let options: ShifterOptions
+        do {
+            options = try ShifterOptions.parse(arguments: arguments, environment: environmentMap)
+        } catch {
+            throw RuntimeError(error.description)
+        }
+        if options.help {
+            print(usage)
+            return 0
+        }
+        if options.version {
+            print("shifter \(ShifterVersion.string)")
+            return 0
+        }
+        let verbose = options.verbose
+        let say = { (message: String) in if verbose { report(message) } }
+
+        let real = Credentials.realUser
+        // Only root may point a setuid program at another configuration.
+        let requestedConfig = options.configPath ?? environmentMap["SHIFTER_CONFIG"]
+        if requestedConfig != nil && real.uid != 0 {
+            throw RuntimeError("only root may choose the configuration file (--config or SHIFTER_CONFIG)")
+        }
+        let configPath = requestedConfig ?? SiteConfigLoader.defaultPath
+        let config = try SiteConfigLoader.load(configPath, warn: { report("warning: \($0)") })
+        say("configuration \(configPath)")
+
+        let user = try callingUser(config: config)
+        guard let reference = try imageReference(options, config: config) else {
+            throw RuntimeError("no image given: use --image=REF or set SHIFTER_IMAGE")
+        }
+        let image = try ImageResolver.resolve(reference, config: config, uid: user.uid, groups: user.groups + [user.gid])
+        say("image \(reference.canonical) is \(image.id)")
+
+        for volume in options.volumes {
+            do { try volume.validate(against: config) } catch { throw RuntimeError(error.description) }
+        }
+        let modules: [SiteModule]
+        do { modules = try config.selectModules(options.modules) } catch { throw RuntimeError(error.description) }
+
+        // Read the user's files with the user's rights, before anything else is done as root.
+        let envFileAssignments = try readEnvironmentFiles(options.environmentFiles, user: user)
+        var currentDirectory: String?
+        var cwdBuffer = [CChar](repeating: 0, count: 4096)
+        if getcwd(&cwdBuffer, cwdBuffer.count) != nil { currentDirectory = String(cString: cwdBuffer) }
+
+        let layout = try enterOrBuildRoot(config: config, image: image, user: user, options: options,
+                                          modules: modules, environment: environmentMap, say: say)
+
+        let hostEntries = environment
+        let shifterVariables = [EnvironmentAssignment(name: "SHIFTER_RUNTIME", value: "1")]
+        let containerEnvironment = ContainerEnvironment.merged(
+            host: hostEntries, clearHost: options.clearEnvironment, shifter: shifterVariables,
+            image: image.metadata.env, envFile: envFileAssignments, commandLine: options.environment,
+            modules: modules, site: config.environment)
+
+        let command: [String]
+        do {
+            command = try ContainerCommand.arguments(options.command, entrypoint: options.entrypoint,
+                                                     imageEntrypoint: image.metadata.entrypoint,
+                                                     imageCmd: image.metadata.cmd)
+        } catch {
+            throw RuntimeError(error.description)
+        }
+
+        do {
+            try ProcessControl.changeRoot(layout.root)
+            try Credentials.become(UserIdentity(uid: user.uid, gid: user.gid, groups: user.groups,
+                                                name: user.name, home: user.home, shell: user.shell))
+        } catch {
+            throw RuntimeError("couldn't enter the container: \(error.description)")
+        }
+        let workdir = ContainerCommand.workingDirectory(
+            requested: options.workdir, imageWorkdir: image.metadata.workdir, currentDirectory: currentDirectory,
+            existsInContainer: { (try? FileSystem.status($0))?.kind == .directory })
+        do {
+            try ProcessControl.changeDirectory(workdir)
+        } catch {
+            throw RuntimeError("couldn't \(error.description)")
+        }
+        guard let program = command.first else { throw RuntimeError("no command to run") }
+        guard let path = ContainerCommand.executablePath(for: program, path: containerEnvironment["PATH"],
+                                                         isExecutable: ProcessControl.isExecutable) else {
+            report("\(program): command not found")
+            return commandNotFound
+        }
+        say("exec \(path) in \(workdir)")
+        let failure = ProcessControl.execute(path, arguments: command, environment: containerEnvironment.entries)
+        report("\(program): \(failure.reason)")
+        return failure.errno == ENOENT ? commandNotFound : commandNotExecutable
+    }
+
+    private static func imageReference(_ options: ShifterOptions, config: SiteConfig) throws(RuntimeError) -> ImageReference? {
+        do {
+            return try options.imageReference(defaultType: config.defaultImageType)
+        } catch {
+            throw RuntimeError(error.description)
+        }
+    }
+
+    /// The real user, with the groups the session gave it, capped at `maxGroupCount`.
+    static func callingUser(config: SiteConfig) throws(RuntimeError) -> ContainerUser {
+        let real = Credentials.realUser
+        guard real.uid != 0, real.gid != 0 else {
+            throw RuntimeError("refusing to run a container as root (uid \(real.uid), gid \(real.gid)); run shifter as a regular user")
+        }
+        do {
+            let entry = try Credentials.passwdEntry(uid: real.uid)
+            var groups = try Credentials.currentGroups().filter { $0 != 0 }
+            if groups.count > config.maxGroupCount { groups = Array(groups.prefix(config.maxGroupCount)) }
+            var names: [UInt32: String] = [:]
+            for gid in [real.gid] + groups { names[gid] = Credentials.groupName(gid: gid) }
+            return ContainerUser(uid: real.uid, gid: real.gid, groups: groups, name: entry.name, home: entry.home,
+                                 shell: entry.shell, groupNames: names)
+        } catch {
+            throw RuntimeError("couldn't identify the calling user: \(error.description)")
+        }
+    }
+
+    /// Reads `--env-file` files with the user's filesystem rights.
+    static func readEnvironmentFiles(_ paths: [String], user: ContainerUser) throws(RuntimeError) -> [EnvironmentAssignment] {
+        guard !paths.isEmpty else { return [] }
+        guard cshifter_set_filesystem_ids(user.uid, user.gid) == 0 else {
+            throw RuntimeError("couldn't take the user's rights to read --env-file")
+        }
+        defer { _ = cshifter_set_filesystem_ids(geteuid(), getegid()) }
+        var assignments: [EnvironmentAssignment] = []
+        for path in paths {
+            do {
+                let text = String(decoding: try FileSystem.readFile(path, limit: 1 << 20), as: UTF8.self)
+                assignments += try EnvironmentFile.parse(text, source: path)
+            } catch let error as SystemError {
+                throw RuntimeError("--env-file: couldn't \(error.description)")
+            } catch {
+                throw RuntimeError("--env-file: \(error)")
+            }
+        }
+        return assignments
+    }
+
+    /// Finds the job's prepared root when it matches, or builds a private one in a new mount
+    /// namespace that disappears with the command.
+    static func enterOrBuildRoot(config: SiteConfig, image: ResolvedImage, user: ContainerUser,
+                                 options: ShifterOptions, modules: [SiteModule], environment: [String: String],
+                                 say: (String) -> Void) throws(RuntimeError) -> RootLayout {
+        if let jobText = environment["SLURM_JOB_ID"] ?? environment["SLURM_JOBID"], let jobID = UInt32(jobText) {
+            let layout = RootLayout.job(jobID, config: config)
+            if let state = try? FileSystem.readFile(layout.stateFile, limit: 1 << 20),
+               let status = try? FileSystem.linkStatus(layout.stateFile), status.kind == .regular, status.uid == 0,
+               status.mode & 0o022 == 0, let record = PreparedRootState.decode(state) {
+                let mismatch = record.mismatch(uid: user.uid, image: image.id,
+                                               volumes: options.volumes.map(\.canonical),
+                                               modules: modules.map(\.name))
+                if let mismatch {
+                    say("not using the prepared root of job \(jobID): \(mismatch)")
+                } else {
+                    say("entering the prepared root of job \(jobID)")
+                    return layout
+                }
+            }
+        }
+        return try buildPrivateRoot(config: config, image: image, user: user, volumes: options.volumes,
+                                    modules: modules, say: say)
+    }
+
+    static func buildPrivateRoot(config: SiteConfig, image: ResolvedImage, user: ContainerUser, volumes: [VolumeSpec],
+                                 modules: [SiteModule], say: (String) -> Void) throws(RuntimeError) -> RootLayout {
+        say("building a private root")
+        do {
+            try FileSystem.makeDirectories(config.udiMount)
+            try FileSystem.makeDirectories(config.loopMount)
+            try Mounts.unshareMountNamespace()
+            // Nothing mounted from here on may reach the host's namespace.
+            try Mounts.setPropagation("/", config.mountPropagationStyle == .slave ? .slavePropagation : .privatePropagation)
+            // Scratch space private to this namespace: whatever happens, nothing is left on the host.
+            for directory in [config.udiMount, config.loopMount] {
+                try Mounts.mount(source: "shifter", target: directory, type: "tmpfs",
+                                 flags: [.noSetuid, .noDevices], data: "mode=0755,size=1m")
+            }
+        } catch {
+            throw RuntimeError("couldn't prepare a private mount namespace: \(error.description)")
+        }
+        let layout = RootLayout(name: "private", udiMount: config.udiMount, loopMount: config.loopMount)
+        let request = ContainerRequest(
+            config: config, image: image.imageFile.map(ImageSource.squashfs) ?? .directory(image.localDirectory ?? "/nonexistent"),
+            metadata: image.metadata, user: user, volumes: volumes, modules: modules,
+            siteEtcFiles: config.etcPath.flatMap { try? FileSystem.directoryEntries($0) } ?? [])
+        try RootBuilder(plan: ContainerPlanner.plan(request, layout: layout)).build()
+        return layout
+    }
+}

@@ -1,0 +1,51 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+import ShifterCore
+
+/// What a per-job root was built for, recorded by the prolog beside the root. `shifter` enters a
+/// prepared root only when the record is root-owned and matches the caller and the request.
+public struct PreparedRootState: Codable, Sendable, Equatable {
+    public var jobID: UInt32
+    public var uid: UInt32
+    public var gid: UInt32
+    /// The image id (`sha256:HEX`) or the directory of a `local:` image.
+    public var image: String
+    /// Canonical forms of the volumes, in order.
+    public var volumes: [String]
+    /// Names of the modules loaded.
+    public var modules: [String]
+
+    public init(jobID: UInt32, uid: UInt32, gid: UInt32, image: String, volumes: [String], modules: [String]) {
+        self.jobID = jobID
+        self.uid = uid
+        self.gid = gid
+        self.image = image
+        self.volumes = volumes
+        self.modules = modules
+    }
+
+    /// Decodes a record; nil when it is not one.
+    public static func decode(_ bytes: [UInt8]) -> PreparedRootState? {
+        try? JSONDecoder().decode(PreparedRootState.self, from: Data(bytes))
+    }
+
+    /// The record as JSON.
+    public func encoded() -> [UInt8] {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        return (try? Array(encoder.encode(self))) ?? []
+    }
+
+    /// Why this root cannot serve a request, or nil when it can. Volumes not given on the command
+    /// line (nil) match whatever the job was prepared with.
+    public func mismatch(uid: UInt32, image: String, volumes: [String]?, modules: [String]?) -> String? {
+        if uid != self.uid { return "it belongs to uid \(self.uid)" }
+        if image != self.image { return "it was prepared for image \(self.image)" }
+        if let volumes, volumes != self.volumes { return "it was prepared with other volumes" }
+        if let modules, modules != self.modules { return "it was prepared with other modules" }
+        return nil
+    }
+}

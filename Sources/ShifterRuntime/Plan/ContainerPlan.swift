@@ -1,0 +1,188 @@
+import ShifterCore
+
+/// One thing to do while building a container root. Steps are plain values, so a plan can be
+/// inspected and tested without root; `RootBuilder` carries them out in order.
+public enum PlannedStep: Sendable, Equatable {
+    /// Mount the scratch filesystem (tmpfs or ramfs) at the layout's base.
+    case scratch(type: RootfsType, sizeLimit: UInt64?)
+    /// Create directories on the host (under the scratch filesystem or the site's mount dirs).
+    case hostDirectories([String])
+    /// Mount the image read-only at the image mount: a squashfs file through a loop device, or a
+    /// `local:` directory through a bind mount.
+    case image(ImageSource)
+    /// Mount the overlay: the image below, the scratch's upper layer above, at the root.
+    case overlay
+    /// Write the user's `/etc/passwd` and `/etc/group` entries, keeping the image's own accounts
+    /// (read once the image is mounted).
+    case accountFiles
+    /// Write a file inside the container (through the overlay, never through a symlink).
+    case file(containerPath: String, contents: [UInt8], mode: UInt32)
+    /// Copy a host file into the container (e.g. `/etc/hosts`); skipped when the host has none.
+    case copyHostFile(hostPath: String, containerPath: String)
+    /// A fresh `/proc`.
+    case proc
+    /// Bind a host path into the container: the site's `/dev`, `/sys`, `/tmp` and `siteFs`.
+    case hostBind(source: String, containerPath: String, recursive: Bool, readOnly: Bool,
+                  propagation: MountPropagation?, allowDevices: Bool)
+    /// A user volume: FROM is resolved inside the container and checked with the user's credentials.
+    case userVolume(VolumeSpec)
+    /// A per-node write cache: an XFS loop file owned by the user, mounted at the target.
+    case perNodeCache(VolumeSpec)
+    /// Set the propagation of every mount of the root.
+    case propagation(MountPropagation)
+}
+
+/// Where the image's files come from.
+public enum ImageSource: Sendable, Equatable {
+    /// A squashfs file in the image store.
+    case squashfs(String)
+    /// A directory on the node (`local:` images).
+    case directory(String)
+}
+
+/// A container, computed before anything is mounted.
+public struct ContainerPlan: Sendable, Equatable {
+    /// Where it is built.
+    public var layout: RootLayout
+    /// Who it is for.
+    public var user: ContainerUser
+    /// The steps, in order.
+    public var steps: [PlannedStep]
+}
+
+/// The user a container is built for and entered as.
+public struct ContainerUser: Sendable, Equatable {
+    public var uid: UInt32
+    public var gid: UInt32
+    public var groups: [UInt32]
+    public var name: String
+    public var home: String
+    public var shell: String
+    /// Names of the groups in `groups` (and `gid`), where the host has them.
+    public var groupNames: [UInt32: String]
+
+    public init(uid: UInt32, gid: UInt32, groups: [UInt32], name: String, home: String, shell: String,
+                groupNames: [UInt32: String] = [:]) {
+        self.uid = uid
+        self.gid = gid
+        self.groups = groups
+        self.name = name
+        self.home = home
+        self.shell = shell
+        self.groupNames = groupNames
+    }
+}
+
+/// Everything a container is planned from.
+public struct ContainerRequest: Sendable, Equatable {
+    /// The site configuration.
+    public var config: SiteConfig
+    /// The image to mount.
+    public var image: ImageSource
+    /// The image's metadata.
+    public var metadata: ImageMetadata
+    /// The user.
+    public var user: ContainerUser
+    /// User volumes, validated.
+    public var volumes: [VolumeSpec]
+    /// The modules to load.
+    public var modules: [SiteModule]
+    /// Names of the files in the site's `etcPath`, copied into the container's `/etc`.
+    public var siteEtcFiles: [String]
+
+    public init(config: SiteConfig, image: ImageSource, metadata: ImageMetadata, user: ContainerUser,
+                volumes: [VolumeSpec], modules: [SiteModule],
+                siteEtcFiles: [String] = []) {
+        self.config = config
+        self.image = image
+        self.metadata = metadata
+        self.user = user
+        self.volumes = volumes
+        self.modules = modules
+        self.siteEtcFiles = siteEtcFiles
+    }
+}
+
+/// Computes container plans. Pure: no file is read and nothing is mounted here.
+public enum ContainerPlanner {
+    /// The scratch filesystem's size when the site sets none: enough for `/etc` files and volume
+    /// targets, small enough that a user cannot fill a node's memory through it.
+    public static let defaultScratchSize: UInt64 = 64 << 20
+
+    /// Plans the root for `request` at `layout`.
+    public static func plan(_ request: ContainerRequest, layout: RootLayout) -> ContainerPlan {
+        let config = request.config
+        var steps: [PlannedStep] = [
+            .hostDirectories([config.udiMount, config.loopMount, layout.base, layout.imageMount]),
+            .scratch(type: config.rootfsType, sizeLimit: config.rootfsType == .tmpfs ? defaultScratchSize : nil),
+            .hostDirectories([layout.upper, layout.work, layout.root]),
+            .image(request.image),
+            .overlay,
+        ]
+        steps += etcSteps(request)
+        steps.append(.proc)
+        steps.append(.hostBind(source: "/dev", containerPath: "/dev", recursive: true, readOnly: false,
+                               propagation: nil, allowDevices: true))
+        steps.append(.hostBind(source: "/sys", containerPath: "/sys", recursive: true, readOnly: false,
+                               propagation: nil, allowDevices: false))
+        let siteMounts = config.siteFs + request.modules.flatMap(\.siteFs)
+        if !siteMounts.contains(where: { $0.target == "/tmp" }) {
+            steps.append(.hostBind(source: "/tmp", containerPath: "/tmp", recursive: false, readOnly: false,
+                                   propagation: nil, allowDevices: false))
+        }
+        for mount in siteMounts {
+            steps.append(.hostBind(source: mount.source, containerPath: mount.target, recursive: mount.recursive,
+                                   readOnly: mount.readOnly, propagation: mount.propagation, allowDevices: false))
+        }
+        for volume in request.volumes {
+            steps.append(volume.perNodeCache == nil ? .userVolume(volume) : .perNodeCache(volume))
+        }
+        steps.append(.propagation(config.mountPropagationStyle))
+        return ContainerPlan(layout: layout, user: request.user, steps: steps)
+    }
+
+    /// The files of the container's `/etc`: the user's passwd and group entries (keeping the
+    /// image's system accounts), name resolution through files, and the host's hosts and resolver.
+    static func etcSteps(_ request: ContainerRequest) -> [PlannedStep] {
+        var steps: [PlannedStep] = []
+        steps.append(.accountFiles)
+        steps.append(.file(containerPath: "/etc/nsswitch.conf",
+                           contents: Array("passwd: files\ngroup: files\nshadow: files\nhosts: files dns\n".utf8),
+                           mode: 0o644))
+        steps.append(.copyHostFile(hostPath: "/etc/hosts", containerPath: "/etc/hosts"))
+        steps.append(.copyHostFile(hostPath: "/etc/resolv.conf", containerPath: "/etc/resolv.conf"))
+        if let etcPath = request.config.etcPath {
+            for name in request.siteEtcFiles.sorted() where !name.contains("/") && name != "." && name != ".." {
+                steps.append(.copyHostFile(hostPath: etcPath + "/" + name, containerPath: "/etc/" + name))
+            }
+        }
+        return steps
+    }
+
+    /// The image's passwd lines, less any that clash with the user's name or uid, plus the user.
+    public static func passwd(image: String?, user: ContainerUser) -> String {
+        var lines = (image ?? "root:x:0:0:root:/root:/bin/sh\n").split(separator: "\n").filter { line in
+            let fields = line.split(separator: ":", omittingEmptySubsequences: false)
+            guard fields.count >= 7 else { return false }
+            return fields[0] != user.name && fields[2] != "\(user.uid)"
+        }.map(String.init)
+        lines.append("\(user.name):x:\(user.uid):\(user.gid):\(user.name):\(user.home):\(user.shell)")
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    /// The image's group lines, less any that clash with the user's groups, plus those groups with
+    /// the user as a member.
+    public static func group(image: String?, user: ContainerUser) -> String {
+        let ids = [user.gid] + user.groups.filter { $0 != user.gid }
+        let names = Set(ids.compactMap { user.groupNames[$0] })
+        var lines = (image ?? "root:x:0:\n").split(separator: "\n").filter { line in
+            let fields = line.split(separator: ":", omittingEmptySubsequences: false)
+            guard fields.count >= 4, let gid = UInt32(fields[2]) else { return false }
+            return !ids.contains(gid) && !names.contains(String(fields[0]))
+        }.map(String.init)
+        for gid in ids where gid != 0 {
+            lines.append("\(user.groupNames[gid] ?? "group\(gid)"):x:\(gid):\(user.name)")
+        }
+        return lines.joined(separator: "\n") + "\n"
+    }
+}

@@ -1,0 +1,43 @@
+import ShifterCore
+
+/// Where a container root named `name` lives on the node. Everything a root mounts sits under
+/// `base` (a scratch tmpfs holding the overlay's upper layer and the root itself) or at
+/// `imageMount`, so tearing a root down means unmounting everything under two paths.
+public struct RootLayout: Sendable, Equatable {
+    /// `job-<id>` for a per-job root, `private` for a root in `shifter`'s own mount namespace.
+    public var name: String
+    /// `<udiMount>/<name>`: the scratch filesystem.
+    public var base: String
+    /// `<loopMount>/<name>`: the read-only image.
+    public var imageMount: String
+
+    /// The layout of root `name` under the site's `udiMount` and `loopMount`.
+    public init(name: String, udiMount: String, loopMount: String) {
+        self.name = name
+        self.base = Self.join(udiMount, name)
+        self.imageMount = Self.join(loopMount, name)
+    }
+
+    /// The layout of the per-job root of job `jobID`.
+    public static func job(_ jobID: UInt32, config: SiteConfig) -> RootLayout {
+        RootLayout(name: "job-\(jobID)", udiMount: config.udiMount, loopMount: config.loopMount)
+    }
+
+    /// The overlay's writable layer.
+    public var upper: String { base + "/upper" }
+    /// The overlay's work directory.
+    public var work: String { base + "/work" }
+    /// The container's `/`.
+    public var root: String { base + "/root" }
+    /// The record of what a per-job root was built for.
+    public var stateFile: String { base + "/state.json" }
+
+    /// The host path of a path inside the container (without resolving symlinks).
+    public func hostPath(_ containerPath: String) -> String {
+        containerPath == "/" ? root : root + containerPath
+    }
+
+    private static func join(_ directory: String, _ name: String) -> String {
+        directory.hasSuffix("/") ? directory + name : directory + "/" + name
+    }
+}

@@ -1,0 +1,125 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import ShifterCore
+import ShifterSystem
+
+/// A failure while building, entering or tearing down a container, as one line a user can act on.
+public struct RuntimeError: Error, CustomStringConvertible, Sendable {
+    public var message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}
+
+/// Carries out a `ContainerPlan`. If any step fails, everything already done is undone before the
+/// error is thrown, so a failed build leaves no mount, loop device or directory behind.
+public struct RootBuilder {
+    public let plan: ContainerPlan
+
+    public init(plan: ContainerPlan) { self.plan = plan }
+
+    /// Builds the root.
+    public func build() throws(RuntimeError) {
+        do {
+            for step in plan.steps { try run(step) }
+        } catch {
+            RootTeardown.teardown(plan.layout)
+            throw error
+        }
+    }
+
+    private var layout: RootLayout { plan.layout }
+
+    private func run(_ step: PlannedStep) throws(RuntimeError) {
+        do {
+            switch step {
+            case .hostDirectories(let paths):
+                for path in paths { try FileSystem.makeDirectories(path) }
+            case .scratch(let type, let sizeLimit):
+                var data = "mode=0755"
+                if let sizeLimit { data += ",size=\(sizeLimit)" }
+                try Mounts.mount(source: "shifter", target: layout.base, type: type.rawValue,
+                                 flags: [.noSetuid, .noDevices], data: data)
+            case .image(.squashfs(let file)):
+                try mountImage(file)
+            case .image(.directory(let directory)):
+                let source = try ContainedPath(hostPath: directory)
+                let target = try ContainedPath(hostPath: layout.imageMount)
+                try Mounts.bind(from: source, onto: target, recursive: false,
+                                attributes: [.readOnly, .noSetuid, .noDevices])
+            case .overlay:
+                let data = "lowerdir=\(layout.imageMount),upperdir=\(layout.upper),workdir=\(layout.work)"
+                try Mounts.mount(source: "shifter", target: layout.root, type: "overlay",
+                                 flags: [.noSetuid, .noDevices], data: data)
+            case .accountFiles:
+                let imagePasswd = try? ContainedPath.readFile(root: layout.root, path: "/etc/passwd", limit: 1 << 20)
+                let imageGroup = try? ContainedPath.readFile(root: layout.root, path: "/etc/group", limit: 1 << 20)
+                let passwd = ContainerPlanner.passwd(image: imagePasswd.map { String(decoding: $0, as: UTF8.self) },
+                                                     user: plan.user)
+                let group = ContainerPlanner.group(image: imageGroup.map { String(decoding: $0, as: UTF8.self) },
+                                                   user: plan.user)
+                try ContainedPath.writeFile(root: layout.root, path: "/etc/passwd", Array(passwd.utf8), mode: 0o644)
+                try ContainedPath.writeFile(root: layout.root, path: "/etc/group", Array(group.utf8), mode: 0o644)
+            case .file(let path, let contents, let mode):
+                try ContainedPath.writeFile(root: layout.root, path: path, contents, mode: mode_t(mode))
+            case .copyHostFile(let hostPath, let containerPath):
+                guard let contents = try? FileSystem.readFile(hostPath) else { return }
+                try ContainedPath.writeFile(root: layout.root, path: containerPath, contents, mode: 0o644)
+            case .proc:
+                let target = try ContainedPath.makingDirectories(root: layout.root, path: "/proc")
+                try Mounts.mount(source: "proc", target: target.procPath, type: "proc",
+                                 flags: [.noSetuid, .noDevices, .noExec])
+            case .hostBind(let source, let containerPath, let recursive, let readOnly, let propagation, let allowDevices):
+                try bindHostPath(source, containerPath, recursive: recursive, readOnly: readOnly,
+                                 propagation: propagation, allowDevices: allowDevices)
+            case .userVolume(let volume):
+                try UserVolumeMounter(layout: layout, user: plan.user).mount(volume)
+            case .perNodeCache(let volume):
+                throw RuntimeError("volume \"\(volume.canonical)\": per-node caches are built by the job prolog, not by shifter")
+            case .propagation(let style):
+                try Mounts.setPropagation(layout.root, style == .slave ? .slavePropagation : .privatePropagation)
+            }
+        } catch let error as SystemError {
+            throw RuntimeError("couldn't \(error.description)")
+        } catch let error as RuntimeError {
+            throw error
+        } catch {
+            throw RuntimeError("\(error)")
+        }
+    }
+
+    private func mountImage(_ file: String) throws(SystemError) {
+        let device = try LoopDevice.attach(file: file, readOnly: true)
+        do {
+            try Mounts.mount(source: device.path, target: layout.imageMount, type: "squashfs",
+                             flags: [.readOnly, .noSetuid, .noDevices])
+        } catch {
+            device.detach()
+            throw error
+        }
+        device.release()
+    }
+
+    private func bindHostPath(_ source: String, _ containerPath: String, recursive: Bool, readOnly: Bool,
+                              propagation: MountPropagation?, allowDevices: Bool) throws(SystemError) {
+        let sourcePath = try ContainedPath(hostPath: source)
+        let target = try sourcePath.status().kind == .directory
+            ? try ContainedPath.makingDirectories(root: layout.root, path: containerPath)
+            : try ContainedPath.makingFile(root: layout.root, path: containerPath)
+        var attributes: BindAttributes = [.noSetuid]
+        if !allowDevices { attributes.insert(.noDevices) }
+        if readOnly { attributes.insert(.readOnly) }
+        try Mounts.bind(from: sourcePath, onto: target, recursive: recursive, attributes: attributes,
+                        propagation: BindPropagation(propagation))
+    }
+}
+
+extension BindPropagation {
+    init(_ propagation: MountPropagation?) {
+        switch propagation {
+        case .none: self = .unchanged
+        case .some(.private): self = .private
+        case .some(.slave): self = .slave
+        }
+    }
+}

@@ -1,0 +1,93 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CShifterSys
+
+/// A path inside a container root, opened as an `O_PATH` descriptor with every symlink resolved
+/// within the root. Mounting on `/proc/self/fd/N` of such a descriptor acts on exactly the inode
+/// that was checked, so a symlink swapped in afterwards (by a user who owns a directory on the way)
+/// cannot redirect a root-run mount or write to the host.
+public struct ContainedPath: ~Copyable {
+    /// The descriptor; closed with the value.
+    public let descriptor: Int32
+    /// The path inside the container, as asked for.
+    public let path: String
+
+    /// The magic link that names the opened inode, for `mount(2)`.
+    public var procPath: String { "/proc/self/fd/\(descriptor)" }
+
+    /// Opens `path` under the root directory `root`. `followFinal` follows a final symlink (within
+    /// the root); without it a final symlink is opened as the link itself.
+    public init(root: String, path: String, followFinal: Bool = true) throws(SystemError) {
+        let rootFD = try check("open container root", root) { open(root, cshifter_path_directory_flags()) }
+        defer { close(rootFD) }
+        self.descriptor = try checkShim("resolve \(path) in", root, cshifter_open_in_root(rootFD, path, followFinal ? 1 : 0))
+        self.path = path
+    }
+
+    /// Opens a host path (symlinks followed as usual), for the source of a site bind mount.
+    public init(hostPath: String) throws(SystemError) {
+        self.descriptor = try check("open", hostPath) { open(hostPath, cshifter_path_flags()) }
+        self.path = hostPath
+    }
+
+    /// Opens `path` under `root`, creating missing directories on the way (mode 0755, owned by the
+    /// caller), as a volume target that does not exist yet needs.
+    public static func makingDirectories(root: String, path: String) throws(SystemError) -> ContainedPath {
+        if let existing = try? ContainedPath(root: root, path: path) { return existing }
+        var prefix = ""
+        for component in path.split(separator: "/") {
+            let parent = prefix.isEmpty ? "/" : prefix
+            prefix += "/" + component
+            if (try? ContainedPath(root: root, path: prefix)) != nil { continue }
+            let parentPath = try ContainedPath(root: root, path: parent)
+            let name = String(component)
+            let (result, error) = retryingInterrupts { mkdirat(parentPath.descriptor, name, 0o755) }
+            if result != 0 && error != EEXIST { throw SystemError("create directory \(prefix) in", root, errno: error) }
+        }
+        return try ContainedPath(root: root, path: path)
+    }
+
+    /// Opens a file for a bind-mount target, creating an empty one when missing.
+    public static func makingFile(root: String, path: String) throws(SystemError) -> ContainedPath {
+        if let existing = try? ContainedPath(root: root, path: path) { return existing }
+        let slash = path.lastIndex(of: "/") ?? path.startIndex
+        let parentPath = String(path[..<slash])
+        let name = String(path[path.index(after: slash)...])
+        let parent = try makingDirectories(root: root, path: parentPath.isEmpty ? "/" : parentPath)
+        let fd = try check("create file \(path) in", root) {
+            openat(parent.descriptor, name, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o644)
+        }
+        close(fd)
+        return try ContainedPath(root: root, path: path)
+    }
+
+    /// What the descriptor refers to.
+    public func status() throws(SystemError) -> FileStatus {
+        try FileSystem.status(descriptor: descriptor, path: path)
+    }
+
+    /// Reads a regular file at `path` inside the root, symlinks resolved within the root, so an
+    /// image's link to a host file cannot make root read that host file.
+    public static func readFile(root: String, path: String, limit: Int) throws(SystemError) -> [UInt8] {
+        let file = try ContainedPath(root: root, path: path)
+        guard try file.status().kind == .regular else { throw SystemError("read", path, errno: EINVAL) }
+        return try FileSystem.readFile(file.procPath, limit: limit)
+    }
+
+    /// Writes a file at `path` inside the root, never following a symlink out of it.
+    public static func writeFile(root: String, path: String, _ bytes: [UInt8], mode: mode_t = 0o644) throws(SystemError) {
+        let slash = path.lastIndex(of: "/") ?? path.startIndex
+        let parentPath = String(path[..<slash])
+        let name = String(path[path.index(after: slash)...])
+        let parent = try makingDirectories(root: root, path: parentPath.isEmpty ? "/" : parentPath)
+        // A symlink or other non-file at the name is replaced, not followed.
+        if let existing = try? ContainedPath(root: root, path: path, followFinal: false),
+           let kind = try? existing.status().kind, kind != .regular {
+            _ = unlinkat(parent.descriptor, name, kind == .directory ? AT_REMOVEDIR : 0)
+        }
+        try FileSystem.writeFile(parent.procPath + "/" + name, bytes, mode: mode)
+    }
+
+    deinit { close(descriptor) }
+}

@@ -1,0 +1,130 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CShifterSys
+
+/// Who a container runs as.
+public struct UserIdentity: Sendable, Equatable {
+    public var uid: UInt32
+    public var gid: UInt32
+    /// Supplementary groups, without duplicates.
+    public var groups: [UInt32]
+    public var name: String
+    public var home: String
+    public var shell: String
+
+    public init(uid: UInt32, gid: UInt32, groups: [UInt32], name: String, home: String, shell: String) {
+        self.uid = uid
+        self.gid = gid
+        self.groups = groups
+        self.name = name
+        self.home = home
+        self.shell = shell
+    }
+}
+
+/// User and group lookups, and the one-way switch to the user's credentials.
+public enum Credentials {
+    /// The real uid and gid of the calling process (the user who ran a setuid program).
+    public static var realUser: (uid: UInt32, gid: UInt32) { (getuid(), getgid()) }
+
+    /// The supplementary groups the calling process holds. `getgroups(2)`.
+    public static func currentGroups() throws(SystemError) -> [UInt32] {
+        let count = getgroups(0, nil)
+        if count < 0 { throw SystemError("read groups of", "the calling process", errno: errno) }
+        var groups = [gid_t](repeating: 0, count: Int(count))
+        let read = getgroups(count, &groups)
+        if read < 0 { throw SystemError("read groups of", "the calling process", errno: errno) }
+        return Array(groups.prefix(Int(read)))
+    }
+
+    /// The passwd entry of `uid`, as `getpwuid_r(3)` finds it.
+    public static func passwdEntry(uid: UInt32) throws(SystemError) -> (name: String, gid: UInt32, home: String, shell: String) {
+        var entry = passwd()
+        var result: UnsafeMutablePointer<passwd>?
+        var buffer = [CChar](repeating: 0, count: 16384)
+        let status = getpwuid_r(uid, &entry, &buffer, buffer.count, &result)
+        guard status == 0, let found = result else {
+            throw SystemError("look up user", "uid \(uid)", errno: status == 0 ? ENOENT : status)
+        }
+        return (String(cString: found.pointee.pw_name), found.pointee.pw_gid,
+                String(cString: found.pointee.pw_dir), String(cString: found.pointee.pw_shell))
+    }
+
+    /// The name of group `gid`, or nil when it has no entry. `getgrgid_r(3)`.
+    public static func groupName(gid: UInt32) -> String? {
+        var entry = group()
+        var result: UnsafeMutablePointer<group>?
+        var buffer = [CChar](repeating: 0, count: 65536)
+        guard getgrgid_r(gid, &entry, &buffer, buffer.count, &result) == 0, let found = result else { return nil }
+        return String(cString: found.pointee.gr_name)
+    }
+
+    /// The groups `user` belongs to according to the system databases. `getgrouplist(3)`.
+    public static func groupList(user: String, gid: UInt32, limit: Int) throws(SystemError) -> [UInt32] {
+        var capacity = Int32(max(1, min(limit, 65536)))
+        while true {
+            var groups = [gid_t](repeating: 0, count: Int(capacity))
+            var count = capacity
+            let result = cshifter_getgrouplist(user, gid, &groups, &count)
+            if result == 0 { return Array(groups.prefix(Int(count)).prefix(limit)) }
+            if result == -ERANGE, count > capacity, capacity < 65536 {
+                capacity = min(count, 65536)
+                continue
+            }
+            throw SystemError("look up groups of", user, errno: -result)
+        }
+    }
+
+    /// Becomes the user for good: supplementary groups, gid, uid (real, effective and saved), an
+    /// empty capability bounding set, no capabilities, and `no_new_privs`, so no later exec can
+    /// regain privilege. Refuses uid or gid 0.
+    public static func become(_ user: UserIdentity) throws(SystemError) {
+        guard user.uid != 0, user.gid != 0 else { throw SystemError("switch to", "uid \(user.uid) gid \(user.gid)", errno: EPERM) }
+        try checkShim("drop capability bounding set for", user.name, cshifter_drop_bounding_set())
+        let groups = user.groups.filter { $0 != 0 }
+        try checkShim("set groups of", user.name, groups.withUnsafeBufferPointer {
+            cshifter_setgroups($0.count, $0.baseAddress)
+        })
+        try checkShim("set gid of", user.name, cshifter_setresgid(user.gid, user.gid, user.gid))
+        try checkShim("set uid of", user.name, cshifter_setresuid(user.uid, user.uid, user.uid))
+        try checkShim("clear capabilities of", user.name, cshifter_clear_capabilities())
+        try checkShim("set no_new_privs for", user.name, cshifter_set_no_new_privs())
+        // Paranoia: the switch must be irreversible.
+        if setuid(0) == 0 || geteuid() == 0 || getegid() == 0 {
+            throw SystemError("drop privileges for", user.name, errno: EPERM)
+        }
+    }
+}
+
+/// Process-level calls: chroot, chdir, exec.
+public enum ProcessControl {
+    /// Changes the root directory and moves into it. `chroot(2)`, then `chdir("/")`.
+    public static func changeRoot(_ path: String) throws(SystemError) {
+        try check("change root to", path) { chroot(path) }
+        try check("change directory to", "/") { chdir("/") }
+    }
+
+    /// Changes the working directory. `chdir(2)`.
+    public static func changeDirectory(_ path: String) throws(SystemError) {
+        try check("change directory to", path) { chdir(path) }
+    }
+
+    /// Replaces the process image. Returns only on failure. `execve(2)`.
+    public static func execute(_ path: String, arguments: [String], environment: [String]) -> SystemError {
+        let argv = arguments.map { strdup($0) } + [nil]
+        let envp = environment.map { strdup($0) } + [nil]
+        execve(path, argv, envp)
+        let error = errno
+        argv.forEach { free($0) }
+        envp.forEach { free($0) }
+        return SystemError("execute", path, errno: error)
+    }
+
+    /// True when the calling user may execute `path`, checked with the real ids. `access(2)`.
+    public static func isExecutable(_ path: String) -> Bool {
+        var info = stat()
+        guard stat(path, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else { return false }
+        return access(path, X_OK) == 0
+    }
+}

@@ -1,0 +1,186 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CShifterSys
+
+/// What `lstat(2)` says about a path, reduced to what the runtime decides on.
+public struct FileStatus: Sendable, Equatable {
+    public enum Kind: Sendable, Equatable { case regular, directory, symlink, other }
+    public var kind: Kind
+    public var mode: UInt32
+    public var uid: UInt32
+    public var gid: UInt32
+    public var device: UInt64
+    public var inode: UInt64
+    public var size: Int64
+}
+
+/// Thin wrappers over the file calls the runtime needs. Paths are plain strings at this layer.
+public enum FileSystem {
+    /// Status of a path without following a final symlink. The corresponding C function is `lstat(2)`.
+    public static func linkStatus(_ path: String) throws(SystemError) -> FileStatus {
+        var info = stat()
+        try check("stat", path) { lstat(path, &info) }
+        return FileStatus(info)
+    }
+
+    /// Status of a path following symlinks. The corresponding C function is `stat(2)`.
+    public static func status(_ path: String) throws(SystemError) -> FileStatus {
+        var info = stat()
+        try check("stat", path) { stat(path, &info) }
+        return FileStatus(info)
+    }
+
+    /// Status of an open file. The corresponding C function is `fstat(2)`.
+    public static func status(descriptor: Int32, path: String) throws(SystemError) -> FileStatus {
+        var info = stat()
+        try check("stat", path) { fstat(descriptor, &info) }
+        return FileStatus(info)
+    }
+
+    /// True when something exists at the path (a dangling symlink counts).
+    public static func exists(_ path: String) -> Bool {
+        var info = stat()
+        return lstat(path, &info) == 0
+    }
+
+    /// Creates one directory; an existing directory is not an error. `mkdir(2)`.
+    public static func makeDirectory(_ path: String, mode: mode_t = 0o755) throws(SystemError) {
+        let (result, error) = retryingInterrupts { mkdir(path, mode) }
+        if result == 0 { return }
+        if error == EEXIST, (try? linkStatus(path))?.kind == .directory { return }
+        throw SystemError("create directory", path, errno: error)
+    }
+
+    /// Creates a directory and its missing parents, like `mkdir -p`.
+    public static func makeDirectories(_ path: String, mode: mode_t = 0o755) throws(SystemError) {
+        var prefix = ""
+        for component in path.split(separator: "/", omittingEmptySubsequences: true) {
+            prefix += "/" + component
+            try makeDirectory(prefix, mode: mode)
+        }
+    }
+
+    /// Removes an empty directory; a missing one is not an error. `rmdir(2)`.
+    public static func removeDirectory(_ path: String) throws(SystemError) {
+        let (result, error) = retryingInterrupts { rmdir(path) }
+        if result == 0 || error == ENOENT { return }
+        throw SystemError("remove directory", path, errno: error)
+    }
+
+    /// Removes a file or symlink; a missing one is not an error. `unlink(2)`.
+    public static func removeFile(_ path: String) throws(SystemError) {
+        let (result, error) = retryingInterrupts { unlink(path) }
+        if result == 0 || error == ENOENT { return }
+        throw SystemError("remove", path, errno: error)
+    }
+
+    /// Removes a directory tree that holds no mount points, without following symlinks.
+    public static func removeTree(_ path: String) throws(SystemError) {
+        guard let status = try? linkStatus(path) else { return }
+        if status.kind != .directory {
+            try removeFile(path)
+            return
+        }
+        for name in try directoryEntries(path) {
+            try removeTree(path + "/" + name)
+        }
+        try removeDirectory(path)
+    }
+
+    /// The names in a directory, without "." and "..". `opendir(3)`/`readdir(3)`.
+    public static func directoryEntries(_ path: String) throws(SystemError) -> [String] {
+        guard let dir = opendir(path) else { throw SystemError("read directory", path, errno: errno) }
+        defer { closedir(dir) }
+        var names: [String] = []
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
+            }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names
+    }
+
+    /// Reads a whole file, refusing files larger than `limit` bytes.
+    public static func readFile(_ path: String, limit: Int = 16 << 20) throws(SystemError) -> [UInt8] {
+        let fd = try check("open", path) { open(path, O_RDONLY | O_CLOEXEC) }
+        defer { close(fd) }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let count = chunk.withUnsafeMutableBytes { buffer in
+                retryingInterrupts { Int32(truncatingIfNeeded: read(fd, buffer.baseAddress, buffer.count)) }
+            }
+            if count.result < 0 { throw SystemError("read", path, errno: count.errno) }
+            if count.result == 0 { return bytes }
+            bytes.append(contentsOf: chunk[0..<Int(count.result)])
+            if bytes.count > limit { throw SystemError("read", path, errno: EFBIG) }
+        }
+    }
+
+    /// Writes a file (created or truncated) with the given mode and owner, not following a final
+    /// symlink, so a planted link cannot redirect a root-owned write.
+    public static func writeFile(_ path: String, _ bytes: [UInt8], mode: mode_t = 0o644,
+                                 owner: (uid: uid_t, gid: gid_t)? = nil) throws(SystemError) {
+        let fd = try check("create", path) { open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, mode) }
+        defer { close(fd) }
+        var offset = 0
+        while offset < bytes.count {
+            let written = bytes.withUnsafeBytes { buffer in
+                retryingInterrupts {
+                    Int32(truncatingIfNeeded: write(fd, buffer.baseAddress.map { $0 + offset }, buffer.count - offset))
+                }
+            }
+            if written.result < 0 { throw SystemError("write", path, errno: written.errno) }
+            offset += Int(written.result)
+        }
+        try check("set mode of", path) { fchmod(fd, mode) }
+        if let owner { try check("set owner of", path) { fchown(fd, owner.uid, owner.gid) } }
+    }
+
+    /// Sets the owner of a path without following a final symlink. `lchown(2)`.
+    public static func setOwner(_ path: String, uid: uid_t, gid: gid_t) throws(SystemError) {
+        try checkShim("set owner of", path, cshifter_lchown(path, uid, gid))
+    }
+
+    /// Sets the permission bits of a path. `chmod(2)`.
+    public static func setMode(_ path: String, _ mode: mode_t) throws(SystemError) {
+        try check("set mode of", path) { chmod(path, mode) }
+    }
+
+    /// Creates a symlink. `symlink(2)`.
+    public static func makeSymlink(_ path: String, pointingTo target: String) throws(SystemError) {
+        try check("create symlink", path) { symlink(target, path) }
+    }
+
+    /// Creates an empty regular file if nothing is there yet (for a bind-mount target).
+    public static func touch(_ path: String, mode: mode_t = 0o644) throws(SystemError) {
+        let fd = try check("create", path) { open(path, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, mode) }
+        close(fd)
+    }
+
+    /// The canonical absolute path, all symlinks resolved. `realpath(3)`.
+    public static func canonicalPath(_ path: String) throws(SystemError) -> String {
+        guard let resolved = realpath(path, nil) else { throw SystemError("resolve", path, errno: errno) }
+        defer { free(resolved) }
+        return String(cString: resolved)
+    }
+}
+
+extension FileStatus {
+    init(_ info: stat) {
+        switch info.st_mode & S_IFMT {
+        case S_IFREG: kind = .regular
+        case S_IFDIR: kind = .directory
+        case S_IFLNK: kind = .symlink
+        default: kind = .other
+        }
+        mode = UInt32(info.st_mode & 0o7777)
+        uid = info.st_uid
+        gid = info.st_gid
+        device = UInt64(info.st_dev)
+        inode = UInt64(info.st_ino)
+        size = Int64(info.st_size)
+    }
+}

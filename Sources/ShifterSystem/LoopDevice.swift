@@ -1,0 +1,62 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CShifterSys
+
+/// A loop device bound to a backing file. Devices are bound with autoclear, so the kernel unbinds
+/// one as soon as its last mount goes away and nothing is left to detach by hand.
+public struct LoopDevice: Sendable {
+    /// The device node, e.g. `/dev/loop3`.
+    public let path: String
+    /// An open descriptor on the device; close it with `release()` once the device is mounted.
+    public let descriptor: Int32
+
+    /// Binds `file` to a free loop device, found through `/dev/loop-control` (never a fixed
+    /// number). A device another process grabs between the lookup and the bind is skipped.
+    public static func attach(file: String, readOnly: Bool = true) throws(SystemError) -> LoopDevice {
+        let backing = try check("open image", file) { open(file, (readOnly ? O_RDONLY : O_RDWR) | O_CLOEXEC) }
+        defer { close(backing) }
+        let control = try check("open", "/dev/loop-control") { open("/dev/loop-control", O_RDWR | O_CLOEXEC) }
+        defer { close(control) }
+        var lastError: SystemError = SystemError("attach loop device for", file, errno: EBUSY)
+        for _ in 0..<16 {
+            let index = try checkShim("find a free loop device for", file, cshifter_loop_get_free(control))
+            let path = "/dev/loop\(index)"
+            let device = try openDevice(path, index: index, readOnly: readOnly)
+            let result = cshifter_loop_attach(device, backing, readOnly ? 1 : 0, 1)
+            if result == 0 { return LoopDevice(path: path, descriptor: device) }
+            close(device)
+            lastError = SystemError("attach loop device \(path) to", file, errno: -result)
+            if -result != EBUSY { break }
+        }
+        throw lastError
+    }
+
+    /// Closes the descriptor; with autoclear the binding lives on while the device is mounted.
+    public func release() {
+        close(descriptor)
+    }
+
+    /// Unbinds the device now (used when a mount failed after the bind) and closes it.
+    public func detach() {
+        _ = cshifter_loop_detach(descriptor)
+        close(descriptor)
+    }
+
+    /// The node may be missing where /dev is static; LOOP_CTL_GET_FREE created the device itself.
+    private static func openDevice(_ path: String, index: Int32, readOnly: Bool) throws(SystemError) -> Int32 {
+        let flags = (readOnly ? O_RDONLY : O_RDWR) | O_CLOEXEC
+        let (fd, error) = retryingInterrupts { open(path, flags) }
+        if fd >= 0 { return fd }
+        guard error == ENOENT else { throw SystemError("open", path, errno: error) }
+        let device = makedev(7, UInt32(index))
+        try check("create device node", path) { mknod(path, S_IFBLK | 0o660, device) }
+        return try check("open", path) { open(path, flags) }
+    }
+}
+
+/// `makedev(3)` is a macro in glibc.
+private func makedev(_ major: UInt32, _ minor: UInt32) -> dev_t {
+    let major64 = UInt64(major), minor64 = UInt64(minor)
+    return dev_t((major64 & 0xfffff000) << 32 | (major64 & 0xfff) << 8 | (minor64 & 0xffffff00) << 12 | (minor64 & 0xff))
+}

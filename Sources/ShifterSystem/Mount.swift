@@ -1,0 +1,153 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CShifterSys
+
+/// Flags of `mount(2)`.
+public struct MountFlags: OptionSet, Sendable, Hashable {
+    public let rawValue: UInt
+    public init(rawValue: UInt) { self.rawValue = rawValue }
+
+    public static let readOnly = MountFlags(rawValue: UInt(MS_RDONLY))
+    public static let noSetuid = MountFlags(rawValue: UInt(MS_NOSUID))
+    public static let noDevices = MountFlags(rawValue: UInt(MS_NODEV))
+    public static let noExec = MountFlags(rawValue: UInt(MS_NOEXEC))
+    public static let remount = MountFlags(rawValue: UInt(MS_REMOUNT))
+    public static let bind = MountFlags(rawValue: UInt(MS_BIND))
+    public static let recursive = MountFlags(rawValue: UInt(MS_REC))
+    public static let privatePropagation = MountFlags(rawValue: UInt(MS_PRIVATE))
+    public static let slavePropagation = MountFlags(rawValue: UInt(MS_SLAVE))
+}
+
+/// Thin wrappers over mounting and namespaces.
+public enum Mounts {
+    /// Mounts a filesystem. The corresponding C function is `mount(2)`.
+    public static func mount(source: String, target: String, type: String?, flags: MountFlags,
+                             data: String? = nil) throws(SystemError) {
+        try check("mount \(type ?? "bind") \(source) on", target) {
+            Glibc.mount(source, target, type, flags.rawValue, data)
+        }
+    }
+
+    /// Bind-mounts `source` on `target`, then applies `flags` with a remount, because the kernel
+    /// ignores most flags on the bind call itself.
+    public static func bind(_ source: String, on target: String, recursive: Bool = false,
+                            flags: MountFlags = []) throws(SystemError) {
+        try mount(source: source, target: target, type: nil, flags: recursive ? [.bind, .recursive] : .bind)
+        guard !flags.isEmpty else { return }
+        do {
+            try mount(source: "none", target: target, type: nil, flags: flags.union([.bind, .remount]))
+        } catch {
+            _ = try? unmount(target, detach: true)
+            throw error
+        }
+    }
+
+    /// Sets the propagation of the mount at `target` (and below it with `recursive`).
+    public static func setPropagation(_ target: String, _ propagation: MountFlags,
+                                      recursive: Bool = true) throws(SystemError) {
+        try mount(source: "none", target: target, type: nil,
+                  flags: recursive ? propagation.union(.recursive) : propagation)
+    }
+
+    /// Unmounts `target`; `detach` makes it lazy (`MNT_DETACH`). A path that is not a mount point
+    /// is not an error. The corresponding C function is `umount2(2)`.
+    public static func unmount(_ target: String, detach: Bool = false) throws(SystemError) {
+        let (result, error) = retryingInterrupts { umount2(target, detach ? Int32(MNT_DETACH) : 0) }
+        if result == 0 || error == EINVAL || error == ENOENT { return }
+        throw SystemError("unmount", target, errno: error)
+    }
+
+    /// Moves the calling process into a new mount namespace. `unshare(2)` with `CLONE_NEWNS`.
+    public static func unshareMountNamespace() throws(SystemError) {
+        try checkShim("create mount namespace for", "shifter", cshifter_unshare_mount_namespace())
+    }
+}
+
+/// One line of `/proc/self/mountinfo`.
+public struct MountEntry: Sendable, Equatable {
+    public var mountPoint: String
+    public var filesystemType: String
+    public var source: String
+    public var options: String
+}
+
+/// The calling process's mount table.
+public enum MountTable {
+    /// Parses `/proc/self/mountinfo` text; unparseable lines are skipped.
+    public static func parse(_ text: String) -> [MountEntry] {
+        text.split(separator: "\n").compactMap { line in
+            let halves = line.split(separator: " - ", maxSplits: 1, omittingEmptySubsequences: false)
+            guard halves.count == 2 else { return nil }
+            let left = halves[0].split(separator: " ")
+            let right = halves[1].split(separator: " ")
+            guard left.count >= 6, right.count >= 2 else { return nil }
+            return MountEntry(mountPoint: unescape(left[4]), filesystemType: String(right[0]),
+                              source: unescape(right[1]), options: String(left[5]))
+        }
+    }
+
+    /// The current mounts, in mount order.
+    public static func current() throws(SystemError) -> [MountEntry] {
+        parse(String(decoding: try FileSystem.readFile("/proc/self/mountinfo"), as: UTF8.self))
+    }
+
+    /// Mount points at or below `prefix`, deepest (latest) first: the order to unmount them in.
+    public static func mountPoints(under prefix: String, in entries: [MountEntry]) -> [String] {
+        let points = entries.map(\.mountPoint).filter { $0 == prefix || $0.hasPrefix(prefix + "/") }
+        return points.reversed()
+    }
+
+    /// The kernel writes space, tab, newline and backslash in mountinfo as octal escapes.
+    static func unescape(_ field: Substring) -> String {
+        guard field.contains("\\") else { return String(field) }
+        var bytes: [UInt8] = []
+        let raw = Array(field.utf8)
+        var index = 0
+        while index < raw.count {
+            if raw[index] == UInt8(ascii: "\\"), index + 4 <= raw.count,
+               let value = UInt8(String(decoding: raw[(index + 1)..<(index + 4)], as: UTF8.self), radix: 8) {
+                bytes.append(value)
+                index += 4
+            } else {
+                bytes.append(raw[index])
+                index += 1
+            }
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+}
+
+/// Attributes of a bind mount made with `Mounts.bind(from:onto:...)`.
+public struct BindAttributes: OptionSet, Sendable {
+    public let rawValue: Int32
+    public init(rawValue: Int32) { self.rawValue = rawValue }
+    public static let readOnly = BindAttributes(rawValue: Int32(CSHIFTER_BIND_RDONLY))
+    public static let noSetuid = BindAttributes(rawValue: Int32(CSHIFTER_BIND_NOSUID))
+    public static let noDevices = BindAttributes(rawValue: Int32(CSHIFTER_BIND_NODEV))
+    public static let noExec = BindAttributes(rawValue: Int32(CSHIFTER_BIND_NOEXEC))
+}
+
+/// Propagation of a new bind mount.
+public enum BindPropagation: Sendable {
+    case unchanged, `private`, slave
+    var raw: Int32 {
+        switch self {
+        case .unchanged: Int32(CSHIFTER_PROPAGATION_UNCHANGED)
+        case .private: Int32(CSHIFTER_PROPAGATION_PRIVATE)
+        case .slave: Int32(CSHIFTER_PROPAGATION_SLAVE)
+        }
+    }
+}
+
+extension Mounts {
+    /// Bind-mounts the tree at `source` onto `target`, both opened descriptors, with the
+    /// attributes applied before the mount becomes visible. See `cshifter_bind_into`.
+    public static func bind(from source: borrowing ContainedPath, onto target: borrowing ContainedPath,
+                            recursive: Bool, attributes: BindAttributes,
+                            propagation: BindPropagation = .unchanged) throws(SystemError) {
+        try checkShim("bind \(source.path) on", target.path,
+                      cshifter_bind_into(source.descriptor, target.descriptor, recursive ? 1 : 0,
+                                         attributes.rawValue, propagation.raw))
+    }
+}

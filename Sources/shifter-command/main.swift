@@ -1,0 +1,15 @@
+import ShifterRuntime
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+// The setuid user command. All logic lives in ShifterRuntime; see ContainerLauncher.
+var environment: [String] = []
+if var cursor = environ as UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>? {
+    while let entry = cursor.pointee {
+        environment.append(String(cString: entry))
+        cursor += 1
+    }
+}
+exit(ContainerLauncher.run(arguments: Array(CommandLine.arguments.dropFirst()), environment: environment))

@@ -1,0 +1,227 @@
+#!/usr/bin/env bats
+# The setuid `shifter` on a node, run by a regular user: functional behaviour and security.
+
+load helpers
+bats_require_minimum_version 1.5.0
+
+setup() {
+    U=$BED_USER
+}
+
+teardown() {
+    assert_no_leaks
+}
+
+@test "id inside the container shows the user's uid, gid and groups" {
+    run shifter_as "$U" --image="$IMAGE_BUSYBOX" sh -c 'id -u; id -g; id -G | tr " " "\n" | sort -n | tr "\n" " "; echo; id -un; id -gn'
+    [ "$status" -eq 0 ]
+    [ "${lines[0]}" = "$(id -u "$U")" ]
+    [ "${lines[1]}" = "$(id -g "$U")" ]
+    [ "${lines[2]}" = "$(id -G "$U" | tr ' ' '\n' | sort -n | tr '\n' ' ')" ]
+    [ "${lines[3]}" = "$U" ]
+    [ "${lines[4]}" = "$(id -gn "$U")" ]
+    # The user's supplementary group is in the container's /etc/group with its name.
+    run shifter_as "$U" --image="$IMAGE_BUSYBOX" grep '^shiftergrp:' /etc/group
+    [ "$status" -eq 0 ]
+}
+
+@test "the container process has no capabilities and no_new_privs set" {
+    run shifter_as "$U" --image="$IMAGE_BUSYBOX" grep -E '^(CapEff|CapPrm|CapBnd|CapInh|CapAmb|NoNewPrivs):' /proc/self/status
+    [ "$status" -eq 0 ]
+    echo "$output"
+    [ "$(grep -c ':[[:space:]]*0000000000000000$' <<<"$output")" -eq 5 ]
+    grep -qE '^NoNewPrivs:[[:space:]]+1$' <<<"$output"
+}
+
+@test "a setuid-root binary in the image does not grant root" {
+    [ "$(stat -c %a "$IMAGE_STORE" >/dev/null; echo ok)" = ok ]
+    run shifter_as "$U" --image="$IMAGE_BUSYBOX" sh -c 'ls -l /opt/suid/id; /opt/suid/id -u; /opt/suid/id -g'
+    [ "$status" -eq 0 ]
+    [[ "${lines[0]}" == -rwsr-xr-x* ]]
+    [ "${lines[1]}" = "$(id -u "$U")" ]
+    [ "${lines[2]}" = "$(id -g "$U")" ]
+}
+
+@test "a device node shipped in the image is not usable" {
+    run shifter_as "$U" --image="$IMAGE_BUSYBOX" sh -c 'ls -l /opt/devices/null && echo x > /opt/devices/null'
+    [ "$status" -ne 0 ]
+    [[ "$output" == crw-rw-rw-* ]]
+    [[ "$output" == *"Permission denied"* ]]
+}
+
+@test "the image's files, environment and the site's variables are there" {
+    run shifter_as "$U" --image="$IMAGE_LAYERED" sh -c 'echo "$FOO|$GREETING|$SHIFTER_RUNTIME|$SHIFTER_SITE"; cat /data/keep/a; cat /etc/os-release | head -1'
+    [ "$status" -eq 0 ]
+    [ "${lines[0]}" = "bar|hello world|1|testbed" ]
+    [ "${lines[1]}" = "kept file" ]
+    [[ "${lines[2]}" == *"Shifter test busybox"* ]]
+}
+
+@test "--env and --env-file override the image, --clearenv drops the host environment" {
+    printf '# comment\n\nFOO=from-file\nFILEONLY=yes\n' > /tmp/shifter-envfile
+    chmod 644 /tmp/shifter-envfile
+    run shifter_as "$U" --image="$IMAGE_LAYERED" --env-file=/tmp/shifter-envfile -e FOO=cli sh -c 'echo "$FOO $FILEONLY"'
+    [ "$output" = "cli yes" ]
+    run shifter_as "$U" --image="$IMAGE_LAYERED" --env-file=/tmp/shifter-envfile sh -c 'echo "$FOO"'
+    [ "$output" = "from-file" ]
+    run env HOSTVAR=set runuser -u "$U" -- "$SHIFTER" --image="$IMAGE_LAYERED" sh -c 'echo "${HOSTVAR:-unset}"'
+    [ "$output" = "set" ]
+    run env HOSTVAR=set runuser -u "$U" -- "$SHIFTER" --image="$IMAGE_LAYERED" -E sh -c 'echo "${HOSTVAR:-unset} $FOO"'
+    [ "$output" = "unset bar" ]
+    rm -f /tmp/shifter-envfile
+}
+
+@test "--env-file is read with the user's rights, not root's" {
+    echo 'SECRET=root-only' > /tmp/shifter-rootenv; chmod 600 /tmp/shifter-rootenv
+    run shifter_as "$U" --image="$IMAGE_BUSYBOX" --env-file=/tmp/shifter-rootenv sh -c 'echo "$SECRET"'
+    rm -f /tmp/shifter-rootenv
+    [ "$status" -eq 1 ]
+    [[ "$output" == "shifter: --env-file: "*"/tmp/shifter-rootenv"*"Permission denied"* ]]
+}
+
+@test "--entrypoint runs ENTRYPOINT with CMD, or with the arguments given" {
+    run shifter_as "$U" --image="$IMAGE_LAYERED" --entrypoint
+    [ "$output" = "entry hello" ]
+    run shifter_as "$U" --image="$IMAGE_LAYERED" --entrypoint one two
+    [ "$output" = "entry one two" ]
+    run shifter_as "$U" --image="$IMAGE_LAYERED" --entrypoint=/bin/echo other
+    [ "$output" = "other" ]
+}
+
+@test "working directory: --workdir, the image WORKDIR, the current directory, or /" {
+    run shifter_as "$U" --image="$IMAGE_LAYERED" -w pwd
+    [ "$output" = /data ]
+    run shifter_as "$U" --image="$IMAGE_LAYERED" --workdir=/site pwd
+    [ "$output" = /site ]
+    run shifter_as "$U" --image="$IMAGE_LAYERED" pwd     # /tmp exists in the container
+    [ "$output" = /tmp ]
+    run sh -c "cd '$BED_DIR' && runuser -u '$U' -- '$SHIFTER' --image='$IMAGE_LAYERED' pwd"
+    [ "$output" = / ]
+}
+
+@test "the command's exit status comes back; 127 and 126 for missing and non-executable commands" {
+    run shifter_as "$U" --image="$IMAGE_BUSYBOX" sh -c 'exit 7'
+    [ "$status" -eq 7 ]
+    run -127 shifter_as "$U" --image="$IMAGE_BUSYBOX" no-such-command
+    [ "$output" = "shifter: no-such-command: command not found" ]
+    run -126 shifter_as "$U" --image="$IMAGE_BUSYBOX" /etc/os-release
+    [ "$output" = "shifter: /etc/os-release: Permission denied" ]
+}
+
+@test "site mounts are there and read-only as configured" {
+    run shifter_as "$U" --image="$IMAGE_BUSYBOX" cat /site/README
+    [ "$output" = "a file from the site" ]
+    run shifter_as "$U" --image="$IMAGE_BUSYBOX" sh -c 'touch /site/new'
+    [ "$status" -ne 0 ]
+}
+
+@test "a volume onto a target missing from the image is created, with flags" {
+    mkdir -p /tmp/shifter-vol && echo data > /tmp/shifter-vol/f && chown -R "$U" /tmp/shifter-vol
+    run shifter_as "$U" --image="$IMAGE_BUSYBOX" -V /tmp/shifter-vol:/new/deep/dir sh -c 'cat /new/deep/dir/f; echo more > /new/deep/dir/g'
+    [ "$status" -eq 0 ]
+    [ "$output" = data ]
+    [ "$(cat /tmp/shifter-vol/g)" = more ]
+    run shifter_as "$U" --image="$IMAGE_BUSYBOX" --volume="/tmp/shifter-vol:/ro:ro" sh -c 'cat /ro/f && touch /ro/h'
+    [ "$status" -ne 0 ]
+    [[ "$output" == data*"Read-only file system"* ]]
+    run shifter_as "$U" --image="$IMAGE_BUSYBOX" --volume="/tmp/shifter-vol:/a;/site:/b" sh -c 'ls /a /b | wc -l'
+    [ "$status" -eq 0 ]
+    rm -rf /tmp/shifter-vol
+}
+
+@test "volumes are mounted nosuid,nodev" {
+    mkdir -p /tmp/shifter-vol2 && chown "$U" /tmp/shifter-vol2
+    run shifter_as "$U" --image="$IMAGE_BUSYBOX" -V /tmp/shifter-vol2:/v grep ' /v ' /proc/self/mountinfo
+    rm -rf /tmp/shifter-vol2
+    [ "$status" -eq 0 ]
+    [[ "$output" == *nosuid* ]]
+    [[ "$output" == *nodev* ]]
+}
+
+@test "volume targets under /etc, /var and /proc are refused" {
+    for target in /etc/x /var/lib/x /proc/x /etc; do
+        run shifter_as "$U" --image="$IMAGE_BUSYBOX" -V "/tmp:$target" true
+        [ "$status" -eq 1 ]
+        [[ "$output" == "shifter: "*"/tmp:$target"*"may not be"* ]]
+    done
+}
+
+@test "a volume source the user cannot read is refused" {
+    mkdir -p /tmp/shifter-secret && chmod 700 /tmp/shifter-secret
+    run shifter_as "$U" --image="$IMAGE_BUSYBOX" -V /tmp/shifter-secret:/s ls /s
+    rmdir /tmp/shifter-secret
+    [ "$status" -eq 1 ]
+    [[ "$output" == *"may not open source /tmp/shifter-secret: Permission denied"* ]]
+}
+
+@test "a volume source that is a symlink to a place the user may not reach is refused" {
+    mkdir -p /tmp/shifter-secret2 && chmod 700 /tmp/shifter-secret2
+    rm -f /tmp/shifter-link && runuser -u "$U" -- ln -s /tmp/shifter-secret2 /tmp/shifter-link
+    run shifter_as "$U" --image="$IMAGE_BUSYBOX" -V /tmp/shifter-link:/s ls /s
+    rm -f /tmp/shifter-link; rmdir /tmp/shifter-secret2
+    [ "$status" -eq 1 ]
+    [[ "$output" == *"Permission denied"* ]]
+}
+
+@test "a volume symlink resolves inside the container, never to the host" {
+    # /data/abs-sym in the image points to /etc/os-release: inside the container that is the image's.
+    run shifter_as "$U" --image="$IMAGE_LAYERED" -V /data/abs-sym:/x true
+    [ "$status" -eq 1 ]
+    [[ "$output" == *"is not a directory"* ]]
+}
+
+@test "'..' and relative volume paths are refused" {
+    for spec in "/tmp/../etc:/x" "/tmp:/x/../etc" "tmp:/x" "/tmp:x"; do
+        run shifter_as "$U" --image="$IMAGE_BUSYBOX" -V "$spec" true
+        [ "$status" -eq 1 ]
+        [[ "$output" == "shifter: "* ]]
+        [ "${#lines[@]}" -eq 1 ]
+    done
+}
+
+@test "a regular user may not choose the configuration file" {
+    run runuser -u "$U" -- env SHIFTER_CONFIG=/tmp/evil.conf "$SHIFTER" --image="$IMAGE_BUSYBOX" id
+    [ "$status" -eq 1 ]
+    [ "$output" = "shifter: only root may choose the configuration file (--config or SHIFTER_CONFIG)" ]
+    run shifter_as "$U" --config=/tmp/evil.conf --image="$IMAGE_BUSYBOX" id
+    [ "$status" -eq 1 ]
+}
+
+@test "a configuration writable by others stops everything" {
+    chmod o+w "$SITE_CONFIG"
+    run shifter_as "$U" --image="$IMAGE_BUSYBOX" id
+    chmod o-w "$SITE_CONFIG"
+    [ "$status" -eq 1 ]
+    [[ "$output" == "shifter: "*"$SITE_CONFIG"*"writable"* ]]
+}
+
+@test "a private image runs only for users on its access list" {
+    run shifter_as "$U" --image="$IMAGE_PRIVATE" id -u
+    [ "$status" -eq 1 ]
+    [[ "$output" == *"is private and uid $(id -u "$U") is not on its access list"* ]]
+    run shifter_as "$BED_USER2" --image="$IMAGE_PRIVATE" id -u
+    [ "$status" -eq 0 ]
+    [ "$output" = "$(id -u "$BED_USER2")" ]
+}
+
+@test "root is refused" {
+    run sh -c "cd /tmp && '$SHIFTER' --image='$IMAGE_BUSYBOX' id"
+    [ "$status" -eq 1 ]
+    [[ "$output" == "shifter: refusing to run a container as root"* ]]
+}
+
+@test "an image that is not in the store says how to get it" {
+    run shifter_as "$U" --image=127.0.0.1:5000/test/absent:1 true
+    [ "$status" -eq 1 ]
+    [[ "$output" == *"is not in the image store"*"shifterimg pull docker:127.0.0.1:5000/test/absent:1"* ]]
+}
+
+@test "local: images run from a directory where allowLocalChroot=1" {
+    mkdir -p /tmp/shifter-local/bin /tmp/shifter-local/etc
+    cp /bin/busybox /tmp/shifter-local/bin/; ln -sf busybox /tmp/shifter-local/bin/sh; ln -sf busybox /tmp/shifter-local/bin/cat
+    echo local-root > /tmp/shifter-local/marker
+    run shifter_as "$U" --image=local:/tmp/shifter-local /bin/cat /marker
+    rm -rf /tmp/shifter-local
+    [ "$status" -eq 0 ]
+    [ "$output" = local-root ]
+}
