@@ -4,6 +4,8 @@
  * Every message starts with "shifter: " and names the phase.
  */
 #include <errno.h>
+#include <stdint.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -118,9 +120,132 @@ fail:
     return rv;
 }
 
+/* Sends libshifter's messages to Slurm's log. */
+static void log_bridge(int level, const char *message) {
+    if (level == SHIFTER_LOG_ERROR) {
+        slurm_error("%s", message);
+    } else if (level == SHIFTER_LOG_INFO) {
+        slurm_info("%s", message);
+    } else {
+        slurm_debug("%s", message);
+    }
+}
+
+/* Loads the site configuration; on failure logs it, prefixed with the phase. */
+static shifter_config *load_config(const char *phase) {
+    shifter_config *site = NULL;
+    char msg[1024];
+    if (shifter_config_load(config.config_path, &site, msg, sizeof(msg)) != SHIFTER_OK) {
+        slurm_error("shifter: %s: %s", phase, msg);
+        return NULL;
+    }
+    return site;
+}
+
+/* Reads a job item (S_JOB_ID, S_JOB_UID, S_JOB_GID), falling back to the environment variable
+ * Slurm sets for prolog and epilog programs. */
+static int job_item(spank_t sp, spank_item_t item, const char *variable, uint32_t *out) {
+    if (item == S_JOB_ID) {
+        uint32_t value;
+        if (spank_get_item(sp, item, &value) == ESPANK_SUCCESS) { *out = value; return 0; }
+    } else if (item == S_JOB_UID) {
+        uid_t value;
+        if (spank_get_item(sp, item, &value) == ESPANK_SUCCESS) { *out = (uint32_t)value; return 0; }
+    } else if (item == S_JOB_GID) {
+        gid_t value;
+        if (spank_get_item(sp, item, &value) == ESPANK_SUCCESS) { *out = (uint32_t)value; return 0; }
+    }
+    const char *text = getenv(variable);
+    if (text == NULL || *text == '\0') return -1;
+    char *end = NULL;
+    errno = 0;
+    unsigned long value = strtoul(text, &end, 10);
+    if (errno != 0 || *end != '\0' || value > UINT32_MAX) return -1;
+    *out = (uint32_t)value;
+    return 0;
+}
+
+/* Submission (sbatch, salloc, srun): checks the request, resolves the image to its id and hands
+ * the result to the prolog through the job control environment. */
+static int submit(spank_t sp) {
+    int rv = -1;
+    shifter_config *site = NULL;
+    char image_id[4200], volumes[16384], msg[2048];
+    if (options.image == NULL) {
+        if (options.volume != NULL || options.module != NULL) {
+            slurm_error("shifter: submit: --volume and --module need --image");
+            goto fail;
+        }
+        rv = 0;
+        goto fail;
+    }
+    if ((site = load_config("submit")) == NULL) goto fail;
+    if (shifter_request_validate(site, options.image, options.volume, options.module, (uint32_t)getuid(), image_id,
+                                 sizeof(image_id), volumes, sizeof(volumes), msg, sizeof(msg)) != SHIFTER_OK) {
+        slurm_error("shifter: submit: %s", msg);
+        goto fail;
+    }
+    if (spank_job_control_setenv(sp, "SHIFTER_IMAGE", image_id, 1) != ESPANK_SUCCESS ||
+        spank_job_control_setenv(sp, "SHIFTER_IMAGETYPE", strncmp(image_id, "local:", 6) == 0 ? "local" : "id", 1) !=
+            ESPANK_SUCCESS ||
+        spank_job_control_setenv(sp, "SHIFTER_VOLUME", volumes, 1) != ESPANK_SUCCESS ||
+        spank_job_control_setenv(sp, "SHIFTER_MODULE", options.module ? options.module : "", 1) != ESPANK_SUCCESS) {
+        slurm_error("shifter: submit: couldn't pass the image to the job");
+        goto fail;
+    }
+    rv = 0;
+fail:
+    shifter_config_free(site);
+    return rv;
+}
+
+/* A job step (slurmstepd): fails the step when the prolog failed on this node, and gives the
+ * tasks SHIFTER_IMAGE, SHIFTER_VOLUME and SHIFTER_MODULE for the prepared root. */
+static int step(spank_t sp) {
+    int rv = -1;
+    shifter_config *site = NULL;
+    uint32_t job_id, uid;
+    char image_id[4200], volumes[16384], msg[2048];
+    if (job_item(sp, S_JOB_ID, "SLURM_JOB_ID", &job_id) != 0 || job_item(sp, S_JOB_UID, "SLURM_JOB_UID", &uid) != 0) {
+        rv = 0; /* not a job step we can identify: nothing to do */
+        goto fail;
+    }
+    if ((site = load_config("step")) == NULL) goto fail;
+    int status = shifter_job_status(site, job_id, uid, image_id, sizeof(image_id), volumes, sizeof(volumes), msg,
+                                    sizeof(msg));
+    if (status == SHIFTER_ENOTFOUND) {
+        rv = 0;
+        goto fail;
+    }
+    if (status == SHIFTER_EPROLOG) {
+        slurm_error("shifter: step: the prolog failed on this node: %s", msg);
+        goto fail;
+    }
+    if (status != SHIFTER_OK) {
+        slurm_error("shifter: step: job %u: %s", job_id, msg);
+        goto fail;
+    }
+    if (spank_setenv(sp, "SHIFTER_IMAGE", image_id, 1) != ESPANK_SUCCESS ||
+        spank_setenv(sp, "SHIFTER_IMAGETYPE", strncmp(image_id, "local:", 6) == 0 ? "local" : "id", 1) !=
+            ESPANK_SUCCESS ||
+        spank_setenv(sp, "SHIFTER_VOLUME", volumes, 1) != ESPANK_SUCCESS) {
+        slurm_error("shifter: step: job %u: couldn't set SHIFTER_IMAGE for the tasks", job_id);
+        goto fail;
+    }
+    if (options.module != NULL && spank_setenv(sp, "SHIFTER_MODULE", options.module, 1) != ESPANK_SUCCESS) {
+        slurm_error("shifter: step: job %u: couldn't set SHIFTER_MODULE for the tasks", job_id);
+        goto fail;
+    }
+    rv = 0;
+fail:
+    shifter_config_free(site);
+    return rv;
+}
+
 int slurm_spank_init(spank_t sp, int ac, char **av) {
     int rv = -1;
     if (parse_plugin_args(ac, av) != 0) goto fail;
+    shifter_set_log_handler(log_bridge);
     /* sbatch shows only options registered here, not a static spank_options table. */
     struct spank_option *table = config.long_options ? long_option_table : option_table;
     for (struct spank_option *opt = table; opt->name != NULL; opt++) {
@@ -130,11 +255,74 @@ int slurm_spank_init(spank_t sp, int ac, char **av) {
             goto fail;
         }
     }
-    if (spank_context() == S_CTX_REMOTE || spank_context() == S_CTX_JOB_SCRIPT) {
-        slurm_debug("shifter: init: libshifter %s, config %s", shifter_version(), config.config_path);
+    rv = 0;
+fail:
+    return rv;
+}
+
+int slurm_spank_init_post_opt(spank_t sp, int ac, char **av) {
+    if (parse_plugin_args(ac, av) != 0) return -1;
+    switch (spank_context()) {
+    case S_CTX_ALLOCATOR:
+    case S_CTX_LOCAL:
+        return submit(sp);
+    case S_CTX_REMOTE:
+        return step(sp);
+    default:
+        return 0;
+    }
+}
+
+int slurm_spank_job_prolog(spank_t sp, int ac, char **av) {
+    int rv = -1;
+    shifter_config *site = NULL;
+    uint32_t job_id = 0, uid, gid;
+    char msg[2048];
+    /* slurmd runs the prolog in a process of its own that does not call slurm_spank_init. */
+    if (parse_plugin_args(ac, av) != 0) goto fail;
+    shifter_set_log_handler(log_bridge);
+    const char *image = getenv("SPANK_SHIFTER_IMAGE");
+    if (image == NULL || *image == '\0') {
+        rv = 0;
+        goto fail;
+    }
+    if (job_item(sp, S_JOB_ID, "SLURM_JOB_ID", &job_id) != 0 || job_item(sp, S_JOB_UID, "SLURM_JOB_UID", &uid) != 0 ||
+        job_item(sp, S_JOB_GID, "SLURM_JOB_GID", &gid) != 0) {
+        slurm_error("shifter: prolog: couldn't identify the job, its user or group");
+        goto fail;
+    }
+    if ((site = load_config("prolog")) == NULL) goto fail;
+    if (shifter_job_prolog(site, job_id, uid, gid, image, getenv("SPANK_SHIFTER_VOLUME"),
+                           getenv("SPANK_SHIFTER_MODULE"), msg, sizeof(msg)) != SHIFTER_OK) {
+        /* The reason is kept on the node, and every step of the job fails with it. Returning an
+         * error here would drain the node for what is usually the user's mistake. */
+        slurm_error("shifter: prolog: %s", msg);
     }
     rv = 0;
 fail:
+    shifter_config_free(site);
+    return rv;
+}
+
+int slurm_spank_job_epilog(spank_t sp, int ac, char **av) {
+    int rv = -1;
+    shifter_config *site = NULL;
+    uint32_t job_id;
+    char msg[2048];
+    if (parse_plugin_args(ac, av) != 0) goto fail;
+    shifter_set_log_handler(log_bridge);
+    if (job_item(sp, S_JOB_ID, "SLURM_JOB_ID", &job_id) != 0) {
+        slurm_error("shifter: epilog: couldn't identify the job");
+        goto fail;
+    }
+    if ((site = load_config("epilog")) == NULL) goto fail;
+    if (shifter_job_epilog(site, job_id, msg, sizeof(msg)) != SHIFTER_OK) {
+        slurm_error("shifter: epilog: %s", msg);
+        goto fail;
+    }
+    rv = 0;
+fail:
+    shifter_config_free(site);
     return rv;
 }
 

@@ -1,6 +1,7 @@
 #include "cshifter.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 #include <linux/capability.h>
@@ -237,4 +238,56 @@ int cshifter_set_filesystem_ids(uid_t uid, gid_t gid) {
     /* setfsuid reports the previous value; calling it again with an invalid id reads the current. */
     if ((uid_t)setfsuid((uid_t)-1) != uid || (gid_t)setfsgid((gid_t)-1) != gid) return -EPERM;
     return 0;
+}
+
+#ifndef FSCONFIG_SET_STRING
+#define FSCONFIG_SET_STRING 1
+#endif
+#ifndef FSCONFIG_CMD_CREATE
+#define FSCONFIG_CMD_CREATE 6
+#endif
+
+int cshifter_mount_new_filesystem(const char *fstype, const char *source, int target_fd, int attributes,
+                                  uid_t uid, gid_t gid) {
+    int rv = 0;
+    int mnt = -1;
+    int fs = (int)syscall(SYS_fsopen, fstype, FSOPEN_CLOEXEC);
+    if (fs < 0) return -errno;
+    if (syscall(SYS_fsconfig, fs, FSCONFIG_SET_STRING, "source", source, 0) != 0 ||
+        syscall(SYS_fsconfig, fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) != 0) {
+        rv = -errno;
+        goto out;
+    }
+    unsigned int attr = 0;
+    if (attributes & CSHIFTER_BIND_RDONLY) attr |= MOUNT_ATTR_RDONLY;
+    if (attributes & CSHIFTER_BIND_NOSUID) attr |= MOUNT_ATTR_NOSUID;
+    if (attributes & CSHIFTER_BIND_NODEV) attr |= MOUNT_ATTR_NODEV;
+    if (attributes & CSHIFTER_BIND_NOEXEC) attr |= MOUNT_ATTR_NOEXEC;
+    mnt = (int)syscall(SYS_fsmount, fs, FSMOUNT_CLOEXEC, attr);
+    if (mnt < 0) {
+        rv = -errno;
+        goto out;
+    }
+    if (fchownat(mnt, "", uid, gid, AT_EMPTY_PATH) != 0) {
+        rv = -errno;
+        goto out;
+    }
+    /* fchmodat cannot take AT_EMPTY_PATH on this glibc; reach the root through the magic link. */
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/self/fd/%d", mnt);
+    if (chmod(path, 0755) != 0) {
+        rv = -errno;
+        goto out;
+    }
+    if (syscall(SYS_move_mount, mnt, "", target_fd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) != 0) {
+        rv = -errno;
+    }
+out:
+    if (mnt >= 0) close(mnt);
+    close(fs);
+    return rv;
+}
+
+int cshifter_pipe_cloexec(int *fds) {
+    return pipe2(fds, O_CLOEXEC) == 0 ? 0 : -errno;
 }

@@ -1,12 +1,51 @@
 // The C ABI of include/shifter.h. Every export catches every error and never traps: this code runs
 // inside slurmd and slurmstepd, where a trap kills the node's jobs.
+#if canImport(Glibc)
+import Glibc
+#endif
 import ShifterCore
 import ShifterRuntime
 
-/// `const char *shifter_version(void)`: the library version, a static string.
+private let shifterOK: Int32 = 0
+private let shifterConfigError: Int32 = -1
+private let shifterInvalid: Int32 = -2
+private let shifterSystemError: Int32 = -3
+private let shifterNotFound: Int32 = -4
+private let shifterPrologFailed: Int32 = -5
+
+/// The object behind an opaque `shifter_config *`.
+final class ConfigHandle {
+    let config: SiteConfig
+    init(_ config: SiteConfig) { self.config = config }
+}
+
+nonisolated(unsafe) private var logHandler: (@convention(c) (Int32, UnsafePointer<CChar>?) -> Void)?
+
+private func log(_ level: Int32, _ message: String) {
+    guard let handler = logHandler else { return }
+    message.withCString { handler(level, $0) }
+}
+
+/// Copies `text` into a caller's buffer, truncated and NUL-terminated.
+private func copyOut(_ text: String, _ buffer: UnsafeMutablePointer<CChar>?, _ length: Int) {
+    guard let buffer, length > 0 else { return }
+    let bytes = Array(text.utf8.prefix(length - 1))
+    for (index, byte) in bytes.enumerated() { buffer[index] = CChar(bitPattern: byte) }
+    buffer[bytes.count] = 0
+}
+
+private func string(_ pointer: UnsafePointer<CChar>?) -> String? {
+    pointer.map { String(cString: $0) }
+}
+
+private func handle(_ pointer: OpaquePointer?) -> SiteConfig? {
+    guard let pointer else { return nil }
+    return Unmanaged<ConfigHandle>.fromOpaque(UnsafeRawPointer(pointer)).takeUnretainedValue().config
+}
+
 @_cdecl("shifter_version")
 public func shifter_version() -> UnsafePointer<CChar> {
-    return versionCString
+    versionCString
 }
 
 nonisolated(unsafe) private let versionCString: UnsafePointer<CChar> = {
@@ -15,3 +54,139 @@ nonisolated(unsafe) private let versionCString: UnsafePointer<CChar> = {
     buffer.initialize(from: bytes, count: bytes.count)
     return UnsafePointer(buffer)
 }()
+
+@_cdecl("shifter_set_log_handler")
+public func shifter_set_log_handler(_ handler: (@convention(c) (Int32, UnsafePointer<CChar>?) -> Void)?) {
+    logHandler = handler
+}
+
+@_cdecl("shifter_config_load")
+public func shifter_config_load(_ path: UnsafePointer<CChar>?, _ config: UnsafeMutablePointer<OpaquePointer?>?,
+                                _ msg: UnsafeMutablePointer<CChar>?, _ msglen: Int) -> Int32 {
+    guard let config else {
+        copyOut("shifter_config_load: no place to store the configuration", msg, msglen)
+        return shifterConfigError
+    }
+    config.pointee = nil
+    do {
+        let loaded = try SiteConfigLoader.load(string(path) ?? SiteConfigLoader.defaultPath,
+                                               warn: { log(1, "shifter: warning: \($0)") })
+        config.pointee = OpaquePointer(Unmanaged.passRetained(ConfigHandle(loaded)).toOpaque())
+        return shifterOK
+    } catch {
+        copyOut(error.message, msg, msglen)
+        return shifterConfigError
+    }
+}
+
+@_cdecl("shifter_config_free")
+public func shifter_config_free(_ config: OpaquePointer?) {
+    guard let config else { return }
+    Unmanaged<ConfigHandle>.fromOpaque(UnsafeRawPointer(config)).release()
+}
+
+@_cdecl("shifter_request_validate")
+public func shifter_request_validate(
+    _ config: OpaquePointer?, _ image: UnsafePointer<CChar>?, _ volumes: UnsafePointer<CChar>?,
+    _ modules: UnsafePointer<CChar>?, _ uid: UInt32, _ imageID: UnsafeMutablePointer<CChar>?, _ imageIDLength: Int,
+    _ volumesOut: UnsafeMutablePointer<CChar>?, _ volumesOutLength: Int,
+    _ msg: UnsafeMutablePointer<CChar>?, _ msglen: Int
+) -> Int32 {
+    guard let site = handle(config) else {
+        copyOut("shifter_request_validate: no configuration", msg, msglen)
+        return shifterConfigError
+    }
+    guard let image = string(image), !image.isEmpty else {
+        copyOut("no image given", msg, msglen)
+        return shifterInvalid
+    }
+    do {
+        let groups = (try? JobRootGroups.of(uid: uid, config: site)) ?? []
+        let request = try JobRoot.validate(config: site, image: image, volumes: string(volumes),
+                                           modules: string(modules), uid: uid, groups: groups)
+        copyOut(request.image, imageID, imageIDLength)
+        copyOut(request.volumes, volumesOut, volumesOutLength)
+        return shifterOK
+    } catch {
+        copyOut(error.message, msg, msglen)
+        return shifterInvalid
+    }
+}
+
+@_cdecl("shifter_job_prolog")
+public func shifter_job_prolog(
+    _ config: OpaquePointer?, _ jobID: UInt32, _ uid: UInt32, _ gid: UInt32, _ image: UnsafePointer<CChar>?,
+    _ volumes: UnsafePointer<CChar>?, _ modules: UnsafePointer<CChar>?,
+    _ msg: UnsafeMutablePointer<CChar>?, _ msglen: Int
+) -> Int32 {
+    guard let site = handle(config) else {
+        copyOut("shifter_job_prolog: no configuration", msg, msglen)
+        return shifterConfigError
+    }
+    guard let image = string(image), !image.isEmpty else {
+        copyOut("job \(jobID): no image given", msg, msglen)
+        return shifterInvalid
+    }
+    do {
+        try JobRoot.prepare(config: site, jobID: jobID, uid: uid, gid: gid, image: image,
+                            volumes: string(volumes), modules: string(modules))
+        return shifterOK
+    } catch {
+        copyOut(error.message, msg, msglen)
+        return shifterSystemError
+    }
+}
+
+@_cdecl("shifter_job_epilog")
+public func shifter_job_epilog(_ config: OpaquePointer?, _ jobID: UInt32,
+                               _ msg: UnsafeMutablePointer<CChar>?, _ msglen: Int) -> Int32 {
+    guard let site = handle(config) else {
+        copyOut("shifter_job_epilog: no configuration", msg, msglen)
+        return shifterConfigError
+    }
+    let problems = JobRoot.remove(config: site, jobID: jobID)
+    if problems.isEmpty { return shifterOK }
+    for problem in problems { log(0, "shifter: epilog: job \(jobID): \(problem)") }
+    copyOut("job \(jobID): " + problems.joined(separator: "; "), msg, msglen)
+    return shifterSystemError
+}
+
+@_cdecl("shifter_job_status")
+public func shifter_job_status(
+    _ config: OpaquePointer?, _ jobID: UInt32, _ uid: UInt32, _ imageID: UnsafeMutablePointer<CChar>?,
+    _ imageIDLength: Int, _ volumes: UnsafeMutablePointer<CChar>?, _ volumesLength: Int,
+    _ msg: UnsafeMutablePointer<CChar>?, _ msglen: Int
+) -> Int32 {
+    guard let site = handle(config) else {
+        copyOut("shifter_job_status: no configuration", msg, msglen)
+        return shifterConfigError
+    }
+    if let reason = JobRoot.failureReason(config: site, jobID: jobID) {
+        copyOut(reason, msg, msglen)
+        return shifterPrologFailed
+    }
+    guard let state = JobRoot.state(config: site, jobID: jobID), state.uid == uid else {
+        copyOut("job \(jobID) has no prepared root on this node", msg, msglen)
+        return shifterNotFound
+    }
+    copyOut(state.image.hasPrefix("/") ? "local:" + state.image : "id:" + state.image, imageID, imageIDLength)
+    copyOut(state.volumes.joined(separator: ";"), volumes, volumesLength)
+    return shifterOK
+}
+
+@_cdecl("shifter_main")
+public func shifter_main(_ argc: Int32, _ argv: UnsafePointer<UnsafeMutablePointer<CChar>?>?,
+                         _ envp: UnsafePointer<UnsafeMutablePointer<CChar>?>?) -> Int32 {
+    var arguments: [String] = []
+    if let argv {
+        for index in 1..<max(1, Int(argc)) { if let argument = argv[index] { arguments.append(String(cString: argument)) } }
+    }
+    var environment: [String] = []
+    if var cursor = envp {
+        while let entry = cursor.pointee {
+            environment.append(String(cString: entry))
+            cursor += 1
+        }
+    }
+    return ContainerLauncher.run(arguments: arguments, environment: environment)
+}

@@ -74,8 +74,8 @@ public struct RootBuilder {
                                  propagation: propagation, allowDevices: allowDevices)
             case .userVolume(let volume):
                 try UserVolumeMounter(layout: layout, user: plan.user).mount(volume)
-            case .perNodeCache(let volume):
-                throw RuntimeError("volume \"\(volume.canonical)\": per-node caches are built by the job prolog, not by shifter")
+            case .perNodeCache(let volume, let directory, let mkfs):
+                try PerNodeCache(layout: layout, user: plan.user).create(volume, directory: directory, mkfs: mkfs)
             case .propagation(let style):
                 try Mounts.setPropagation(layout.root, style == .slave ? .slavePropagation : .privatePropagation)
             }

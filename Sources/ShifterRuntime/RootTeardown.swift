@@ -31,6 +31,11 @@ public enum RootTeardown {
                 }
             }
         }
+        do {
+            try FileSystem.removeFile(layout.failureFile)
+        } catch {
+            problems.append("couldn't \(error.description)")
+        }
         for directory in [layout.base, layout.imageMount] {
             do {
                 try FileSystem.removeDirectory(directory)

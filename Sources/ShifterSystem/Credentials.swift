@@ -121,6 +121,12 @@ public enum ProcessControl {
         return SystemError("execute", path, errno: error)
     }
 
+    /// True when `path` is a regular file with an execute bit, as root needs to run it.
+    public static func isExecutableByRoot(_ path: String) -> Bool {
+        var info = stat()
+        return stat(path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFREG && (info.st_mode & 0o111) != 0
+    }
+
     /// True when the calling user may execute `path`, checked with the real ids. `access(2)`.
     public static func isExecutable(_ path: String) -> Bool {
         var info = stat()

@@ -184,3 +184,29 @@ extension FileStatus {
         size = Int64(info.st_size)
     }
 }
+
+extension FileSystem {
+    /// Creates a new file with a random name in `directory` (never reusing an existing one),
+    /// sized sparsely to `size` bytes, mode 0600; returns its path. `open(2)` with `O_EXCL`, `ftruncate(2)`.
+    public static func createUniqueFile(in directory: String, prefix: String, suffix: String,
+                                        size: Int64) throws(SystemError) -> String {
+        var generator = SystemRandomNumberGenerator()
+        for _ in 0..<16 {
+            let token = String(generator.next() as UInt64, radix: 16)
+            let path = "\(directory)/\(prefix)\(token)\(suffix)"
+            let (fd, error) = retryingInterrupts { open(path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600) }
+            if fd < 0 {
+                if error == EEXIST { continue }
+                throw SystemError("create", path, errno: error)
+            }
+            defer { close(fd) }
+            let (result, truncateError) = retryingInterrupts { ftruncate(fd, off_t(size)) }
+            if result != 0 {
+                unlink(path)
+                throw SystemError("size", path, errno: truncateError)
+            }
+            return path
+        }
+        throw SystemError("create a unique file in", directory, errno: EEXIST)
+    }
+}

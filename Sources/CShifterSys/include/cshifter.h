@@ -118,3 +118,17 @@ const char *_Nonnull cshifter_default_config_path(void);
 /// Sets the filesystem uid and gid used for permission checks, so a setuid program can open a
 /// user's file with the user's rights. `setfsuid(2)`, `setfsgid(2)`. Returns 0 or -EPERM.
 int cshifter_set_filesystem_ids(uid_t uid, gid_t gid);
+
+#pragma clang assume_nonnull begin
+
+/// Mounts a new filesystem of `fstype` from the block device `source` onto `target_fd` (an
+/// `O_PATH` descriptor), with `attributes` (CSHIFTER_BIND_*), and makes its root directory owned
+/// by uid:gid with mode 0755, all before the mount is attached. `fsopen(2)`, `fsconfig(2)`,
+/// `fsmount(2)`, `move_mount(2)`. Returns 0 or -errno.
+int cshifter_mount_new_filesystem(const char *fstype, const char *source, int target_fd, int attributes,
+                                  uid_t uid, gid_t gid);
+
+#pragma clang assume_nonnull end
+
+/// Creates a pipe whose ends close on exec. `pipe2(2)` with `O_CLOEXEC`. Returns 0 or -errno.
+int cshifter_pipe_cloexec(int *_Nonnull fds);

@@ -198,10 +198,7 @@ public enum ContainerLauncher {
                                  options: ShifterOptions, modules: [SiteModule], environment: [String: String],
                                  say: (String) -> Void) throws(RuntimeError) -> RootLayout {
         if let jobText = environment["SLURM_JOB_ID"] ?? environment["SLURM_JOBID"], let jobID = UInt32(jobText) {
-            let layout = RootLayout.job(jobID, config: config)
-            if let state = try? FileSystem.readFile(layout.stateFile, limit: 1 << 20),
-               let status = try? FileSystem.linkStatus(layout.stateFile), status.kind == .regular, status.uid == 0,
-               status.mode & 0o022 == 0, let record = PreparedRootState.decode(state) {
+            if let record = JobRoot.state(config: config, jobID: jobID) {
                 let mismatch = record.mismatch(uid: user.uid, image: image.id,
                                                volumes: options.volumes.map(\.canonical),
                                                modules: modules.map(\.name))
@@ -209,7 +206,7 @@ public enum ContainerLauncher {
                     say("not using the prepared root of job \(jobID): \(mismatch)")
                 } else {
                     say("entering the prepared root of job \(jobID)")
-                    return layout
+                    return RootLayout.job(jobID, config: config)
                 }
             }
         }

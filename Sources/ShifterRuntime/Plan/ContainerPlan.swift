@@ -26,8 +26,9 @@ public enum PlannedStep: Sendable, Equatable {
                   propagation: MountPropagation?, allowDevices: Bool)
     /// A user volume: FROM is resolved inside the container and checked with the user's credentials.
     case userVolume(VolumeSpec)
-    /// A per-node write cache: an XFS loop file owned by the user, mounted at the target.
-    case perNodeCache(VolumeSpec)
+    /// A per-node write cache: a sparse file in `directory`, formatted with `mkfs`, loop-mounted
+    /// at the target, owned by the user, and unlinked once mounted.
+    case perNodeCache(VolumeSpec, directory: String, mkfs: String)
     /// Set the propagation of every mount of the root.
     case propagation(MountPropagation)
 }
@@ -135,7 +136,11 @@ public enum ContainerPlanner {
                                    readOnly: mount.readOnly, propagation: mount.propagation, allowDevices: false))
         }
         for volume in request.volumes {
-            steps.append(volume.perNodeCache == nil ? .userVolume(volume) : .perNodeCache(volume))
+            if volume.perNodeCache != nil, let directory = config.perNodeCachePath {
+                steps.append(.perNodeCache(volume, directory: directory, mkfs: config.mkfsXfsPath))
+            } else {
+                steps.append(.userVolume(volume))
+            }
         }
         steps.append(.propagation(config.mountPropagationStyle))
         return ContainerPlan(layout: layout, user: request.user, steps: steps)

@@ -32,6 +32,9 @@ public struct RootLayout: Sendable, Equatable {
     /// The record of what a per-job root was built for.
     public var stateFile: String { base + "/state.json" }
 
+    /// Where a failed prolog leaves its reason, for the job's steps to report.
+    public var failureFile: String { base + ".failed" }
+
     /// The host path of a path inside the container (without resolving symlinks).
     public func hostPath(_ containerPath: String) -> String {
         containerPath == "/" ? root : root + containerPath

@@ -1,0 +1,147 @@
+import ShifterCore
+import ShifterSystem
+
+/// What a job asked for, checked and resolved at submission.
+public struct ValidatedRequest: Sendable, Equatable {
+    /// `id:sha256:HEX`, or `local:/path`.
+    public var image: String
+    /// The volumes in canonical form, `;`-separated (empty for none).
+    public var volumes: String
+    /// The modules asked for (`none`, a comma list) or empty for the site default.
+    public var modules: String
+}
+
+/// Per-job container roots: checked at submission, built by the prolog on every node, entered by
+/// `shifter` in the job's steps, removed by the epilog.
+public enum JobRoot {
+    /// Checks a job's `--image`, `--volume` and `--module` for the submitting user and resolves the
+    /// image to its id, so the whole job runs the image that existed at submission.
+    public static func validate(config: SiteConfig, image: String, volumes: String?, modules: String?,
+                                uid: UInt32, groups: [UInt32]) throws(RuntimeError) -> ValidatedRequest {
+        let reference: ImageReference
+        do { reference = try ImageReference.parse(image, defaultType: config.defaultImageType) } catch {
+            throw RuntimeError(error.description)
+        }
+        let resolved = try ImageResolver.resolve(reference, config: config, uid: uid, groups: groups)
+        let volumeList = try parseVolumes(volumes, config: config)
+        _ = try selectModules(modules, config: config)
+        let imageText = resolved.localDirectory.map { "local:" + $0 } ?? "id:" + resolved.id
+        return ValidatedRequest(image: imageText, volumes: volumeList.map(\.canonical).joined(separator: ";"),
+                                modules: modules ?? "")
+    }
+
+    /// Builds the root of job `jobID` for user `uid`. A root left by an earlier attempt is removed
+    /// first. On failure nothing is left but a record of the reason (see `failureReason`).
+    public static func prepare(config: SiteConfig, jobID: UInt32, uid: UInt32, gid: UInt32, image: String,
+                               volumes: String?, modules: String?) throws(RuntimeError) {
+        let layout = RootLayout.job(jobID, config: config)
+        RootTeardown.teardown(layout, killProcesses: true)
+        do {
+            try build(config: config, layout: layout, jobID: jobID, uid: uid, gid: gid, image: image,
+                      volumes: volumes, modules: modules)
+        } catch {
+            let reason = "job \(jobID): \(error.message)"
+            _ = try? FileSystem.makeDirectories(config.udiMount)
+            _ = try? FileSystem.writeFile(layout.failureFile, Array((reason + "\n").utf8), mode: 0o644)
+            throw RuntimeError(reason)
+        }
+    }
+
+    private static func build(config: SiteConfig, layout: RootLayout, jobID: UInt32, uid: UInt32, gid: UInt32,
+                              image: String, volumes: String?, modules: String?) throws(RuntimeError) {
+        let user = try jobUser(uid: uid, gid: gid, config: config)
+        let reference: ImageReference
+        do { reference = try ImageReference.parse(image, defaultType: config.defaultImageType) } catch {
+            throw RuntimeError(error.description)
+        }
+        let resolved = try ImageResolver.resolve(reference, config: config, uid: uid, groups: user.groups + [gid])
+        let volumeList = try parseVolumes(volumes, config: config)
+        let moduleList = try selectModules(modules, config: config)
+        let request = ContainerRequest(
+            config: config,
+            image: resolved.imageFile.map(ImageSource.squashfs) ?? .directory(resolved.localDirectory ?? "/nonexistent"),
+            metadata: resolved.metadata, user: user, volumes: volumeList, modules: moduleList,
+            siteEtcFiles: config.etcPath.flatMap { try? FileSystem.directoryEntries($0) } ?? [])
+        try RootBuilder(plan: ContainerPlanner.plan(request, layout: layout)).build()
+        let state = PreparedRootState(jobID: jobID, uid: uid, gid: gid, image: resolved.id,
+                                      volumes: volumeList.map(\.canonical), modules: moduleList.map(\.name))
+        do {
+            try FileSystem.writeFile(layout.stateFile, state.encoded(), mode: 0o644)
+        } catch {
+            RootTeardown.teardown(layout)
+            throw RuntimeError("couldn't record the root: \(error.description)")
+        }
+    }
+
+    /// Removes the root of job `jobID` on this node; returns what could not be removed.
+    public static func remove(config: SiteConfig, jobID: UInt32) -> [String] {
+        RootTeardown.teardown(RootLayout.job(jobID, config: config), killProcesses: true)
+    }
+
+    /// Why the prolog of job `jobID` failed on this node, or nil when it did not.
+    public static func failureReason(config: SiteConfig, jobID: UInt32) -> String? {
+        let layout = RootLayout.job(jobID, config: config)
+        guard let status = try? FileSystem.linkStatus(layout.failureFile), status.uid == 0, status.kind == .regular,
+              let bytes = try? FileSystem.readFile(layout.failureFile, limit: 65536) else { return nil }
+        return String(decoding: bytes, as: UTF8.self).split(separator: "\n").first.map(String.init) ?? "unknown failure"
+    }
+
+    /// The record of the prepared root of job `jobID`, when there is a trustworthy one.
+    public static func state(config: SiteConfig, jobID: UInt32) -> PreparedRootState? {
+        let layout = RootLayout.job(jobID, config: config)
+        guard let status = try? FileSystem.linkStatus(layout.stateFile), status.kind == .regular, status.uid == 0,
+              status.mode & 0o022 == 0, let bytes = try? FileSystem.readFile(layout.stateFile, limit: 1 << 20) else {
+            return nil
+        }
+        return PreparedRootState.decode(bytes)
+    }
+
+    static func parseVolumes(_ text: String?, config: SiteConfig) throws(RuntimeError) -> [VolumeSpec] {
+        guard let text, !text.isEmpty else { return [] }
+        do {
+            let volumes = try VolumeSpec.parseList(text)
+            for volume in volumes { try volume.validate(against: config) }
+            return volumes
+        } catch {
+            throw RuntimeError(error.description)
+        }
+    }
+
+    static func selectModules(_ text: String?, config: SiteConfig) throws(RuntimeError) -> [SiteModule] {
+        do {
+            let request = try (text.flatMap { $0.isEmpty ? nil : $0 }).map(ModuleRequest.parse) ?? .siteDefault
+            return try config.selectModules(request)
+        } catch {
+            throw RuntimeError(error.description)
+        }
+    }
+
+    /// The job's user, with the groups the system databases give it.
+    static func jobUser(uid: UInt32, gid: UInt32, config: SiteConfig) throws(RuntimeError) -> ContainerUser {
+        guard uid != 0, gid != 0 else { throw RuntimeError("refusing to build a container for root") }
+        do {
+            let entry = try Credentials.passwdEntry(uid: uid)
+            let groups = try Credentials.groupList(user: entry.name, gid: gid, limit: config.maxGroupCount)
+                .filter { $0 != 0 }
+            var names: [UInt32: String] = [:]
+            for id in [gid] + groups { names[id] = Credentials.groupName(gid: id) }
+            return ContainerUser(uid: uid, gid: gid, groups: groups, name: entry.name, home: entry.home,
+                                 shell: entry.shell, groupNames: names)
+        } catch {
+            throw RuntimeError("couldn't look up the job's user: \(error.description)")
+        }
+    }
+}
+
+/// Group lookups for a uid, for checks made on a user's behalf at submission.
+public enum JobRootGroups {
+    /// The uid's primary and supplementary groups according to the system databases.
+    public static func of(uid: UInt32, config: SiteConfig) throws(RuntimeError) -> [UInt32] {
+        do {
+            let entry = try Credentials.passwdEntry(uid: uid)
+            return try Credentials.groupList(user: entry.name, gid: entry.gid, limit: config.maxGroupCount)
+        } catch {
+            throw RuntimeError("couldn't look up the groups of uid \(uid): \(error.description)")
+        }
+    }
+}
