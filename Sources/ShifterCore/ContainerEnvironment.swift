@@ -9,10 +9,14 @@ public struct ContainerEnvironment: Sendable, Equatable {
     /// An empty environment.
     public init() {}
 
-    /// An environment from `NAME=VALUE` entries as in `environ`; entries without a valid name are skipped.
+    /// An environment from `NAME=VALUE` entries as in `environ`; entries without `=` or a name are skipped.
+    ///
+    /// Names are not held to the shell rule here: the host environment legitimately carries names
+    /// such as bash's exported `BASH_FUNC_name%%`, and the container should see them unchanged.
     public init(entries: [String]) {
         for entry in entries {
-            if let assignment = try? EnvironmentAssignment.parse(entry) { set(assignment.name, assignment.value) }
+            guard let equals = entry.firstIndex(of: "="), equals != entry.startIndex else { continue }
+            set(String(entry[..<equals]), String(entry[entry.index(after: equals)...]))
         }
     }
 

@@ -139,6 +139,11 @@ extension ImageReference {
     static let maximumTagLength = 128
 
     private static func parseDocker(_ body: Substring) throws(ReferencePartError) -> ImageReference {
+        // Docker refuses 64-hex repository names for the same reason: they are image ids, and
+        // reading `sha256:HEX` as repository `sha256` with a tag would pull the wrong thing.
+        if isSHA256Digest(body) || isLowercaseHex(body, count: 64) {
+            throw ReferencePartError(reason: "this is an image id; write it as id:\(body.hasPrefix("sha256:") ? "" : "sha256:")\(body)")
+        }
         var name = body
         var digest: String?
         if let at = body.firstIndex(of: "@") {

@@ -92,8 +92,9 @@ public struct SiteConfig: Sendable, Equatable {
     ///
     /// Lines are `key=value`, whitespace around `=` ignored. A line ending in `\` continues on the
     /// next, joined without adding anything. `#` starts a comment at the start of a line or after
-    /// whitespace. Lists are whitespace-separated. A repeated list key adds to the list; a repeated
-    /// scalar key replaces the value with a warning.
+    /// whitespace. List items are separated by whitespace (`siteFs` entries also by `;`, module names
+    /// and filesystem types also by `,`). A repeated list key adds to the list; a repeated scalar key
+    /// replaces the value with a warning.
     public static func parse(
         _ text: String, source: String
     ) throws(SiteConfigError) -> (config: SiteConfig, warnings: [String]) {
@@ -144,6 +145,9 @@ public struct SiteConfig: Sendable, Equatable {
 }
 
 /// A site module (`module_NAME_*` keys): mounts, variables and hooks a user loads with `--module`.
+///
+/// NAME may contain `_` (`module_cray_mpich_siteEnv` configures module `cray_mpich`): the setting
+/// is whatever follows the last `_`, since no setting name contains one.
 public struct SiteModule: Hashable, Sendable {
     /// The module name: `[A-Za-z0-9_-]+`.
     public var name: String

@@ -45,6 +45,33 @@ struct EnvironmentAssignmentTests {
     }
 
     @Test(arguments: [
+        ("", ""),
+        ("\n\n", ""),
+        ("# only a comment", ""),
+        ("A=1", "A=1"),
+        ("A=1\n", "A=1"),
+        ("A=1\r\nB=2\r\n", "A=1|B=2"),
+        ("  A=1", "A=1"),
+        ("\tA=1", "A=1"),
+        ("A= spaced ", "A= spaced "),
+        ("A=1\nA=2", "A=1|A=2"),
+        ("A=#not comment", "A=#not comment"),
+        ("  # indented comment\nB=x", "B=x"),
+        ("URL=http://x/?a=b&c=d", "URL=http://x/?a=b&c=d"),
+        ("E=", "E="),
+        ("_UNDER=1", "_UNDER=1"),
+        ("A=1\n\n\nB=2", "A=1|B=2"),
+        ("Q='single'", "Q='single'"),
+        ("A=1\r", "A=1"),
+        ("U=ünïcode", "U=ünïcode"),
+        ("A=x\\\nB=y", "A=x\\|B=y"),
+    ])
+    func parsesEnvironmentFileLines(text: String, expected: String) throws {
+        let entries = try EnvironmentFile.parse(text, source: "vars.env").map(\.entry)
+        #expect(entries.joined(separator: "|") == expected)
+    }
+
+    @Test(arguments: [
         ("A=1\n1BAD=2", #"env file "vars.env" line 2: environment setting "1BAD=2": "1BAD" is not a valid variable name"#),
         ("A=1\r\n\r\nexport B=2", #"env file "vars.env" line 3: environment setting "export B=2": "export B" is not a valid variable name"#),
         ("JUSTNAME", #"env file "vars.env" line 1: environment setting "JUSTNAME": expected NAME=VALUE"#),
@@ -72,7 +99,7 @@ struct ContainerEnvironmentTests {
             append: [EnvironmentAssignment(name: "PATH", value: "/opt/mpich/bin")],
             prepend: [EnvironmentAssignment(name: "LD_LIBRARY_PATH", value: "/opt/mpich/lib")])
         let environment = ContainerEnvironment.merged(
-            host: ["HOME=/home/me", "PATH=/host/bin", "LAYER=host", "SECRET=x", "malformed", "=bad"],
+            host: ["HOME=/home/me", "PATH=/host/bin", "LAYER=host", "SECRET=x", "malformed", "=bad", "BASH_FUNC_f%%=() { :; }"],
             shifter: [EnvironmentAssignment(name: "SHIFTER_IMAGE", value: "ubuntu"), EnvironmentAssignment(name: "LAYER", value: "shifter")],
             image: ["PATH=/usr/bin:/bin", "LAYER=image", "IMAGE_ONLY=1"],
             envFile: [EnvironmentAssignment(name: "LAYER", value: "file")],
@@ -83,6 +110,7 @@ struct ContainerEnvironmentTests {
             "HOME=/home/me",
             "PATH=/usr/bin:/bin:/opt/mpich/bin:/opt/udiImage/bin",
             "LAYER=module",
+            "BASH_FUNC_f%%=() { :; }",
             "SHIFTER_IMAGE=ubuntu",
             "IMAGE_ONLY=1",
             "LD_LIBRARY_PATH=/site/lib:/opt/mpich/lib",

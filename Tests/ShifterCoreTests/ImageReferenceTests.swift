@@ -62,6 +62,8 @@ struct ImageReferenceTests {
         ("bad_host.org/x", "registry host \"bad_host.org\""),
         ("-h.org/x", "registry host \"-h.org\""),
         ("ex ample.org/x", "registry host"),
+        ("sha256:\(hex)", "this is an image id; write it as id:sha256:\(hex)"),
+        (hex, "this is an image id; write it as id:sha256:\(hex)"),
         ("id:abc", "an image id is 64 lowercase hex digits"),
         ("id:sha256:\(hex.uppercased())", "an image id"),
         ("custom:Name", "repository names must be lowercase"),

@@ -243,14 +243,13 @@ let moduleConfig = minimalConfig + #"""
     module_mpich_conflict=openmpi
     module_openmpi_siteEnv=OMPI=1
     module_cray_gpu_siteEnv=CUDA=1
-    module-x_y_enabled=1
     module_old-gpu_enabled=0
     defaultModules=mpich,cray_gpu old-gpu
     """#
 
 struct SiteModuleTests {
     @Test func parsesModules() throws {
-        let text = moduleConfig.replacingModuleXLine()
+        let text = moduleConfig
         let (config, warnings) = try SiteConfig.parse(text, source: "udiRoot.conf")
         #expect(Set(config.modules.keys) == ["mpich", "openmpi", "cray_gpu", "old-gpu"])
         let mpich = try #require(config.modules["mpich"])
@@ -290,7 +289,7 @@ struct SiteModuleTests {
     }
 
     static func config() throws -> SiteConfig {
-        try SiteConfig.parse(moduleConfig.replacingModuleXLine(), source: "udiRoot.conf").config
+        try SiteConfig.parse(moduleConfig, source: "udiRoot.conf").config
     }
 
     @Test(arguments: [
@@ -329,6 +328,11 @@ struct SiteModuleTests {
         ("a", .named(["a"])),
         ("a,b-c,d_e", .named(["a", "b-c", "d_e"])),
         ("a,a", .named(["a"])),
+        ("cray_gpu", .named(["cray_gpu"])),
+        ("B,a", .named(["B", "a"])),
+        ("x-1,y_2,z3", .named(["x-1", "y_2", "z3"])),
+        ("a,b,a,b", .named(["a", "b"])),
+        ("NONE", .named(["NONE"])),
     ])
     func parsesModuleRequest(text: String, request: ModuleRequest) throws {
         #expect(try ModuleRequest.parse(text) == request)
@@ -341,6 +345,11 @@ struct SiteModuleTests {
         ("a,", "empty module name"),
         ("none,a", "\"none\" cannot be combined"),
         ("a b", "module name \"a b\" may only use"),
+        (",a", "empty module name"),
+        ("a;b", "module name \"a;b\" may only use"),
+        ("a.b", "module name \"a.b\" may only use"),
+        ("none,none", "\"none\" cannot be combined"),
+        ("a,none", "\"none\" cannot be combined"),
     ])
     func rejectsModuleRequest(text: String, fragment: String) {
         #expect {
@@ -348,12 +357,5 @@ struct SiteModuleTests {
         } throws: { error in
             (error as? ModuleSelectionError)?.description.contains(fragment) == true
         }
-    }
-}
-
-extension String {
-    /// The sample config carries one deliberately odd key that must be removed for the happy path.
-    fileprivate func replacingModuleXLine() -> String {
-        split(separator: "\n", omittingEmptySubsequences: false).filter { !$0.hasPrefix("module-x") }.joined(separator: "\n")
     }
 }

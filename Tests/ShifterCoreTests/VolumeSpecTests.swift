@@ -226,6 +226,11 @@ struct SiteMountTests {
         ("/dev/infiniband:/dev/infiniband:slave", "/dev/infiniband:/dev/infiniband:slave"),
         ("/a//b/", "/a/b:/a/b"),
         ("/opt/udiImage", "/opt/udiImage:/opt/udiImage"),
+        ("/a:/b:private:ro", "/a:/b:ro:private"),
+        ("/a:/b:REC", "/a:/b:rec"),
+        ("/sys/fs/cgroup:/sys/fs/cgroup:ro:rec", "/sys/fs/cgroup:/sys/fs/cgroup:ro:rec"),
+        ("/etc/passwd.site:/etc/site/passwd", "/etc/passwd.site:/etc/site/passwd"),
+        ("/./a/.", "/a:/a"),
     ])
     func parsesSiteMount(text: String, canonical: String) throws {
         let mount = try SiteMount.parse(text)
@@ -243,6 +248,17 @@ struct SiteMountTests {
         ("/x:/opt", "target may not be /opt"),
         ("/x:/y:perNodeCache=size=1G", "perNodeCache is only for user volumes"),
         ("/x:/y:bogus", "unknown flag \"bogus\""),
+        ("", "path is empty"),
+        ("/x:", "path is empty"),
+        ("/x:/y:", "empty flag"),
+        ("/x:/y:ro=yes", "takes no value"),
+        ("/x:/y:slave:private", "cannot be combined"),
+        ("/x y", "contains \" \""),
+        ("/x:/etc/group", "target may not be /etc/group"),
+        ("/x:/etc/nsswitch.conf", "target may not be /etc/nsswitch.conf"),
+        ("/x:/dev", "target may not be /dev"),
+        ("/x:relative", "must be absolute"),
+        ("/x:/y/../../z", "may not contain \"..\""),
     ])
     func rejectsSiteMount(text: String, fragment: String) {
         #expect {
