@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <slurm/spank.h>
 
@@ -32,6 +33,9 @@ struct plugin_options {
 
 static struct plugin_config config;
 static struct plugin_options options;
+
+/* Why this node's prolog failed for the job, when it did; each task of the step reports it. */
+static char prolog_failure[4096];
 
 static int set_option(char **slot, const char *value, const char *name) {
     char *copy = strdup(value ? value : "");
@@ -131,6 +135,15 @@ static void log_bridge(int level, const char *message) {
     }
 }
 
+/* This node's name as Slurm knows it, for messages. */
+static const char *node_name(void) {
+    static char host[256];
+    const char *name = getenv("SLURMD_NODENAME");
+    if (name != NULL && *name != '\0') return name;
+    if (gethostname(host, sizeof(host) - 1) != 0) return "unknown";
+    return host;
+}
+
 /* Loads the site configuration; on failure logs it, prefixed with the phase. */
 static shifter_config *load_config(const char *phase) {
     shifter_config *site = NULL;
@@ -218,7 +231,12 @@ static int step(spank_t sp) {
         goto fail;
     }
     if (status == SHIFTER_EPROLOG) {
-        slurm_error("shifter: step: the prolog failed on this node: %s", msg);
+        /* Failing here would count as a launch failure and drain the node; each task reports the
+         * reason on its stderr and exits instead, so the job fails with the reason in its output. */
+        slurm_error("shifter: step: the prolog failed on node %s: %s", node_name(), msg);
+        snprintf(prolog_failure, sizeof(prolog_failure), "shifter: the job's container could not be set up on node %.256s: %.2047s",
+                 node_name(), msg);
+        rv = 0;
         goto fail;
     }
     if (status != SHIFTER_OK) {
@@ -273,6 +291,16 @@ int slurm_spank_init_post_opt(spank_t sp, int ac, char **av) {
     }
 }
 
+int slurm_spank_task_init(spank_t sp, int ac, char **av) {
+    (void)sp; (void)ac; (void)av;
+    if (prolog_failure[0] != '\0') {
+        fprintf(stderr, "%s\n", prolog_failure);
+        fflush(stderr);
+        _exit(1);
+    }
+    return 0;
+}
+
 int slurm_spank_job_prolog(spank_t sp, int ac, char **av) {
     int rv = -1;
     shifter_config *site = NULL;
@@ -292,11 +320,18 @@ int slurm_spank_job_prolog(spank_t sp, int ac, char **av) {
         goto fail;
     }
     if ((site = load_config("prolog")) == NULL) goto fail;
+    struct timespec start, end;
+    clock_gettime(CLOCK_MONOTONIC, &start);
     if (shifter_job_prolog(site, job_id, uid, gid, image, getenv("SPANK_SHIFTER_VOLUME"),
                            getenv("SPANK_SHIFTER_MODULE"), msg, sizeof(msg)) != SHIFTER_OK) {
         /* The reason is kept on the node, and every step of the job fails with it. Returning an
          * error here would drain the node for what is usually the user's mistake. */
-        slurm_error("shifter: prolog: %s", msg);
+        slurm_error("shifter: prolog: node %s: %s", node_name(), msg);
+    } else {
+        clock_gettime(CLOCK_MONOTONIC, &end);
+        long micros = (long)(end.tv_sec - start.tv_sec) * 1000000L + (end.tv_nsec - start.tv_nsec) / 1000L;
+        slurm_info("shifter: prolog: node %s: job %u: root ready in %ld.%03ld ms", node_name(), job_id,
+                   micros / 1000L, micros % 1000L);
     }
     rv = 0;
 fail:

@@ -40,3 +40,74 @@ assert_no_leaks() {
         return 1
     fi
 }
+
+# submit USER SBATCH-ARGS...: submits a batch job as USER and prints its id.
+submit() {
+    local user=$1; shift
+    as_user "$user" sbatch --parsable "$@" | cut -d';' -f1
+}
+
+# wait_job JOBID [SECONDS]: waits until the job has left the queue.
+wait_job() {
+    local job=$1 seconds=${2:-60}
+    local deadline=$((SECONDS + seconds))
+    while squeue -h -j "$job" 2>/dev/null | grep -q .; do
+        ((SECONDS < deadline)) || { echo "job $job still queued after ${seconds}s" >&2; squeue -j "$job" >&2; return 1; }
+        sleep 0.5
+    done
+}
+
+# wait_running JOBID: waits until the job runs.
+wait_running() {
+    local job=$1 deadline=$((SECONDS + 60))
+    until [ "$(squeue -h -j "$job" -o %T 2>/dev/null)" = RUNNING ]; do
+        ((SECONDS < deadline)) || { echo "job $job did not start" >&2; return 1; }
+        sleep 0.3
+    done
+}
+
+# job_state JOBID: the job's final state as slurmctld remembers it.
+job_state() {
+    scontrol show job "$1" 2>/dev/null | grep -o 'JobState=[A-Z_]*' | cut -d= -f2
+}
+
+# on_node NODE COMMAND...: runs COMMAND in that node's mount namespace.
+on_node() {
+    local node=$1; shift
+    nsenter -t "$(cat "$SLURM_DIR/slurmd-$node.pid")" -m "$@"
+}
+
+# assert_nodes_clean [JOBID]: no node has a job root mounted, a loop device bound, or a leftover
+# directory or file of the job.
+assert_nodes_clean() {
+    local node pattern=${1:+job-$1}
+    pattern=${pattern:-job-}
+    for node in n1 n2 n3 n4; do
+        if on_node "$node" grep -q "$pattern" /proc/self/mountinfo; then
+            echo "node $node still has mounts of $pattern:" >&2
+            on_node "$node" grep "$pattern" /proc/self/mountinfo >&2
+            return 1
+        fi
+        if on_node "$node" ls "$BED_DIR/udiMount" "$BED_DIR/loopMount" | grep -q "$pattern"; then
+            echo "node $node still has directories of $pattern" >&2
+            return 1
+        fi
+    done
+    if losetup -a | grep -qF "$BED_DIR"; then
+        echo "loop devices still bound: $(losetup -a)" >&2
+        return 1
+    fi
+}
+
+# add_store_image NAME SOURCE-TAG: a new image in the store (a copy of SOURCE-TAG's files under a
+# new image id), tagged docker:$REGISTRY_ANON/test/NAME:latest; prints the new id.
+add_store_image() {
+    local name=$1 source=$2 src_digest hex
+    src_digest=$(cat "$IMAGE_STORE/tags/docker%3A127.0.0.1%3A5000%2Ftest%2F$source%3Alatest")
+    hex=$(printf '%s-%s' "$name" "$RANDOM$RANDOM" | sha256sum | cut -d' ' -f1)
+    cp "$IMAGE_STORE/${src_digest#sha256:}.squashfs" "$IMAGE_STORE/$hex.squashfs"
+    jq --arg d "sha256:$hex" '.digest = $d' "$IMAGE_STORE/${src_digest#sha256:}.meta.json" > "$IMAGE_STORE/$hex.meta.json"
+    echo "sha256:$hex" > "$IMAGE_STORE/tags/docker%3A127.0.0.1%3A5000%2Ftest%2F$name%3Alatest"
+    chmod 644 "$IMAGE_STORE/$hex".* "$IMAGE_STORE/tags/"*
+    echo "sha256:$hex"
+}

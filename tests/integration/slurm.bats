@@ -1,0 +1,183 @@
+#!/usr/bin/env bats
+# Slurm integration on the four-node bed: submission checks, per-job roots built by the prolog,
+# `srun shifter` entering them, per-node caches, and epilogs that leave nothing behind.
+
+load helpers
+bats_require_minimum_version 1.5.0
+
+setup() {
+    U=$BED_USER
+    OUT=$(mktemp -d /tmp/shifter-slurm.XXXXXX)
+    chmod 777 "$OUT"
+}
+
+teardown() {
+    rm -rf "$OUT"
+}
+
+@test "sbatch -N4 --image runs srun shifter on four nodes in their prepared roots" {
+    job=$(submit "$U" -N4 -o "$OUT/out" --image="$IMAGE_BUSYBOX" --wrap "
+        srun -N4 --ntasks-per-node=1 sh -c 'test -d $BED_DIR/udiMount/job-\$SLURM_JOB_ID/root && echo \$SLURMD_NODENAME root-present'
+        srun -N4 --ntasks-per-node=1 shifter -v sh -c 'echo \$SLURMD_NODENAME \$(head -1 /etc/os-release)'")
+    wait_job "$job"
+    cat "$OUT/out"
+    [ "$(job_state "$job")" = COMPLETED ]
+    [ "$(grep -c 'root-present' "$OUT/out")" -eq 4 ]
+    [ "$(grep -c 'NAME="Shifter test busybox"' "$OUT/out")" -eq 4 ]
+    [ "$(grep 'NAME=' "$OUT/out" | awk '{print $1}' | sort | tr '\n' ' ')" = "n1 n2 n3 n4 " ]
+    [ "$(grep -c "entering the prepared root of job $job" "$OUT/out")" -eq 4 ]
+    assert_nodes_clean "$job"
+}
+
+@test "the prolog logs how long each node took to build the root" {
+    job=$(submit "$U" -N2 -o /dev/null --image="$IMAGE_BUSYBOX" --wrap true)
+    wait_job "$job"
+    run grep -h "shifter: prolog: node n[0-9]: job $job: root ready in" "$SLURM_DIR"/log/slurmd-n*.log
+    [ "${#lines[@]}" -eq 2 ]
+}
+
+@test "two jobs with different images share a node, each in its own root" {
+    a=$(submit "$U" -w n1 -n1 -o "$OUT/a" --image="$IMAGE_BUSYBOX" --wrap "srun shifter sh -c 'sleep 3; head -1 /etc/os-release; ls /data 2>&1 | head -1'")
+    b=$(submit "$U" -w n1 -n1 -o "$OUT/b" --image="$IMAGE_LAYERED" --wrap "srun shifter sh -c 'sleep 3; cat /data/top'")
+    wait_running "$a"; wait_running "$b"
+    # Both run on n1 at the same time.
+    [ "$(squeue -h -t R -w n1 -o %i | grep -cE "^($a|$b)$")" -eq 2 ]
+    wait_job "$a"; wait_job "$b"
+    cat "$OUT/a" "$OUT/b"
+    grep -q 'Shifter test busybox' "$OUT/a"
+    grep -q 'No such file or directory' "$OUT/a"
+    [ "$(cat "$OUT/b")" = "from the top layer" ]
+    assert_nodes_clean "$a"; assert_nodes_clean "$b"
+}
+
+@test "--volume of a directory the site mounts works in every step" {
+    job=$(submit "$U" -N2 -o "$OUT/out" --image="$IMAGE_BUSYBOX" --volume="/site:/mnt/site:ro" \
+        --wrap "srun -N2 --ntasks-per-node=1 shifter cat /mnt/site/README")
+    wait_job "$job"
+    cat "$OUT/out"
+    [ "$(grep -c 'a file from the site' "$OUT/out")" -eq 2 ]
+}
+
+@test "a forbidden volume is refused at sbatch time and no job is queued" {
+    before=$(squeue -h -u "$U" | wc -l)
+    run as_user "$U" sbatch -N1 --image="$IMAGE_BUSYBOX" --volume=/tmp:/etc/x --wrap true
+    [ "$status" -ne 0 ]
+    [[ "$output" == *'shifter: submit: '*'"/tmp:/etc/x"'*'target may not be under /etc'* ]]
+    [ "$(squeue -h -u "$U" | wc -l)" -eq "$before" ]
+}
+
+@test "an image that is not in the store is refused at submission with what to do" {
+    run as_user "$U" sbatch -N1 --image=127.0.0.1:5000/test/absent:2 --wrap true
+    [ "$status" -ne 0 ]
+    [[ "$output" == *"shifter: submit: "*"shifterimg pull docker:127.0.0.1:5000/test/absent:2"* ]]
+}
+
+@test "a per-node cache is private to each node, XFS, owned by the user, and gone after the job" {
+    job=$(submit "$U" -N4 -o "$OUT/out" --image="$IMAGE_BUSYBOX" \
+        --volume="/unused:/scratch:perNodeCache=size=512m" --wrap "
+        srun -N4 --ntasks-per-node=1 shifter sh -c 'echo \$SLURMD_NODENAME > /scratch/\$SLURMD_NODENAME'
+        srun -N4 --ntasks-per-node=1 shifter sh -c 'echo \$SLURMD_NODENAME: \$(ls /scratch) \$(stat -c %U /scratch) \$(grep \" /scratch \" /proc/mounts | cut -d\" \" -f3,4)'")
+    wait_job "$job"
+    cat "$OUT/out"
+    [ "$(job_state "$job")" = COMPLETED ]
+    for node in n1 n2 n3 n4; do
+        line=$(grep "^$node:" "$OUT/out")
+        [[ "$line" == "$node: $node $U xfs rw,nosuid,nodev"* ]]
+    done
+    # The backing files were unlinked as soon as they were mounted, and the mounts are gone.
+    [ -z "$(ls -A "$BED_DIR/cache")" ]
+    assert_nodes_clean "$job"
+}
+
+@test "a per-node cache over the site limit is refused at submission" {
+    run as_user "$U" sbatch -N1 --image="$IMAGE_BUSYBOX" --volume="/x:/scratch:perNodeCache=size=3g" --wrap true
+    [ "$status" -ne 0 ]
+    [[ "$output" == *"cache size 3G is over the site limit of 2G"* ]]
+    run as_user "$U" sbatch -N1 --image="$IMAGE_BUSYBOX" --volume="/x:/scratch:perNodeCache=size=1g,fs=ext4" --wrap true
+    [ "$status" -ne 0 ]
+    [[ "$output" == *'"ext4" is not allowed'* ]]
+}
+
+@test "a job cancelled in the middle of a step leaves every node clean" {
+    job=$(submit "$U" -N4 -o /dev/null --image="$IMAGE_BUSYBOX" --volume="/x:/scratch:perNodeCache=size=512m" \
+        --wrap "srun -N4 --ntasks-per-node=1 shifter sleep 300")
+    wait_running "$job"
+    # Wait until the step's processes run inside the roots.
+    for _ in $(seq 50); do
+        [ "$(pgrep -c -f '^sleep 300$' || true)" -ge 4 ] && break
+        sleep 0.2
+    done
+    [ "$(pgrep -c -f '^sleep 300$')" -ge 4 ]
+    scancel "$job"
+    wait_job "$job"
+    sleep 1
+    ! pgrep -f '^sleep 300$'
+    assert_nodes_clean "$job"
+    [ -z "$(ls -A "$BED_DIR/cache")" ]
+}
+
+@test "a job whose prolog fails ends cleanly, says why, and leaves nodes clean and in service" {
+    id=$(add_store_image prologfail busybox)
+    job=$(submit "$U" -N2 -o "$OUT/out" --hold --image="127.0.0.1:5000/test/prologfail:latest" \
+        --wrap "srun -N2 shifter true; echo after-srun")
+    # The image disappears between submission and the prolog.
+    rm -f "$IMAGE_STORE/${id#sha256:}.squashfs"
+    scontrol release "$job"
+    wait_job "$job"
+    state=$(job_state "$job")
+    echo "state=$state"
+    [ "$state" = FAILED ]
+    run grep -h "shifter: prolog: node n[0-9]: job $job: " "$SLURM_DIR"/log/slurmd-n*.log
+    echo "$output"
+    [ "${#lines[@]}" -ge 1 ]
+    [[ "$output" == *"squashfs file"*"is missing"* ]]
+    # The job's own output says why.
+    cat "$OUT/out"
+    grep -q "shifter: the job's container could not be set up on node n[0-9]: job $job: " "$OUT/out"
+    ! grep -q after-srun "$OUT/out"
+    # Nodes stay in service: a user's mistake must not drain them.
+    [ -z "$(sinfo -h -N -t drain,drng -o %N)" ]
+    assert_nodes_clean "$job"
+    rm -f "$IMAGE_STORE/${id#sha256:}.meta.json" "$IMAGE_STORE/tags/"*prologfail*
+}
+
+@test "a tag moved after submission does not change the running job's image" {
+    id=$(add_store_image movingtag busybox)
+    job=$(submit "$U" -N1 -o "$OUT/out" --hold --image="127.0.0.1:5000/test/movingtag:latest" \
+        --wrap "srun shifter sh -c 'head -1 /etc/os-release; echo \$SHIFTER_IMAGE'")
+    # Re-pull: the tag now names the layered image.
+    cp "$IMAGE_STORE/tags/docker%3A127.0.0.1%3A5000%2Ftest%2Flayered%3Alatest" \
+        "$IMAGE_STORE/tags/docker%3A127.0.0.1%3A5000%2Ftest%2Fmovingtag%3Alatest"
+    scontrol release "$job"
+    wait_job "$job"
+    cat "$OUT/out"
+    grep -q 'Shifter test busybox' "$OUT/out"
+    grep -q "id:$id" "$OUT/out"
+    rm -f "$IMAGE_STORE/${id#sha256:}".* "$IMAGE_STORE/tags/"*movingtag*
+}
+
+@test "another user who sets SLURM_JOB_ID does not enter the job's root" {
+    job=$(submit "$U" -w n2 -N1 -o /dev/null --image="$IMAGE_BUSYBOX" --volume="/x:/scratch:perNodeCache=size=512m" \
+        --wrap "srun shifter sh -c 'echo secret > /scratch/owned; sleep 30'")
+    wait_running "$job"
+    for _ in $(seq 50); do pgrep -f '^sleep 30$' >/dev/null && break; sleep 0.2; done
+    id=$(on_node n2 cat "$BED_DIR/udiMount/job-$job/state.json" | jq -r .image)
+    run on_node n2 runuser -u "$BED_USER2" -- env SLURM_JOB_ID="$job" "$SHIFTER" -v --image="id:$id" \
+        sh -c 'cat /scratch/owned 2>&1; echo exit'
+    scancel "$job"; wait_job "$job"
+    echo "$output"
+    [[ "$output" == *"not using the prepared root of job $job: it belongs to uid $(id -u "$U")"* ]]
+    [[ "$output" != *secret* ]]
+    assert_nodes_clean "$job"
+}
+
+@test "the epilog is idempotent and correct after a partial prolog" {
+    # Part of the root is already gone, and its record too: the epilog removes the rest.
+    job=$(submit "$U" -w n3 -N1 -o /dev/null --image="$IMAGE_BUSYBOX" --wrap "sleep 20")
+    wait_running "$job"
+    on_node n3 umount "$BED_DIR/udiMount/job-$job/root/proc"
+    on_node n3 rm "$BED_DIR/udiMount/job-$job/state.json"
+    scancel "$job"; wait_job "$job"
+    assert_nodes_clean "$job"
+    [ -z "$(sinfo -h -N -t drain,drng -o %N)" ]
+}
