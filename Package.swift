@@ -56,6 +56,7 @@ let package = Package(
             name: "ShifterCoreTests",
             dependencies: ["ShifterCore", .product(name: "PropertyBased", package: "swift-property-based")]
         ),
+        .testTarget(name: "ShifterRuntimeTests", dependencies: ["ShifterRuntime", "ShifterSystem"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,0 +1,130 @@
+import ShifterCore
+import ShifterSystem
+import Testing
+@testable import ShifterRuntime
+
+private func siteConfig(_ extra: String = "") throws -> SiteConfig {
+    let text = """
+        udiMount=/var/udiMount
+        loopMount=/var/udiLoopMount
+        imagePath=/images
+        siteFs=/home:/home;/scratch:/scratch:ro
+        perNodeCachePath=/pfs/cache
+        perNodeCacheSizeLimit=10G
+        \(extra)
+        """
+    return try SiteConfig.parse(text, source: "test").config
+}
+
+private let user = ContainerUser(uid: 1000, gid: 100, groups: [100, 2000], name: "alice", home: "/home/alice",
+                                 shell: "/bin/bash", groupNames: [100: "users", 2000: "proj"])
+
+private func request(_ config: SiteConfig, volumes: [VolumeSpec] = []) -> ContainerRequest {
+    ContainerRequest(config: config, image: .squashfs("/images/abc.squashfs"),
+                     metadata: ImageMetadata(digest: "sha256:" + String(repeating: "a", count: 64)),
+                     user: user, volumes: volumes, modules: [])
+}
+
+@Suite struct ContainerPlanTests {
+    @Test func layoutKeepsEverythingUnderTwoPaths() throws {
+        let layout = RootLayout.job(42, config: try siteConfig())
+        #expect(layout.base == "/var/udiMount/job-42")
+        #expect(layout.imageMount == "/var/udiLoopMount/job-42")
+        #expect(layout.root == "/var/udiMount/job-42/root")
+        #expect(layout.stateFile == "/var/udiMount/job-42/state.json")
+        #expect(layout.failureFile == "/var/udiMount/job-42.failed")
+    }
+
+    @Test func planMountsImageThenOverlayThenEtcThenSystemThenSiteThenVolumes() throws {
+        let config = try siteConfig()
+        let volume = try VolumeSpec.parse("/data:/data:ro")
+        let plan = ContainerPlanner.plan(request(config, volumes: [volume]), layout: RootLayout.job(1, config: config))
+        let kinds = plan.steps.map { step -> String in
+            switch step {
+            case .hostDirectories: "dirs"
+            case .scratch: "scratch"
+            case .image: "image"
+            case .overlay: "overlay"
+            case .accountFiles: "accounts"
+            case .file: "file"
+            case .copyHostFile: "copy"
+            case .proc: "proc"
+            case .hostBind(_, let target, _, _, _, _): "bind:\(target)"
+            case .userVolume(let v): "volume:\(v.target)"
+            case .perNodeCache(let v, _, _): "cache:\(v.target)"
+            case .propagation: "propagation"
+            }
+        }
+        #expect(kinds == ["dirs", "scratch", "dirs", "image", "overlay", "accounts", "file", "copy", "copy", "proc",
+                          "bind:/dev", "bind:/sys", "bind:/tmp", "bind:/home", "bind:/scratch", "volume:/data",
+                          "propagation"])
+    }
+
+    @Test func siteMountsKeepTheirFlagsAndOnlyDevAllowsDevices() throws {
+        let config = try siteConfig()
+        let plan = ContainerPlanner.plan(request(config), layout: RootLayout.job(1, config: config))
+        for step in plan.steps {
+            guard case .hostBind(let source, let target, _, let readOnly, _, let allowDevices) = step else { continue }
+            #expect(allowDevices == (target == "/dev"), "devices on \(target)")
+            #expect(readOnly == (source == "/scratch"), "read-only on \(target)")
+        }
+    }
+
+    @Test func siteTmpReplacesTheDefaultTmp() throws {
+        let config = try siteConfig("siteFs=/local/tmp:/tmp")
+        let plan = ContainerPlanner.plan(request(config), layout: RootLayout.job(1, config: config))
+        let tmpSources = plan.steps.compactMap { step -> String? in
+            if case .hostBind(let source, "/tmp", _, _, _, _) = step { return source }
+            return nil
+        }
+        #expect(tmpSources == ["/local/tmp"])
+    }
+
+    @Test func perNodeCacheVolumesBecomeCacheSteps() throws {
+        let config = try siteConfig()
+        let volume = try VolumeSpec.parse("/x:/cache:perNodeCache=size=1G")
+        let plan = ContainerPlanner.plan(request(config, volumes: [volume]), layout: RootLayout.job(1, config: config))
+        #expect(plan.steps.contains(.perNodeCache(volume, directory: "/pfs/cache", mkfs: "/sbin/mkfs.xfs")))
+        #expect(!plan.steps.contains(.userVolume(volume)))
+    }
+
+    @Test func passwdKeepsImageAccountsAndReplacesClashes() {
+        let image = "root:x:0:0:root:/root:/bin/sh\nalice:x:5:5::/:/bin/false\nold:x:1000:1000::/:/bin/sh\nbad line\n"
+        let passwd = ContainerPlanner.passwd(image: image, user: user)
+        #expect(passwd == "root:x:0:0:root:/root:/bin/sh\nalice:x:1000:100:alice:/home/alice:/bin/bash\n")
+    }
+
+    @Test func groupListsTheUsersGroupsWithNames() {
+        let group = ContainerPlanner.group(image: "root:x:0:\nusers:x:100:\nwheel:x:10:\n", user: user)
+        #expect(group == "root:x:0:\nwheel:x:10:\nusers:x:100:alice\nproj:x:2000:alice\n")
+    }
+
+    @Test func preparedRootMatchesOnlyItsUserAndRequest() {
+        let state = PreparedRootState(jobID: 7, uid: 1000, gid: 100, image: "sha256:x", volumes: ["/a:/b"], modules: [])
+        #expect(state.mismatch(uid: 1000, image: "sha256:x", volumes: ["/a:/b"], modules: []) == nil)
+        #expect(state.mismatch(uid: 1001, image: "sha256:x", volumes: ["/a:/b"], modules: []) == "it belongs to uid 1000")
+        #expect(state.mismatch(uid: 1000, image: "sha256:y", volumes: ["/a:/b"], modules: []) != nil)
+        #expect(state.mismatch(uid: 1000, image: "sha256:x", volumes: [], modules: []) != nil)
+        #expect(state.mismatch(uid: 1000, image: "sha256:x", volumes: nil, modules: nil) == nil)
+        #expect(PreparedRootState.decode(state.encoded()) == state)
+        #expect(PreparedRootState.decode(Array("{".utf8)) == nil)
+    }
+}
+
+@Suite struct MountTableTests {
+    @Test func parsesMountinfoAndUnescapesSpaces() {
+        let text = """
+            22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw
+            40 22 0:35 / /var/udi\\040mount/job-1 rw,nosuid - tmpfs shifter rw
+            41 40 7:0 / /var/udi\\040mount/job-1/root ro - overlay shifter ro
+            garbage
+            """
+        let entries = MountTable.parse(text)
+        #expect(entries.count == 3)
+        #expect(entries[1].mountPoint == "/var/udi mount/job-1")
+        #expect(entries[2].filesystemType == "overlay")
+        #expect(MountTable.mountPoints(under: "/var/udi mount/job-1", in: entries)
+            == ["/var/udi mount/job-1/root", "/var/udi mount/job-1"])
+        #expect(MountTable.mountPoints(under: "/var/udi mount/job", in: entries).isEmpty)
+    }
+}
