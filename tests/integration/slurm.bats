@@ -181,3 +181,33 @@ teardown() {
     assert_nodes_clean "$job"
     [ -z "$(sinfo -h -N -t drain,drng -o %N)" ]
 }
+
+# Runs srun --help as the user with another plugstack.conf line for the plugin.
+srun_with_plugstack() {
+    local dir
+    dir=$(mktemp -d /tmp/shifter-plugstack.XXXXXX)
+    echo "required $SHIFTER_PREFIX/lib/shifter/shifter_spank.so $*" > "$dir/plugstack.conf"
+    sed "s|^PlugStackConfig=.*|PlugStackConfig=$dir/plugstack.conf|" "$SLURM_CONF" > "$dir/slurm.conf"
+    chmod -R a+rX "$dir"
+    runuser -u "$BED_USER" -- env SLURM_CONF="$dir/slurm.conf" srun --help 2>&1
+    local status=$?
+    rm -rf "$dir"
+    return $status
+}
+
+@test "an unknown plugstack argument is an error that names it" {
+    run srun_with_plugstack shifter_config=/etc/shifter/udiRoot.conf bogus=1
+    [ "$status" -ne 0 ]
+    [[ "$output" == *'shifter: plugstack argument "bogus=1" is unknown'* ]]
+    run srun_with_plugstack enable_ccm=2
+    [ "$status" -ne 0 ]
+    [[ "$output" == *'plugstack argument "enable_ccm=2": expected 0 or 1'* ]]
+}
+
+@test "long_options renames the options to --shifter-image and friends" {
+    run srun_with_plugstack shifter_config=/etc/shifter/udiRoot.conf long_options
+    [ "$status" -eq 0 ]
+    [[ "$output" == *"--shifter-image=image"* ]]
+    [[ "$output" == *"--shifter-volume=volumes"* ]]
+    [[ "$output" != *"  --image=image"* ]]
+}

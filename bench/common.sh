@@ -1,0 +1,48 @@
+# Shared set-up for the benchmark scripts: the installed build and the test bed.
+# Benchmarks are timed side by side in one run and reported as ratios; they are not tests.
+set -euo pipefail
+BENCH_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+. "$BENCH_ROOT/tests/harness/lib.sh"
+PREFIX=$BED_DIR/install
+BED_STARTED=0
+
+bench_deps() {
+    local missing=()
+    for package in hyperfine charliecloud crun jq; do
+        dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q 'install ok installed' || missing+=("$package")
+    done
+    if [ ${#missing[@]} -gt 0 ]; then
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    fi
+}
+
+# bench_setup: builds and installs Shifter and brings the bed up unless it already is.
+bench_setup() {
+    [ "$(id -u)" = 0 ] || bed_die "benchmarks need root (they start the test bed)"
+    "$BENCH_ROOT/tests/harness/install-deps"
+    bench_deps
+    make -s -C "$BENCH_ROOT" all >/dev/null
+    make -s -C "$BENCH_ROOT" install PREFIX="$PREFIX" SYSCONFDIR="$PREFIX/etc" >/dev/null
+    if [ ! -f "$BED_ENV" ]; then
+        BED_SPANK_PLUGIN=$PREFIX/lib/shifter/shifter_spank.so \
+            "$BENCH_ROOT/tests/harness/bed" up
+        BED_STARTED=1
+    fi
+    set -a; . "$BED_ENV"; set +a
+}
+
+bench_teardown() {
+    if [ "$BED_STARTED" = 1 ]; then "$BENCH_ROOT/tests/harness/bed" down; fi
+}
+
+# as_bench_user COMMAND...: runs COMMAND as the bed's user without a login session (setpriv only
+# sets ids and execs, so it adds nothing to what is timed).
+as_bench_user() {
+    setpriv --reuid="$(id -u "$BED_USER")" --regid="$(id -g "$BED_USER")" --init-groups \
+        env HOME=/tmp PATH="$PREFIX/bin:/usr/bin:/bin" SLURM_CONF="$SLURM_CONF" "$@"
+}
+
+# median_ms FILE: the median of a hyperfine JSON export, in milliseconds.
+median_ms() {
+    jq -r '.results[0].median * 1000' "$1"
+}

@@ -1,0 +1,96 @@
+#!/bin/bash
+# Start-up cost: /bin/true in an image, entered each of the ways a site could, timed side by side
+# in one run (hyperfine medians). Writes bench/runtime/RESULTS.md with WRITE=1.
+#
+#   bench/runtime/run.sh            RUNS=30 by default
+. "$(dirname "$0")/../common.sh"
+RUNS=${RUNS:-30}
+OUT=$(mktemp -d /tmp/shifter-bench.XXXXXX); chmod 777 "$OUT"
+MNT=$(mktemp -d /tmp/shifter-bench-mnt.XXXXXX)
+JOB=""
+cleanup() {
+    [ -n "$JOB" ] && scancel "$JOB" 2>/dev/null
+    umount "$MNT" 2>/dev/null; rmdir "$MNT" 2>/dev/null
+    rm -rf "$OUT"
+    bench_teardown
+}
+trap cleanup EXIT
+bench_setup
+
+digest=$(cat "$IMAGE_STORE/tags/docker%3A127.0.0.1%3A5000%2Ftest%2Fbusybox%3Alatest")
+squashfs=$IMAGE_STORE/${digest#sha256:}.squashfs
+declare -A median note
+
+time_it() { # NAME RUNNER... -- COMMAND
+    local name=$1; shift
+    local runner=()
+    while [ "$1" != -- ]; do runner+=("$1"); shift; done; shift
+    if "${runner[@]}" hyperfine -N --runs "$RUNS" --warmup 3 --export-json "$OUT/$name.json" "$*" >"$OUT/$name.log" 2>&1; then
+        median[$name]=$(median_ms "$OUT/$name.json")
+    else
+        median[$name]=""
+        note[$name]=$(grep -m1 -iE 'error|fail|denied|not' "$OUT/$name.log" || tail -1 "$OUT/$name.log")
+    fi
+}
+
+# A bare chroot into the loop-mounted image: the floor.
+mount -o loop,ro "$squashfs" "$MNT"
+time_it chroot -- chroot "$MNT" /bin/true
+
+# shifter building a private root (loop attach, overlay, /etc, site mounts, teardown by exit).
+time_it shifter_private as_bench_user -- "$PREFIX/bin/shifter" --image="$IMAGE_BUSYBOX" /bin/true
+
+# shifter entering the root the prolog prepared, inside a job on node n1.
+JOB=$(as_bench_user sbatch --parsable -w n1 -N1 -o /dev/null --image="$IMAGE_BUSYBOX" --wrap "sleep 600" | cut -d';' -f1)
+until [ "$(squeue -h -j "$JOB" -o %T)" = RUNNING ]; do sleep 0.2; done
+for _ in $(seq 100); do nsenter -t "$(cat "$SLURM_DIR/slurmd-n1.pid")" -m test -f "$BED_DIR/udiMount/job-$JOB/state.json" && break; sleep 0.1; done
+time_it shifter_prepared nsenter -t "$(cat "$SLURM_DIR/slurmd-n1.pid")" -m env SLURM_JOB_ID="$JOB" \
+    setpriv --reuid="$(id -u "$BED_USER")" --regid="$(id -g "$BED_USER")" --init-groups -- \
+    "$PREFIX/bin/shifter" --image="id:${digest}" /bin/true
+
+# Charliecloud on a directory image (unprivileged user namespace).
+rm -rf "$OUT/chdir"; unsquashfs -q -d "$OUT/chdir" "$squashfs" >/dev/null
+chown -R "$BED_USER" "$OUT/chdir"
+time_it ch_run as_bench_user -- ch-run "$OUT/chdir" -- /bin/true
+
+# crun on an OCI bundle made from the same directory.
+mkdir -p "$OUT/bundle"; ln -sfn "$OUT/chdir" "$OUT/bundle/rootfs"
+(cd "$OUT/bundle" && crun spec >/dev/null 2>&1 && jq '.process.args=["/bin/true"] | .process.terminal=false' config.json > c && mv c config.json)
+time_it crun -- crun run --bundle "$OUT/bundle" bench-$$
+
+# podman from local storage.
+if podman image exists shifter-bench 2>/dev/null || (cd "$OUT/chdir" && tar -c . | podman import - shifter-bench >/dev/null 2>&1); then
+    time_it podman -- podman run --rm shifter-bench /bin/true
+else
+    median[podman]=""; note[podman]="podman could not import the image"
+fi
+
+base=${median[chroot]}
+report() {
+    echo "| way | median (ms) | × bare chroot | note |"
+    echo "|---|---|---|---|"
+    for name in chroot shifter_prepared shifter_private ch_run crun podman; do
+        local m=${median[$name]:-}
+        if [ -n "$m" ]; then
+            printf '| %s | %.2f | %.2f | %s |\n' "$name" "$m" "$(echo "$m / $base" | bc -l)" "${note[$name]:-}"
+        else
+            printf '| %s | did not run | | %s |\n' "$name" "${note[$name]:-}"
+        fi
+    done
+    for peer in ch_run crun podman; do
+        [ -n "${median[$peer]:-}" ] && [ -n "${median[shifter_prepared]:-}" ] && \
+            printf '\nshifter (prepared) vs %s: %.2f× faster\n' "$peer" "$(echo "${median[$peer]} / ${median[shifter_prepared]}" | bc -l)"
+    done
+    return 0
+}
+report | tee "$OUT/report.md"
+if [ "${WRITE:-0}" = 1 ]; then
+    {
+        echo "# Start-up benchmark"
+        echo
+        echo "Command: \`bench/runtime/run.sh\` (RUNS=$RUNS, hyperfine medians, /bin/true in the busybox test image)."
+        echo "Machine: $(nproc) cores, $(uname -r), $(date -u +%Y-%m-%d)."
+        echo
+        cat "$OUT/report.md"
+    } > "$BENCH_ROOT/bench/runtime/RESULTS.md"
+fi
