@@ -21,8 +21,10 @@ bench_setup() {
     [ "$(id -u)" = 0 ] || bed_die "benchmarks need root (they start the test bed)"
     "$BENCH_ROOT/tests/harness/install-deps"
     bench_deps
-    make -s -C "$BENCH_ROOT" all >/dev/null
-    make -s -C "$BENCH_ROOT" install PREFIX="$PREFIX" SYSCONFDIR="$PREFIX/etc" >/dev/null
+    if [ "${SKIP_BUILD:-0}" != 1 ]; then
+        make -s -C "$BENCH_ROOT" all >/dev/null
+        make -s -C "$BENCH_ROOT" install PREFIX="$PREFIX" SYSCONFDIR="$PREFIX/etc" >/dev/null
+    fi
     if [ ! -f "$BED_ENV" ]; then
         BED_SPANK_PLUGIN=$PREFIX/lib/shifter/shifter_spank.so \
             "$BENCH_ROOT/tests/harness/bed" up
@@ -39,7 +41,7 @@ bench_teardown() {
 # sets ids and execs, so it adds nothing to what is timed).
 as_bench_user() {
     setpriv --reuid="$(id -u "$BED_USER")" --regid="$(id -g "$BED_USER")" --init-groups \
-        env HOME=/tmp PATH="$PREFIX/bin:/usr/bin:/bin" SLURM_CONF="$SLURM_CONF" "$@"
+        env HOME=/tmp USER="$BED_USER" PATH="$PREFIX/bin:/usr/bin:/bin" SLURM_CONF="$SLURM_CONF" "$@"
 }
 
 # median_ms FILE: the median of a hyperfine JSON export, in milliseconds.

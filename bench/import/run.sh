@@ -103,6 +103,7 @@ run_charliecloud() {
 
 median() { sort -n | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.2f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 declare -A WALL SIZE RSS DETAIL
 PIPELINES=(shifterimg umoci-gzip umoci-zstd3 charliecloud)
 build_image
@@ -134,6 +135,7 @@ fastest_peer=$(printf '%s\n' "${WALL[umoci-gzip]}" "${WALL[charliecloud]}" | sor
     echo "# Import benchmark results"
     echo
     echo "Command: \`bench/import/run.sh $RUNS\` ($(date -u +%Y-%m-%d), $(nproc) CPUs, $(awk '/MemTotal/ { printf "%d GiB", $2 / 1048576 }' /proc/meminfo))."
+    echo "Load average before and after: $LOAD_BEFORE / $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine slows every pipeline alike)."
     echo "Image: Debian $SUITE minbase + python3-numpy + python3-scipy, 3 layers, $(du -sh --apparent-size "$BENCH_DIR/rootfs" | cut -f1) unpacked, $(find "$BENCH_DIR/rootfs" | wc -l) files, pulled from the bed's registry ($IMAGE) over TLS."
     echo
     echo "| pipeline | median wall (s) of $RUNS | image size (bytes) | peak RSS (MB) | per-stage walls (s) |"

@@ -29,7 +29,7 @@ time_it() { # NAME RUNNER... -- COMMAND
         median[$name]=$(median_ms "$OUT/$name.json")
     else
         median[$name]=""
-        note[$name]=$(grep -m1 -iE 'error|fail|denied|not' "$OUT/$name.log" || tail -1 "$OUT/$name.log")
+        note[$name]=$("${runner[@]}" "$@" 2>&1 | tail -1)
     fi
 }
 
@@ -50,13 +50,18 @@ time_it shifter_prepared nsenter -t "$(cat "$SLURM_DIR/slurmd-n1.pid")" -m env S
 
 # Charliecloud on a directory image (unprivileged user namespace).
 rm -rf "$OUT/chdir"; unsquashfs -q -d "$OUT/chdir" "$squashfs" >/dev/null
+mkdir -p "$OUT/chdir"/{dev,proc,sys,home,mnt}   # ch-run binds these; an OCI image need not have them
 chown -R "$BED_USER" "$OUT/chdir"
 time_it ch_run as_bench_user -- ch-run "$OUT/chdir" -- /bin/true
 
 # crun on an OCI bundle made from the same directory.
 mkdir -p "$OUT/bundle"; ln -sfn "$OUT/chdir" "$OUT/bundle/rootfs"
-(cd "$OUT/bundle" && crun spec >/dev/null 2>&1 && jq '.process.args=["/bin/true"] | .process.terminal=false' config.json > c && mv c config.json)
-time_it crun -- crun run --bundle "$OUT/bundle" bench-$$
+# Without cgroups, rlimits or a cgroup namespace, which this kind of VM refuses.
+(cd "$OUT/bundle" && crun spec >/dev/null 2>&1 && jq '.process.args=["/bin/true"] | .process.terminal=false
+    | del(.process.rlimits) | del(.linux.resources) | .linux.namespaces |= map(select(.type != "cgroup"))' \
+    config.json > c && mv c config.json)
+time_it crun -- crun --cgroup-manager=disabled run --bundle "$OUT/bundle" bench-$$
+[ -z "${median[crun]}" ] && note[crun]="crun: $(crun --cgroup-manager=disabled run --bundle "$OUT/bundle" bench-x$$ 2>&1 | tail -1)"
 
 # podman from local storage.
 if podman image exists shifter-bench 2>/dev/null || (cd "$OUT/chdir" && tar -c . | podman import - shifter-bench >/dev/null 2>&1); then
@@ -64,6 +69,7 @@ if podman image exists shifter-bench 2>/dev/null || (cd "$OUT/chdir" && tar -c .
 else
     median[podman]=""; note[podman]="podman could not import the image"
 fi
+[ -z "${median[podman]}" ] && [ -z "${note[podman]:-}" ] && note[podman]="podman: $(podman run --rm shifter-bench /bin/true 2>&1 | tail -1)"
 
 base=${median[chroot]}
 report() {

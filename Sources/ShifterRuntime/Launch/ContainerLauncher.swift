@@ -43,6 +43,12 @@ public enum ContainerLauncher {
         }
     }
 
+    static func monotonicMilliseconds() -> Double {
+        var now = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &now)
+        return Double(now.tv_sec) * 1000 + Double(now.tv_nsec) / 1_000_000
+    }
+
     static func report(_ message: String) {
         var line = "shifter: " + message
         if !line.hasSuffix("\n") { line += "\n" }
@@ -67,7 +73,14 @@ public enum ContainerLauncher {
             return 0
         }
         let verbose = options.verbose
-        let say = { (message: String) in if verbose { report(message) } }
+        let started = monotonicMilliseconds()
+        let say = { (message: String) in
+            if verbose {
+                let elapsed = monotonicMilliseconds() - started
+                let whole = Int(elapsed), thousandths = Int((elapsed - Double(whole)) * 1000)
+                report("[\(whole).\(thousandths < 10 ? "00" : thousandths < 100 ? "0" : "")\(thousandths) ms] \(message)")
+            }
+        }
 
         let real = Credentials.realUser
         // Only root may point a setuid program at another configuration.
@@ -80,6 +93,7 @@ public enum ContainerLauncher {
         say("configuration \(configPath)")
 
         let user = try callingUser(config: config)
+        say("user \(user.name) (\(user.uid))")
         guard let reference = try imageReference(options, config: config) else {
             throw RuntimeError("no image given: use --image=REF or set SHIFTER_IMAGE")
         }
@@ -94,6 +108,7 @@ public enum ContainerLauncher {
 
         // Read the user's files with the user's rights, before anything else is done as root.
         let envFileAssignments = try readEnvironmentFiles(options.environmentFiles, user: user)
+        say("request checked")
         var currentDirectory: String?
         var cwdBuffer = [CChar](repeating: 0, count: 4096)
         if getcwd(&cwdBuffer, cwdBuffer.count) != nil { currentDirectory = String(cString: cwdBuffer) }
@@ -108,6 +123,7 @@ public enum ContainerLauncher {
             image: image.metadata.env, envFile: envFileAssignments, commandLine: options.environment,
             modules: modules, site: config.environment)
 
+        say("environment ready")
         let command: [String]
         do {
             command = try ContainerCommand.arguments(options.command, entrypoint: options.entrypoint,
