@@ -76,6 +76,8 @@ public struct RootBuilder {
                 try UserVolumeMounter(layout: layout, user: plan.user).mount(volume)
             case .perNodeCache(let volume, let directory, let mkfs):
                 try PerNodeCache(layout: layout, user: plan.user).create(volume, directory: directory, mkfs: mkfs)
+            case .rootHook(let script, let name):
+                try runHook(script, name: name)
             case .propagation(let style):
                 try Mounts.setPropagation(layout.root, style == .slave ? .slavePropagation : .privatePropagation)
             }
@@ -85,6 +87,23 @@ public struct RootBuilder {
             throw error
         } catch {
             throw RuntimeError("\(error)")
+        }
+    }
+
+    /// Runs a site script with `/bin/sh SCRIPT ROOT`, so it needs no execute bit.
+    private func runHook(_ script: String, name: String) throws(RuntimeError) {
+        let outcome: ProgramRunner.Outcome
+        do {
+            outcome = try ProgramRunner.run("/bin/sh", [script, layout.root],
+                                            environment: ["SHIFTER_ROOT=\(layout.root)", "SHIFTER_USER=\(plan.user.name)",
+                                                          "SHIFTER_UID=\(plan.user.uid)", "SHIFTER_GID=\(plan.user.gid)"])
+        } catch {
+            throw RuntimeError("\(name) \(script): couldn't \(error.description)")
+        }
+        guard outcome.status == 0 else {
+            let lines = outcome.output.split(separator: "\n")
+            let detail = lines.last.map { ": " + $0 } ?? ""
+            throw RuntimeError("\(name) \(script) failed with status \(outcome.status)\(detail)")
         }
     }
 

@@ -76,6 +76,12 @@ public enum Credentials {
         }
     }
 
+    /// Sets the real and saved ids to the effective root ids of a setuid start. `setresuid(2)`.
+    public static func becomeRoot() throws(SystemError) {
+        try checkShim("set gid of", "root", cshifter_setresgid(0, 0, 0))
+        try checkShim("set uid of", "root", cshifter_setresuid(0, 0, 0))
+    }
+
     /// Becomes the user for good: supplementary groups, gid, uid (real, effective and saved), an
     /// empty capability bounding set, no capabilities, and `no_new_privs`, so no later exec can
     /// regain privilege. Refuses uid or gid 0.

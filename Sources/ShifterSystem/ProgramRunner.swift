@@ -11,9 +11,11 @@ public enum ProgramRunner {
         public var output: String
     }
 
-    /// Runs `path` with `arguments` (argv[1...]) and an empty environment; stdout and stderr are
-    /// collected (up to 4 KiB). Spawned with `posix_spawn(3)`, so it is safe inside a daemon.
-    public static func run(_ path: String, _ arguments: [String]) throws(SystemError) -> Outcome {
+    /// Runs `path` with `arguments` (argv[1...]) and only `environment` plus a standard `PATH`;
+    /// stdout and stderr are collected (up to 4 KiB). Spawned with `posix_spawn(3)`, so it is safe
+    /// inside a daemon.
+    public static func run(_ path: String, _ arguments: [String],
+                           environment: [String] = []) throws(SystemError) -> Outcome {
         var pipeFDs: [Int32] = [-1, -1]
         try checkShim("create pipe for", path, cshifter_pipe_cloexec(&pipeFDs))
         var actions = posix_spawn_file_actions_t()
@@ -24,7 +26,7 @@ public enum ProgramRunner {
         posix_spawn_file_actions_adddup2(&actions, pipeFDs[1], 2)
         let argv = ([path] + arguments).map { strdup($0) } + [nil]
         defer { argv.forEach { free($0) } }
-        let envp: [UnsafeMutablePointer<CChar>?] = [strdup("PATH=/usr/sbin:/usr/bin:/sbin:/bin"), nil]
+        let envp = (["PATH=/usr/sbin:/usr/bin:/sbin:/bin"] + environment).map { strdup($0) } + [nil]
         defer { envp.forEach { free($0) } }
         var pid = pid_t()
         let spawned = posix_spawn(&pid, path, &actions, nil, argv, envp)

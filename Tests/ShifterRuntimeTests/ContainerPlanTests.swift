@@ -52,6 +52,7 @@ private func request(_ config: SiteConfig, volumes: [VolumeSpec] = []) -> Contai
             case .hostBind(_, let target, _, _, _, _): "bind:\(target)"
             case .userVolume(let v): "volume:\(v.target)"
             case .perNodeCache(let v, _, _): "cache:\(v.target)"
+            case .rootHook(_, let name): "hook:\(name)"
             case .propagation: "propagation"
             }
         }
@@ -108,6 +109,41 @@ private func request(_ config: SiteConfig, volumes: [VolumeSpec] = []) -> Contai
         #expect(state.mismatch(uid: 1000, image: "sha256:x", volumes: nil, modules: nil) == nil)
         #expect(PreparedRootState.decode(state.encoded()) == state)
         #expect(PreparedRootState.decode(Array("{".utf8)) == nil)
+    }
+}
+
+@Suite struct HookTests {
+    @Test func hooksRunAroundSiteMountsAndModuleRootHooksLast() throws {
+        var config = try siteConfig("""
+            sitePreMountHook=/etc/shifter/pre.sh
+            sitePostMountHook=/etc/shifter/post.sh
+            module_mpi_roothook=/etc/shifter/mpi-check.sh
+            module_mpi_copyPath=/usr/lib/shifter/mpi
+            """)
+        config.siteFs = [try SiteMount.parse("/home")]
+        let modules = try config.selectModules(.named(["mpi"]))
+        var req = request(config)
+        req.modules = modules
+        let plan = ContainerPlanner.plan(req, layout: RootLayout.job(1, config: config))
+        let order = plan.steps.compactMap { step -> String? in
+            switch step {
+            case .rootHook(_, let name): name
+            case .hostBind(_, let target, _, _, _, _) where target != "/dev" && target != "/sys" && target != "/tmp": target
+            case .propagation: "propagation"
+            default: nil
+            }
+        }
+        #expect(order == ["sitePreMountHook", "/home", "/opt/udiImage/modules/mpi", "sitePostMountHook",
+                          "module mpi roothook", "propagation"])
+    }
+
+    @Test func userHooksRunBeforeTheCommandAndQuoteSafely() throws {
+        var module = SiteModule(name: "a")
+        module.userhook = "/opt/udiImage/modules/a/it's.sh"
+        let command = ContainerPlanner.commandWithUserHooks(["python3", "-c", "print(1)"], modules: [module])
+        #expect(command == ["/bin/sh", "-c", "'/opt/udiImage/modules/a/it'\\''s.sh' && exec \"$@\"", "shifter-userhook",
+                            "python3", "-c", "print(1)"])
+        #expect(ContainerPlanner.commandWithUserHooks(["true"], modules: [SiteModule(name: "b")]) == ["true"])
     }
 }
 

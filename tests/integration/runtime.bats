@@ -225,3 +225,43 @@ teardown() {
     [ "$status" -eq 0 ]
     [ "$output" = local-root ]
 }
+
+@test "site hooks run once as root around the site mounts; a failing hook stops the setup" {
+    cp -p "$SITE_CONFIG" /tmp/shifter-conf.bak
+    rm -f /tmp/shifter-hooks.log
+    printf '#!/bin/sh\necho "pre $(id -u) $(test -e "$1/site/README" && echo mounted || echo unmounted)" >> /tmp/shifter-hooks.log\n' > /tmp/shifter-pre.sh
+    printf '#!/bin/sh\necho "post $(id -u) $(test -e "$1/site/README" && echo mounted || echo unmounted)" >> /tmp/shifter-hooks.log\n' > /tmp/shifter-post.sh
+    printf 'sitePreMountHook=/tmp/shifter-pre.sh\nsitePostMountHook=/tmp/shifter-post.sh\n' >> "$SITE_CONFIG"
+    run shifter_as "$U" --image="$IMAGE_BUSYBOX" true
+    first_status=$status
+    log=$(cat /tmp/shifter-hooks.log)
+    printf '#!/bin/sh\necho "no scratch quota for $SHIFTER_USER" >&2\nexit 3\n' > /tmp/shifter-post.sh
+    run shifter_as "$U" --image="$IMAGE_BUSYBOX" true
+    cp -p /tmp/shifter-conf.bak "$SITE_CONFIG"
+    rm -f /tmp/shifter-pre.sh /tmp/shifter-post.sh /tmp/shifter-hooks.log /tmp/shifter-conf.bak
+    [ "$first_status" -eq 0 ]
+    echo "$log"
+    [ "$log" = "$(printf 'pre 0 unmounted\npost 0 mounted')" ]
+    [ "$status" -eq 1 ]
+    [ "$output" = "shifter: sitePostMountHook /tmp/shifter-post.sh failed with status 3: no scratch quota for $U" ]
+}
+
+@test "a module's files, variables and user hook reach the container" {
+    cp -p "$SITE_CONFIG" /tmp/shifter-conf.bak
+    mkdir -p /tmp/shifter-module/bin
+    printf '#!/bin/sh\necho "userhook as $(id -un)" >&2\n' > /tmp/shifter-module/bin/hook.sh
+    chmod 755 /tmp/shifter-module/bin/hook.sh
+    cat >> "$SITE_CONFIG" <<CONF
+module_demo_copyPath=/tmp/shifter-module
+module_demo_siteEnvPrepend=PATH=/opt/udiImage/modules/demo/bin
+module_demo_siteEnv=DEMO_MODULE=loaded
+module_demo_userhook=/opt/udiImage/modules/demo/bin/hook.sh
+CONF
+    run shifter_as "$U" --image="$IMAGE_BUSYBOX" --module=demo sh -c 'echo "$DEMO_MODULE ${PATH%%:*}"; ls /opt/udiImage/modules/demo/bin'
+    with_module_status=$status with_module=$output
+    run shifter_as "$U" --image="$IMAGE_BUSYBOX" --module=none sh -c 'echo "${DEMO_MODULE:-none}"'
+    cp -p /tmp/shifter-conf.bak "$SITE_CONFIG"; rm -rf /tmp/shifter-module /tmp/shifter-conf.bak
+    [ "$with_module_status" -eq 0 ]
+    [ "$with_module" = "$(printf 'userhook as %s\nloaded /opt/udiImage/modules/demo/bin\nhook.sh' "$U")" ]
+    [ "$output" = none ]
+}

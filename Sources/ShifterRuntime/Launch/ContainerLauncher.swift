@@ -126,9 +126,10 @@ public enum ContainerLauncher {
         say("environment ready")
         let command: [String]
         do {
-            command = try ContainerCommand.arguments(options.command, entrypoint: options.entrypoint,
-                                                     imageEntrypoint: image.metadata.entrypoint,
-                                                     imageCmd: image.metadata.cmd)
+            command = ContainerPlanner.commandWithUserHooks(
+                try ContainerCommand.arguments(options.command, entrypoint: options.entrypoint,
+                                               imageEntrypoint: image.metadata.entrypoint, imageCmd: image.metadata.cmd),
+                modules: modules)
         } catch {
             throw RuntimeError(error.description)
         }
@@ -234,6 +235,9 @@ public enum ContainerLauncher {
                                  modules: [SiteModule], say: (String) -> Void) throws(RuntimeError) -> RootLayout {
         say("building a private root")
         do {
+            // Site hooks run while the root is built must run as root in full, not with the
+            // caller's real uid that a setuid start leaves; the caller's ids were read already.
+            try Credentials.becomeRoot()
             try FileSystem.makeDirectories(config.udiMount)
             try FileSystem.makeDirectories(config.loopMount)
             try Mounts.unshareMountNamespace()

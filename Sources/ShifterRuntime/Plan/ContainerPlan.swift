@@ -29,6 +29,9 @@ public enum PlannedStep: Sendable, Equatable {
     /// A per-node write cache: a sparse file in `directory`, formatted with `mkfs`, loop-mounted
     /// at the target, owned by the user, and unlinked once mounted.
     case perNodeCache(VolumeSpec, directory: String, mkfs: String)
+    /// Run a site script as root with the container root's host path as its argument
+    /// (`sitePreMountHook`, `sitePostMountHook`, `module_NAME_roothook`). A failure stops the build.
+    case rootHook(script: String, name: String)
     /// Set the propagation of every mount of the root.
     case propagation(MountPropagation)
 }
@@ -110,6 +113,19 @@ public enum ContainerPlanner {
     /// targets, small enough that a user cannot fill a node's memory through it.
     public static let defaultScratchSize: UInt64 = 64 << 20
 
+    /// Where module files appear in the container, as in the old Shifter.
+    public static let moduleDirectory = "/opt/udiImage/modules"
+
+    /// The command with the modules' user hooks run first, as the user, inside the container:
+    /// each hook must succeed before the next, and the command replaces the shell at the end.
+    public static func commandWithUserHooks(_ command: [String], modules: [SiteModule]) -> [String] {
+        let hooks = modules.compactMap(\.userhook)
+        guard !hooks.isEmpty else { return command }
+        let script = hooks.map { "'" + $0.split(separator: "'", omittingEmptySubsequences: false).joined(separator: "'\\''") + "'" }
+            .joined(separator: " && ") + " && exec \"$@\""
+        return ["/bin/sh", "-c", script, "shifter-userhook"] + command
+    }
+
     /// Plans the root for `request` at `layout`.
     public static func plan(_ request: ContainerRequest, layout: RootLayout) -> ContainerPlan {
         let config = request.config
@@ -131,16 +147,29 @@ public enum ContainerPlanner {
             steps.append(.hostBind(source: "/tmp", containerPath: "/tmp", recursive: false, readOnly: false,
                                    propagation: nil, allowDevices: false))
         }
+        if let hook = config.sitePreMountHook { steps.append(.rootHook(script: hook, name: "sitePreMountHook")) }
         for mount in siteMounts {
             steps.append(.hostBind(source: mount.source, containerPath: mount.target, recursive: mount.recursive,
                                    readOnly: mount.readOnly, propagation: mount.propagation, allowDevices: false))
         }
+        // A module's files are bound read-only rather than copied: the same result for the user,
+        // at no cost per node.
+        for module in request.modules {
+            if let copyPath = module.copyPath {
+                steps.append(.hostBind(source: copyPath, containerPath: moduleDirectory + "/" + module.name,
+                                       recursive: true, readOnly: true, propagation: nil, allowDevices: false))
+            }
+        }
+        if let hook = config.sitePostMountHook { steps.append(.rootHook(script: hook, name: "sitePostMountHook")) }
         for volume in request.volumes {
             if volume.perNodeCache != nil, let directory = config.perNodeCachePath {
                 steps.append(.perNodeCache(volume, directory: directory, mkfs: config.mkfsXfsPath))
             } else {
                 steps.append(.userVolume(volume))
             }
+        }
+        for module in request.modules {
+            if let hook = module.roothook { steps.append(.rootHook(script: hook, name: "module \(module.name) roothook")) }
         }
         steps.append(.propagation(config.mountPropagationStyle))
         return ContainerPlan(layout: layout, user: request.user, steps: steps)
