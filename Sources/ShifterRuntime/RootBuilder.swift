@@ -76,6 +76,8 @@ public struct RootBuilder {
                 try UserVolumeMounter(layout: layout, user: plan.user).mount(volume)
             case .perNodeCache(let volume, let directory, let mkfs):
                 try PerNodeCache(layout: layout, user: plan.user).create(volume, directory: directory, mkfs: mkfs)
+            case .gpu(let setup):
+                try exposeGPU(setup)
             case .rootHook(let script, let name):
                 try runHook(script, name: name)
             case .propagation(let style):
@@ -87,6 +89,27 @@ public struct RootBuilder {
             throw error
         } catch {
             throw RuntimeError("\(error)")
+        }
+    }
+
+    /// Binds each driver file under its own name (a symlink's target under the link's name) and
+    /// covers the device nodes the job may not use with an empty file nobody may open.
+    private func exposeGPU(_ setup: GPUSetup) throws(SystemError) {
+        for (files, directory) in [(setup.libraries, GPUSetup.libraryDirectory), (setup.tools, GPUSetup.toolDirectory)] {
+            for file in files {
+                let name = String(file.split(separator: "/").last ?? "")
+                let source = try ContainedPath(hostPath: file)
+                let target = try ContainedPath.makingFile(root: layout.root, path: directory + "/" + name)
+                try Mounts.bind(from: source, onto: target, recursive: false, attributes: [.readOnly, .noSetuid, .noDevices])
+            }
+        }
+        guard !setup.hiddenDevices.isEmpty else { return }
+        let cover = layout.base + "/hidden-device"
+        try FileSystem.writeFile(cover, [], mode: 0)
+        let source = try ContainedPath(hostPath: cover)
+        for device in setup.hiddenDevices {
+            let target = try ContainedPath(root: layout.root, path: device, followFinal: false)
+            try Mounts.bind(from: source, onto: target, recursive: false, attributes: [.readOnly, .noSetuid, .noDevices])
         }
     }
 

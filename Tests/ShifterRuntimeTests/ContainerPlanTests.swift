@@ -52,6 +52,7 @@ private func request(_ config: SiteConfig, volumes: [VolumeSpec] = []) -> Contai
             case .hostBind(_, let target, _, _, _, _): "bind:\(target)"
             case .userVolume(let v): "volume:\(v.target)"
             case .perNodeCache(let v, _, _): "cache:\(v.target)"
+            case .gpu: "gpu"
             case .rootHook(_, let name): "hook:\(name)"
             case .propagation: "propagation"
             }

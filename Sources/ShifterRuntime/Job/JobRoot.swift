@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import ShifterCore
 import ShifterSystem
 
@@ -57,11 +60,13 @@ public enum JobRoot {
         let resolved = try ImageResolver.resolve(reference, config: config, uid: uid, groups: user.groups + [gid])
         let volumeList = try parseVolumes(volumes, config: config)
         let moduleList = try selectModules(modules, config: config)
+        let gpu = moduleList.contains(where: { $0.name == GPUSetup.moduleName })
+            ? try GPUSetup.discover(environment: gpuEnvironment()) : nil
         let request = ContainerRequest(
             config: config,
             image: resolved.imageFile.map(ImageSource.squashfs) ?? .directory(resolved.localDirectory ?? "/nonexistent"),
             metadata: resolved.metadata, user: user, volumes: volumeList, modules: moduleList,
-            siteEtcFiles: config.etcPath.flatMap { try? FileSystem.directoryEntries($0) } ?? [])
+            siteEtcFiles: config.etcPath.flatMap { try? FileSystem.directoryEntries($0) } ?? [], gpu: gpu)
         try RootBuilder(plan: ContainerPlanner.plan(request, layout: layout)).build()
         let state = PreparedRootState(jobID: jobID, uid: uid, gid: gid, image: resolved.id,
                                       volumes: volumeList.map(\.canonical), modules: moduleList.map(\.name))
@@ -94,6 +99,15 @@ public enum JobRoot {
             return nil
         }
         return PreparedRootState.decode(bytes)
+    }
+
+    /// The prolog's view of the job's GPU binding, as Slurm passes it to prolog programs.
+    static func gpuEnvironment() -> [String: String] {
+        var environment: [String: String] = [:]
+        for name in ["CUDA_VISIBLE_DEVICES", "SLURM_JOB_GPUS", "SLURM_STEP_GPUS"] {
+            if let value = getenv(name) { environment[name] = String(cString: value) }
+        }
+        return environment
     }
 
     static func parseVolumes(_ text: String?, config: SiteConfig) throws(RuntimeError) -> [VolumeSpec] {

@@ -121,7 +121,7 @@ public enum ContainerLauncher {
         let containerEnvironment = ContainerEnvironment.merged(
             host: hostEntries, clearHost: options.clearEnvironment, shifter: shifterVariables,
             image: image.metadata.env, envFile: envFileAssignments, commandLine: options.environment,
-            modules: modules, site: config.environment)
+            modules: ContainerPlanner.moduleEnvironments(modules), site: config.environment)
 
         say("environment ready")
         let command: [String]
@@ -227,12 +227,15 @@ public enum ContainerLauncher {
                 }
             }
         }
+        let gpu = modules.contains(where: { $0.name == GPUSetup.moduleName })
+            ? try GPUSetup.discover(environment: environment) : nil
         return try buildPrivateRoot(config: config, image: image, user: user, volumes: options.volumes,
-                                    modules: modules, say: say)
+                                    modules: modules, gpu: gpu, say: say)
     }
 
     static func buildPrivateRoot(config: SiteConfig, image: ResolvedImage, user: ContainerUser, volumes: [VolumeSpec],
-                                 modules: [SiteModule], say: (String) -> Void) throws(RuntimeError) -> RootLayout {
+                                 modules: [SiteModule], gpu: GPUSetup?,
+                                 say: (String) -> Void) throws(RuntimeError) -> RootLayout {
         say("building a private root")
         do {
             // Site hooks run while the root is built must run as root in full, not with the
@@ -255,7 +258,7 @@ public enum ContainerLauncher {
         let request = ContainerRequest(
             config: config, image: image.imageFile.map(ImageSource.squashfs) ?? .directory(image.localDirectory ?? "/nonexistent"),
             metadata: image.metadata, user: user, volumes: volumes, modules: modules,
-            siteEtcFiles: config.etcPath.flatMap { try? FileSystem.directoryEntries($0) } ?? [])
+            siteEtcFiles: config.etcPath.flatMap { try? FileSystem.directoryEntries($0) } ?? [], gpu: gpu)
         try RootBuilder(plan: ContainerPlanner.plan(request, layout: layout)).build()
         return layout
     }

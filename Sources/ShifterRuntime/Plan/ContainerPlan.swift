@@ -29,6 +29,8 @@ public enum PlannedStep: Sendable, Equatable {
     /// A per-node write cache: a sparse file in `directory`, formatted with `mkfs`, loop-mounted
     /// at the target, owned by the user, and unlinked once mounted.
     case perNodeCache(VolumeSpec, directory: String, mkfs: String)
+    /// The `gpu` module: the host's driver libraries and tools, and hidden device nodes.
+    case gpu(GPUSetup)
     /// Run a site script as root with the container root's host path as its argument
     /// (`sitePreMountHook`, `sitePostMountHook`, `module_NAME_roothook`). A failure stops the build.
     case rootHook(script: String, name: String)
@@ -93,10 +95,12 @@ public struct ContainerRequest: Sendable, Equatable {
     public var modules: [SiteModule]
     /// Names of the files in the site's `etcPath`, copied into the container's `/etc`.
     public var siteEtcFiles: [String]
+    /// The GPU driver to expose, when the `gpu` module is loaded.
+    public var gpu: GPUSetup?
 
     public init(config: SiteConfig, image: ImageSource, metadata: ImageMetadata, user: ContainerUser,
                 volumes: [VolumeSpec], modules: [SiteModule],
-                siteEtcFiles: [String] = []) {
+                siteEtcFiles: [String] = [], gpu: GPUSetup? = nil) {
         self.config = config
         self.image = image
         self.metadata = metadata
@@ -104,6 +108,7 @@ public struct ContainerRequest: Sendable, Equatable {
         self.volumes = volumes
         self.modules = modules
         self.siteEtcFiles = siteEtcFiles
+        self.gpu = gpu
     }
 }
 
@@ -115,6 +120,15 @@ public enum ContainerPlanner {
 
     /// Where module files appear in the container, as in the old Shifter.
     public static let moduleDirectory = "/opt/udiImage/modules"
+
+    /// The modules' variables, with the GPU driver's directories first on the search paths when
+    /// the `gpu` module is loaded.
+    public static func moduleEnvironments(_ modules: [SiteModule]) -> [SiteModule] {
+        guard modules.contains(where: { $0.name == GPUSetup.moduleName }) else { return modules }
+        var driver = SiteModule(name: "gpu-driver")
+        driver.environment = GPUSetup(libraries: [], tools: [], hiddenDevices: []).environment
+        return modules + [driver]
+    }
 
     /// The command with the modules' user hooks run first, as the user, inside the container:
     /// each hook must succeed before the next, and the command replaces the shell at the end.
@@ -160,6 +174,7 @@ public enum ContainerPlanner {
                                        recursive: true, readOnly: true, propagation: nil, allowDevices: false))
             }
         }
+        if let gpu = request.gpu { steps.append(.gpu(gpu)) }
         if let hook = config.sitePostMountHook { steps.append(.rootHook(script: hook, name: "sitePostMountHook")) }
         for volume in request.volumes {
             if volume.perNodeCache != nil, let directory = config.perNodeCachePath {
