@@ -15,10 +15,14 @@ wait_gone() { while squeue -h -j "$1" | grep -q .; do sleep 0.3; done; }
 job=$(as_bench_user sbatch --parsable -N4 -o "$OUT/steps.log" --image="$IMAGE_BUSYBOX" --wrap "
     hyperfine -N --runs $RUNS --warmup 2 --export-json $OUT/steps.json \
         -n 'srun -N4 true' 'srun -N4 --ntasks-per-node=1 true' \
-        -n 'srun -N4 shifter true' 'srun -N4 --ntasks-per-node=1 shifter true'" | cut -d';' -f1)
+        -n 'srun -N4 shifter true' 'srun -N4 --ntasks-per-node=1 shifter true' \
+        -n 'srun -N1 true' 'srun -N1 -n1 true' \
+        -n 'srun -N1 shifter true' 'srun -N1 -n1 shifter true'" | cut -d';' -f1)
 wait_gone "$job"
 plain=$(jq -r '.results[0].median * 1000' "$OUT/steps.json")
 shifted=$(jq -r '.results[1].median * 1000' "$OUT/steps.json")
+plain1=$(jq -r '.results[2].median * 1000' "$OUT/steps.json")
+shifted1=$(jq -r '.results[3].median * 1000' "$OUT/steps.json")
 
 # 2. Prolog time per node, from the plugin's own log line, for 1, 2 and 4 nodes.
 declare -A prolog
@@ -36,7 +40,11 @@ done
 report() {
     printf '| step | median (ms) |\n|---|---|\n'
     printf '| srun -N4 true | %.1f |\n| srun -N4 shifter true | %.1f |\n' "$plain" "$shifted"
-    printf '\nOverhead per step: %.1f ms (%.2f×)\n\n' "$(echo "$shifted - $plain" | bc -l)" "$(echo "$shifted / $plain" | bc -l)"
+    printf '| srun -N1 true | %.1f |\n| srun -N1 shifter true | %.1f |\n' "$plain1" "$shifted1"
+    printf '\nOverhead per step: %.1f ms on 4 nodes (%.2f×), %.1f ms on 1 node (%.2f×).\n' \
+        "$(echo "$shifted - $plain" | bc -l)" "$(echo "$shifted / $plain" | bc -l)" \
+        "$(echo "$shifted1 - $plain1" | bc -l)" "$(echo "$shifted1 / $plain1" | bc -l)"
+    printf 'The four nodes share this machine'"'"'s 2 cores, so 4 tasks start 2 at a time.\n\n'
     printf '| nodes in the job | prolog per node, median (ms) |\n|---|---|\n'
     for nodes in 1 2 4; do printf '| %s | %s |\n' "$nodes" "${prolog[$nodes]}"; done
 }
