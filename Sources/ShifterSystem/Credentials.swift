@@ -3,26 +3,6 @@ import Glibc
 #endif
 import CShifterSys
 
-/// Who a container runs as.
-public struct UserIdentity: Sendable, Equatable {
-    public var uid: UInt32
-    public var gid: UInt32
-    /// Supplementary groups, without duplicates.
-    public var groups: [UInt32]
-    public var name: String
-    public var home: String
-    public var shell: String
-
-    public init(uid: UInt32, gid: UInt32, groups: [UInt32], name: String, home: String, shell: String) {
-        self.uid = uid
-        self.gid = gid
-        self.groups = groups
-        self.name = name
-        self.home = home
-        self.shell = shell
-    }
-}
-
 /// User and group lookups, and the one-way switch to the user's credentials.
 public enum Credentials {
     /// The real uid and gid of the calling process (the user who ran a setuid program).
@@ -85,20 +65,20 @@ public enum Credentials {
     /// Becomes the user for good: supplementary groups, gid, uid (real, effective and saved), an
     /// empty capability bounding set, no capabilities, and `no_new_privs`, so no later exec can
     /// regain privilege. Refuses uid or gid 0.
-    public static func become(_ user: UserIdentity) throws(SystemError) {
-        guard user.uid != 0, user.gid != 0 else { throw SystemError("switch to", "uid \(user.uid) gid \(user.gid)", errno: EPERM) }
-        try checkShim("drop capability bounding set for", user.name, cshifter_drop_bounding_set())
-        let groups = user.groups.filter { $0 != 0 }
-        try checkShim("set groups of", user.name, groups.withUnsafeBufferPointer {
+    public static func become(uid: UInt32, gid: UInt32, groups: [UInt32], name: String) throws(SystemError) {
+        guard uid != 0, gid != 0 else { throw SystemError("switch to", "uid \(uid) gid \(gid)", errno: EPERM) }
+        try checkShim("drop capability bounding set for", name, cshifter_drop_bounding_set())
+        let groups = groups.filter { $0 != 0 }
+        try checkShim("set groups of", name, groups.withUnsafeBufferPointer {
             cshifter_setgroups($0.count, $0.baseAddress)
         })
-        try checkShim("set gid of", user.name, cshifter_setresgid(user.gid, user.gid, user.gid))
-        try checkShim("set uid of", user.name, cshifter_setresuid(user.uid, user.uid, user.uid))
-        try checkShim("clear capabilities of", user.name, cshifter_clear_capabilities())
-        try checkShim("set no_new_privs for", user.name, cshifter_set_no_new_privs())
+        try checkShim("set gid of", name, cshifter_setresgid(gid, gid, gid))
+        try checkShim("set uid of", name, cshifter_setresuid(uid, uid, uid))
+        try checkShim("clear capabilities of", name, cshifter_clear_capabilities())
+        try checkShim("set no_new_privs for", name, cshifter_set_no_new_privs())
         // Paranoia: the switch must be irreversible.
         if setuid(0) == 0 || geteuid() == 0 || getegid() == 0 {
-            throw SystemError("drop privileges for", user.name, errno: EPERM)
+            throw SystemError("drop privileges for", name, errno: EPERM)
         }
     }
 }

@@ -136,8 +136,7 @@ public enum ContainerLauncher {
 
         do {
             try ProcessControl.changeRoot(layout.root)
-            try Credentials.become(UserIdentity(uid: user.uid, gid: user.gid, groups: user.groups,
-                                                name: user.name, home: user.home, shell: user.shell))
+            try Credentials.become(uid: user.uid, gid: user.gid, groups: user.groups, name: user.name)
         } catch {
             throw RuntimeError("couldn't enter the container: \(error.description)")
         }
