@@ -52,6 +52,8 @@ install: all
 	install -m 0755 $(OUT)/libshifter.so $(OUT)/shifter_spank.so $(DESTDIR)$(PREFIX)/lib/shifter/
 	install -m 0644 include/shifter.h $(DESTDIR)$(PREFIX)/include/
 	install -m 0644 etc/udiRoot.conf.example etc/plugstack.conf.example $(DESTDIR)$(SYSCONFDIR)/
+	install -m 0644 etc/imagegw.conf.example $(DESTDIR)$(SYSCONFDIR)/
+	install -D -m 0644 etc/shifter-imagegw.service $(DESTDIR)$(PREFIX)/lib/systemd/system/shifter-imagegw.service
 	install -D -m 0755 etc/modules/mpich/abi-check.sh $(DESTDIR)$(PREFIX)/lib/shifter/modules/mpich/abi-check.sh
 
 bed-up:

@@ -23,6 +23,9 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
     ],
     targets: [
         .target(name: "ShifterCore"),
@@ -47,9 +50,24 @@ let package = Package(
             name: "shifterimg",
             dependencies: ["ShifterImage", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
+        .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
+        // The gateway's REST client, for shifterimg: libcurl and libmunge only, no NIO.
+        .target(name: "ShifterGatewayClient", dependencies: ["ShifterCore", "CCurl", "CMunge"]),
+        .target(
+            name: "ShifterGateway",
+            dependencies: [
+                "ShifterGatewayClient", "ShifterImage", "CMunge", "CSQLite", "CCrypto",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
         .executableTarget(
             name: "shifter-imagegw",
-            dependencies: ["ShifterImage", "CMunge", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: [
+                "ShifterGateway", "ShifterImage", .product(name: "Logging", package: "swift-log"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
         ),
 
         .testTarget(
@@ -57,6 +75,8 @@ let package = Package(
             dependencies: ["ShifterCore", .product(name: "PropertyBased", package: "swift-property-based")]
         ),
         .testTarget(name: "ShifterRuntimeTests", dependencies: ["ShifterRuntime", "ShifterSystem"]),
+        .testTarget(name: "ShifterImageTests", dependencies: ["ShifterImage"]),
+        .testTarget(name: "ShifterGatewayTests", dependencies: ["ShifterGateway", "ShifterGatewayClient"]),
     ],
     swiftLanguageModes: [.v6]
 )

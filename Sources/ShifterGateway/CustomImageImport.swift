@@ -1,0 +1,177 @@
+import CCrypto
+import Foundation
+import ShifterCore
+import ShifterGatewayClient
+import ShifterImage
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+extension GatewayService {
+    /// `POST /api/doimport/SYSTEM/custom/NAME[:TAG]/`: copies a squashfs file that the gateway host
+    /// can read into the system's store as a `custom` image, named by the sha256 of the file.
+    /// Administrators and `importUsers` only.
+    public func importImage(
+        system: String, type: String, tag: String, request: GatewayImportRequest, caller: AuthenticatedCaller
+    ) throws(GatewayError) -> GatewayImageRecord {
+        let systemConfig = try systemConfig(named: system)
+        guard config.adminUIDs.contains(caller.uid) || config.importUIDs.contains(caller.uid) else {
+            throw .forbidden("import \(type):\(tag): administrators and import users only")
+        }
+        guard type == ImageType.custom.rawValue else {
+            throw .badRequest("import \(type):\(tag): imported images are of type custom")
+        }
+        let reference: ImageReference
+        do {
+            reference = try ImageReference.parse("custom:" + tag)
+        } catch {
+            throw .badRequest("image custom:\(tag): \(error.reason)")
+        }
+        guard request.format == nil || request.format == "squashfs" else {
+            throw .badRequest("import custom:\(tag): format \(quoted(request.format ?? "")) is not supported; only squashfs")
+        }
+        let source = request.filepath
+        guard source.hasPrefix("/") else { throw .badRequest("import custom:\(tag): filepath \(quoted(source)) is not absolute") }
+        let canonical = Self.tagText(reference)
+        var userACL = Array(Set(request.allowedUIDs ?? [])).sorted()
+        let groupACL = Array(Set(request.allowedGIDs ?? [])).sorted()
+        let isPrivate = !userACL.isEmpty || !groupACL.isEmpty
+        if isPrivate && !userACL.contains(caller.uid) && caller.uid != 0 { userACL = (userACL + [caller.uid]).sorted() }
+
+        let metadata = try SquashfsFileImport.importFile(
+            source, into: ImageStore(directory: systemConfig.imagePath), reference: reference, userACL: userACL, groupACL: groupACL)
+        let now = clock()
+        var row = ImageRow(
+            system: system, itype: "custom", tag: canonical, scope: isPrivate ? ImageRow.privateScope(caller.uid) : "", ownerUID: caller.uid,
+            digest: metadata.digest, status: .ready)
+        row.userACL = userACL
+        row.groupACL = groupACL
+        row.metadata = metadata
+        row.lastPull = now
+        row.statusMessage = "imported from \(source)"
+        try state.save(row)
+        logger.info("image imported", metadata: ["image": "\(system)/custom:\(canonical)", "id": "\(metadata.digest)", "uid": "\(caller.uid)"])
+        return row.record
+    }
+}
+
+/// Copies a squashfs file into an image store: into a hidden staging directory first, synced, then
+/// renamed into place (image first, record last), so a reader never sees a partial image.
+enum SquashfsFileImport {
+    /// The squashfs superblock magic, `hsqs`.
+    static let magic: [UInt8] = [0x68, 0x73, 0x71, 0x73]
+
+    static func importFile(
+        _ source: String, into store: ImageStore, reference: ImageReference, userACL: [UInt32], groupACL: [UInt32]
+    ) throws(GatewayError) -> ImageMetadata {
+        let input = open(source, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
+        guard input >= 0 else { throw .badRequest("import \(reference): \(quoted(source)): \(errnoText())") }
+        defer { close(input) }
+        var status = stat()
+        guard fstat(input, &status) == 0, status.st_mode & S_IFMT == S_IFREG else {
+            throw .badRequest("import \(reference): \(quoted(source)): not a regular file")
+        }
+        let directory = store.directory
+        let staging = directory + "/.gateway-import-\(getpid())-\(UInt64.random(in: 0...UInt64.max))"
+        guard mkdir(staging, 0o700) == 0 else { throw .internal("import \(reference): cannot create \(quoted(staging)): \(errnoText())") }
+        defer { try? FileManager.default.removeItem(atPath: staging) }
+        let staged = staging + "/image.squashfs"
+        let hex = try copyHashing(input, to: staged, what: "import \(reference): \(quoted(source))")
+        guard let id = ImageID(hex) else { throw .internal("import \(reference): the file digest is malformed") }
+        let mode: mode_t = userACL.isEmpty && groupACL.isEmpty ? 0o644 : 0o600
+        let metadata = ImageMetadata(
+            format: "squashfs", digest: id.digest, manifestDigest: id.digest, userACL: userACL, groupACL: groupACL,
+            source: reference.canonical, created: ISO8601DateFormatter().string(from: Date()))
+        if !store.contains(id) {
+            let record: [UInt8]
+            do {
+                record = try metadata.encoded() + [UInt8(ascii: "\n")]
+            } catch {
+                throw .internal("import \(reference): \(error)")
+            }
+            let stagedRecord = staging + "/image.meta.json"
+            guard FileManager.default.createFile(atPath: stagedRecord, contents: Data(record)) else {
+                throw .internal("import \(reference): cannot write \(quoted(stagedRecord))")
+            }
+            try syncFile(stagedRecord)
+            guard chmod(staged, mode) == 0, chmod(stagedRecord, mode) == 0 else {
+                throw .internal("import \(reference): cannot set the mode of the staged image: \(errnoText())")
+            }
+            guard rename(staged, store.imagePath(for: id)) == 0, rename(stagedRecord, store.metadataPath(for: id)) == 0 else {
+                throw .internal("import \(reference): cannot move the image into \(quoted(directory)): \(errnoText())")
+            }
+            try syncFile(directory)
+        }
+        try writeTag(reference, id: id, store: store)
+        return (try? store.metadata(for: id)) ?? metadata
+    }
+
+    /// Copies `input` to a new file at `path`, synced, and returns the sha256 of the bytes in hex.
+    /// The copy is refused if it does not start with the squashfs magic.
+    private static func copyHashing(_ input: Int32, to path: String, what: String) throws(GatewayError) -> String {
+        let output = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        guard output >= 0 else { throw .internal("\(what): cannot create \(quoted(path)): \(errnoText())") }
+        defer { close(output) }
+        guard let context = EVP_MD_CTX_new() else { throw .internal("\(what): libcrypto cannot create a digest context") }
+        defer { EVP_MD_CTX_free(context) }
+        guard EVP_DigestInit_ex(context, EVP_sha256(), nil) == 1 else { throw .internal("\(what): libcrypto cannot start sha256") }
+        var buffer = [UInt8](repeating: 0, count: 1 << 20)
+        var first = true
+        while true {
+            let count = buffer.withUnsafeMutableBytes { read(input, $0.baseAddress, $0.count) }
+            if count < 0 && errno == EINTR { continue }
+            guard count >= 0 else { throw .badRequest("\(what): cannot be read: \(errnoText())") }
+            if count == 0 { break }
+            if first {
+                guard count >= 4, Array(buffer[0..<4]) == magic else { throw .badRequest("\(what): not a squashfs file") }
+                first = false
+            }
+            var written = 0
+            while written < count {
+                let result = buffer.withUnsafeBytes { write(output, $0.baseAddress.map { $0 + written }, count - written) }
+                if result < 0 && errno == EINTR { continue }
+                guard result > 0 else { throw .internal("\(what): cannot write \(quoted(path)): \(errnoText())") }
+                written += result
+            }
+            _ = buffer.withUnsafeBytes { EVP_DigestUpdate(context, $0.baseAddress, count) }
+        }
+        guard !first else { throw .badRequest("\(what): the file is empty") }
+        guard fsync(output) == 0 else { throw .internal("\(what): cannot sync \(quoted(path)): \(errnoText())") }
+        var digest = [UInt8](repeating: 0, count: 32)
+        var length: UInt32 = 0
+        guard EVP_DigestFinal_ex(context, &digest, &length) == 1, length == 32 else {
+            throw .internal("\(what): libcrypto cannot finish sha256")
+        }
+        return digest.map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined()
+    }
+
+    /// Points the tag index entry of `reference` at `id`, replacing it atomically.
+    private static func writeTag(_ reference: ImageReference, id: ImageID, store: ImageStore) throws(GatewayError) {
+        guard let tagFile = store.layout.tagFile(for: reference) else { return }
+        let tags = store.layout.tagDirectory
+        if mkdir(tags, 0o755) != 0 && errno != EEXIST {
+            throw .internal("import \(reference): cannot create \(quoted(tags)): \(errnoText())")
+        }
+        let temporary = tags + "/.tag-\(getpid())-\(UInt64.random(in: 0...UInt64.max))"
+        guard FileManager.default.createFile(atPath: temporary, contents: Data((id.digest + "\n").utf8), attributes: [.posixPermissions: 0o644])
+        else {
+            throw .internal("import \(reference): cannot write \(quoted(temporary))")
+        }
+        try syncFile(temporary)
+        guard rename(temporary, tagFile) == 0 else {
+            unlink(temporary)
+            throw .internal("import \(reference): cannot write the tag \(quoted(tagFile)): \(errnoText())")
+        }
+        try syncFile(tags)
+    }
+
+    private static func syncFile(_ path: String) throws(GatewayError) {
+        let descriptor = open(path, O_RDONLY | O_CLOEXEC)
+        guard descriptor >= 0 else { throw .internal("cannot open \(quoted(path)) to sync it: \(errnoText())") }
+        defer { close(descriptor) }
+        guard fsync(descriptor) == 0 else { throw .internal("cannot sync \(quoted(path)): \(errnoText())") }
+    }
+
+    private static func errnoText() -> String { String(cString: strerror(errno)) }
+}

@@ -1,0 +1,323 @@
+import Foundation
+import ShifterCore
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// How the gateway authenticates to one registry.
+public enum RegistryAuthMethod: String, Sendable, Equatable, CaseIterable {
+    /// Pulls are anonymous; credentials a caller sends are refused.
+    case anonymous
+    /// A pull uses the caller's credentials from the munge payload, else is anonymous.
+    case user
+    /// Pulls use the site's account (`username`, `passwordFile`), whatever the caller sends.
+    case site
+}
+
+/// One registry the gateway may pull from.
+public struct RegistryConfig: Sendable, Equatable {
+    /// The registry host and optional port, as image references name it (`registry.example.org:5000`).
+    public var host: String
+    /// A PEM bundle of CA certificates for its TLS certificate, or nil for the system's.
+    public var caBundle: String?
+    /// How pulls authenticate.
+    public var auth: RegistryAuthMethod
+    /// The site account's user name, for `auth: site`.
+    public var username: String?
+    /// A root-only file holding the site account's password, for `auth: site`.
+    public var passwordFile: String?
+}
+
+/// One system (cluster) the gateway serves, with its own image store.
+public struct SystemConfig: Sendable, Equatable {
+    /// The system name in request paths (`system` in the cluster's udiRoot.conf).
+    public var name: String
+    /// The cluster's `imagePath`, shared with its nodes.
+    public var imagePath: String
+}
+
+/// A configuration file that cannot be used: one line naming the file, the key and the reason.
+public struct GatewayConfigError: Error, Sendable, CustomStringConvertible, Equatable {
+    /// What is wrong.
+    public var message: String
+
+    /// Creates an error.
+    public init(_ message: String) { self.message = message }
+
+    /// The one-line message.
+    public var description: String { message }
+}
+
+/// The gateway's configuration, read from a JSON file in which lines starting with `#` are
+/// comments (see `etc/imagegw.conf.example`).
+///
+/// Unknown keys are errors, so a misspelt key is never silently ignored. Users (administrators,
+/// import users) may be given as names or numeric uids.
+public struct GatewayConfig: Sendable, Equatable {
+    /// The address to listen on.
+    public var listenHost: String
+    /// The port to listen on.
+    public var listenPort: Int
+    /// The SQLite database file; created if missing.
+    public var database: String
+    /// Pulls that run at the same time.
+    public var workers: Int
+    /// The systems served, by name.
+    public var systems: [String: SystemConfig]
+    /// The registries pulls may use, by host.
+    public var registries: [String: RegistryConfig]
+    /// The registry of references that name none; Docker Hub unless configured.
+    public var defaultRegistry: String
+    /// Whether registries missing from `registries` may be used (anonymously, system CA bundle).
+    public var allowUnlistedRegistries: Bool
+    /// The platform picked from multi-platform images.
+    public var platform: String
+    /// Seconds without a lookup after which `autoexpire` removes an image.
+    public var expireAfter: Double
+    /// The longest job time limit: an image looked up more recently than this may still be in use.
+    public var jobTimeLimit: Double
+    /// Seconds after a pull during which a pull of the same tag returns the existing image.
+    public var minPullInterval: Double
+    /// The largest request body accepted, in bytes.
+    public var maxBodyBytes: Int
+    /// Administrators' uids; root is always one.
+    public var adminUIDs: Set<UInt32>
+    /// Users allowed to import squashfs files, besides the administrators.
+    public var importUIDs: Set<UInt32>
+    /// Lookups kept for `/api/metrics/`.
+    public var lookupHistory: Int
+
+    /// A configuration with defaults for everything but the systems.
+    public init(
+        listenHost: String = "127.0.0.1", listenPort: Int = 7777, database: String = "/var/lib/shifter/imagegw.sqlite",
+        workers: Int = 2, systems: [String: SystemConfig] = [:], registries: [String: RegistryConfig] = [:],
+        defaultRegistry: String = ImageReference.dockerHubRegistry, allowUnlistedRegistries: Bool = false,
+        platform: String = "linux/amd64", expireAfter: Double = 90 * 86_400, jobTimeLimit: Double = 7 * 86_400,
+        minPullInterval: Double = 60, maxBodyBytes: Int = 64 << 10, adminUIDs: Set<UInt32> = [0], importUIDs: Set<UInt32> = [],
+        lookupHistory: Int = 10_000
+    ) {
+        self.listenHost = listenHost
+        self.listenPort = listenPort
+        self.database = database
+        self.workers = workers
+        self.systems = systems
+        self.registries = registries
+        self.defaultRegistry = defaultRegistry
+        self.allowUnlistedRegistries = allowUnlistedRegistries
+        self.platform = platform
+        self.expireAfter = expireAfter
+        self.jobTimeLimit = jobTimeLimit
+        self.minPullInterval = minPullInterval
+        self.maxBodyBytes = maxBodyBytes
+        self.adminUIDs = adminUIDs.union([0])
+        self.importUIDs = importUIDs
+        self.lookupHistory = lookupHistory
+    }
+
+    /// Reads and checks the configuration file at `path`.
+    public static func load(path: String) throws(GatewayConfigError) -> GatewayConfig {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw GatewayConfigError("gateway configuration \(quoted(path)): cannot be read: \(String(cString: strerror(errno)))")
+        }
+        return try parse(Array(data), source: path)
+    }
+
+    /// Parses configuration JSON; `source` names it in errors. `userID` resolves user names.
+    public static func parse(
+        _ bytes: [UInt8], source: String, userID: (String) -> UInt32? = GatewayConfig.systemUserID
+    ) throws(GatewayConfigError) -> GatewayConfig {
+        // Whole-line `#` comments are allowed, so the file can explain itself; JSON has none.
+        let text = String(decoding: bytes, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false)
+            .map { $0.drop { $0 == " " || $0 == "\t" }.hasPrefix("#") ? "" : String($0) }.joined(separator: "\n")
+        let top: ConfigObject
+        do {
+            guard let object = try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any] else {
+                throw GatewayConfigError("gateway configuration \(quoted(source)): the top level is not a JSON object")
+            }
+            top = ConfigObject(values: object, path: "", source: source)
+        } catch let error as GatewayConfigError {
+            throw error
+        } catch {
+            throw GatewayConfigError("gateway configuration \(quoted(source)): not valid JSON")
+        }
+        try top.allowOnly([
+            "listen", "database", "workers", "systems", "registries", "defaultRegistry", "allowUnlistedRegistries", "platform",
+            "expireAfterSeconds", "jobTimeLimitSeconds", "minPullIntervalSeconds", "maxBodyBytes", "admins", "importUsers",
+            "lookupHistory",
+        ])
+        var config = GatewayConfig()
+        if let listen = try top.string("listen") {
+            guard let colon = listen.lastIndex(of: ":"), let port = Int(listen[listen.index(after: colon)...]), (0...65535).contains(port),
+                colon != listen.startIndex
+            else {
+                throw top.failure("listen", "\(quoted(listen)) is not HOST:PORT")
+            }
+            config.listenHost = String(listen[..<colon]).trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
+            config.listenPort = port
+        }
+        if let database = try top.string("database") {
+            guard database.hasPrefix("/") else { throw top.failure("database", "\(quoted(database)) is not an absolute path") }
+            config.database = database
+        }
+        if let workers = try top.integer("workers") {
+            guard (1...64).contains(workers) else { throw top.failure("workers", "\(workers) is not between 1 and 64") }
+            config.workers = workers
+        }
+        guard let systems = try top.object("systems"), !systems.values.isEmpty else {
+            throw top.failure("systems", "at least one system with its imagePath is required")
+        }
+        for name in systems.values.keys.sorted() {
+            guard let system = try systems.object(name) else { continue }
+            try system.allowOnly(["imagePath"])
+            guard let imagePath = try system.string("imagePath"), imagePath.hasPrefix("/") else {
+                throw system.failure("imagePath", "an absolute directory is required")
+            }
+            guard GatewayConfig.isValidName(name) else {
+                throw systems.failure(name, "a system name uses letters, digits, '-', '_' and '.' only")
+            }
+            config.systems[name] = SystemConfig(name: name, imagePath: imagePath)
+        }
+        if let registries = try top.object("registries") {
+            for host in registries.values.keys.sorted() {
+                guard let registry = try registries.object(host) else { continue }
+                try registry.allowOnly(["url", "caBundle", "auth", "username", "passwordFile"])
+                var name = host.lowercased()
+                if let url = try registry.string("url") {
+                    guard url.hasPrefix("https://") else { throw registry.failure("url", "\(quoted(url)) is not an https:// URL") }
+                    let rest = url.dropFirst("https://".count)
+                    name = String(rest.prefix { $0 != "/" }).lowercased()
+                    guard !name.isEmpty else { throw registry.failure("url", "\(quoted(url)) names no host") }
+                }
+                let authText = try registry.string("auth") ?? RegistryAuthMethod.user.rawValue
+                guard let auth = RegistryAuthMethod(rawValue: authText) else {
+                    throw registry.failure("auth", "\(quoted(authText)) is not one of anonymous, user, site")
+                }
+                let entry = RegistryConfig(
+                    host: name, caBundle: try registry.string("caBundle"), auth: auth, username: try registry.string("username"),
+                    passwordFile: try registry.string("passwordFile"))
+                if auth == .site && (entry.username == nil || entry.passwordFile == nil) {
+                    throw registry.failure("auth", "\"site\" needs username and passwordFile")
+                }
+                config.registries[name] = entry
+            }
+        }
+        if let registry = try top.string("defaultRegistry") {
+            guard !registry.isEmpty, !registry.contains("/") else { throw top.failure("defaultRegistry", "\(quoted(registry)) is not a registry host") }
+            config.defaultRegistry = registry.lowercased()
+        }
+        if let allow = try top.bool("allowUnlistedRegistries") { config.allowUnlistedRegistries = allow }
+        if let platform = try top.string("platform") { config.platform = platform }
+        if let seconds = try top.number("expireAfterSeconds") {
+            guard seconds > 0 else { throw top.failure("expireAfterSeconds", "must be positive") }
+            config.expireAfter = seconds
+        }
+        if let seconds = try top.number("jobTimeLimitSeconds") {
+            guard seconds >= 0 else { throw top.failure("jobTimeLimitSeconds", "must not be negative") }
+            config.jobTimeLimit = seconds
+        }
+        if let seconds = try top.number("minPullIntervalSeconds") {
+            guard seconds >= 0 else { throw top.failure("minPullIntervalSeconds", "must not be negative") }
+            config.minPullInterval = seconds
+        }
+        if let bytes = try top.integer("maxBodyBytes") {
+            guard (1024...(16 << 20)).contains(bytes) else { throw top.failure("maxBodyBytes", "\(bytes) is not between 1024 and 16777216") }
+            config.maxBodyBytes = bytes
+        }
+        if let count = try top.integer("lookupHistory") {
+            guard count >= 0 else { throw top.failure("lookupHistory", "must not be negative") }
+            config.lookupHistory = count
+        }
+        config.adminUIDs = Set(try top.users("admins", userID: userID)).union([0])
+        config.importUIDs = Set(try top.users("importUsers", userID: userID))
+        return config
+    }
+
+    /// Whether `name` may name a system: letters, digits, `-`, `_` and `.`.
+    static func isValidName(_ name: String) -> Bool {
+        !name.isEmpty && name.utf8.count <= 64
+            && name.unicodeScalars.allSatisfy { ($0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0))) || "-_.".unicodeScalars.contains($0) }
+    }
+
+    /// Resolves a user name with `getpwnam(3)`.
+    public static func systemUserID(_ name: String) -> UInt32? {
+        getpwnam(name).map { $0.pointee.pw_uid }
+    }
+
+    /// The registry settings for `host`: the configured entry, or anonymous defaults where unlisted
+    /// registries are allowed; nil when the registry may not be used.
+    public func registry(for host: String) -> RegistryConfig? {
+        if let entry = registries[host.lowercased()] { return entry }
+        guard allowUnlistedRegistries else { return nil }
+        return RegistryConfig(host: host, caBundle: nil, auth: .user, username: nil, passwordFile: nil)
+    }
+}
+
+/// A JSON object of the configuration with typed, checked reads that name the key in errors.
+private struct ConfigObject {
+    var values: [String: Any]
+    var path: String
+    var source: String
+
+    func failure(_ key: String, _ reason: String) -> GatewayConfigError {
+        GatewayConfigError("gateway configuration \(quoted(source)): key \(quoted(path + key)): \(reason)")
+    }
+
+    func allowOnly(_ keys: [String]) throws(GatewayConfigError) {
+        for key in values.keys.sorted() where !keys.contains(key) {
+            throw failure(key, "unknown key")
+        }
+    }
+
+    func string(_ key: String) throws(GatewayConfigError) -> String? {
+        guard let value = values[key], !(value is NSNull) else { return nil }
+        guard let text = value as? String else { throw failure(key, "should be a string") }
+        return text
+    }
+
+    func number(_ key: String) throws(GatewayConfigError) -> Double? {
+        guard let value = values[key], !(value is NSNull) else { return nil }
+        guard let number = value as? NSNumber, !Self.isBoolean(value), number.doubleValue.isFinite else { throw failure(key, "should be a number") }
+        return number.doubleValue
+    }
+
+    func integer(_ key: String) throws(GatewayConfigError) -> Int? {
+        guard let number = try number(key) else { return nil }
+        guard number.rounded() == number, abs(number) < 1e15 else { throw failure(key, "should be a whole number") }
+        return Int(number)
+    }
+
+    func bool(_ key: String) throws(GatewayConfigError) -> Bool? {
+        guard let value = values[key], !(value is NSNull) else { return nil }
+        guard Self.isBoolean(value), let flag = value as? Bool else { throw failure(key, "should be true or false") }
+        return flag
+    }
+
+    func object(_ key: String) throws(GatewayConfigError) -> ConfigObject? {
+        guard let value = values[key], !(value is NSNull) else { return nil }
+        guard let object = value as? [String: Any] else { throw failure(key, "should be an object") }
+        return ConfigObject(values: object, path: path + key + ".", source: source)
+    }
+
+    /// Whether a JSONSerialization value is `true` or `false`: on Linux every NSNumber casts to
+    /// Bool, so the boxed class tells them apart.
+    static func isBoolean(_ value: Any) -> Bool {
+        String(describing: type(of: value)).contains("Boolean") || type(of: value) == Bool.self
+    }
+
+    func users(_ key: String, userID: (String) -> UInt32?) throws(GatewayConfigError) -> [UInt32] {
+        guard let value = values[key], !(value is NSNull) else { return [] }
+        guard let list = value as? [Any] else { throw failure(key, "should be a list of user names or uids") }
+        var result: [UInt32] = []
+        for item in list {
+            if let number = item as? NSNumber, !Self.isBoolean(item), let uid = UInt32(exactly: number.doubleValue) {
+                result.append(uid)
+            } else if let name = item as? String, let uid = UInt32(name) ?? userID(name) {
+                result.append(uid)
+            } else {
+                throw failure(key, "\(quoted("\(item)")) is not a known user or uid")
+            }
+        }
+        return result
+    }
+}

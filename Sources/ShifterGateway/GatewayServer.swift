@@ -1,0 +1,71 @@
+import Foundation
+import Hummingbird
+import Logging
+import ServiceLifecycle
+
+/// The `shifter-imagegw` process: the HTTP server (Hummingbird) in front of `GatewayService`, run
+/// in a service group that shuts down gracefully on SIGTERM and SIGINT.
+public enum GatewayServer {
+    /// Loads the configuration, opens the database, resumes interrupted pulls, and serves until
+    /// SIGTERM. Returns when the server has stopped.
+    public static func run(configPath: String, logger: Logger) async throws {
+        let config = try GatewayConfig.load(path: configPath)
+        try await run(config: config, authenticator: MungeAuthenticator(), logger: logger)
+    }
+
+    /// Serves `config` with `authenticator` until SIGTERM, or until the task is cancelled.
+    static func run(
+        config: GatewayConfig, authenticator: any RequestAuthenticator, puller: any ImagePulling = RegistryImagePuller(), logger: Logger
+    ) async throws {
+        for system in config.systems.values.sorted(by: { $0.name < $1.name }) {
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: system.imagePath, isDirectory: &isDirectory), isDirectory.boolValue else {
+                throw GatewayConfigError("system \(quoted(system.name)): imagePath \(quoted(system.imagePath)) is not a directory")
+            }
+        }
+        let service = try GatewayService(config: config, puller: puller, logger: logger)
+        try service.resumeInterruptedPulls()
+        let handler = GatewayRequestHandler(service: service, authenticator: authenticator, logger: logger)
+        let maxBody = config.maxBodyBytes
+        let responder = CallbackResponder<BasicRequestContext> { request, _ in
+            var bodyTooLarge = false
+            var body: [UInt8] = []
+            do {
+                var buffer = try await request.body.collect(upTo: maxBody)
+                body = buffer.readBytes(length: buffer.readableBytes) ?? []
+            } catch {
+                bodyTooLarge = true
+            }
+            let answer = handler.respond(
+                method: request.method.rawValue, path: request.uri.path, // The old Shifter gateway's header for the munge credential.
+                authentication: request.headers.first { $0.name.canonicalName == "authentication" }?.value,
+                body: body, bodyTooLarge: bodyTooLarge)
+            return Response(
+                status: HTTPResponse.Status(code: answer.status), headers: [.contentType: answer.contentType], body: ResponseBody(byteBuffer: ByteBuffer(bytes: answer.body)))
+        }
+        let application = Application(
+            responder: responder,
+            configuration: ApplicationConfiguration(address: .hostname(config.listenHost, port: config.listenPort), serverName: "shifter-imagegw"),
+            services: [PullShutdown(service: service)],
+            onServerRunning: { channel in
+                logger.notice(
+                    "serving", metadata: ["address": "\(channel.localAddress.map { "\($0)" } ?? "?")", "systems": "\(config.systems.keys.sorted())"])
+            },
+            logger: logger)
+        let group = ServiceGroup(
+            configuration: ServiceGroupConfiguration(services: [application], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        try await group.run()
+        logger.notice("stopped")
+    }
+}
+
+/// Waits for the graceful shutdown and then stops the pull scheduler, recording pulls still in
+/// progress as PENDING so that the next start resumes them.
+struct PullShutdown: Service {
+    let service: GatewayService
+
+    func run() async throws {
+        try? await gracefulShutdown()
+        service.stop()
+    }
+}

@@ -1,0 +1,79 @@
+import Foundation
+import ShifterCore
+import ShifterImage
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// What one pull needs: the image, where it goes, who may use it, and how to reach the registry.
+public struct PullJob: Sendable {
+    /// The image (`docker:`), with the default registry applied.
+    public var reference: ImageReference
+    /// The store of the system it is pulled for.
+    public var imagePath: String
+    /// Users allowed to use it; empty with `groupACL` empty means public.
+    public var userACL: [UInt32]
+    /// Groups allowed to use it.
+    public var groupACL: [UInt32]
+    /// Registry credentials; kept in memory only.
+    public var credentials: RegistryCredentials?
+    /// TLS settings for the registry.
+    public var transport: TransportOptions
+    /// The platform picked from a multi-platform image.
+    public var platform: ImagePlatform
+}
+
+/// What a pull produced.
+public struct PulledImage: Sendable, Equatable {
+    /// The image's record, as stored.
+    public var metadata: ImageMetadata
+    /// Whether the image was already in the store, so nothing was downloaded or converted.
+    public var alreadyPresent: Bool
+    /// Bytes of layers downloaded.
+    public var bytesDownloaded: Int64
+}
+
+/// Pulls one image into an image store, blocking the calling thread. The gateway runs each pull on
+/// its own thread; unit tests replace the registry with a stand-in.
+public protocol ImagePulling: Sendable {
+    /// Pulls `job`, reporting progress through `events` (from any thread).
+    func pull(_ job: PullJob, events: @escaping @Sendable (ImportEvent) -> Void) throws(ImageImportError) -> PulledImage
+}
+
+/// Pulls with the import library (`ImageImporter`): registry, verification, flattening, store.
+public struct RegistryImagePuller: ImagePulling {
+    /// A puller.
+    public init() {}
+
+    /// Pulls `job` with `ImageImporter`. A private image's files are made readable by root only
+    /// (the runtime, which is root, enforces its ACL from `.meta.json`).
+    public func pull(_ job: PullJob, events: @escaping @Sendable (ImportEvent) -> Void) throws(ImageImportError) -> PulledImage {
+        let options = ImportOptions(platform: job.platform, transport: job.transport, userACL: job.userACL, groupACL: job.groupACL)
+        let importer = ImageImporter(store: ImageStore(directory: job.imagePath), options: options)
+        let downloaded = ByteCounter()
+        let result = try importer.pull(job.reference, credentials: job.credentials) { event in
+            if case .downloaded(_, _, let size) = event { downloaded.add(size) }
+            events(event)
+        }
+        if !job.userACL.isEmpty || !job.groupACL.isEmpty, !result.alreadyPresent, let id = ImageID(result.metadata.digest) {
+            let store = importer.store
+            for path in [store.imagePath(for: id), store.metadataPath(for: id)] where chmod(path, 0o600) != 0 {
+                throw ImageImportError(.store, "image \(id): cannot make \(path) private: \(String(cString: strerror(errno)))")
+            }
+        }
+        return PulledImage(metadata: result.metadata, alreadyPresent: result.alreadyPresent, bytesDownloaded: downloaded.value)
+    }
+}
+
+/// A byte total that download threads add to.
+final class ByteCounter: Sendable {
+    private let total = Mutex<Int64>(0)
+
+    /// Adds `bytes`.
+    func add(_ bytes: Int64) { total.withLock { $0 += bytes } }
+
+    /// The total so far.
+    var value: Int64 { total.withLock { $0 } }
+}

@@ -1,0 +1,243 @@
+import Foundation
+import ShifterCore
+import Synchronization
+
+/// Settings of an import.
+public struct ImportOptions: Sendable {
+    /// The platform picked from a multi-platform index.
+    public var platform: ImagePlatform
+    /// TLS, timeouts and retries.
+    public var transport: TransportOptions
+    /// How the image is compressed and with how many threads.
+    public var squashfs: SquashfsOptions
+    /// How many layers download at once.
+    public var parallelDownloads: Int
+    /// Users allowed to use the image; with `groupACL` empty too, the image is public.
+    public var userACL: [UInt32]
+    /// Groups allowed to use the image.
+    public var groupACL: [UInt32]
+
+    /// Creates options; by default linux/amd64, zstd level 3, four parallel downloads, public.
+    public init(
+        platform: ImagePlatform = .linuxAMD64, transport: TransportOptions = TransportOptions(),
+        squashfs: SquashfsOptions = SquashfsOptions(), parallelDownloads: Int = 4, userACL: [UInt32] = [], groupACL: [UInt32] = []
+    ) {
+        self.platform = platform
+        self.transport = transport
+        self.squashfs = squashfs
+        self.parallelDownloads = max(1, parallelDownloads)
+        self.userACL = userACL
+        self.groupACL = groupACL
+    }
+}
+
+/// A layer as the manifest lists it.
+public struct LayerDescription: Sendable, Equatable {
+    /// `sha256:…`.
+    public var digest: String
+    /// The compressed size in bytes.
+    public var size: Int64
+}
+
+/// What an import is doing, for progress output. Download events arrive from several threads.
+public enum ImportEvent: Sendable, Equatable {
+    /// The reference was resolved to an image id (the platform manifest's digest).
+    case resolved(imageID: String, platform: String, layers: [LayerDescription])
+    /// The image is already in the store; nothing is downloaded or converted.
+    case alreadyPresent(imageID: String)
+    /// Bytes of layer `index` (0 is the bottom layer) received so far.
+    case downloading(index: Int, digest: String, received: Int64, size: Int64)
+    /// Layer `index` is downloaded and verified.
+    case downloaded(index: Int, digest: String, size: Int64)
+    /// A step of the conversion.
+    case converting(FlattenProgress)
+    /// The image is in the store.
+    case stored(imageID: String, path: String, bytes: Int64)
+}
+
+/// What an import produced.
+public struct ImportResult: Sendable {
+    /// The image's record, as stored.
+    public var metadata: ImageMetadata
+    /// Whether the image was already in the store, so nothing was converted.
+    public var alreadyPresent: Bool
+    /// What the conversion did, when there was one.
+    public var summary: FlattenSummary?
+}
+
+/// Pulls images from registries into the image store: resolves the reference to one platform's
+/// manifest, downloads and verifies the layers in parallel into a staging directory in the store,
+/// flattens them into squashfs, and moves the image and its record into place.
+///
+/// An image already in the store (same manifest digest) is not downloaded or converted again. A
+/// failed import removes everything it wrote.
+public struct ImageImporter: Sendable {
+    /// The store images go into.
+    public let store: ImageStore
+    /// The import settings.
+    public var options: ImportOptions
+
+    /// An importer into `store`.
+    public init(store: ImageStore, options: ImportOptions = ImportOptions()) {
+        self.store = store
+        self.options = options
+    }
+
+    /// Pulls `reference` (a `docker:` reference) into the store.
+    public func pull(
+        _ reference: ImageReference, credentials: RegistryCredentials? = nil, events: (@Sendable (ImportEvent) -> Void)? = nil
+    ) throws(ImageImportError) -> ImportResult {
+        guard reference.type == .docker, let registry = reference.registry else {
+            throw ImageImportError(.notFound, "image \(reference): only docker images can be pulled from a registry")
+        }
+        let client = RegistryClient(registry: registry, repository: reference.repository, credentials: credentials, options: options.transport)
+        let resolved = try client.resolve(
+            reference.digest ?? reference.tag ?? "latest", pinnedDigest: reference.digest, platform: options.platform)
+        guard let id = ImageID(resolved.manifestDigest) else {
+            throw ImageImportError(.invalidManifest, "registry \(registry): manifest digest \(resolved.manifestDigest) is not sha256")
+        }
+        let layers = resolved.layers.map { LayerDescription(digest: $0.digest, size: $0.size) }
+        events?(.resolved(imageID: id.digest, platform: resolved.platform.description, layers: layers))
+        if store.contains(id) {
+            try store.tag(reference, as: id)
+            events?(.alreadyPresent(imageID: id.digest))
+            return ImportResult(metadata: try store.metadata(for: id), alreadyPresent: true, summary: nil)
+        }
+
+        let staging = try store.makeStagingDirectory()
+        defer { FileOperations.removeTree(staging) }
+        let downloads = LayerDownloads(layers: resolved.layers, directory: staging)
+        downloads.start(client: client, transport: options.transport, parallel: options.parallelDownloads, events: events)
+        // Wait for the download threads before the staging directory goes, on every path out.
+        defer { downloads.finish() }
+        let imageFile = staging + "/" + id.hex + ".squashfs"
+        var squashfsOptions = options.squashfs
+        squashfsOptions.modificationTime = Self.epochSeconds(resolved.configuration.created) ?? 0
+        let summary: FlattenSummary
+        do throws(ImageImportError) {
+            summary = try LayerFlattener.flatten(
+                layers: downloads.blobs, into: imageFile, options: squashfsOptions,
+                waitForLayer: { (index) throws(ImageImportError) in try downloads.wait(for: index) },
+                progress: { step in events?(.converting(step)) })
+        } catch {
+            // A failed download makes the conversion stop too; report the download's own error.
+            downloads.cancel()
+            throw downloads.failure ?? error
+        }
+        let metadata = makeMetadata(reference: reference, resolved: resolved, id: id)
+        try store.commit(imageFile: imageFile, metadata: metadata, id: id, reference: reference, stagingDirectory: staging)
+        let size = (try? FileManager.default.attributesOfItem(atPath: store.imagePath(for: id))[.size] as? Int64) ?? nil
+        events?(.stored(imageID: id.digest, path: store.imagePath(for: id), bytes: size ?? 0))
+        return ImportResult(metadata: try store.metadata(for: id), alreadyPresent: false, summary: summary)
+    }
+
+    private func makeMetadata(reference: ImageReference, resolved: ResolvedImage, id: ImageID) -> ImageMetadata {
+        let config = resolved.configuration.config
+        let formatter = ISO8601DateFormatter()
+        return ImageMetadata(
+            format: "squashfs", digest: id.digest, manifestDigest: resolved.referenceDigest, layers: resolved.layers.map(\.digest),
+            env: config?.Env ?? [], entrypoint: config?.Entrypoint, cmd: config?.Cmd,
+            workdir: config?.WorkingDir.flatMap { $0.isEmpty ? nil : $0 }, user: config?.User.flatMap { $0.isEmpty ? nil : $0 },
+            labels: config?.Labels ?? [:], userACL: options.userACL, groupACL: options.groupACL, source: reference.canonical,
+            created: formatter.string(from: Date()))
+    }
+
+    /// Seconds since the epoch of an RFC 3339 time, with or without fractional seconds.
+    static func epochSeconds(_ text: String?) -> UInt32? {
+        guard let text else { return nil }
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        let plain = ISO8601DateFormatter()
+        guard let date = formatter.date(from: text) ?? plain.date(from: text) else { return nil }
+        return UInt32(clamping: max(0, Int64(date.timeIntervalSince1970)))
+    }
+}
+
+/// The downloads of an import's layers: several at a time on their own threads and libcurl
+/// handles, the top layer first, so that conversion (which reads layers top-down) can start on a
+/// layer as soon as it is complete.
+final class LayerDownloads: Sendable {
+    let blobs: [LayerBlob]
+    private let layers: [ContentDescriptor]
+    /// Signalled once per layer, when it is complete or will never be.
+    private let done: [DispatchSemaphore]
+    private let pending: Mutex<[Int]>
+    private let failureState = Mutex<ImageImportError?>(nil)
+    private let cancelled = Mutex<Bool>(false)
+    private let group = DispatchGroup()
+
+    init(layers: [ContentDescriptor], directory: String) {
+        self.layers = layers
+        self.blobs = layers.enumerated().map { index, layer in LayerBlob(path: directory + "/layer-\(index).blob", name: layer.digest) }
+        self.done = layers.map { _ in DispatchSemaphore(value: 0) }
+        // popLast takes from the end: bottom layer last.
+        self.pending = Mutex(Array(layers.indices))
+    }
+
+    /// The first download error, if any.
+    var failure: ImageImportError? { failureState.withLock { $0 } }
+
+    func start(client: RegistryClient, transport: TransportOptions, parallel: Int, events: (@Sendable (ImportEvent) -> Void)?) {
+        for _ in 0..<min(max(1, parallel), layers.count) {
+            group.enter()
+            Thread.detachNewThread { [self] in
+                defer { group.leave() }
+                let transfer: CurlTransfer
+                do throws(ImageImportError) {
+                    transfer = try CurlTransfer(options: transport)
+                } catch {
+                    fail(error)
+                    while let index = pending.withLock({ $0.popLast() }) { done[index].signal() }
+                    return
+                }
+                while let index = pending.withLock({ $0.popLast() }) {
+                    if cancelled.withLock({ $0 }) {
+                        done[index].signal()
+                        continue
+                    }
+                    let layer = layers[index]
+                    do throws(ImageImportError) {
+                        try client.downloadBlob(
+                            layer, to: blobs[index].path, transfer: transfer,
+                            isCancelled: { [self] in cancelled.withLock { $0 } }
+                        ) { received in
+                            events?(.downloading(index: index, digest: layer.digest, received: received, size: layer.size))
+                        }
+                        events?(.downloaded(index: index, digest: layer.digest, size: layer.size))
+                    } catch {
+                        fail(error)
+                    }
+                    done[index].signal()
+                }
+            }
+        }
+    }
+
+    /// Returns once layer `index` is downloaded and verified; throws the first download error.
+    func wait(for index: Int) throws(ImageImportError) {
+        done[index].wait()
+        // Keep the count, so a second wait (the deferred second pass) returns at once.
+        done[index].signal()
+        if let failure { throw failure }
+    }
+
+    /// Stops downloads that have not finished.
+    func cancel() {
+        cancelled.withLock { $0 = true }
+    }
+
+    /// Cancels what is left and waits for every download thread to end.
+    func finish() {
+        cancel()
+        group.wait()
+    }
+
+    private func fail(_ error: ImageImportError) {
+        let first = failureState.withLock { state -> Bool in
+            guard state == nil else { return false }
+            state = error
+            return true
+        }
+        if first { cancel() }
+    }
+}

@@ -1,0 +1,226 @@
+import Foundation
+import ShifterCore
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The id of an image: the sha256 digest of its platform manifest.
+public struct ImageID: Hashable, Sendable, CustomStringConvertible {
+    /// The 64 lowercase hex digits, which also name the image's files.
+    public let hex: String
+
+    /// Parses `sha256:<hex>` or a bare `<hex>`.
+    public init?(_ text: some StringProtocol) {
+        let whole = String(text)
+        let hex = whole.hasPrefix("sha256:") ? whole.dropFirst("sha256:".count) : Substring(whole)
+        guard hex.utf8.count == 64, hex.utf8.allSatisfy({ (0x30...0x39).contains($0) || (0x61...0x66).contains($0) }) else {
+            return nil
+        }
+        self.hex = String(hex)
+    }
+
+    /// `sha256:<hex>`.
+    public var digest: String { "sha256:" + hex }
+
+    /// `sha256:<hex>`.
+    public var description: String { digest }
+}
+
+/// The image store in `imagePath`: for each image, `<hex>.squashfs` and `<hex>.meta.json`, where
+/// `<hex>` is the image id without its `sha256:` prefix.
+///
+/// An image is present when its `.meta.json` is: the squashfs file is renamed into place first and
+/// the record last, so a reader that finds the record finds a complete image. Work in progress lives
+/// in a hidden staging directory in the same directory (same filesystem, so the final rename is
+/// atomic), named after the host and process, and staging directories of dead processes on this
+/// host are removed when the next import starts.
+public struct ImageStore: Sendable {
+    /// The file names the runtime reads.
+    public let layout: ImageStoreLayout
+
+    /// The store directory.
+    public var directory: String { layout.root }
+
+    static let stagingPrefix = ".import-"
+
+    /// A store in `directory`, which must exist.
+    public init(directory: String) {
+        self.layout = ImageStoreLayout(root: directory)
+    }
+
+    /// The image file of `id`.
+    public func imagePath(for id: ImageID) -> String {
+        layout.imageFile(digest: id.digest) ?? directory + "/" + id.hex + ".squashfs"
+    }
+
+    /// The record of `id`.
+    public func metadataPath(for id: ImageID) -> String {
+        layout.metadataFile(digest: id.digest) ?? directory + "/" + id.hex + ".meta.json"
+    }
+
+    /// Whether `id` is complete in the store.
+    public func contains(_ id: ImageID) -> Bool {
+        FileOperations.exists(metadataPath(for: id)) && FileOperations.exists(imagePath(for: id))
+    }
+
+    /// The record of `id`.
+    public func metadata(for id: ImageID) throws(ImageImportError) -> ImageMetadata {
+        let path = metadataPath(for: id)
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw ImageImportError(.store, "image \(id): not in the store \(displayQuoted(directory))")
+        }
+        do {
+            return try ImageMetadata.decode(Array(data))
+        } catch {
+            throw ImageImportError(.store, "\(displayQuoted(path)): \(error)")
+        }
+    }
+
+    /// Every complete image, newest first. Records that cannot be read are skipped.
+    public func images() throws(ImageImportError) -> [ImageMetadata] {
+        try checkDirectory()
+        var records: [ImageMetadata] = []
+        for name in try FileOperations.directoryEntries(directory) where name.hasSuffix(".meta.json") {
+            guard let id = ImageID(name.dropLast(".meta.json".count)), contains(id),
+                let record = try? metadata(for: id)
+            else { continue }
+            records.append(record)
+        }
+        return records.sorted { ($0.created, $0.digest) > ($1.created, $1.digest) }
+    }
+
+    /// The image a reference names: an `id:` reference directly, a Docker reference through the tag
+    /// index, else by the digest it pins or the newest image pulled under that name.
+    public func find(_ reference: ImageReference) throws(ImageImportError) -> ImageMetadata? {
+        if reference.type == .id {
+            guard let digest = reference.digest, let id = ImageID(digest), contains(id) else { return nil }
+            return try metadata(for: id)
+        }
+        if let tagFile = layout.tagFile(for: reference), let data = FileManager.default.contents(atPath: tagFile),
+            let digest = ImageStoreLayout.digest(fromTagFile: String(decoding: data, as: UTF8.self)),
+            let id = ImageID(digest), contains(id)
+        {
+            return try metadata(for: id)
+        }
+        let all = try images()
+        if let digest = reference.digest {
+            return all.first { $0.digest == digest || $0.manifestDigest == digest }
+        }
+        let source = reference.canonical
+        return all.first { $0.source == source }
+    }
+
+    /// Removes an image: its tags and record first, so readers stop finding it, then its file.
+    public func remove(_ id: ImageID) throws(ImageImportError) {
+        guard contains(id) else {
+            throw ImageImportError(.store, "image \(id): not in the store \(displayQuoted(directory))")
+        }
+        for name in (try? FileOperations.directoryEntries(layout.tagDirectory)) ?? [] where !name.hasPrefix(".") {
+            let path = layout.tagDirectory + "/" + name
+            if let data = FileManager.default.contents(atPath: path),
+                ImageStoreLayout.digest(fromTagFile: String(decoding: data, as: UTF8.self)) == id.digest
+            {
+                try FileOperations.removeFile(path)
+            }
+        }
+        try FileOperations.removeFile(metadataPath(for: id))
+        try FileOperations.removeFile(imagePath(for: id))
+        try FileOperations.sync(directory, directory: true)
+    }
+
+    // MARK: - Staging
+
+    /// Creates a private staging directory for one import, after removing those of dead imports.
+    func makeStagingDirectory() throws(ImageImportError) -> String {
+        try checkDirectory()
+        removeAbandonedStaging()
+        let host = Self.hostName
+        let random = String(UInt64.random(in: 0...UInt64.max), radix: 36)
+        let path = directory + "/" + Self.stagingPrefix + host + "-" + String(getpid()) + "-" + random
+        try FileOperations.makeDirectory(path)
+        return path
+    }
+
+    /// Moves a finished image and its record from staging into the store.
+    ///
+    /// Both files are synced before they are renamed, and the directory after, so a crash leaves
+    /// either the old state or the new one. If the image is already present (another import of the
+    /// same digest finished first), the store is left as it is.
+    func commit(
+        imageFile: String, metadata: ImageMetadata, id: ImageID, reference: ImageReference, stagingDirectory: String
+    ) throws(ImageImportError) {
+        if contains(id) {
+            try tag(reference, as: id)
+            return
+        }
+        let stagedRecord = stagingDirectory + "/" + id.hex + ".meta.json"
+        let record: [UInt8]
+        do {
+            record = try metadata.encoded()
+        } catch {
+            throw ImageImportError(.store, "image \(id): record \(error)")
+        }
+        try FileOperations.setMode(imageFile, 0o644)
+        try FileOperations.sync(imageFile)
+        try FileOperations.writeSynced(record + [UInt8(ascii: "\n")], to: stagedRecord)
+        try FileOperations.rename(imageFile, to: imagePath(for: id))
+        try FileOperations.rename(stagedRecord, to: metadataPath(for: id))
+        try FileOperations.sync(directory, directory: true)
+        try tag(reference, as: id)
+    }
+
+    /// Points the tag index entry of `reference` at `id`, replacing it atomically.
+    func tag(_ reference: ImageReference, as id: ImageID) throws(ImageImportError) {
+        guard let tagFile = layout.tagFile(for: reference) else { return }
+        let tags = layout.tagDirectory
+        if !FileOperations.exists(tags) {
+            do throws(ImageImportError) {
+                try FileOperations.makeDirectory(tags, mode: 0o755)
+            } catch {
+                // Another import may have created it in the meantime.
+                if !FileOperations.exists(tags) { throw error }
+            }
+        }
+        let temporary = tags + "/.tag-" + String(getpid()) + "-" + String(UInt64.random(in: 0...UInt64.max), radix: 36)
+        do throws(ImageImportError) {
+            try FileOperations.writeSynced(Array((id.digest + "\n").utf8), to: temporary)
+            try FileOperations.rename(temporary, to: tagFile)
+            try FileOperations.sync(tags, directory: true)
+        } catch {
+            try? FileOperations.removeFile(temporary)
+            throw error
+        }
+    }
+
+    /// Removes staging directories left by imports of this host whose process is gone.
+    func removeAbandonedStaging() {
+        let prefix = Self.stagingPrefix + Self.hostName + "-"
+        for name in (try? FileOperations.directoryEntries(directory)) ?? [] where name.hasPrefix(prefix) {
+            let rest = name.dropFirst(prefix.count)
+            guard let pidText = rest.split(separator: "-").first, let pid = pid_t(pidText) else { continue }
+            if kill(pid, 0) != 0 && errno == ESRCH {
+                FileOperations.removeTree(directory + "/" + name)
+            }
+        }
+    }
+
+    private func checkDirectory() throws(ImageImportError) {
+        var status = stat()
+        guard stat(directory, &status) == 0 else {
+            throw ImageImportError(.store, "image store \(displayQuoted(directory)): \(FileOperations.lastErrorText)")
+        }
+        guard status.st_mode & S_IFMT == S_IFDIR else {
+            throw ImageImportError(.store, "image store \(displayQuoted(directory)): not a directory")
+        }
+    }
+
+    /// The host name, without dots or dashes, as staging directory names carry it.
+    static var hostName: String {
+        var buffer = [CChar](repeating: 0, count: 256)
+        guard gethostname(&buffer, buffer.count - 1) == 0 else { return "localhost" }
+        let name = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        let cleaned = name.prefix { $0 != "." }.map { $0.isLetter || $0.isNumber ? String($0) : "_" }.joined()
+        return cleaned.isEmpty ? "localhost" : cleaned
+    }
+}

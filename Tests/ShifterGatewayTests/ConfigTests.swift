@@ -1,0 +1,65 @@
+import Foundation
+import Testing
+
+@testable import ShifterGateway
+
+@Suite struct GatewayConfigTests {
+    static func parse(_ text: String) throws(GatewayConfigError) -> GatewayConfig {
+        try GatewayConfig.parse(Array(text.utf8), source: "test.conf") { $0 == "alice" ? 1001 : nil }
+    }
+
+    @Test func readsEveryKey() throws {
+        let config = try Self.parse(
+            """
+            {"listen": "0.0.0.0:8080", "database": "/var/lib/gw.sqlite", "workers": 3,
+             "systems": {"cori": {"imagePath": "/images/cori"}},
+             "registries": {"hub": {"url": "https://registry.example.org:5000", "caBundle": "/ca.pem", "auth": "user"}},
+             "defaultRegistry": "registry.example.org:5000", "platform": "linux/arm64",
+             "expireAfterSeconds": 100, "jobTimeLimitSeconds": 50, "minPullIntervalSeconds": 5,
+             "admins": ["alice", 1005], "importUsers": ["1010"], "maxBodyBytes": 2048, "lookupHistory": 10}
+            """)
+        #expect(config.listenHost == "0.0.0.0" && config.listenPort == 8080)
+        #expect(config.workers == 3)
+        #expect(config.systems["cori"]?.imagePath == "/images/cori")
+        #expect(config.registries["registry.example.org:5000"]?.caBundle == "/ca.pem")
+        #expect(config.registry(for: "other.example.org") == nil)
+        #expect(config.adminUIDs == [0, 1001, 1005])
+        #expect(config.importUIDs == [1010])
+        #expect(config.minPullInterval == 5 && config.expireAfter == 100 && config.jobTimeLimit == 50)
+    }
+
+    @Test func readsTheExample() throws {
+        let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../etc/imagegw.conf.example")
+        let data = try Data(contentsOf: url)
+        let config = try GatewayConfig.parse(Array(data), source: "imagegw.conf.example") { _ in 0 }
+        #expect(!config.systems.isEmpty)
+    }
+
+    @Test(arguments: [
+        ("{", "not valid JSON"),
+        ("[]", "top level"),
+        ("{\"systems\": {\"c\": {\"imagePath\": \"/i\"}}, \"colour\": 1}", "key \"colour\": unknown key"),
+        ("{}", "key \"systems\""),
+        ("{\"systems\": {\"c\": {\"imagePath\": \"i\"}}}", "key \"systems.c.imagePath\""),
+        ("{\"systems\": {\"c\": {\"imagePath\": \"/i\", \"x\": 1}}}", "key \"systems.c.x\": unknown key"),
+        ("{\"systems\": {\"c\": {\"imagePath\": \"/i\"}}, \"listen\": \"nocolon\"}", "not HOST:PORT"),
+        ("{\"systems\": {\"c\": {\"imagePath\": \"/i\"}}, \"workers\": 0}", "between 1 and 64"),
+        ("{\"systems\": {\"c\": {\"imagePath\": \"/i\"}}, \"workers\": \"2\"}", "should be a number"),
+        ("{\"systems\": {\"c\": {\"imagePath\": \"/i\"}}, \"workers\": true}", "should be a number"),
+        ("{\"systems\": {\"c\": {\"imagePath\": \"/i\"}}, \"allowUnlistedRegistries\": 1}", "true or false"),
+        ("{\"systems\": {\"c\": {\"imagePath\": \"/i\"}}, \"admins\": [\"nobody-here\"]}", "not a known user"),
+        ("{\"systems\": {\"c\": {\"imagePath\": \"/i\"}}, \"registries\": {\"r\": {\"url\": \"http://r\"}}}", "not an https:// URL"),
+        ("{\"systems\": {\"c\": {\"imagePath\": \"/i\"}}, \"registries\": {\"r\": {\"auth\": \"magic\"}}}", "not one of"),
+        ("{\"systems\": {\"c\": {\"imagePath\": \"/i\"}}, \"registries\": {\"r\": {\"auth\": \"site\"}}}", "needs username"),
+        ("{\"systems\": {\"c d\": {\"imagePath\": \"/i\"}}}", "system name"),
+    ])
+    func refusesBadFiles(text: String, reason: String) {
+        do {
+            _ = try Self.parse(text)
+            Issue.record("accepted \(text)")
+        } catch {
+            #expect(error.message.hasPrefix("gateway configuration \"test.conf\""))
+            #expect(error.message.contains(reason), "\(error.message)")
+        }
+    }
+}

@@ -1,0 +1,251 @@
+#!/bin/bash
+# Python at scale: `python3 -c "import numpy, scipy"` as 2 ranks on each of the bed's 4 nodes at
+# once, with the Python tree on the simulated parallel filesystem (bench/pfs-sim) in two ways:
+#   pfs-dir     the tree (a Debian root with python3-numpy and python3-scipy) as a directory on the
+#               parallel filesystem, as a site's shared software stack; each rank runs it with
+#               `shifter --image=local:DIR`, so every file the import touches comes from there
+#   pfs-image   the same tree as one squashfs image whose file is in the image store on the parallel
+#               filesystem; the prolog loop-mounts it on each node and the ranks run `srun shifter`
+#   local-dir   the tree as a directory on this machine's disk (`shifter --image=local:`): the floor
+# and, unless QUICK=1, two diagnostics that are not the product's path: the image loop-mounted on
+# each node by this script with the loop device in direct-I/O mode (as the product does) and in
+# buffered mode, used with `shifter --image=local:`.
+#
+# Each run starts every node's simulator instance afresh (cold client caches), runs one job, and
+# reads the per-node counters. Reported: the wall time of the `srun` step, and per node the metadata
+# and data requests that reached the simulated filesystem (including the prolog's).
+#
+#   bench/python/run.sh        REPS=3 (QUICK=1: REPS=1, two workloads, no diagnostics)
+# Writes bench/python/results.csv and bench/python/RESULTS.md.
+. "$(dirname "$0")/../common.sh"
+. "$BENCH_ROOT/bench/pfs-sim/lib.sh"
+QUICK=${QUICK:-0}
+if [ "$QUICK" = 1 ]; then REPS=${REPS:-1}; else REPS=${REPS:-3}; fi
+BENCH_DIR=${BENCH_DIR:-/var/tmp/shifter-bench}
+ROOTFS=$BENCH_DIR/rootfs
+MIRROR=${MIRROR:-http://deb.debian.org/debian}
+SUITE=${SUITE:-bookworm}
+HERE=$BENCH_ROOT/bench/python
+CSV=$HERE/results.csv
+NODES=(n1 n2 n3 n4)
+RANKS_PER_NODE=2
+IMAGE_NAME=python-pfs
+IMAGE_REF=127.0.0.1:5000/bench/$IMAGE_NAME:latest
+DIAG_MNT=$BENCH_DIR/diag-image
+
+# Workloads: name and code; each rank prints how many modules it ended with.
+WORKLOADS=(start numpy numpy+scipy scipy-stack)
+declare -A CODE=(
+    [start]="pass"
+    [numpy]="import numpy"
+    [numpy+scipy]="import numpy, scipy"
+    [scipy-stack]="import numpy, scipy, scipy.linalg, scipy.sparse, scipy.optimize, scipy.stats, scipy.signal"
+)
+MODES=(pfs-dir pfs-image local-dir)
+if [ "$QUICK" = 1 ]; then WORKLOADS=(start numpy+scipy); else MODES+=(diag-loop-dio diag-loop-buffered); fi
+
+OUT=$(mktemp -d /tmp/shifter-bench.XXXXXX); chmod 777 "$OUT"
+JOB=""
+cleanup() {
+    [ -n "$JOB" ] && scancel "$JOB" 2>/dev/null
+    diag_down 2>/dev/null
+    store_remove "$IMAGE_NAME"
+    pfs_down
+    rm -rf "$OUT"
+    bench_teardown
+}
+trap cleanup EXIT
+log() { printf 'python: %s\n' "$*" >&2; }
+
+# The Debian tree: the one bench/import builds (debootstrap minbase + python3-numpy + python3-scipy),
+# made here the same way when it is missing; without a reachable mirror, from this machine's own
+# Debian packages instead.
+build_rootfs() {
+    [ -f "$ROOTFS/.complete" ] && return 0
+    log "debootstrap $SUITE with python3-numpy and python3-scipy (once)"
+    rm -rf "$ROOTFS"; mkdir -p "$BENCH_DIR"
+    if debootstrap --variant=minbase --include=python3-numpy,python3-scipy "$SUITE" "$ROOTFS" "$MIRROR" \
+        > "$BENCH_DIR/debootstrap.log" 2>&1; then
+        rm -rf "$ROOTFS"/var/cache/apt/archives/*.deb "$ROOTFS"/var/lib/apt/lists/*
+    else
+        log "debootstrap failed (see $BENCH_DIR/debootstrap.log); building the tree from this machine's packages"
+        rootfs_from_host
+    fi
+    touch "$ROOTFS/.complete"
+}
+
+# rootfs_from_host: the files of the host's python3, python3-numpy and python3-scipy packages and
+# of everything they depend on, in a merged-/usr tree, with the byte code compiled.
+rootfs_from_host() {
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3 python3-numpy python3-scipy >/dev/null
+    rm -rf "$ROOTFS"; mkdir -p "$ROOTFS"/usr/{bin,sbin,lib,lib64} "$ROOTFS"/{etc,tmp,proc,dev}
+    local d
+    for d in bin sbin lib lib64; do ln -s "usr/$d" "$ROOTFS/$d"; done
+    chmod 1777 "$ROOTFS/tmp"
+    apt-cache depends --recurse --installed --no-recommends --no-suggests --no-conflicts --no-breaks \
+        --no-replaces --no-enhances python3 python3-numpy python3-scipy | grep -v '^ ' | sed 's/:any$//' | sort -u |
+        while read -r package; do dpkg -L "$package" 2>/dev/null || true; done | sort -u |
+        while read -r path; do
+            if [ -f "$path" ] || [ -L "$path" ]; then cp -a --parents "$path" "$ROOTFS" 2>/dev/null || true; fi
+        done
+    chroot "$ROOTFS" /usr/bin/python3 -m compileall -q /usr/lib/python3 /usr/lib/python3.11 >/dev/null 2>&1 || true
+}
+
+# The simulated filesystem's content: the tree (hard links to $ROOTFS, used read-only) and its
+# squashfs image (zstd level 3, 128 KiB blocks: what shifterimg writes), rebuilt when the tree changes.
+prepare_pfs() {
+    local stamp
+    stamp=$(stat -c %Y "$ROOTFS/.complete")
+    if [ "$(cat "$PFS_DATA/python.stamp" 2>/dev/null)" != "$stamp" ]; then
+        log "copying the tree and making its squashfs image on the simulated filesystem"
+        rm -rf "$PFS_DATA/sw/python" "$PFS_DATA/images"
+        mkdir -p "$PFS_DATA/sw" "$PFS_DATA/images"
+        cp -al "$ROOTFS" "$PFS_DATA/sw/python"
+        mksquashfs "$ROOTFS" "$PFS_DATA/images/python.squashfs" -comp zstd -Xcompression-level 3 \
+            -noappend -quiet -no-progress -e .complete >/dev/null
+        chmod 644 "$PFS_DATA/images/python.squashfs"
+        echo "$stamp" > "$PFS_DATA/python.stamp"
+    fi
+    HEX=$(sha256sum "$PFS_DATA/images/python.squashfs" | cut -d' ' -f1)
+    image_meta "sha256:$HEX" "docker:$IMAGE_REF" python3 > "$PFS_DATA/images/python.meta.json"
+    chmod 644 "$PFS_DATA/images/python.meta.json"
+    store_add "$IMAGE_NAME" "$HEX" "$PFS_MNT/images/python.squashfs" "$PFS_MNT/images/python.meta.json"
+    # The "servers" have the data in memory, for every run alike.
+    cat "$PFS_DATA/images/python.squashfs" > /dev/null
+    tar -C "$PFS_DATA/sw/python" -cf - . | cat > /dev/null
+}
+
+# diag_up DIO: loop-mounts the image (from the simulated filesystem) on every node at $DIAG_MNT.
+diag_up() {
+    mkdir -p "$DIAG_MNT"
+    local node
+    for node in "${NODES[@]}"; do
+        on_node "$node" sh -c "dev=\$(losetup --find --show --read-only --direct-io=$1 '$PFS_MNT/images/python.squashfs') &&
+            mount -t squashfs -o ro,nodev,nosuid \$dev '$DIAG_MNT' && echo \$dev > '$OUT/diag-$node.dev'"
+    done
+}
+diag_down() {
+    local node
+    for node in "${NODES[@]}"; do
+        [ -f "$OUT/diag-$node.dev" ] || continue
+        on_node "$node" umount "$DIAG_MNT" 2>/dev/null
+        on_node "$node" losetup -d "$(cat "$OUT/diag-$node.dev")" 2>/dev/null
+        rm -f "$OUT/diag-$node.dev"
+    done
+}
+
+cat > "$OUT/job.sh" <<'JOB'
+#!/bin/bash
+# job.sh TAG CODE SHIFTER-ARGS...: one srun step of 2 ranks per node, timed.
+tag=$1 code=$2; shift 2
+t0=$(date +%s.%N)
+srun shifter "$@" python3 -c "import sys; $code; print(len(sys.modules))" > "$OUTDIR/ranks.$tag" 2>&1
+rc=$?
+t1=$(date +%s.%N)
+echo "$t0 $t1 $rc" > "$OUTDIR/time.$tag"
+JOB
+chmod 755 "$OUT/job.sh"
+
+# run_one WORKLOAD MODE REP: one job; appends a CSV row.
+run_one() {
+    local workload=$1 mode=$2 rep=$3 tag="$1.$2.$3" node
+    for node in "${NODES[@]}"; do pfs_mount "$node"; done
+    local args=() image=()
+    case $mode in
+        pfs-dir) args=(--image="local:$PFS_MNT/sw/python") ;;
+        pfs-image) image=(--image="$IMAGE_REF") ;;
+        local-dir) args=(--image="local:$ROOTFS") ;;
+        diag-loop-dio) diag_up on; args=(--image="local:$DIAG_MNT") ;;
+        diag-loop-buffered) diag_up off; args=(--image="local:$DIAG_MNT") ;;
+    esac
+    for node in "${NODES[@]}"; do pfs_reset "$node"; done
+    JOB=$(bench_submit -N "${#NODES[@]}" --ntasks-per-node=$RANKS_PER_NODE -o "$OUT/job.$tag.log" \
+        --export=ALL,OUTDIR="$OUT" "${image[@]}" "$OUT/job.sh" "$tag" "${CODE[$workload]}" "${args[@]}")
+    bench_wait "$JOB" 600 || true
+    local prolog=""
+    [ "$mode" = pfs-image ] && prolog=$(prolog_ms "$JOB")
+    JOB=""
+    for node in "${NODES[@]}"; do pfs_stats "$node" > "$OUT/stats.$tag.$node.json"; done
+    case $mode in diag-*) diag_down ;; esac
+    local t0 t1 rc wall modules
+    read -r t0 t1 rc < "$OUT/time.$tag" || { log "$tag: the job left no timing (see $OUT/job.$tag.log)"; cat "$OUT/job.$tag.log" >&2; exit 1; }
+    modules=$(grep -E '^[0-9]+$' "$OUT/ranks.$tag" | sort -n | tail -n 1)
+    if [ "$rc" != 0 ] || [ "$(grep -cE '^[0-9]+$' "$OUT/ranks.$tag")" != $((${#NODES[@]} * RANKS_PER_NODE)) ]; then
+        log "$tag: the step failed (status $rc):"; cat "$OUT/ranks.$tag" >&2; exit 1
+    fi
+    wall=$(echo "$t1 - $t0" | bc -l)
+    # Per node: the mean over the nodes, and the largest.
+    jq -s -r --arg w "$workload" --arg m "$mode" --arg r "$rep" --arg wall "$wall" --arg mods "$modules" \
+        --arg prolog "$prolog" '
+        def mean(f): (map(f) | add) / length;
+        [$w, $mods, $m, $r, ($wall | tonumber | . * 1000 | round / 1000),
+         (mean(.meta_ops) | round), (map(.meta_ops) | max), (mean(.ops.lookup) | round),
+         (mean(.ops.open) | round), (mean(.ops.getattr) | round), (mean(.ops.readdir) | round),
+         (mean(.data_ops) | round), (mean(.bytes_read) / 1048576 | . * 10 | round / 10), $prolog] | @csv' \
+        "$OUT"/stats."$tag".n*.json | tr -d '"' >> "$CSV"
+    log "$(tail -n 1 "$CSV")"
+}
+
+bench_setup
+pfs_build
+build_rootfs
+pfs_mount host
+prepare_pfs
+echo "workload,modules,mode,rep,wall_s,meta_ops_per_node,meta_ops_max_node,lookups_per_node,opens_per_node,getattrs_per_node,readdirs_per_node,data_ops_per_node,mb_read_per_node,prolog_ms" > "$CSV"
+MACHINE=$(machine_line)
+STARTED=$(date -u '+%Y-%m-%d %H:%M UTC')
+for rep in $(seq "$REPS"); do
+    for workload in "${WORKLOADS[@]}"; do
+        for mode in "${MODES[@]}"; do run_one "$workload" "$mode" "$rep"; done
+    done
+done
+LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
+
+# The report: medians over the repetitions.
+python3 - "$CSV" "$HERE/RESULTS.md" "$REPS" "$MACHINE" "$STARTED" "$LOAD_AFTER" "$QUICK" <<'PY'
+import csv, statistics, sys
+path, out, reps, machine, started, load_after, quick = sys.argv[1:]
+rows = list(csv.DictReader(open(path)))
+def med(workload, mode, key):
+    v = [float(r[key]) for r in rows if r["workload"] == workload and r["mode"] == mode and r[key] != ""]
+    return statistics.median(v) if v else None
+workloads = list(dict.fromkeys(r["workload"] for r in rows))
+modes = list(dict.fromkeys(r["mode"] for r in rows))
+mods = {w: max(int(r["modules"]) for r in rows if r["workload"] == w) for w in workloads}
+L = []
+L.append("# Python at scale")
+L.append("")
+L.append(f"Command: `bench/python/run.sh` (REPS={reps}{', QUICK=1' if quick == '1' else ''}), started {started}.")
+L.append(f"Machine: {machine}; load average after: {load_after}. Four Slurm nodes on this one machine, "
+         "2 ranks each (8 Python processes on the machine's cores at once).")
+L.append("Simulated parallel filesystem: one pfs-sim instance per node, restarted before every run "
+         "(cold client caches), 0.5 ms per metadata request, 1 ms per data request, names and "
+         "attributes cached 60 s (bench/pfs-sim/README.md). Medians of the repetitions.")
+L.append("")
+L.append("| workload | modules | wall, dir on PFS (s) | wall, image on PFS (s) | speed-up | wall, local disk (s) "
+         "| metadata ops/node, dir | metadata ops/node, image | fewer | data requests/node, dir | data requests/node, image | prolog/node, image (ms) |")
+L.append("|---|---|---|---|---|---|---|---|---|---|---|---|")
+for w in workloads:
+    d, i, l = med(w, "pfs-dir", "wall_s"), med(w, "pfs-image", "wall_s"), med(w, "local-dir", "wall_s")
+    md, mi = med(w, "pfs-dir", "meta_ops_per_node"), med(w, "pfs-image", "meta_ops_per_node")
+    dd, di = med(w, "pfs-dir", "data_ops_per_node"), med(w, "pfs-image", "data_ops_per_node")
+    p = med(w, "pfs-image", "prolog_ms") or 0
+    L.append(f"| {w} | {mods[w]} | {d:.2f} | {i:.2f} | {d / i:.2f}x | {l:.2f} | {md:.0f} | {mi:.0f} | "
+             f"{md / max(mi, 1):.0f}x | {dd:.0f} | {di:.0f} | {p:.0f} |")
+diag = [m for m in modes if m.startswith("diag")]
+if diag:
+    L.append("")
+    L.append("Diagnostics (not the product's path): the same image loop-mounted on each node by the benchmark, "
+             "with the loop device in direct-I/O mode (what the product does) and in buffered mode, entered "
+             "with `shifter --image=local:`.")
+    L.append("")
+    L.append("| workload | loop mode | wall (s) | metadata ops/node | data requests/node | MB read/node | speed-up over dir on PFS |")
+    L.append("|---|---|---|---|---|---|---|")
+    for w in workloads:
+        for m in diag:
+            L.append(f"| {w} | {m.replace('diag-loop-', '')} | {med(w, m, 'wall_s'):.2f} | {med(w, m, 'meta_ops_per_node'):.0f} | "
+                     f"{med(w, m, 'data_ops_per_node'):.0f} | {med(w, m, 'mb_read_per_node'):.1f} | "
+                     f"{med(w, 'pfs-dir', 'wall_s') / med(w, m, 'wall_s'):.2f}x |")
+open(out, "w").write("\n".join(L) + "\n")
+print("\n".join(L))
+PY

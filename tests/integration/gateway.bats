@@ -1,0 +1,294 @@
+#!/usr/bin/env bats
+# shifter-imagegw against the bed's registries and munged, with real credentials of root and the
+# two non-root users: pull, lookup, list, queue, expire, autoexpire, import, private images,
+# concurrent pulls, bad input, metrics, and a gateway killed in the middle of a pull.
+
+load helpers
+bats_require_minimum_version 1.5.0
+
+GATEWAY=${SHIFTER_IMAGEGW:-$SHIFTER_PREFIX/bin/shifter-imagegw}
+UID1=$(id -u "$BED_USER")
+UID2=$(id -u "$BED_USER2")
+
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# start_gateway: starts the gateway on $PORT and waits until /healthz answers.
+start_gateway() {
+    "$GATEWAY" --config "$WORK/imagegw.conf" >>"$WORK/gateway.log" 2>&1 &
+    echo $! >"$WORK/gateway.pid"
+    # The kill-and-restart test kills it on purpose; the shell need not report that.
+    disown $!
+    local deadline=$((SECONDS + 30))
+    until curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null; do
+        kill -0 "$(cat "$WORK/gateway.pid")" 2>/dev/null || { cat "$WORK/gateway.log" >&2; return 1; }
+        ((SECONDS < deadline)) || { echo "the gateway did not start" >&2; return 1; }
+        sleep 0.2
+    done
+}
+
+stop_gateway() {
+    local pid
+    pid=$(cat "$WORK/gateway.pid" 2>/dev/null) || return 0
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    rm -f "$WORK/gateway.pid"
+}
+
+setup_file() {
+    export WORK=$BATS_FILE_TMPDIR/gw
+    mkdir -p "$WORK/images"
+    chmod 755 "$BATS_FILE_TMPDIR" "$WORK" "$WORK/images"
+    PORT=$(free_port)
+    export PORT
+    cat >"$WORK/imagegw.conf" <<CONF
+# The gateway of the integration tests.
+{
+    "listen": "127.0.0.1:$PORT",
+    "database": "$WORK/state.sqlite",
+    "workers": 2,
+    "systems": {"bed": {"imagePath": "$WORK/images"}},
+    "registries": {
+        "anon": {"url": "https://$REGISTRY_ANON", "caBundle": "$CA_BUNDLE", "auth": "anonymous"},
+        "token": {"url": "https://$REGISTRY_TOKEN", "caBundle": "$CA_BUNDLE", "auth": "user"},
+        "basic": {"url": "https://$REGISTRY_BASIC", "caBundle": "$CA_BUNDLE", "auth": "user"}
+    },
+    "allowUnlistedRegistries": true,
+    "defaultRegistry": "$REGISTRY_ANON",
+    "minPullIntervalSeconds": 3600,
+    "jobTimeLimitSeconds": 2,
+    "expireAfterSeconds": 3600,
+    "maxBodyBytes": 2048,
+    "admins": ["root"],
+    "importUsers": ["$BED_USER"]
+}
+CONF
+    start_gateway
+}
+
+teardown_file() {
+    stop_gateway
+    [ -z "${STALL_PID:-}" ] || kill "$STALL_PID" 2>/dev/null || true
+}
+
+# api USER METHOD PATH [BODY [MUNGE-PAYLOAD]]: one request with a fresh credential of USER; sets
+# $status_code and $body.
+api() {
+    local user=$1 method=$2 path=$3 data=${4:-} payload=${5:-} credential
+    if [ -n "$payload" ]; then
+        credential=$(runuser -u "$user" -- munge -s "$payload")
+    else
+        credential=$(runuser -u "$user" -- munge -n)
+    fi
+    local args=(-s -o "$WORK/body" -w '%{http_code}' -X "$method" -H "authentication: $credential")
+    [ -z "$data" ] || args+=(--data-binary "$data")
+    status_code=$(curl "${args[@]}" "http://127.0.0.1:$PORT$path")
+    body=$(cat "$WORK/body")
+}
+
+# wait_status USER TAG STATUS: polls the lookup of docker TAG until it has STATUS.
+wait_status() {
+    local user=$1 tag=$2 want=$3 deadline=$((SECONDS + 90)) got=
+    while ((SECONDS < deadline)); do
+        api "$user" GET "/api/lookup/bed/docker/$tag/"
+        got=$(jq -r .status <<<"$body" 2>/dev/null)
+        [ "$got" = "$want" ] && return 0
+        if [ "$got" = FAILURE ] && [ "$want" != FAILURE ]; then break; fi
+        sleep 0.3
+    done
+    echo "lookup of $tag: $status_code $body (wanted $want)" >&2
+    return 1
+}
+
+@test "gateway: health and metrics need no credential; the API does" {
+    run curl -sf "http://127.0.0.1:$PORT/healthz"
+    [ "$status" -eq 0 ]
+    code=$(curl -s -o "$WORK/body" -w '%{http_code}' "http://127.0.0.1:$PORT/api/list/bed/")
+    [ "$code" = 401 ]
+    [ "$(jq -r .error "$WORK/body")" = unauthorized ]
+    code=$(curl -s -o "$WORK/body" -w '%{http_code}' -H 'authentication: MUNGE:forged:' "http://127.0.0.1:$PORT/api/list/bed/")
+    [ "$code" = 401 ]
+    # munged refuses a credential used twice.
+    credential=$(runuser -u "$BED_USER" -- munge -n)
+    [ "$(curl -s -o /dev/null -w '%{http_code}' -H "authentication: $credential" "http://127.0.0.1:$PORT/api/list/bed/")" = 200 ]
+    [ "$(curl -s -o /dev/null -w '%{http_code}' -H "authentication: $credential" "http://127.0.0.1:$PORT/api/list/bed/")" = 401 ]
+}
+
+@test "gateway: a user pulls a public image; lookup, list and the store agree" {
+    api "$BED_USER" POST /api/pull/bed/docker/test/busybox:latest/
+    [ "$status_code" = 200 ]
+    [ "$(jq -r .tag <<<"$body")" = "$REGISTRY_ANON/test/busybox:latest" ]
+    wait_status "$BED_USER2" test/busybox:latest READY
+    id=$(jq -r .id <<<"$body")
+    [[ $id == sha256:* ]]
+    [ "$(jq -r '.ENV | length' <<<"$body")" -ge 1 ]
+    [ -f "$WORK/images/${id#sha256:}.squashfs" ]
+    [ "$(stat -c %a "$WORK/images/${id#sha256:}.squashfs")" = 644 ]
+    [ "$(cat "$WORK/images/tags/docker%3A127.0.0.1%3A5000%2Ftest%2Fbusybox%3Alatest")" = "$id" ]
+    api "$BED_USER2" GET /api/list/bed/
+    [ "$status_code" = 200 ]
+    jq -e --arg id "$id" '.list | map(.id) | index($id)' <<<"$body"
+    # The same tag again within the minimum interval: no new pull.
+    api "$BED_USER2" POST /api/pull/bed/docker/test/busybox:latest/
+    [ "$(jq -r .status <<<"$body")" = READY ]
+    [ "$(grep 'pull started' "$WORK/gateway.log" | grep -c "$REGISTRY_ANON/test/busybox:latest")" = 1 ]
+}
+
+@test "gateway: two users pulling one tag at once cause one pull" {
+    api "$BED_USER" POST /api/pull/bed/docker/test/multiarch:latest/ &
+    api "$BED_USER2" POST /api/pull/bed/docker/test/multiarch:latest/ &
+    api root POST /api/pull/bed/docker/test/multiarch:latest/
+    wait
+    wait_status root test/multiarch:latest READY
+    [ "$(grep 'pull started' "$WORK/gateway.log" | grep -c test/multiarch:latest)" = 1 ]
+    [ "$(grep 'pull finished' "$WORK/gateway.log" | grep -c test/multiarch:latest)" = 1 ]
+}
+
+@test "gateway: a private image is invisible to other users" {
+    api "$BED_USER" POST /api/pull/bed/docker/test/layered:latest/ "{\"allowed_uids\": [$UID1]}"
+    [ "$status_code" = 200 ]
+    wait_status "$BED_USER" test/layered:latest READY
+    id=$(jq -r .id <<<"$body")
+    [ "$(jq -c .userACL <<<"$body")" = "[$UID1]" ]
+    [ "$(stat -c %a "$WORK/images/${id#sha256:}.squashfs")" = 600 ]
+    [ "$(jq -c .userACL "$WORK/images/${id#sha256:}.meta.json")" = "[$UID1]" ]
+    api "$BED_USER2" GET /api/lookup/bed/docker/test/layered:latest/
+    [ "$status_code" = 404 ]
+    api "$BED_USER2" GET /api/list/bed/
+    ! jq -e --arg id "$id" '.list | map(.id) | index($id)' <<<"$body"
+    api "$BED_USER2" GET /api/expire/bed/docker/test/layered:latest/
+    [ "$status_code" = 404 ]
+    api root GET /api/lookup/bed/docker/test/layered:latest/
+    [ "$status_code" = 200 ]
+}
+
+@test "gateway: registry credentials travel in the munge payload and make the image private" {
+    payload=$(jq -nc --arg u "$REGISTRY_USER" --arg p "$REGISTRY_PASSWORD" '{credentials: {username: $u, password: $p}}')
+    api "$BED_USER" POST "/api/pull/bed/docker/$REGISTRY_TOKEN/test/busybox:latest/" "" "$payload"
+    [ "$status_code" = 200 ]
+    wait_status "$BED_USER" "$REGISTRY_TOKEN/test/busybox:latest" READY
+    [ "$(jq -c .userACL <<<"$body")" = "[$UID1]" ]
+    api "$BED_USER2" GET "/api/lookup/bed/docker/$REGISTRY_TOKEN/test/busybox:latest/"
+    [ "$status_code" = 404 ]
+    ! grep -qF "$REGISTRY_PASSWORD" "$WORK/gateway.log" "$WORK/state.sqlite"
+    # Without credentials the registry refuses, and the record says so.
+    api "$BED_USER2" POST "/api/pull/bed/docker/$REGISTRY_BASIC/test/busybox:latest/"
+    wait_status "$BED_USER2" "$REGISTRY_BASIC/test/busybox:latest" FAILURE
+    [ -n "$(jq -r .status_message <<<"$body")" ]
+}
+
+@test "gateway: bad input gets 400, 403 or 404 with a JSON reason" {
+    api "$BED_USER" POST /api/pull/bed/docker/test/busybox:latest/ '{"allowed_uids": '
+    [ "$status_code" = 400 ]
+    [ "$(jq -r .error <<<"$body")" = bad-request ]
+    api "$BED_USER" GET /api/list/nosuchsystem/
+    [ "$status_code" = 400 ]
+    [[ $(jq -r .message <<<"$body") == *nosuchsystem* ]]
+    api "$BED_USER" POST /api/pull/bed/docker/Not..Valid/
+    [ "$status_code" = 400 ]
+    api "$BED_USER" POST /api/pull/bed/docker/test/busybox:latest/ "{\"allowed_uids\": [$(seq -s, 1 1000)]}"
+    [ "$status_code" = 400 ]
+    [[ $(jq -r .message <<<"$body") == *larger* ]]
+    api "$BED_USER" GET /api/nothing/bed/
+    [ "$status_code" = 404 ]
+    api "$BED_USER" GET /api/autoexpire/bed/
+    [ "$status_code" = 403 ]
+    api "$BED_USER" GET /api/metrics/bed/
+    [ "$status_code" = 403 ]
+    api "$BED_USER" GET "/api/expire/bed/docker/test/busybox:latest/"
+    [ "$status_code" = 403 ]
+}
+
+@test "gateway: queue, lookup metrics, expire and autoexpire" {
+    api "$BED_USER" GET /api/queue/bed/
+    [ "$status_code" = 200 ]
+    jq -e '.list | type == "array"' <<<"$body"
+    api root GET /api/metrics/bed/
+    [ "$status_code" = 200 ]
+    jq -e 'length > 0 and (.[0] | has("uid") and has("tag"))' <<<"$body"
+    api root GET /api/autoexpire/bed/
+    [ "$status_code" = 200 ]
+    [ "$(jq '.expired | length' <<<"$body")" = 0 ]
+    # The owner expires a private image once no job can still be using it.
+    api "$BED_USER" GET /api/lookup/bed/docker/test/layered:latest/
+    id=$(jq -r .id <<<"$body")
+    api "$BED_USER" GET /api/expire/bed/docker/test/layered:latest/
+    [ "$status_code" = 409 ]
+    sleep 2.5
+    api "$BED_USER" GET /api/expire/bed/docker/test/layered:latest/
+    [ "$status_code" = 200 ]
+    [ "$(jq -r '.expired[0].status' <<<"$body")" = EXPIRED ]
+    [ ! -e "$WORK/images/${id#sha256:}.squashfs" ]
+    [ ! -e "$WORK/images/${id#sha256:}.meta.json" ]
+    api "$BED_USER" GET /api/lookup/bed/docker/test/layered:latest/
+    [ "$status_code" = 404 ]
+}
+
+@test "gateway: an import user imports a squashfs file as a custom image" {
+    api "$BED_USER" GET /api/lookup/bed/docker/test/busybox:latest/
+    id=$(jq -r .id <<<"$body")
+    cp "$WORK/images/${id#sha256:}.squashfs" "$WORK/custom.sqfs"
+    chmod 644 "$WORK/custom.sqfs"
+    api "$BED_USER" POST /api/doimport/bed/custom/mytool:1/ "{\"filepath\": \"$WORK/custom.sqfs\"}"
+    [ "$status_code" = 200 ]
+    [ "$(jq -r .status <<<"$body")" = READY ]
+    [ -f "$WORK/images/tags/custom%3Amytool%3A1" ]
+    api "$BED_USER2" POST /api/doimport/bed/custom/other:1/ "{\"filepath\": \"$WORK/custom.sqfs\"}"
+    [ "$status_code" = 403 ]
+    api "$BED_USER" POST /api/doimport/bed/custom/bad:1/ "{\"filepath\": \"$WORK/imagegw.conf\"}"
+    [ "$status_code" = 400 ]
+}
+
+@test "gateway: /metrics is Prometheus text and its counters moved" {
+    run curl -sf "http://127.0.0.1:$PORT/metrics"
+    [ "$status" -eq 0 ]
+    # Every sample line is NAME{LABELS} VALUE or NAME VALUE.
+    ! grep -vE '^(# (HELP|TYPE) .*|[a-z_]+(\{[a-z_]+="[^"]*"\})? [0-9.e+-]+)$' <<<"$output"
+    [ "$(grep -E '^shifter_gateway_pulls_total\{outcome="ready"\}' <<<"$output" | cut -d' ' -f2)" -ge 3 ]
+    [ "$(grep -E '^shifter_gateway_pulls_total\{outcome="joined"\}' <<<"$output" | cut -d' ' -f2)" -ge 1 ]
+    [ "$(grep -E '^shifter_gateway_pulled_bytes_total' <<<"$output" | cut -d' ' -f2)" -gt 0 ]
+    [ "$(grep -E '^shifter_gateway_lookups_total\{result="found"\}' <<<"$output" | cut -d' ' -f2)" -ge 1 ]
+}
+
+@test "gateway: killed during a pull and restarted, no record stays PULLING and no partial image remains" {
+    # A registry that accepts connections and never answers keeps the pulls in PULLING.
+    python3 -c '
+import socket, sys, time
+s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(16)
+print(s.getsockname()[1], flush=True)
+held = []
+while True:
+    c, _ = s.accept(); held.append(c)
+' >"$WORK/stall.port" &
+    STALL_PID=$!
+    export STALL_PID
+    for _ in $(seq 50); do [ -s "$WORK/stall.port" ] && break; sleep 0.1; done
+    stall=127.0.0.1:$(cat "$WORK/stall.port")
+    payload=$(jq -nc '{credentials: {username: "u", password: "p"}}')
+    api "$BED_USER" POST "/api/pull/bed/docker/$stall/test/stalled:1/"
+    api "$BED_USER" POST "/api/pull/bed/docker/$stall/test/withcreds:1/" "" "$payload"
+    wait_status "$BED_USER" "$stall/test/stalled:1" PULLING
+    wait_status "$BED_USER" "$stall/test/withcreds:1" PULLING
+    kill -KILL "$(cat "$WORK/gateway.pid")"
+    kill "$STALL_PID"
+    start_gateway
+    # The pull with credentials cannot resume: it fails with a reason at once.
+    wait_status "$BED_USER" "$stall/test/withcreds:1" FAILURE
+    [[ $(jq -r .status_message <<<"$body") == *restart* || $(jq -r .status_message <<<"$body") == *stopped* ]]
+    # The other is resumed, and ends (the registry is gone now).
+    wait_status "$BED_USER" "$stall/test/stalled:1" FAILURE
+    for image in "$WORK"/images/*.squashfs; do
+        [ -f "${image%.squashfs}.meta.json" ]
+    done
+    [ -z "$(find "$WORK/images" -maxdepth 1 -name '.import-*' -o -maxdepth 1 -name '.gateway-import-*')" ]
+}
+
+@test "gateway: SIGTERM stops it gracefully" {
+    pid=$(cat "$WORK/gateway.pid")
+    kill -TERM "$pid"
+    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    ! kill -0 "$pid" 2>/dev/null
+    grep -q 'stopped' "$WORK/gateway.log"
+    start_gateway
+}
