@@ -1,8 +1,10 @@
 # Shifter: build, test and install.
+#   make demo      the seed's example end to end: pull, then 8 MPI ranks on a local four-node cluster
 #   make deps      install the Debian packages the build and the tests need (idempotent)
 #   make           build everything (release, Swift runtime linked statically)
 #   make test      install what is missing, build, bring the test bed up, run every test, tear it down
 #   make install   PREFIX=/usr DESTDIR=  install binaries, plugin, header and example configs
+#   make deb       build build/shifter_VERSION_ARCH.deb
 PREFIX ?= /usr
 DESTDIR ?=
 SYSCONFDIR ?= /etc/shifter
@@ -18,7 +20,7 @@ HARDENING_LD = -Wl,-z,relro -Wl,-z,now -Wl,-z,noexecstack
 BINARIES = $(OUT)/shifter $(OUT)/shifterimg $(OUT)/shifter-imagegw $(OUT)/libshifter.so
 PLUGIN = $(OUT)/shifter_spank.so
 
-.PHONY: all deps swift test unit integration install clean bed-up bed-down
+.PHONY: all deps swift test unit integration install deb demo clean bed-up bed-down
 
 all: $(BINARIES) $(PLUGIN)
 
@@ -55,6 +57,12 @@ install: all
 	install -m 0644 etc/imagegw.conf.example $(DESTDIR)$(SYSCONFDIR)/
 	install -D -m 0644 etc/shifter-imagegw.service $(DESTDIR)$(PREFIX)/lib/systemd/system/shifter-imagegw.service
 	install -D -m 0755 etc/modules/mpich/abi-check.sh $(DESTDIR)$(PREFIX)/lib/shifter/modules/mpich/abi-check.sh
+
+demo:
+	@demo/run
+
+deb: all
+	packaging/build-deb
 
 bed-up:
 	tests/harness/bed up
