@@ -48,7 +48,7 @@ let package = Package(
         .target(name: "ShifterImage", dependencies: ["ShifterCore", "CCurl", "CArchive", "CSquashfs", "CCrypto"]),
         .executableTarget(
             name: "shifterimg",
-            dependencies: ["ShifterImage", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["ShifterImage", "ShifterGatewayClient", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
         // The gateway's REST client, for shifterimg: libcurl and libmunge only, no NIO.

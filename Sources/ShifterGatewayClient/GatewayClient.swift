@@ -21,6 +21,8 @@ public struct GatewayClientError: Error, CustomStringConvertible, Sendable, Equa
         public static let rejected = Code(name: "rejected")
         /// The gateway answered with something that is not the expected JSON.
         public static let invalidResponse = Code(name: "invalid-response")
+        /// A pull the gateway accepted ended without a usable image; `detail` says why.
+        public static let pullFailed = Code(name: "pull-failed")
         /// The short name.
         public var description: String { name }
     }
@@ -33,13 +35,22 @@ public struct GatewayClientError: Error, CustomStringConvertible, Sendable, Equa
     public var httpStatus: Int?
     /// The gateway's error code (`not-found`, `forbidden`, ...), for `.rejected`.
     public var gatewayError: String?
+    /// The gateway base URL that answered (`.rejected`), or the one that could not be reached.
+    public var url: String?
+    /// The reason alone, without the URL and request: the gateway's own message for `.rejected`,
+    /// libcurl's text for a transport failure, the record's message for `.pullFailed`.
+    public var detail: String?
 
     /// Creates an error.
-    public init(_ code: Code, _ message: String, httpStatus: Int? = nil, gatewayError: String? = nil) {
+    public init(
+        _ code: Code, _ message: String, httpStatus: Int? = nil, gatewayError: String? = nil, url: String? = nil, detail: String? = nil
+    ) {
         self.code = code
         self.message = message
         self.httpStatus = httpStatus
         self.gatewayError = gatewayError
+        self.url = url
+        self.detail = detail
     }
 
     /// The one-line message.
@@ -141,7 +152,12 @@ public struct GatewayClient: Sendable {
     /// Expires one image (administrators, or the owner of a private image).
     public func expire(_ reference: ImageReference) throws(GatewayClientError) -> GatewayExpiryResult {
         let (type, tag) = Self.imageParts(of: reference)
-        return try decode(GatewayExpiryResult.self, send(.expire(system: system, type: type, tag: tag)))
+        return try expire(type: type, tag: tag)
+    }
+
+    /// Expires one image by TYPE and TAG as the user wrote them (see `lookup(type:tag:)`).
+    public func expire(type: String, tag: String) throws(GatewayClientError) -> GatewayExpiryResult {
+        try decode(GatewayExpiryResult.self, send(.expire(system: system, type: type, tag: tag)))
     }
 
     /// Expires every image unused for the configured time (administrators).
@@ -167,6 +183,7 @@ public struct GatewayClient: Sendable {
             throw GatewayClientError(.unreachable, "gateway: no URL configured (imageGateway is empty)")
         }
         var failures: [String] = []
+        var attempts: [String] = []
         for base in urls {
             let credential = try makeCredential(payloadBytes)
             let url = (base.hasSuffix("/") ? String(base.dropLast()) : base) + endpoint.path
@@ -177,15 +194,18 @@ public struct GatewayClient: Sendable {
                     timeout: timeout, caBundle: caBundle)
             } catch {
                 failures.append(error.message)
+                attempts.append("\(base) (\(error.detail ?? error.message))")
                 continue
             }
             if (200..<300).contains(answer.status) { return answer.body }
             let detail = try? JSONDecoder().decode(GatewayErrorBody.self, from: Data(answer.body))
             throw GatewayClientError(
                 .rejected, "gateway \(base): \(endpoint.method) \(endpoint.path): \(detail?.message ?? "HTTP \(answer.status)")",
-                httpStatus: answer.status, gatewayError: detail?.error)
+                httpStatus: answer.status, gatewayError: detail?.error, url: base, detail: detail?.message)
         }
-        throw GatewayClientError(.unreachable, failures.joined(separator: "; "))
+        throw GatewayClientError(
+            .unreachable, failures.joined(separator: "; "), url: urls.joined(separator: " "),
+            detail: "tried " + attempts.joined(separator: ", "))
     }
 
     private func encode(_ value: some Encodable) throws(GatewayClientError) -> [UInt8] {
@@ -274,7 +294,7 @@ enum HTTPExchange {
         }
         guard result == CURLE_OK else {
             let reason = curl_easy_strerror(result).map { String(cString: $0) } ?? "libcurl error \(result.rawValue)"
-            throw GatewayClientError(.unreachable, "gateway \(url): \(reason)")
+            throw GatewayClientError(.unreachable, "gateway \(url): \(reason)", url: url, detail: reason)
         }
         var status = 0
         _ = shifter_curl_getinfo_long(handle, CURLINFO_RESPONSE_CODE, &status)

@@ -30,6 +30,8 @@ public struct ImageImportError: Error, CustomStringConvertible, Sendable, Equata
         public static let digestMismatch = Code(name: "digest-mismatch")
         /// A manifest or index that is too large, malformed, or lists no layers.
         public static let invalidManifest = Code(name: "invalid-manifest")
+        /// The image expands beyond the import limits (a decompression bomb, or too many entries).
+        public static let tooLarge = Code(name: "too-large")
         /// The image store refused an operation (missing image, permissions, bad record).
         public static let store = Code(name: "store")
 

@@ -1,22 +1,47 @@
 import ArgumentParser
+import Foundation
+import ShifterGatewayClient
 import ShifterImage
 
 extension Shifterimg {
     struct Images: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "List the images in the store.")
+        static let configuration = CommandConfiguration(
+            abstract: "List the images you may use: the store's (local mode) or the gateway's.")
 
         @OptionGroup var global: GlobalOptions
 
+        @Flag(help: "Print a JSON array of the image records instead of the table.")
+        var json = false
+
         func run() throws {
-            let service = try global.loadService(command: "images")
+            let mode = try global.loadMode(command: "images")
             do {
-                for image in try service.store.images() {
-                    let access = image.isPublic ? "public" : "private"
-                    print("\(image.source.isEmpty ? "-" : image.source)  \(image.digest)  \(image.created.isEmpty ? "-" : image.created)  \(access)")
+                switch mode {
+                case .local(let service):
+                    let images = try service.store.images()
+                    if json { return try printJSON(images) }
+                    for image in images {
+                        let access = image.isPublic ? "public" : "private"
+                        print("\(image.source.isEmpty ? "-" : image.source)  \(image.digest)  \(image.created.isEmpty ? "-" : image.created)  \(access)")
+                    }
+                case .gateway(let settings):
+                    let records = try settings.client.list()
+                    if json { return try printJSON(records) }
+                    let formatter = ISO8601DateFormatter()
+                    for record in records {
+                        let pulled = record.lastPull.map { formatter.string(from: Date(timeIntervalSince1970: $0)) } ?? "-"
+                        print("\(displayName(record))  \(record.id ?? "-")  \(pulled)  \(record.isPrivate ? "private" : "public")")
+                    }
                 }
             } catch {
                 throw fail("images", error)
             }
+        }
+
+        private func printJSON(_ value: some Encodable) throws {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+            print(String(decoding: try encoder.encode(value), as: UTF8.self))
         }
     }
 }

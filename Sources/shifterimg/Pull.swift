@@ -1,13 +1,21 @@
 import ArgumentParser
 import Foundation
 import ShifterCore
+import ShifterGatewayClient
 import ShifterImage
 import Synchronization
 
 extension Shifterimg {
     struct Pull: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Pull an image from a registry and convert it into the image store.")
+            abstract: "Pull an image from a registry and convert it into the image store, here or at the gateway.",
+            discussion: """
+                With imageGateway=local the pull runs in this process; the options from --ca-bundle to \
+                --parallel-downloads apply to it. Otherwise the gateway pulls, with its own settings, and \
+                this command follows the pull until it ends. Credentials saved by `shifterimg login` for \
+                the registry REF names go to the gateway inside the munge credential, and make the image \
+                private unless --user or --group says who may use it.
+                """)
 
         @OptionGroup var global: GlobalOptions
 
@@ -31,7 +39,13 @@ extension Shifterimg {
 
         func run() throws {
             let command = "pull \(reference)"
-            let service = try global.loadService(command: command)
+            let service: LocalImageService
+            switch try global.loadMode(command: command) {
+            case .local(let local):
+                service = local
+            case .gateway(let settings):
+                return try pullAtGateway(settings, command: command)
+            }
             let importer: ImageImporter
             let parsed: ImageReference
             let credentials: RegistryCredentials?
@@ -44,8 +58,7 @@ extension Shifterimg {
                         compression: try SquashfsCompression.parse(compression),
                         workerCount: threads ?? SquashfsOptions.onlineProcessorCount),
                     parallelDownloads: parallelDownloads)
-                options.userACL = try global.user.map(LocalImageService.userIDs) ?? []
-                options.groupACL = try global.group.map(LocalImageService.groupIDs) ?? []
+                (options.userACL, options.groupACL) = try global.accessLists()
                 importer = ImageImporter(store: service.store, options: options)
                 credentials = try parsed.registry.flatMap { try CredentialStore.forCurrentUser().credentials(for: $0) }
             } catch {
@@ -62,6 +75,75 @@ extension Shifterimg {
                 throw fail(command, error)
             }
         }
+
+        /// Asks the gateway to pull, then follows the pull until the image is READY or the pull failed.
+        private func pullAtGateway(_ settings: ImageServiceMode.GatewaySettings, command: String) throws {
+            let client = settings.client
+            let output = GatewayProgressOutput(terminal: standardOutputIsTerminal)
+            do {
+                let name = try GatewayImageName.parse(reference, defaultType: settings.defaultImageType)
+                guard name.type == ImageType.docker.rawValue else {
+                    throw ImageImportError(.notFound, "only docker images are pulled; a custom image is imported with shifterimg import")
+                }
+                let (users, groups) = try global.accessLists()
+                let credentials = try name.registry.flatMap { try CredentialStore.forCurrentUser().credentials(for: $0) }
+                let requested = try client.pull(
+                    type: name.type, tag: name.tag, allowedUIDs: users, allowedGIDs: groups,
+                    credentials: credentials.map { GatewayRegistryCredentials(username: $0.username, password: $0.password) })
+                let ready: GatewayImageRecord
+                if requested.status == .ready {
+                    ready = requested
+                } else {
+                    ready = try client.waitForPull(requested) { record in output.record(record) }
+                    output.record(ready)
+                }
+                output.finish()
+                print("\(requested.status == .ready ? "present" : "pulled") \(displayName(ready)) \(ready.id ?? "-")")
+            } catch {
+                output.finish()
+                throw fail(command, error)
+            }
+        }
+    }
+}
+
+/// Writes the progress of a pull at the gateway: one line per status on a terminal, the current
+/// one redrawn as bytes arrive; plain `progress ...` lines in a pipe. Used from one thread.
+final class GatewayProgressOutput {
+    private let terminal: Bool
+    private var progress: GatewayPullProgress?
+    private var lineOpen = false
+
+    init(terminal: Bool) {
+        self.terminal = terminal
+    }
+
+    /// Shows a polled record if anything changed.
+    func record(_ record: GatewayImageRecord) {
+        var progress = self.progress ?? GatewayPullProgress(name: displayName(record))
+        let update = progress.record(
+            GatewayPullProgress.Snapshot(
+                status: record.status.rawValue, received: record.bytesReceived, total: record.bytesTotal, message: record.statusMessage))
+        self.progress = progress
+        guard update.changed else { return }
+        if !terminal {
+            for line in update.plainLines { write(line + "\n") }
+            return
+        }
+        var text = lineOpen && update.statusChanged ? "\n" : ""
+        text += "\r\u{1B}[2K" + progress.terminalLine(width: terminalWidth)
+        lineOpen = true
+        write(text)
+    }
+
+    /// Ends the open terminal line.
+    func finish() {
+        if lineOpen { write("\n") }
+        lineOpen = false
+    }
+
+    private func write(_ text: String) {
+        FileHandle.standardOutput.write(Data(text.utf8))
     }
 }
 

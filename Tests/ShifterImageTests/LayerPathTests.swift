@@ -24,9 +24,17 @@ struct LayerPathTests {
         ("a/../../b", .parentReference),
         ("a/..", .parentReference),
         (String(repeating: "n", count: 256), .nameTooLong),
+        // A deep pax path once took 10 GB and a crash to flatten; PATH_MAX bounds it.
+        (String(repeating: "a/", count: 100_000) + "leaf", .pathTooLong),
+        (String(repeating: "a/", count: 2048) + "b", .pathTooLong),
     ])
     func refuses(raw: String, problem: LayerPath.Problem) {
         #expect(throws: problem) { try LayerPath.parse(raw) }
+    }
+
+    @Test func acceptsAPathOfExactlyPathMax() throws {
+        let path = try LayerPath.parse(String(repeating: "a/", count: 2047) + "bb")
+        #expect(path.key.count == LayerPath.maximumPathLength)
     }
 
     @Test func keepsBytesThatAreNotUTF8() throws {

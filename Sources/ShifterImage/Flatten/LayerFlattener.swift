@@ -42,7 +42,8 @@ public enum FlattenProgress: Sendable, Equatable {
 /// bytes per entry). A hard link that points at a file its own layer hid is completed by a second
 /// read of that one layer.
 public enum LayerFlattener {
-    /// Writes the image for `layers` (bottom layer first) to `imagePath`.
+    /// Writes the image for `layers` (bottom layer first) to `imagePath`, stopping with an error
+    /// once the layers expand beyond `limits`.
     ///
     /// `waitForLayer`, if given, is called before a layer is opened and returns once its blob is
     /// complete, so conversion of the top layers can start while lower ones still download.
@@ -50,12 +51,13 @@ public enum LayerFlattener {
     @discardableResult
     public static func flatten(
         layers: [LayerBlob], into imagePath: String, options: SquashfsOptions = SquashfsOptions(),
-        waitForLayer: ((Int) throws(ImageImportError) -> Void)? = nil,
+        limits: ImportLimits = .standard, waitForLayer: ((Int) throws(ImageImportError) -> Void)? = nil,
         progress: ((FlattenProgress) -> Void)? = nil
     ) throws(ImageImportError) -> FlattenSummary {
         let writer = try SquashfsWriter(path: imagePath, options: options)
         let merger = LayerMerger()
         var summary = FlattenSummary()
+        var budget = ExpansionBudget(limits)
         for index in layers.indices.reversed() {
             let layer = layers[index]
             try waitForLayer?(index)
@@ -65,17 +67,19 @@ public enum LayerFlattener {
             let reader = try TarLayerReader(path: layer.path, name: "layer \(layer.name)")
             var entryIndex = 0
             while let header = try reader.next() {
+                try budget.countEntry(of: reader)
                 if let inode = try merger.add(header, entryIndex: entryIndex) {
-                    inode.content = .regularFile(dataIndex: try store(reader, header.path, into: writer))
+                    inode.content = .regularFile(dataIndex: try store(reader, header.path, into: writer, budget: &budget))
                 }
                 entryIndex += 1
             }
+            try budget.finishLayer(reader)
             summary.entryCount += entryIndex
             progress?(.layerFinished(
                 index: index, count: layers.count, name: layer.name, entries: entryIndex, dataBytes: writer.dataBytesRead - before))
         }
         for (index, files) in merger.deferredFiles.sorted(by: { $0.key < $1.key }) {
-            try storeDeferred(files, from: layers[index], into: writer)
+            try storeDeferred(files, from: layers[index], into: writer, budget: &budget)
         }
         try merger.finish()
         progress?(.writingTables)
@@ -86,16 +90,21 @@ public enum LayerFlattener {
         return summary
     }
 
-    private static func store(_ reader: TarLayerReader, _ path: [UInt8], into writer: SquashfsWriter) throws(ImageImportError) -> Int {
+    private static func store(
+        _ reader: TarLayerReader, _ path: [UInt8], into writer: SquashfsWriter, budget: inout ExpansionBudget
+    ) throws(ImageImportError) -> Int {
         let dataIndex = try writer.beginFile()
-        try reader.readData({ (chunk) throws(ImageImportError) in try writer.append(chunk) }, path: path)
+        try reader.readData({ (chunk) throws(ImageImportError) in
+            try budget.countData(chunk.count, of: reader)
+            try writer.append(chunk)
+        }, path: path)
         try writer.endFile()
         return dataIndex
     }
 
     /// Reads one layer again for the files that a hard link of the layer needs but the layer hid.
     private static func storeDeferred(
-        _ files: [LayerMerger.DeferredFile], from layer: LayerBlob, into writer: SquashfsWriter
+        _ files: [LayerMerger.DeferredFile], from layer: LayerBlob, into writer: SquashfsWriter, budget: inout ExpansionBudget
     ) throws(ImageImportError) {
         var wanted: [Int: [LeafInode]] = [:]
         for file in files { wanted[file.entryIndex, default: []].append(file.inode) }
@@ -103,7 +112,7 @@ public enum LayerFlattener {
         var entryIndex = 0
         while !wanted.isEmpty, let header = try reader.next() {
             if let inodes = wanted.removeValue(forKey: entryIndex) {
-                let dataIndex = try store(reader, header.path, into: writer)
+                let dataIndex = try store(reader, header.path, into: writer, budget: &budget)
                 for inode in inodes { inode.content = .regularFile(dataIndex: dataIndex) }
             }
             entryIndex += 1

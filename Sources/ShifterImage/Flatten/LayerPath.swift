@@ -34,6 +34,10 @@ struct PathComponent: Hashable, Comparable, Sendable, CustomStringConvertible {
 struct LayerPath: Hashable, Sendable, CustomStringConvertible {
     /// The longest name a directory entry may have (Linux `NAME_MAX`).
     static let maximumNameLength = 255
+    /// The longest path accepted (Linux `PATH_MAX`). No extraction tool can create a longer one, and
+    /// without a bound a single pax header of a few hundred kilobytes nests directories deeply
+    /// enough to exhaust the memory and stack of the import.
+    static let maximumPathLength = 4096
 
     /// The components from the root down; empty for the root itself.
     let components: [PathComponent]
@@ -48,6 +52,7 @@ struct LayerPath: Hashable, Sendable, CustomStringConvertible {
         case absolute
         case parentReference
         case nameTooLong
+        case pathTooLong
         case containsNUL
 
         var reason: String {
@@ -56,6 +61,7 @@ struct LayerPath: Hashable, Sendable, CustomStringConvertible {
             case .absolute: return "path is absolute"
             case .parentReference: return "path contains \"..\" and could leave the image root"
             case .nameTooLong: return "a path component is longer than \(LayerPath.maximumNameLength) bytes"
+            case .pathTooLong: return "path is longer than \(LayerPath.maximumPathLength) bytes"
             case .containsNUL: return "path contains a NUL byte"
             }
         }
@@ -66,6 +72,7 @@ struct LayerPath: Hashable, Sendable, CustomStringConvertible {
         if raw.isEmpty { throw .empty }
         if raw.first == UInt8(ascii: "/") { throw .absolute }
         if raw.contains(0) { throw .containsNUL }
+        if raw.count > maximumPathLength { throw .pathTooLong }
         var components: [PathComponent] = []
         for part in raw.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: true) {
             if part.count == 1 && part.first == UInt8(ascii: ".") { continue }

@@ -71,6 +71,18 @@ final class TarLayerReader {
         }
     }
 
+    /// Bytes of the decompressed tar stream consumed so far; the corresponding C function is
+    /// `archive_filter_bytes(a, 0)`.
+    var decompressedBytes: UInt64 {
+        UInt64(max(0, archive_filter_bytes(archive, 0)))
+    }
+
+    /// The data size the current entry's header declares (for a sparse file, its full size), or 0.
+    var currentEntrySize: UInt64 {
+        guard let entry, archive_entry_size_is_set(entry) != 0 else { return 0 }
+        return UInt64(max(0, archive_entry_size(entry)))
+    }
+
     private var lastError: String {
         if let message = archive_error_string(archive) { return String(cString: message) }
         return "unknown libarchive error"

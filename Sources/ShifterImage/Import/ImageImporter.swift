@@ -116,7 +116,7 @@ public struct ImageImporter: Sendable {
         let summary: FlattenSummary
         do throws(ImageImportError) {
             summary = try LayerFlattener.flatten(
-                layers: downloads.blobs, into: imageFile, options: squashfsOptions,
+                layers: downloads.blobs, into: imageFile, options: squashfsOptions, limits: store.importLimits,
                 waitForLayer: { (index) throws(ImageImportError) in try downloads.wait(for: index) },
                 progress: { step in events?(.converting(step)) })
         } catch {

@@ -12,31 +12,17 @@ public struct LocalImageService: Sendable {
     /// The store in `imagePath`.
     public let store: ImageStore
 
-    /// Reads the site configuration at `path` and checks that it selects local mode.
-    ///
-    /// Returns the service and the configuration's warnings (retired keys and the like).
-    public static func load(configPath path: String) throws(ImageImportError) -> (service: LocalImageService, warnings: [String]) {
-        var status = stat()
-        guard stat(path, &status) == 0 else {
-            throw ImageImportError(.io, "site configuration \(displayQuoted(path)): \(FileOperations.lastErrorText)")
+    /// Removes an image from the store as `expire` does in local mode: root only, since the store
+    /// belongs to root and no usage record says whether a job still needs the image.
+    public func expire(_ reference: ImageReference, callerUID: UInt32) throws(ImageImportError) -> ImageMetadata {
+        guard callerUID == 0 else {
+            throw ImageImportError(.store, "imageGateway=local: only root may expire images in \(displayQuoted(store.directory))")
         }
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw ImageImportError(.io, "site configuration \(displayQuoted(path)): cannot be read: \(FileOperations.lastErrorText)")
+        guard let image = try store.find(reference), let id = ImageID(image.digest) else {
+            throw ImageImportError(.notFound, "not in the image store \(store.directory)")
         }
-        let parsed: (config: SiteConfig, warnings: [String])
-        do {
-            try SiteConfig.checkOwnership(path: path, ownerUID: status.st_uid, mode: UInt32(status.st_mode))
-            parsed = try SiteConfig.parse(String(decoding: data, as: UTF8.self), source: path)
-        } catch {
-            throw ImageImportError(.io, "\(error)")
-        }
-        guard parsed.config.imageGateway.contains("local") else {
-            let configured = parsed.config.imageGateway.joined(separator: " ")
-            throw ImageImportError(
-                .store,
-                "site configuration \(displayQuoted(path)): imageGateway=\(configured.isEmpty ? "(unset)" : configured); this shifterimg supports only imageGateway=local")
-        }
-        return (LocalImageService(config: parsed.config, store: ImageStore(directory: parsed.config.imagePath)), parsed.warnings)
+        try store.remove(id)
+        return image
     }
 
     /// Parses a `--user` list: user names or numeric uids, separated by commas.

@@ -95,6 +95,17 @@ struct ManifestDocument: Decodable {
         if type == MediaType.ociManifest || type == MediaType.dockerManifest { return false }
         return manifests != nil && layers == nil
     }
+
+    /// Why the document's own media type rules it out, or `nil`. A document that says it is an
+    /// artifact, a configuration or a web page is refused rather than read by its fields; one
+    /// without a media type is judged by its fields, as the OCI specification allows.
+    var unsupportedMediaTypeReason: String? {
+        guard let type = mediaType, !MediaType.manifestAccept.contains(type) else { return nil }
+        if type == MediaType.dockerSchema1 || type == MediaType.dockerSchema1Signed {
+            return "is a schema 1 manifest, which is not supported"
+        }
+        return "has media type \(displayQuoted(type)), which is not an image manifest or index"
+    }
 }
 
 /// The parts of an image configuration blob that the runtime uses.

@@ -63,6 +63,7 @@ final class RegistryClient: Sendable {
                 .digestMismatch, "\(name): manifest \(pinnedDigest) of \(repository) has content with digest \(topDigest)")
         }
         var document = try decodeManifest(top, what: "manifest \(displayQuoted(reference))")
+        try checkMediaType(document, what: "manifest \(displayQuoted(reference))")
         var manifestDigest = topDigest
         var chosenPlatform = platform
         if document.isIndex(contentType: contentType) {
@@ -83,6 +84,7 @@ final class RegistryClient: Sendable {
                 throw ImageImportError(.digestMismatch, "\(name): manifest \(entry.digest) of \(repository) has content with digest \(digest)")
             }
             document = try decodeManifest(body, what: "manifest \(entry.digest)")
+            try checkMediaType(document, what: "manifest \(entry.digest)")
             if document.isIndex(contentType: nil) {
                 throw ImageImportError(.invalidManifest, "\(name): \(entry.digest) is a nested index, not an image manifest")
             }
@@ -144,6 +146,12 @@ final class RegistryClient: Sendable {
             return try JSONDecoder().decode(ManifestDocument.self, from: Data(bytes))
         } catch {
             throw ImageImportError(.invalidManifest, "\(name): \(what) of \(repository) is not a valid manifest or index")
+        }
+    }
+
+    private func checkMediaType(_ document: ManifestDocument, what: String) throws(ImageImportError) {
+        if let reason = document.unsupportedMediaTypeReason {
+            throw ImageImportError(.invalidManifest, "\(name): \(what) of \(repository) \(reason)")
         }
     }
 

@@ -42,6 +42,9 @@ public struct ImageStore: Sendable {
     /// The store directory.
     public var directory: String { layout.root }
 
+    /// How far the layers of an image imported into this store may expand.
+    public var importLimits = ImportLimits.standard
+
     static let stagingPrefix = ".import-"
 
     /// A store in `directory`, which must exist.

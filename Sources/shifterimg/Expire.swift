@@ -1,0 +1,67 @@
+import ArgumentParser
+import ShifterCore
+import ShifterGatewayClient
+import ShifterImage
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+extension Shifterimg {
+    struct Expire: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Expire one image: administrators, or the owner of a private image (local mode: root).")
+
+        @OptionGroup var global: GlobalOptions
+
+        @Argument(help: ArgumentHelp("The image reference.", valueName: "REF"))
+        var reference: String
+
+        func run() throws {
+            let command = "expire \(reference)"
+            let mode = try global.loadMode(command: command)
+            do {
+                switch mode {
+                case .local(let service):
+                    let parsed = try ImageReference.parse(reference, defaultType: service.config.defaultImageType)
+                    let image = try service.expire(parsed, callerUID: getuid())
+                    print("expired \(image.source.isEmpty ? "-" : image.source) \(image.digest)")
+                case .gateway(let settings):
+                    let name = try GatewayImageName.parse(reference, defaultType: settings.defaultImageType)
+                    printExpiry(try settings.client.expire(type: name.type, tag: name.tag))
+                }
+            } catch {
+                throw fail(command, error)
+            }
+        }
+    }
+
+    struct Autoexpire: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Expire the gateway's images that were not used for the configured time (administrators).")
+
+        @OptionGroup var global: GlobalOptions
+
+        func run() throws {
+            let mode = try global.loadMode(command: "autoexpire")
+            do {
+                switch mode {
+                case .local:
+                    throw ImageImportError(
+                        .store, "needs an image gateway: with imageGateway=local no record says when an image was last used; remove images with shifterimg expire")
+                case .gateway(let settings):
+                    printExpiry(try settings.client.autoexpire())
+                }
+            } catch {
+                throw fail("autoexpire", error)
+            }
+        }
+    }
+}
+
+/// Prints an expiry result: `expired TYPE:TAG ID` per image removed, `kept TAG: REASON` per image
+/// that was due but kept.
+func printExpiry(_ result: GatewayExpiryResult) {
+    for record in result.expired { print("expired \(displayName(record)) \(record.id ?? "-")") }
+    for reason in result.kept { print("kept \(reason)") }
+}

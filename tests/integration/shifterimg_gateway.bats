@@ -1,0 +1,403 @@
+#!/usr/bin/env bats
+# shifterimg against a running shifter-imagegw, as root and the two non-root users with their own
+# munge credentials: pull (public, private with --user, with saved registry credentials), progress
+# in a pipe and on a terminal, images, lookup, expire and rm by the owner and refused for others,
+# autoexpire, import, an unreachable gateway, and the commands of local mode that need no gateway.
+
+load helpers
+bats_require_minimum_version 1.5.0
+
+GATEWAY=${SHIFTER_IMAGEGW:-$SHIFTER_PREFIX/bin/shifter-imagegw}
+SHIFTERIMG=${SHIFTERIMG:-$SHIFTER_PREFIX/bin/shifterimg}
+UID1=$(id -u "$BED_USER")
+UID2=$(id -u "$BED_USER2")
+
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+start_gateway() {
+    "$GATEWAY" --config "$WORK/imagegw.conf" >>"$WORK/gateway.log" 2>&1 &
+    echo $! >"$WORK/gateway.pid"
+    disown $!
+    local deadline=$((SECONDS + 30))
+    until curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null; do
+        kill -0 "$(cat "$WORK/gateway.pid")" 2>/dev/null || { cat "$WORK/gateway.log" >&2; return 1; }
+        ((SECONDS < deadline)) || { echo "the gateway did not start" >&2; return 1; }
+        sleep 0.2
+    done
+}
+
+# start_slow_registry: a TCP relay to the anonymous registry that sends the registry's answers at
+# about 400 KiB/s, so a pull through it lasts long enough to show byte progress. TLS passes
+# through untouched; the registry's certificate names 127.0.0.1, whatever the port.
+start_slow_registry() {
+    python3 -u - "$SLOW_PORT" "${REGISTRY_ANON##*:}" >"$WORK/slow.log" 2>&1 <<'PY' &
+import socket, sys, threading, time
+listen_port, target_port = int(sys.argv[1]), int(sys.argv[2])
+def pump(source, target, rate):
+    try:
+        while True:
+            data = source.recv(16384)
+            if not data:
+                break
+            target.sendall(data)
+            if rate:
+                time.sleep(len(data) / rate)
+    except OSError:
+        pass
+    finally:
+        for s in (source, target):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+server = socket.socket()
+server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+server.bind(("127.0.0.1", listen_port))
+server.listen(16)
+print("ready", flush=True)
+while True:
+    client, _ = server.accept()
+    upstream = socket.create_connection(("127.0.0.1", target_port))
+    threading.Thread(target=pump, args=(client, upstream, 0), daemon=True).start()
+    threading.Thread(target=pump, args=(upstream, client, 400 * 1024), daemon=True).start()
+PY
+    echo $! >"$WORK/slow.pid"
+    for _ in $(seq 50); do grep -q ready "$WORK/slow.log" 2>/dev/null && return 0; sleep 0.1; done
+    echo "the slow registry relay did not start" >&2
+    return 1
+}
+
+setup_file() {
+    # The users run shifterimg from here and read its configuration: a directory they can reach,
+    # which bats's own temporary directory is not.
+    WORK=$(mktemp -d /tmp/shifterimg-gateway.XXXXXX)
+    export WORK
+    mkdir -p "$WORK/images" "$WORK/images2" "$WORK/local-images" "$WORK/cfg1" "$WORK/cfg2"
+    chmod 755 "$WORK" "$WORK/images" "$WORK/images2" "$WORK/local-images"
+    chown "$BED_USER" "$WORK/cfg1"
+    chown "$BED_USER2" "$WORK/cfg2"
+    PORT=$(free_port)
+    SLOW_PORT=$(free_port)
+    DEAD_PORT=$(free_port)
+    export PORT SLOW_PORT DEAD_PORT
+    cat >"$WORK/imagegw.conf" <<CONF
+{
+    "listen": "127.0.0.1:$PORT",
+    "database": "$WORK/state.sqlite",
+    "workers": 2,
+    "systems": {"bed": {"imagePath": "$WORK/images"}, "bed2": {"imagePath": "$WORK/images2"}},
+    "registries": {
+        "anon": {"url": "https://$REGISTRY_ANON", "caBundle": "$CA_BUNDLE", "auth": "anonymous"},
+        "slow": {"url": "https://127.0.0.1:$SLOW_PORT", "caBundle": "$CA_BUNDLE", "auth": "anonymous"},
+        "token": {"url": "https://$REGISTRY_TOKEN", "caBundle": "$CA_BUNDLE", "auth": "user"},
+        "basic": {"url": "https://$REGISTRY_BASIC", "caBundle": "$CA_BUNDLE", "auth": "user"}
+    },
+    "defaultRegistry": "$REGISTRY_ANON",
+    "minPullIntervalSeconds": 3600,
+    "jobTimeLimitSeconds": 3,
+    "expireAfterSeconds": 3600,
+    "admins": ["root"],
+    "importUsers": ["$BED_USER"]
+}
+CONF
+    # The site configurations shifterimg reads: root-owned and not writable by others.
+    cat >"$WORK/udiRoot.conf" <<CONF
+udiMount=$WORK/udiMount
+loopMount=$WORK/loopMount
+imagePath=$WORK/images
+imageGateway=http://127.0.0.1:$PORT
+system=bed
+gatewayTimeout=10
+CONF
+    # A second cluster with its own store, so that the slow pulls convert images the first
+    # store already holds.
+    sed 's/^system=bed$/system=bed2/' "$WORK/udiRoot.conf" >"$WORK/bed2.conf"
+    cat >"$WORK/unreachable.conf" <<CONF
+udiMount=$WORK/udiMount
+loopMount=$WORK/loopMount
+imagePath=$WORK/images
+imageGateway=http://127.0.0.1:1 http://127.0.0.1:$DEAD_PORT/
+system=bed
+gatewayTimeout=2
+CONF
+    cat >"$WORK/local.conf" <<CONF
+udiMount=$WORK/udiMount
+loopMount=$WORK/loopMount
+imagePath=$WORK/local-images
+imageGateway=local
+CONF
+    chown root:root "$WORK"/*.conf
+    chmod 644 "$WORK"/*.conf
+    start_slow_registry
+    start_gateway
+}
+
+teardown_file() {
+    local pid
+    for pid in "$(cat "$WORK/gateway.pid" 2>/dev/null)" "$(cat "$WORK/slow.pid" 2>/dev/null)"; do
+        [ -z "$pid" ] || kill -TERM "$pid" 2>/dev/null || true
+    done
+    local gateway
+    gateway=$(cat "$WORK/gateway.pid" 2>/dev/null) || true
+    for _ in $(seq 50); do [ -n "$gateway" ] && kill -0 "$gateway" 2>/dev/null || break; sleep 0.1; done
+    [[ $WORK == /tmp/shifterimg-gateway.* ]] && rm -rf "$WORK"
+}
+
+# simg USER ARGS...: shifterimg as USER with the gateway's site configuration ($SIMG_CONFIG, by
+# default the first cluster's), from $WORK, with that user's own credentials file.
+simg() {
+    local user=$1; shift
+    local config=$WORK/cfg1
+    [ "$user" = "$BED_USER2" ] && config=$WORK/cfg2
+    (cd "$WORK" && runuser -u "$user" -- env XDG_CONFIG_HOME="$config" SHIFTER_CA_BUNDLE="$CA_BUNDLE" \
+        "$SHIFTERIMG" --config "${SIMG_CONFIG:-$WORK/udiRoot.conf}" "$@")
+}
+
+# A progress line in a pipe, as scripts parse it.
+PROGRESS_LINE='^progress status=(PENDING|PULLING|CONVERSION|READY) received=([0-9]+|-) total=([0-9]+|-)( message=.*)?$'
+
+@test "shifterimg gateway: a user pulls a public image; a pipe gets plain progress lines and the id" {
+    run --separate-stderr simg "$BED_USER" pull test/busybox:latest
+    echo "$output"; echo "$stderr"
+    [ "$status" -eq 0 ]
+    [ -z "$stderr" ]
+    [[ ${lines[0]} == "progress status=PENDING "* || ${lines[0]} == "progress status=PULLING "* ]]
+    for line in "${lines[@]:0:${#lines[@]}-1}"; do [[ $line =~ $PROGRESS_LINE ]]; done
+    [[ ${lines[-2]} == "progress status=READY "* ]]
+    [[ ${lines[-1]} =~ ^pulled\ docker:$REGISTRY_ANON/test/busybox:latest\ sha256:[0-9a-f]{64}$ ]]
+    id=${lines[-1]##* }
+    [ -f "$WORK/images/${id#sha256:}.squashfs" ]
+    # Within the minimum interval the gateway does not pull again: the image is present.
+    run simg "$BED_USER2" pull "docker:$REGISTRY_ANON/test/busybox"
+    [ "$status" -eq 0 ]
+    [ "$output" = "present docker:$REGISTRY_ANON/test/busybox:latest $id" ]
+}
+
+@test "shifterimg gateway: images and lookup show the public image to every user" {
+    run simg "$BED_USER2" images
+    echo "$output"
+    [ "$status" -eq 0 ]
+    grep -qE "^docker:$REGISTRY_ANON/test/busybox:latest  sha256:[0-9a-f]{64}  [0-9T:-]+Z  public$" <<<"$output"
+    id=$(grep "test/busybox:latest" <<<"$output" | awk '{print $2}')
+    run simg "$BED_USER2" lookup test/busybox
+    [ "$status" -eq 0 ]
+    [ "$output" = "$id" ]
+    run simg root lookup "id:$id"
+    [ "$status" -eq 0 ]
+    [ "$output" = "$id" ]
+    run simg "$BED_USER" images --json
+    [ "$status" -eq 0 ]
+    jq -e --arg id "$id" 'map(select(.id == $id and .status == "READY")) | length == 1' <<<"$output"
+}
+
+@test "shifterimg gateway: a pull through a slow registry shows byte progress in a pipe" {
+    SIMG_CONFIG=$WORK/bed2.conf run --separate-stderr simg "$BED_USER2" pull "127.0.0.1:$SLOW_PORT/test/busybox:latest"
+    echo "$output"; echo "$stderr"
+    [ "$status" -eq 0 ]
+    for line in "${lines[@]:0:${#lines[@]}-1}"; do [[ $line =~ $PROGRESS_LINE ]]; done
+    # Byte counts moved while the pull ran, against a known total.
+    # Conversion starts on the first layer while the others still download, so both statuses count.
+    received=$(grep -E '^progress status=(PULLING|CONVERSION) received=[0-9]+ total=[0-9]+' <<<"$output" | sed -E 's/.* received=([0-9]+) .*/\1/' | sort -un)
+    echo "received: $received"
+    [ "$(wc -l <<<"$received")" -ge 2 ]
+    total=$(grep -oE ' total=[0-9]+' <<<"$output" | head -n1 | cut -d= -f2)
+    [ "$total" -gt 1000000 ]
+    [[ ${lines[-1]} == "pulled docker:127.0.0.1:$SLOW_PORT/test/busybox:latest sha256:"* ]]
+}
+
+@test "shifterimg gateway: a pull on a terminal shows the status and byte counts" {
+    run script -qec "runuser -u $BED_USER -- env XDG_CONFIG_HOME=$WORK/cfg1 '$SHIFTERIMG' --config '$WORK/bed2.conf' pull 127.0.0.1:$SLOW_PORT/test/layered:latest" /dev/null
+    echo "$output"
+    [ "$status" -eq 0 ]
+    [[ "$output" == *"docker:127.0.0.1:$SLOW_PORT/test/layered:latest  PENDING"* ]]
+    [[ "$output" =~ test/layered:latest\ \ (PULLING|CONVERSION) ]]
+    [[ "$output" =~ test/layered:latest\ \ READY\ \ [0-9.]+\ MiB ]]
+    [[ "$output" =~ [0-9.]+\ (KiB|MiB)\ /\ [0-9.]+\ (KiB|MiB)\ \([0-9]+%\) ]]
+    [[ "$output" != *"progress status="* ]]
+    [[ "$output" == *"pulled docker:127.0.0.1:$SLOW_PORT/test/layered:latest sha256:"* ]]
+}
+
+@test "shifterimg gateway: a --user pull is private; others cannot see or remove it; the owner removes it" {
+    run simg "$BED_USER" --user "$BED_USER" pull test/layered:latest
+    echo "$output"
+    [ "$status" -eq 0 ]
+    id=${lines[-1]##* }
+    [[ $id == sha256:* ]]
+    [ "$(stat -c %a "$WORK/images/${id#sha256:}.squashfs")" = 600 ]
+    [ "$(jq -c .userACL "$WORK/images/${id#sha256:}.meta.json")" = "[$UID1]" ]
+    run simg "$BED_USER" images
+    grep -q "^docker:$REGISTRY_ANON/test/layered:latest  $id  .*  private$" <<<"$output"
+    run simg "$BED_USER2" images
+    [[ "$output" != *"$id"* ]]
+    run --separate-stderr simg "$BED_USER2" lookup test/layered:latest
+    echo "$stderr"
+    [ "$status" -eq 1 ]
+    [ -z "$output" ]
+    [[ "$stderr" == "shifterimg: lookup test/layered:latest: not found (404 from gateway http://127.0.0.1:$PORT; "*"): image docker:$REGISTRY_ANON/test/layered:latest: not found"* ]]
+    [ "$(wc -l <<<"$stderr")" -eq 1 ]
+    run --separate-stderr simg "$BED_USER2" rm test/layered:latest
+    [ "$status" -eq 1 ]
+    [[ "$stderr" == "shifterimg: rm test/layered:latest: not found (404 "* ]]
+    # The owner looks the image up, as a job submission does, so a job might use it: refused for now.
+    run simg "$BED_USER" lookup test/layered:latest
+    [ "$output" = "$id" ]
+    run --separate-stderr simg "$BED_USER" rm test/layered:latest
+    echo "$stderr"
+    [ "$status" -eq 1 ]
+    [[ "$stderr" == "shifterimg: rm test/layered:latest: refused for now (409 conflict from gateway "*"job time limit"* ]]
+    sleep 3.5
+    run simg "$BED_USER" rm test/layered:latest
+    echo "$output"
+    [ "$status" -eq 0 ]
+    [ "$output" = "removed $id" ]
+    [ ! -e "$WORK/images/${id#sha256:}.squashfs" ]
+    run simg "$BED_USER" lookup test/layered:latest
+    [ "$status" -eq 1 ]
+}
+
+@test "shifterimg gateway: expire is refused to a user for a public image and done by an administrator" {
+    sleep 3.5
+    run --separate-stderr simg "$BED_USER" expire test/busybox:latest
+    echo "$stderr"
+    [ "$status" -eq 1 ]
+    [[ "$stderr" == "shifterimg: expire test/busybox:latest: not permitted (403 forbidden from gateway http://127.0.0.1:$PORT): "*"only administrators"* ]]
+    run simg "$BED_USER" lookup test/busybox:latest
+    id=$output
+    [ -f "$WORK/images/${id#sha256:}.squashfs" ]
+    # That lookup makes the image in use for the job time limit.
+    run --separate-stderr simg root expire test/busybox:latest
+    [ "$status" -eq 1 ]
+    [[ "$stderr" == *"refused for now (409 conflict"* ]]
+    sleep 3.5
+    run simg root expire test/busybox:latest
+    echo "$output"
+    [ "$status" -eq 0 ]
+    [ "$output" = "expired docker:$REGISTRY_ANON/test/busybox:latest $id" ]
+    run simg "$BED_USER" lookup test/busybox:latest
+    [ "$status" -eq 1 ]
+}
+
+@test "shifterimg gateway: autoexpire is for administrators" {
+    run --separate-stderr simg "$BED_USER" autoexpire
+    [ "$status" -eq 1 ]
+    [[ "$stderr" == "shifterimg: autoexpire: not permitted (403 forbidden from gateway "*"administrators only"* ]]
+    run simg root autoexpire
+    echo "$output"
+    [ "$status" -eq 0 ]
+    [[ "$output" != *expired* ]]
+}
+
+@test "shifterimg gateway: an import user and an administrator import a squashfs file; others are refused" {
+    SIMG_CONFIG=$WORK/bed2.conf run simg "$BED_USER2" lookup "127.0.0.1:$SLOW_PORT/test/busybox:latest"
+    [ "$status" -eq 0 ]
+    cp "$WORK/images2/${output#sha256:}.squashfs" "$WORK/custom.sqfs"
+    chmod 644 "$WORK/custom.sqfs"
+    # A relative FILE is made absolute here, since the gateway has another working directory.
+    run simg "$BED_USER" import custom.sqfs mytool:1
+    echo "$output"
+    [ "$status" -eq 0 ]
+    [[ "$output" =~ ^imported\ custom:mytool:1\ sha256:[0-9a-f]{64}$ ]]
+    id=${output##* }
+    [ "$id" = "sha256:$(sha256sum "$WORK/custom.sqfs" | cut -d' ' -f1)" ]
+    run simg "$BED_USER2" lookup custom:mytool:1
+    [ "$status" -eq 0 ]
+    [ "$output" = "$id" ]
+    run simg root --user "$BED_USER2" import "$WORK/custom.sqfs" custom:admintool
+    echo "$output"
+    [ "$status" -eq 0 ]
+    [ "$output" = "imported custom:admintool:latest $id" ]
+    run simg "$BED_USER" lookup custom:admintool
+    [ "$status" -eq 1 ]
+    run --separate-stderr simg "$BED_USER2" import custom.sqfs other:1
+    echo "$stderr"
+    [ "$status" -eq 1 ]
+    [[ "$stderr" == "shifterimg: import custom.sqfs other:1: not permitted (403 forbidden from gateway "*"administrators and import users only"* ]]
+}
+
+@test "shifterimg gateway: saved registry credentials reach the gateway and make the image private" {
+    run bash -c "printf '%s\n' '$REGISTRY_PASSWORD' | runuser -u $BED_USER -- env XDG_CONFIG_HOME=$WORK/cfg1 SHIFTER_CA_BUNDLE=$CA_BUNDLE '$SHIFTERIMG' --config '$WORK/udiRoot.conf' login -u '$REGISTRY_USER' --password-stdin '$REGISTRY_TOKEN'"
+    echo "$output"
+    [ "$status" -eq 0 ]
+    run simg "$BED_USER" pull "$REGISTRY_TOKEN/test/busybox:latest"
+    echo "$output"
+    [ "$status" -eq 0 ]
+    id=${lines[-1]##* }
+    [ "$(jq -c .userACL "$WORK/images/${id#sha256:}.meta.json")" = "[$UID1]" ]
+    run simg "$BED_USER2" lookup "$REGISTRY_TOKEN/test/busybox:latest"
+    [ "$status" -eq 1 ]
+    ! grep -qF "$REGISTRY_PASSWORD" "$WORK/gateway.log" "$WORK/state.sqlite"
+    # Without saved credentials the registry refuses; the pull fails with the registry's reason.
+    run --separate-stderr simg "$BED_USER2" pull "$REGISTRY_BASIC/test/busybox:latest"
+    echo "$output"; echo "$stderr"
+    [ "$status" -eq 1 ]
+    [ "$(wc -l <<<"$stderr")" -eq 1 ]
+    [[ "$stderr" == "shifterimg: pull $REGISTRY_BASIC/test/busybox:latest: pull of docker:$REGISTRY_BASIC/test/busybox:latest failed at the gateway: "?* ]]
+}
+
+@test "shifterimg gateway: an unreachable gateway gives one line naming every URL tried" {
+    run --separate-stderr runuser -u "$BED_USER" -- "$SHIFTERIMG" --config "$WORK/unreachable.conf" images
+    echo "$stderr"
+    [ "$status" -eq 1 ]
+    [ -z "$output" ]
+    [ "$(wc -l <<<"$stderr")" -eq 1 ]
+    [[ "$stderr" == "shifterimg: images: cannot reach the image gateway: tried http://127.0.0.1:1 ("*"), http://127.0.0.1:$DEAD_PORT/ ("*")" ]]
+    run --separate-stderr runuser -u "$BED_USER" -- "$SHIFTERIMG" --config "$WORK/unreachable.conf" pull test/busybox
+    [ "$status" -eq 1 ]
+    [[ "$stderr" == "shifterimg: pull test/busybox: cannot reach the image gateway: tried http://127.0.0.1:1 "* ]]
+}
+
+@test "shifterimg gateway: bad references and bad site configurations fail before any request" {
+    run --separate-stderr simg "$BED_USER" pull Not..Valid
+    [ "$status" -eq 1 ]
+    [[ "$stderr" == "shifterimg: pull Not..Valid: image \"Not..Valid\": "* ]]
+    run --separate-stderr simg "$BED_USER" lookup local:/tmp
+    [ "$status" -eq 1 ]
+    [[ "$stderr" == *"docker and custom images"* ]]
+    run --separate-stderr simg "$BED_USER" pull custom:mytool:1
+    [ "$status" -eq 1 ]
+    [[ "$stderr" == *"shifterimg import"* ]]
+    grep -v '^system=' "$WORK/udiRoot.conf" >"$WORK/nosystem.conf"
+    chmod 644 "$WORK/nosystem.conf"
+    run --separate-stderr runuser -u "$BED_USER" -- "$SHIFTERIMG" --config "$WORK/nosystem.conf" images
+    [ "$status" -eq 1 ]
+    [[ "$stderr" == *"system is not set"* ]]
+    cp "$WORK/udiRoot.conf" "$WORK/owned.conf"
+    chown "$BED_USER" "$WORK/owned.conf"
+    run --separate-stderr runuser -u "$BED_USER" -- "$SHIFTERIMG" --config "$WORK/owned.conf" images
+    [ "$status" -eq 1 ]
+    [[ "$stderr" == *"must be owned by root"* ]]
+}
+
+@test "shifterimg local mode: root imports and expires; users are refused; autoexpire needs a gateway" {
+    local=(--config "$WORK/local.conf")
+    [ -f "$WORK/custom.sqfs" ] || cp "$(ls "$WORK"/images2/*.squashfs | head -n1)" "$WORK/custom.sqfs"
+    run "$SHIFTERIMG" "${local[@]}" import "$WORK/custom.sqfs" localtool:2
+    echo "$output"
+    [ "$status" -eq 0 ]
+    id=${output##* }
+    [ "$output" = "imported custom:localtool:2 $id" ]
+    [ -f "$WORK/local-images/${id#sha256:}.squashfs" ]
+    [ "$(cat "$WORK/local-images/tags/custom%3Alocaltool%3A2")" = "$id" ]
+    run "$SHIFTERIMG" "${local[@]}" lookup custom:localtool:2
+    [ "$output" = "$id" ]
+    run --separate-stderr "$SHIFTERIMG" "${local[@]}" import "$WORK/local.conf" broken:1
+    [ "$status" -eq 1 ]
+    [[ "$stderr" == *"not a squashfs file"* ]]
+    [ -z "$(find "$WORK/local-images" -maxdepth 1 -name '.import-*')" ]
+    run --separate-stderr runuser -u "$BED_USER" -- "$SHIFTERIMG" "${local[@]}" import "$WORK/custom.sqfs" usertool:1
+    [ "$status" -eq 1 ]
+    [[ "$stderr" == *"only root may import"* ]]
+    run --separate-stderr runuser -u "$BED_USER" -- "$SHIFTERIMG" "${local[@]}" expire custom:localtool:2
+    [ "$status" -eq 1 ]
+    [[ "$stderr" == *"only root may expire"* ]]
+    run --separate-stderr "$SHIFTERIMG" "${local[@]}" autoexpire
+    [ "$status" -eq 1 ]
+    [[ "$stderr" == "shifterimg: autoexpire: needs an image gateway"* ]]
+    run "$SHIFTERIMG" "${local[@]}" expire custom:localtool:2
+    echo "$output"
+    [ "$status" -eq 0 ]
+    [ "$output" = "expired custom:localtool:2 $id" ]
+    [ ! -e "$WORK/local-images/${id#sha256:}.squashfs" ]
+}
