@@ -65,6 +65,11 @@ public struct SiteConfig: Sendable, Equatable {
     public var modules: [String: SiteModule] = [:]
     /// `gatewayTimeout`: seconds per gateway request.
     public var gatewayTimeout: Int = 60
+    /// `imageExpandedSizeLimit`: the most bytes an image's layers may expand to when imported;
+    /// `nil` keeps the importer's default.
+    public var imageExpandedSizeLimit: UInt64?
+    /// `imageEntryLimit`: the most tar entries an image's layers may hold; `nil` keeps the importer's default.
+    public var imageEntryLimit: Int?
 
     /// Creates a configuration with the required keys and every default.
     public init(udiMount: String, loopMount: String, imagePath: String) {
@@ -296,6 +301,8 @@ struct SiteConfigParser {
         case "mountPropagationStyle": config.mountPropagationStyle = try values.choice(of: MountPropagation.self)
         case "defaultModules": config.defaultModules += try values.moduleNames()
         case "gatewayTimeout": config.gatewayTimeout = try values.integer(in: 1...86400)
+        case "imageExpandedSizeLimit": config.imageExpandedSizeLimit = try values.size()
+        case "imageEntryLimit": config.imageEntryLimit = try values.integer(in: 1...1_000_000_000)
         default:
             if SiteConfig.retiredKeys.contains(key) {
                 warnings.append(message(line, "key \(quoted(key)) is no longer used and is ignored"))
