@@ -198,13 +198,16 @@ static int submit(spank_t sp) {
         slurm_error("shifter: submit: %s", msg);
         goto fail;
     }
-    if (spank_job_control_setenv(sp, "SHIFTER_IMAGE", image_id, 1) != ESPANK_SUCCESS ||
-        spank_job_control_setenv(sp, "SHIFTER_IMAGETYPE", strncmp(image_id, "local:", 6) == 0 ? "local" : "id", 1) !=
-            ESPANK_SUCCESS ||
-        spank_job_control_setenv(sp, "SHIFTER_VOLUME", volumes, 1) != ESPANK_SUCCESS ||
-        spank_job_control_setenv(sp, "SHIFTER_MODULE", options.module ? options.module : "", 1) != ESPANK_SUCCESS) {
-        slurm_error("shifter: submit: couldn't pass the image to the job");
-        goto fail;
+    const char *names[] = {"SHIFTER_IMAGE", "SHIFTER_IMAGETYPE", "SHIFTER_VOLUME", "SHIFTER_MODULE"};
+    const char *values[] = {image_id, strncmp(image_id, "local:", 6) == 0 ? "local" : "id", volumes,
+                            options.module ? options.module : ""};
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        spank_err_t err = spank_job_control_setenv(sp, names[i], values[i], 1);
+        if (err != ESPANK_SUCCESS) {
+            slurm_error("shifter: submit: couldn't pass %s=\"%s\" to the job: %s", names[i], values[i],
+                        spank_strerror(err));
+            goto fail;
+        }
     }
     rv = 0;
 fail:
