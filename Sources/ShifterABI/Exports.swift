@@ -16,7 +16,11 @@ private let shifterPrologFailed: Int32 = -5
 /// The object behind an opaque `shifter_config *`.
 final class ConfigHandle {
     let config: SiteConfig
-    init(_ config: SiteConfig) { self.config = config }
+    let path: String
+    init(_ config: SiteConfig, path: String) {
+        self.config = config
+        self.path = path
+    }
 }
 
 nonisolated(unsafe) private var logHandler: (@convention(c) (Int32, UnsafePointer<CChar>?) -> Void)?
@@ -39,8 +43,12 @@ private func string(_ pointer: UnsafePointer<CChar>?) -> String? {
 }
 
 private func handle(_ pointer: OpaquePointer?) -> SiteConfig? {
+    configHandle(pointer)?.config
+}
+
+private func configHandle(_ pointer: OpaquePointer?) -> ConfigHandle? {
     guard let pointer else { return nil }
-    return Unmanaged<ConfigHandle>.fromOpaque(UnsafeRawPointer(pointer)).takeUnretainedValue().config
+    return Unmanaged<ConfigHandle>.fromOpaque(UnsafeRawPointer(pointer)).takeUnretainedValue()
 }
 
 @_cdecl("shifter_version")
@@ -69,9 +77,9 @@ public func shifter_config_load(_ path: UnsafePointer<CChar>?, _ config: UnsafeM
     }
     config.pointee = nil
     do {
-        let loaded = try SiteConfigLoader.load(string(path) ?? SiteConfigLoader.defaultPath,
-                                               warn: { log(1, "shifter: warning: \($0)") })
-        config.pointee = OpaquePointer(Unmanaged.passRetained(ConfigHandle(loaded)).toOpaque())
+        let configPath = string(path) ?? SiteConfigLoader.defaultPath
+        let loaded = try SiteConfigLoader.load(configPath, warn: { log(1, "shifter: warning: \($0)") })
+        config.pointee = OpaquePointer(Unmanaged.passRetained(ConfigHandle(loaded, path: configPath)).toOpaque())
         return shifterOK
     } catch {
         copyOut(error.message, msg, msglen)
@@ -92,17 +100,18 @@ public func shifter_request_validate(
     _ volumesOut: UnsafeMutablePointer<CChar>?, _ volumesOutLength: Int,
     _ msg: UnsafeMutablePointer<CChar>?, _ msglen: Int
 ) -> Int32 {
-    guard let site = handle(config) else {
+    guard let handle = configHandle(config) else {
         copyOut("shifter_request_validate: no configuration", msg, msglen)
         return shifterConfigError
     }
+    let site = handle.config
     guard let image = string(image), !image.isEmpty else {
         copyOut("no image given", msg, msglen)
         return shifterInvalid
     }
     do {
         let groups = (try? JobRootGroups.of(uid: uid, config: site)) ?? []
-        let request = try JobRoot.validate(config: site, image: image, volumes: string(volumes),
+        let request = try JobRoot.validate(config: site, configPath: handle.path, image: image, volumes: string(volumes),
                                            modules: string(modules), uid: uid, groups: groups)
         copyOut(request.image, imageID, imageIDLength)
         copyOut(request.volumes, volumesOut, volumesOutLength)

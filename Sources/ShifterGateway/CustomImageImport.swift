@@ -95,7 +95,8 @@ enum SquashfsFileImport {
                 throw .internal("import \(reference): cannot write \(quoted(stagedRecord))")
             }
             try syncFile(stagedRecord)
-            guard chmod(staged, mode) == 0, chmod(stagedRecord, mode) == 0 else {
+            // The record stays readable: submission checks the ACL in it as the user.
+            guard chmod(staged, mode) == 0, chmod(stagedRecord, 0o644) == 0 else {
                 throw .internal("import \(reference): cannot set the mode of the staged image: \(errnoText())")
             }
             guard rename(staged, store.imagePath(for: id)) == 0, rename(stagedRecord, store.metadataPath(for: id)) == 0 else {

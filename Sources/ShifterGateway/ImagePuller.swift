@@ -47,8 +47,9 @@ public struct RegistryImagePuller: ImagePulling {
     /// A puller.
     public init() {}
 
-    /// Pulls `job` with `ImageImporter`. A private image's files are made readable by root only
-    /// (the runtime, which is root, enforces its ACL from `.meta.json`).
+    /// Pulls `job` with `ImageImporter`. A private image's squashfs file is made readable by root
+    /// only. Its `.meta.json` stays readable: job submission, which runs as the user, checks the
+    /// ACL there before the runtime (root) checks it again on the node.
     public func pull(_ job: PullJob, events: @escaping @Sendable (ImportEvent) -> Void) throws(ImageImportError) -> PulledImage {
         let options = ImportOptions(platform: job.platform, transport: job.transport, userACL: job.userACL, groupACL: job.groupACL)
         let importer = ImageImporter(store: ImageStore(directory: job.imagePath), options: options)
@@ -59,7 +60,7 @@ public struct RegistryImagePuller: ImagePulling {
         }
         if !job.userACL.isEmpty || !job.groupACL.isEmpty, !result.alreadyPresent, let id = ImageID(result.metadata.digest) {
             let store = importer.store
-            for path in [store.imagePath(for: id), store.metadataPath(for: id)] where chmod(path, 0o600) != 0 {
+            for path in [store.imagePath(for: id)] where chmod(path, 0o600) != 0 {
                 throw ImageImportError(.store, "image \(id): cannot make \(path) private: \(String(cString: strerror(errno)))")
             }
         }

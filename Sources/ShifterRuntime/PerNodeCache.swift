@@ -13,6 +13,31 @@ struct PerNodeCache {
     let layout: RootLayout
     let user: ContainerUser
 
+    /// The name prefix of the backing files of root `name`'s caches: `shifter-job-12-`.
+    static func filePrefix(root name: String) -> String { "shifter-\(name)-" }
+    static let fileSuffix = ".xfs"
+
+    /// Removes backing files of root `layout`'s caches that are still in `directory` under their
+    /// names. `create` unlinks each file as soon as it is mounted, or on failure; only a prolog
+    /// killed in between (mkfs.xfs can take seconds) leaves one, as large as the cache. Call it only
+    /// once the job has ended: the directory is shared by every node, whose prologs of the same
+    /// job each create a file of their own. Returns what could not be removed.
+    static func removeAbandonedFiles(of layout: RootLayout, in directory: String) -> [String] {
+        let prefix = filePrefix(root: layout.name)
+        guard let names = try? FileSystem.directoryEntries(directory) else { return [] }
+        var left: [String] = []
+        for name in names where name.hasPrefix(prefix) && name.hasSuffix(fileSuffix) {
+            let path = directory + "/" + name
+            guard let status = try? FileSystem.linkStatus(path), status.kind == .regular, status.uid == 0 else { continue }
+            do throws(SystemError) {
+                try FileSystem.removeFile(path)
+            } catch {
+                left.append(error.description)
+            }
+        }
+        return left
+    }
+
     func create(_ volume: VolumeSpec, directory: String, mkfs: String) throws(RuntimeError) {
         guard let cache = volume.perNodeCache else { return }
         let describe = { (reason: String) in RuntimeError("per-node cache \"\(volume.canonical)\": \(reason)") }
@@ -23,7 +48,7 @@ struct PerNodeCache {
         let file: String
         do {
             try FileSystem.makeDirectories(directory, mode: 0o700)
-            file = try FileSystem.createUniqueFile(in: directory, prefix: "shifter-\(layout.name)-", suffix: ".xfs",
+            file = try FileSystem.createUniqueFile(in: directory, prefix: Self.filePrefix(root: layout.name), suffix: Self.fileSuffix,
                                                    size: Int64(clamping: cache.size))
         } catch {
             throw describe("couldn't \(error.description)")

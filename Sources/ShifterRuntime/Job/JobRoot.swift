@@ -19,11 +19,16 @@ public struct ValidatedRequest: Sendable, Equatable {
 public enum JobRoot {
     /// Checks a job's `--image`, `--volume` and `--module` for the submitting user and resolves the
     /// image to its id, so the whole job runs the image that existed at submission.
-    public static func validate(config: SiteConfig, image: String, volumes: String?, modules: String?,
-                                uid: UInt32, groups: [UInt32]) throws(RuntimeError) -> ValidatedRequest {
-        let reference: ImageReference
+    /// Where the site has an image gateway, the tag is resolved by the gateway (`shifterimg
+    /// lookup`), which also records that a job uses the image, so autoexpiry keeps it.
+    public static func validate(config: SiteConfig, configPath: String, image: String, volumes: String?,
+                                modules: String?, uid: UInt32, groups: [UInt32]) throws(RuntimeError) -> ValidatedRequest {
+        var reference: ImageReference
         do { reference = try ImageReference.parse(image, defaultType: config.defaultImageType) } catch {
             throw RuntimeError(error.description)
+        }
+        if let id = try lookupAtGateway(reference, config: config, configPath: configPath) {
+            reference = ImageReference(type: .id, registry: nil, repository: "", tag: nil, digest: id, path: nil)
         }
         let resolved = try ImageResolver.resolve(reference, config: config, uid: uid, groups: groups)
         let volumeList = try parseVolumes(volumes, config: config)
@@ -31,6 +36,33 @@ public enum JobRoot {
         let imageText = resolved.localDirectory.map { "local:" + $0 } ?? "id:" + resolved.id
         return ValidatedRequest(image: imageText, volumes: volumeList.map(\.canonical).joined(separator: ";"),
                                 modules: modules ?? "")
+    }
+
+    /// The image id the site's gateway gives for `reference`, or nil where the site has none (or
+    /// for an image given by id or path). Runs `shifterimg lookup`, the site's gateway client,
+    /// because the node library links nothing but the C library.
+    static func lookupAtGateway(_ reference: ImageReference, config: SiteConfig,
+                                configPath: String) throws(RuntimeError) -> String? {
+        guard reference.type == .docker || reference.type == .custom,
+              !config.imageGateway.isEmpty, !config.imageGateway.contains("local") else { return nil }
+        let tool = (config.udiRootPath ?? "/usr") + "/bin/shifterimg"
+        let outcome: ProgramRunner.Outcome
+        do {
+            outcome = try ProgramRunner.run(tool, ["--config", configPath, "lookup", reference.canonical])
+        } catch {
+            throw RuntimeError("image \"\(reference.canonical)\": couldn't ask the image gateway: \(error.description) (udiRootPath names where shifterimg is installed)")
+        }
+        let lines = outcome.output.split(separator: "\n").map(String.init)
+        guard outcome.status == 0 else {
+            throw RuntimeError(lines.last.map { $0.hasPrefix("shifterimg: ") ? String($0.dropFirst(12)) : $0 }
+                ?? "image \"\(reference.canonical)\": the image gateway could not resolve it")
+        }
+        for line in lines.reversed() {
+            for word in line.split(separator: " ") where word.hasPrefix("sha256:") {
+                if let hex = ImageStoreLayout.hexDigits(of: String(word)) { return "sha256:" + hex }
+            }
+        }
+        throw RuntimeError("image \"\(reference.canonical)\": the image gateway gave no image id")
     }
 
     /// Builds the root of job `jobID` for user `uid`. A root left by an earlier attempt is removed
@@ -78,9 +110,15 @@ public enum JobRoot {
         }
     }
 
-    /// Removes the root of job `jobID` on this node; returns what could not be removed.
+    /// Removes the root of job `jobID` on this node, and the per-node cache files a killed prolog
+    /// of the job left behind; returns what could not be removed.
     public static func remove(config: SiteConfig, jobID: UInt32) -> [String] {
-        RootTeardown.teardown(RootLayout.job(jobID, config: config), killProcesses: true)
+        let layout = RootLayout.job(jobID, config: config)
+        var left = RootTeardown.teardown(layout, killProcesses: true)
+        if let directory = config.perNodeCachePath {
+            left += PerNodeCache.removeAbandonedFiles(of: layout, in: directory)
+        }
+        return left
     }
 
     /// Why the prolog of job `jobID` failed on this node, or nil when it did not.
