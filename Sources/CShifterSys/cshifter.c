@@ -76,14 +76,6 @@ int cshifter_loop_detach(int loop_fd) {
     return ioctl(loop_fd, LOOP_CLR_FD, 0) == 0 ? 0 : -errno;
 }
 
-int cshifter_loop_backing(int loop_fd, uint64_t *device, uint64_t *inode) {
-    struct loop_info64 info;
-    memset(&info, 0, sizeof(info));
-    if (ioctl(loop_fd, LOOP_GET_STATUS64, &info) != 0) return -errno;
-    *device = info.lo_device;
-    *inode = info.lo_inode;
-    return 0;
-}
 
 #include <grp.h>
 #include <sched.h>
@@ -104,9 +96,6 @@ int cshifter_getgrouplist(const char *user, gid_t group, gid_t *groups, int *cou
     return 0;
 }
 
-int cshifter_lchown(const char *path, uid_t uid, gid_t gid) {
-    return lchown(path, uid, gid) == 0 ? 0 : -errno;
-}
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -166,22 +155,21 @@ int cshifter_check_directory_access(uid_t uid, gid_t gid, size_t group_count, co
     return 0;
 }
 
-int cshifter_open_path_nofollow(const char *path) {
-    int fd = open(path, O_PATH | O_NOFOLLOW | O_CLOEXEC);
-    return fd >= 0 ? fd : -errno;
-}
 
 #include <linux/openat2.h>
 
-int cshifter_open_in_root(int root_fd, const char *path, int follow_final) {
+int cshifter_open_in_root(int root_fd, const char *path, int follow_final, int no_symlinks) {
     struct open_how how;
     memset(&how, 0, sizeof(how));
     how.flags = O_PATH | O_CLOEXEC | (follow_final ? 0 : O_NOFOLLOW);
-    how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
+    how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS | (no_symlinks ? RESOLVE_NO_SYMLINKS : 0);
     long fd;
+    /* EAGAIN: a rename raced the lookup. Retry a bounded number of times, so that a user renaming
+     * directories in a loop cannot hold the setup up forever. */
+    int attempts = 0;
     do {
         fd = syscall(SYS_openat2, root_fd, path, &how, sizeof(how));
-    } while (fd < 0 && (errno == EINTR || errno == EAGAIN));
+    } while (fd < 0 && (errno == EINTR || (errno == EAGAIN && ++attempts < 64)));
     return fd >= 0 ? (int)fd : -errno;
 }
 
@@ -290,4 +278,8 @@ out:
 
 int cshifter_pipe_cloexec(int *fds) {
     return pipe2(fds, O_CLOEXEC) == 0 ? 0 : -errno;
+}
+
+int cshifter_spawn_chdir(posix_spawn_file_actions_t *actions, const char *path) {
+    return posix_spawn_file_actions_addchdir_np(actions, path);
 }

@@ -30,12 +30,15 @@ private func log(_ level: Int32, _ message: String) {
     message.withCString { handler(level, $0) }
 }
 
-/// Copies `text` into a caller's buffer, truncated and NUL-terminated.
-private func copyOut(_ text: String, _ buffer: UnsafeMutablePointer<CChar>?, _ length: Int) {
-    guard let buffer, length > 0 else { return }
-    let bytes = Array(text.utf8.prefix(length - 1))
+/// Copies `text` into a caller's buffer, truncated and NUL-terminated; returns whether it fitted.
+@discardableResult
+private func copyOut(_ text: String, _ buffer: UnsafeMutablePointer<CChar>?, _ length: Int) -> Bool {
+    guard let buffer, length > 0 else { return text.isEmpty }
+    let all = Array(text.utf8)
+    let bytes = all.prefix(length - 1)
     for (index, byte) in bytes.enumerated() { buffer[index] = CChar(bitPattern: byte) }
     buffer[bytes.count] = 0
+    return bytes.count == all.count
 }
 
 private func string(_ pointer: UnsafePointer<CChar>?) -> String? {
@@ -110,11 +113,14 @@ public func shifter_request_validate(
         return shifterInvalid
     }
     do {
-        let groups = (try? JobRootGroups.of(uid: uid, config: site)) ?? []
+        let groups = try JobRootGroups.of(uid: uid, config: site)
         let request = try JobRoot.validate(config: site, configPath: handle.path, image: image, volumes: string(volumes),
                                            modules: string(modules), uid: uid, groups: groups)
-        copyOut(request.image, imageID, imageIDLength)
-        copyOut(request.volumes, volumesOut, volumesOutLength)
+        // A value cut short would reach the prolog as another, valid-looking request.
+        guard copyOut(request.image, imageID, imageIDLength), copyOut(request.volumes, volumesOut, volumesOutLength) else {
+            copyOut("the image or volume list is too long (\(request.image.utf8.count + request.volumes.utf8.count) bytes)", msg, msglen)
+            return shifterInvalid
+        }
         return shifterOK
     } catch {
         copyOut(error.message, msg, msglen)
@@ -178,8 +184,11 @@ public func shifter_job_status(
         copyOut("job \(jobID) has no prepared root on this node", msg, msglen)
         return shifterNotFound
     }
-    copyOut(state.image.hasPrefix("/") ? "local:" + state.image : "id:" + state.image, imageID, imageIDLength)
-    copyOut(state.volumes.joined(separator: ";"), volumes, volumesLength)
+    guard copyOut(state.image.hasPrefix("/") ? "local:" + state.image : "id:" + state.image, imageID, imageIDLength),
+          copyOut(state.volumes.joined(separator: ";"), volumes, volumesLength) else {
+        copyOut("job \(jobID): the prepared root's image or volume list is too long for the caller's buffer", msg, msglen)
+        return shifterSystemError
+    }
     return shifterOK
 }
 

@@ -2,7 +2,7 @@ import ShifterCore
 import ShifterSystem
 
 /// What the `gpu` module adds to a container: the NVIDIA driver's user-space libraries and tools
-/// from the host, and only the GPU device nodes the job may use. The image cannot know the node's
+/// from the host, and only the GPU device nodes Slurm gave the job. The image cannot know the node's
 /// driver version, so the driver always comes from the host; no NVIDIA container toolkit is needed.
 public struct GPUSetup: Sendable, Equatable {
     /// Host paths of the driver libraries (symlinks included; each is bound under its own name).
@@ -42,10 +42,13 @@ public struct GPUSetup: Sendable, Equatable {
         return prefixes.contains { name.hasPrefix($0) }
     }
 
-    /// The GPU indices the job may use, from `CUDA_VISIBLE_DEVICES` or Slurm's GPU binding
-    /// (`SLURM_STEP_GPUS`, `SLURM_JOB_GPUS`); nil when nothing restricts them.
+    /// The GPU indices the job may use, from Slurm's GPU binding (`SLURM_STEP_GPUS`, else
+    /// `SLURM_JOB_GPUS`: device minor numbers); nil when nothing restricts them.
+    /// `CUDA_VISIBLE_DEVICES` is not used: under Slurm it counts from 0 within the job's GPUs and
+    /// follows CUDA's order, not the device numbers. Hiding nodes is a convenience that keeps
+    /// programs from trying GPUs that are not theirs; the job's device cgroup is what enforces it.
     public static func allowedIndices(environment: [String: String]) -> Set<Int>? {
-        for name in ["CUDA_VISIBLE_DEVICES", "SLURM_STEP_GPUS", "SLURM_JOB_GPUS"] {
+        for name in ["SLURM_STEP_GPUS", "SLURM_JOB_GPUS"] {
             guard let value = environment[name], !value.isEmpty else { continue }
             // UUIDs (GPU-...) cannot be mapped to device nodes without the driver: do not restrict.
             let indices = value.split(separator: ",").map { Int($0.trimmingSpaces()) }

@@ -45,21 +45,36 @@ struct PerNodeCache {
         guard ProcessControl.isExecutableByRoot(mkfs) else {
             throw describe("\(mkfs) is missing or not executable (set mkfsXfsPath in udiRoot.conf)")
         }
-        let file: String
+        let file: String, descriptor: Int32
         do {
             try FileSystem.makeDirectories(directory, mode: 0o700)
-            file = try FileSystem.createUniqueFile(in: directory, prefix: Self.filePrefix(root: layout.name), suffix: Self.fileSuffix,
-                                                   size: Int64(clamping: cache.size))
-        } catch {
+            // Root formats and attaches the file: nobody else may be able to swap it.
+            let status = try FileSystem.linkStatus(directory)
+            guard status.kind == .directory, status.uid == 0, status.mode & 0o022 == 0 else {
+                throw describe("perNodeCachePath \(directory) must be a directory owned by root and writable by root only")
+            }
+            (file, descriptor) = try FileSystem.createUniqueFile(in: directory, prefix: Self.filePrefix(root: layout.name),
+                                                                 suffix: Self.fileSuffix, size: Int64(clamping: cache.size))
+        } catch let error as SystemError {
             throw describe("couldn't \(error.description)")
+        } catch let error as RuntimeError {
+            throw error
+        } catch {
+            throw describe("\(error)")
         }
         // Whatever happens next, the file must not outlive this call under its name.
-        defer { _ = try? FileSystem.removeFile(file) }
+        defer {
+            close(descriptor)
+            _ = try? FileSystem.removeFile(file)
+        }
+        // mkfs and the loop device work on the file created above, through its descriptor, never
+        // through its name again.
         var arguments = ["-q", "-f"]
         if let blockSize = cache.blockSize { arguments += ["-b", "size=\(blockSize)"] }
-        arguments.append(file)
+        // mkfs.xfs refuses a /proc/self/fd link as a device, but takes it as a file name.
+        arguments += ["-d", "file=1,name=/proc/self/fd/\(ProgramRunner.inheritedDescriptorNumber),size=\(cache.size)"]
         do {
-            let outcome = try ProgramRunner.run(mkfs, arguments)
+            let outcome = try ProgramRunner.run(mkfs, arguments, inheriting: descriptor)
             if outcome.status != 0 {
                 let detail = outcome.output.split(separator: "\n").first.map(String.init) ?? ""
                 throw describe("\(mkfs) failed with status \(outcome.status): \(detail)")
@@ -72,9 +87,9 @@ struct PerNodeCache {
             throw describe("\(error)")
         }
         do throws(SystemError) {
-            let device = try LoopDevice.attach(file: file, readOnly: false)
+            let device = try LoopDevice.attach(descriptor: descriptor, name: file, readOnly: false)
             do throws(SystemError) {
-                let target = try ContainedPath.makingDirectories(root: layout.root, path: volume.target)
+                let target = try ContainedPath.makingDirectories(root: layout.root, path: volume.target, strict: true)
                 try checkedMount(device: device.path, target: target)
             } catch {
                 device.detach()

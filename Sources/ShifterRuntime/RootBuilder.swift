@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import CShifterSys
 import ShifterCore
 import ShifterSystem
 
@@ -40,13 +41,12 @@ public struct RootBuilder {
                 if let sizeLimit { data += ",size=\(sizeLimit)" }
                 try Mounts.mount(source: "shifter", target: layout.base, type: type.rawValue,
                                  flags: [.noSetuid, .noDevices], data: data)
+                // What is mounted below the root stays in the root, whatever udiMount's parent is.
+                try Mounts.setPropagation(layout.base, .privatePropagation, recursive: false)
             case .image(.squashfs(let file)):
                 try mountImage(file)
             case .image(.directory(let directory)):
-                let source = try ContainedPath(hostPath: directory)
-                let target = try ContainedPath(hostPath: layout.imageMount)
-                try Mounts.bind(from: source, onto: target, recursive: false,
-                                attributes: [.readOnly, .noSetuid, .noDevices])
+                try mountLocalImage(directory)
             case .overlay:
                 let data = "lowerdir=\(layout.imageMount),upperdir=\(layout.upper),workdir=\(layout.work)"
                 try Mounts.mount(source: "shifter", target: layout.root, type: "overlay",
@@ -73,7 +73,7 @@ public struct RootBuilder {
                 try bindHostPath(source, containerPath, recursive: recursive, readOnly: readOnly,
                                  propagation: propagation, allowDevices: allowDevices)
             case .userVolume(let volume):
-                try UserVolumeMounter(layout: layout, user: plan.user).mount(volume)
+                try UserVolumeMounter(layout: layout, user: plan.user, propagation: plan.propagation).mount(volume)
             case .perNodeCache(let volume, let directory, let mkfs):
                 try PerNodeCache(layout: layout, user: plan.user).create(volume, directory: directory, mkfs: mkfs)
             case .gpu(let setup):
@@ -89,6 +89,37 @@ public struct RootBuilder {
             throw error
         } catch {
             throw RuntimeError("\(error)")
+        }
+    }
+
+    /// A `local:` image is bound only if the user may open its directory: the check runs as the
+    /// user, and the directory bound is the one checked.
+    private func mountLocalImage(_ directory: String) throws(RuntimeError) {
+        let describe = { (reason: String) in RuntimeError("image \"local:\(directory)\": \(reason)") }
+        do {
+            let source = try ContainedPath(hostPath: directory)
+            let status = try source.status()
+            var device: UInt64 = 0, inode: UInt64 = 0
+            let groups = plan.user.groups.map { gid_t($0) }
+            let result = groups.withUnsafeBufferPointer { buffer in
+                cshifter_check_directory_access(plan.user.uid, plan.user.gid, buffer.count, buffer.baseAddress,
+                                                "/", directory, &device, &inode)
+            }
+            if result < 0 {
+                throw describe("user \(plan.user.name) may not open it: \(String(cString: strerror(-result)))")
+            }
+            guard status.kind == .directory, device == status.device, inode == status.inode else {
+                throw describe("it changed while it was being checked")
+            }
+            let target = try ContainedPath(hostPath: layout.imageMount)
+            try Mounts.bind(from: source, onto: target, recursive: false,
+                            attributes: [.readOnly, .noSetuid, .noDevices], propagation: .private)
+        } catch let error as SystemError {
+            throw describe("couldn't \(error.description)")
+        } catch let error as RuntimeError {
+            throw error
+        } catch {
+            throw describe("\(error)")
         }
     }
 
@@ -140,6 +171,7 @@ public struct RootBuilder {
             throw error
         }
         device.release()
+        try Mounts.setPropagation(layout.imageMount, .privatePropagation, recursive: false)
     }
 
     private func bindHostPath(_ source: String, _ containerPath: String, recursive: Bool, readOnly: Bool,

@@ -3,8 +3,8 @@ import Glibc
 #endif
 import ShifterSystem
 
-/// Removes a container root: kills what still runs inside it, unmounts everything under its two
-/// paths (deepest first), and removes its directories. Loop devices were bound with autoclear, so
+/// Removes a container root: kills what still runs inside it, detaches the mounts at its two
+/// paths with everything below them, and removes its directories. Loop devices were bound with autoclear, so
 /// unmounting releases them. It never throws: it is safe to run twice, after a partial build, or
 /// on a root that never existed, and it reports what it could not undo.
 public enum RootTeardown {
@@ -13,19 +13,25 @@ public enum RootTeardown {
     public static func teardown(_ layout: RootLayout, killProcesses: Bool = false) -> [String] {
         if killProcesses { killProcessesInside(layout.root) }
         var problems: [String] = []
-        for _ in 0..<3 {
-            problems = []
-            let entries = (try? MountTable.current()) ?? []
-            let points = MountTable.mountPoints(under: layout.base, in: entries)
-                + MountTable.mountPoints(under: layout.imageMount, in: entries)
-            if points.isEmpty { break }
-            for point in points {
+        for top in [layout.base, layout.imageMount] {
+            // Detaching the top mount takes everything below it along, so no path inside the
+            // container (some run through directories users can change) is resolved again as root.
+            // Several mounts may be stacked on the top.
+            for _ in 0..<8 {
+                guard ((try? MountTable.current()) ?? []).contains(where: { $0.mountPoint == top }) else { break }
                 do {
-                    try Mounts.unmount(point)
-                } catch where error.errno == EBUSY {
-                    // Something still holds it open; detach it so the path is free and the
-                    // kernel finishes the unmount when the last user goes.
-                    _ = try? Mounts.unmount(point, detach: true)
+                    try Mounts.unmount(top, detach: true)
+                } catch {
+                    problems.append("couldn't \(error.description)")
+                    break
+                }
+            }
+            // Left only by a build that failed in an unusual place: mounts below a top that is not
+            // itself a mount point.
+            let entries = (try? MountTable.current()) ?? []
+            for point in MountTable.mountPoints(under: top, in: entries) where point != top {
+                do {
+                    try Mounts.unmount(point, detach: true)
                 } catch {
                     problems.append("couldn't \(error.description)")
                 }

@@ -11,14 +11,18 @@ import ShifterSystem
 struct UserVolumeMounter {
     let layout: RootLayout
     let user: ContainerUser
+    /// The site's propagation, for volumes that ask for none.
+    let propagation: MountPropagation
 
     func mount(_ volume: VolumeSpec) throws(RuntimeError) {
         let describe = { (reason: String) in RuntimeError("volume \"\(volume.canonical)\": \(reason)") }
         let source: ContainedPath
         do {
             source = try ContainedPath(root: layout.root, path: volume.source)
+        } catch where error.errno == ENOENT {
+            throw describe("source \(volume.source) does not exist in the container")
         } catch {
-            throw describe("source \(volume.source) does not exist in the container: \(error.reason)")
+            throw describe("couldn't open source \(volume.source) in the container: \(error.reason)")
         }
         guard let status = try? source.status(), status.kind == .directory else {
             throw describe("source \(volume.source) is not a directory")
@@ -37,14 +41,14 @@ struct UserVolumeMounter {
             throw describe("source \(volume.source) changed while it was being checked")
         }
         do {
-            let target = try ContainedPath.makingDirectories(root: layout.root, path: volume.target)
+            let target = try ContainedPath.makingDirectories(root: layout.root, path: volume.target, strict: true)
             guard try target.status().kind == .directory else {
                 throw describe("target \(volume.target) exists in the image and is not a directory")
             }
             var attributes: BindAttributes = [.noSetuid, .noDevices]
             if volume.readOnly { attributes.insert(.readOnly) }
             try Mounts.bind(from: source, onto: target, recursive: volume.recursive, attributes: attributes,
-                            propagation: BindPropagation(volume.propagation))
+                            propagation: BindPropagation(volume.propagation ?? propagation))
         } catch let error as SystemError {
             throw describe("couldn't \(error.description)")
         } catch let error as RuntimeError {

@@ -17,11 +17,13 @@ public struct ContainedPath: ~Copyable {
     public var procPath: String { "/proc/self/fd/\(descriptor)" }
 
     /// Opens `path` under the root directory `root`. `followFinal` follows a final symlink (within
-    /// the root); without it a final symlink is opened as the link itself.
-    public init(root: String, path: String, followFinal: Bool = true) throws(SystemError) {
+    /// the root); without it a final symlink is opened as the link itself. `noSymlinks` refuses
+    /// any symlink on the way (ELOOP).
+    public init(root: String, path: String, followFinal: Bool = true, noSymlinks: Bool = false) throws(SystemError) {
         let rootFD = try check("open container root", root) { open(root, cshifter_path_directory_flags()) }
         defer { close(rootFD) }
-        self.descriptor = try checkShim("resolve \(path) in", root, cshifter_open_in_root(rootFD, path, followFinal ? 1 : 0))
+        self.descriptor = try checkShim("resolve \(path) in", root,
+                                        cshifter_open_in_root(rootFD, path, followFinal ? 1 : 0, noSymlinks ? 1 : 0))
         self.path = path
     }
 
@@ -32,26 +34,35 @@ public struct ContainedPath: ~Copyable {
     }
 
     /// Opens `path` under `root`, creating missing directories on the way (mode 0755, owned by the
-    /// caller), as a volume target that does not exist yet needs.
-    public static func makingDirectories(root: String, path: String) throws(SystemError) -> ContainedPath {
-        if let existing = try? ContainedPath(root: root, path: path) { return existing }
+    /// caller), as a volume target that does not exist yet needs. With `strict`, as for targets a
+    /// user names, no symlink may be on the way and directories are created only on the filesystem
+    /// of the root itself (the container's writable layer), never inside a bind-mounted site or
+    /// host filesystem.
+    public static func makingDirectories(root: String, path: String, strict: Bool = false) throws(SystemError) -> ContainedPath {
+        if let existing = try? ContainedPath(root: root, path: path, noSymlinks: strict) { return existing }
+        let rootDevice = strict ? try ContainedPath(root: root, path: "/").status().device : 0
         var prefix = ""
         for component in path.split(separator: "/") {
             let parent = prefix.isEmpty ? "/" : prefix
             prefix += "/" + component
-            if (try? ContainedPath(root: root, path: prefix)) != nil { continue }
-            let parentPath = try ContainedPath(root: root, path: parent)
+            if (try? ContainedPath(root: root, path: prefix, noSymlinks: strict)) != nil { continue }
+            let parentPath = try ContainedPath(root: root, path: parent, noSymlinks: strict)
+            if strict, try parentPath.status().device != rootDevice {
+                throw SystemError("create directory \(prefix) (its parent is a mounted filesystem, not the container's own) in", root, errno: EXDEV)
+            }
             let name = String(component)
             let (result, error) = retryingInterrupts { mkdirat(parentPath.descriptor, name, 0o755) }
             if result != 0 && error != EEXIST { throw SystemError("create directory \(prefix) in", root, errno: error) }
         }
-        return try ContainedPath(root: root, path: path)
+        return try ContainedPath(root: root, path: path, noSymlinks: strict)
     }
 
     /// Opens a file for a bind-mount target, creating an empty one when missing.
     public static func makingFile(root: String, path: String) throws(SystemError) -> ContainedPath {
         if let existing = try? ContainedPath(root: root, path: path) { return existing }
-        let slash = path.lastIndex(of: "/") ?? path.startIndex
+        guard path.hasPrefix("/"), path.count > 1, let slash = path.lastIndex(of: "/") else {
+            throw SystemError("create file", path, errno: EINVAL)
+        }
         let parentPath = String(path[..<slash])
         let name = String(path[path.index(after: slash)...])
         let parent = try makingDirectories(root: root, path: parentPath.isEmpty ? "/" : parentPath)
@@ -77,7 +88,9 @@ public struct ContainedPath: ~Copyable {
 
     /// Writes a file at `path` inside the root, never following a symlink out of it.
     public static func writeFile(root: String, path: String, _ bytes: [UInt8], mode: mode_t = 0o644) throws(SystemError) {
-        let slash = path.lastIndex(of: "/") ?? path.startIndex
+        guard path.hasPrefix("/"), path.count > 1, let slash = path.lastIndex(of: "/") else {
+            throw SystemError("write", path, errno: EINVAL)
+        }
         let parentPath = String(path[..<slash])
         let name = String(path[path.index(after: slash)...])
         let parent = try makingDirectories(root: root, path: parentPath.isEmpty ? "/" : parentPath)

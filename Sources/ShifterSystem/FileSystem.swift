@@ -104,8 +104,15 @@ public enum FileSystem {
 
     /// Reads a whole file, refusing files larger than `limit` bytes.
     public static func readFile(_ path: String, limit: Int = 16 << 20) throws(SystemError) -> [UInt8] {
+        try readFileWithStatus(path, limit: limit).bytes
+    }
+
+    /// Reads a whole file and returns what `fstat(2)` says of the very file read, so a check of its
+    /// owner and mode applies to these bytes.
+    public static func readFileWithStatus(_ path: String, limit: Int = 16 << 20) throws(SystemError) -> (bytes: [UInt8], status: FileStatus) {
         let fd = try check("open", path) { open(path, O_RDONLY | O_CLOEXEC) }
         defer { close(fd) }
+        let status = try FileSystem.status(descriptor: fd, path: path)
         var bytes: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 65536)
         while true {
@@ -113,7 +120,7 @@ public enum FileSystem {
                 retryingInterrupts { Int32(truncatingIfNeeded: read(fd, buffer.baseAddress, buffer.count)) }
             }
             if count.result < 0 { throw SystemError("read", path, errno: count.errno) }
-            if count.result == 0 { return bytes }
+            if count.result == 0 { return (bytes, status) }
             bytes.append(contentsOf: chunk[0..<Int(count.result)])
             if bytes.count > limit { throw SystemError("read", path, errno: EFBIG) }
         }
@@ -139,11 +146,6 @@ public enum FileSystem {
         if let owner { try check("set owner of", path) { fchown(fd, owner.uid, owner.gid) } }
     }
 
-    /// Sets the owner of a path without following a final symlink. `lchown(2)`.
-    public static func setOwner(_ path: String, uid: uid_t, gid: gid_t) throws(SystemError) {
-        try checkShim("set owner of", path, cshifter_lchown(path, uid, gid))
-    }
-
     /// Sets the permission bits of a path. `chmod(2)`.
     public static func setMode(_ path: String, _ mode: mode_t) throws(SystemError) {
         try check("set mode of", path) { chmod(path, mode) }
@@ -154,18 +156,6 @@ public enum FileSystem {
         try check("create symlink", path) { symlink(target, path) }
     }
 
-    /// Creates an empty regular file if nothing is there yet (for a bind-mount target).
-    public static func touch(_ path: String, mode: mode_t = 0o644) throws(SystemError) {
-        let fd = try check("create", path) { open(path, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, mode) }
-        close(fd)
-    }
-
-    /// The canonical absolute path, all symlinks resolved. `realpath(3)`.
-    public static func canonicalPath(_ path: String) throws(SystemError) -> String {
-        guard let resolved = realpath(path, nil) else { throw SystemError("resolve", path, errno: errno) }
-        defer { free(resolved) }
-        return String(cString: resolved)
-    }
 }
 
 extension FileStatus {
@@ -187,9 +177,10 @@ extension FileStatus {
 
 extension FileSystem {
     /// Creates a new file with a random name in `directory` (never reusing an existing one),
-    /// sized sparsely to `size` bytes, mode 0600; returns its path. `open(2)` with `O_EXCL`, `ftruncate(2)`.
+    /// sized sparsely to `size` bytes, mode 0600; returns its path and an open read-write
+    /// descriptor the caller closes. `open(2)` with `O_EXCL`, `ftruncate(2)`.
     public static func createUniqueFile(in directory: String, prefix: String, suffix: String,
-                                        size: Int64) throws(SystemError) -> String {
+                                        size: Int64) throws(SystemError) -> (path: String, descriptor: Int32) {
         var generator = SystemRandomNumberGenerator()
         for _ in 0..<16 {
             let token = String(generator.next() as UInt64, radix: 16)
@@ -199,13 +190,13 @@ extension FileSystem {
                 if error == EEXIST { continue }
                 throw SystemError("create", path, errno: error)
             }
-            defer { close(fd) }
             let (result, truncateError) = retryingInterrupts { ftruncate(fd, off_t(size)) }
             if result != 0 {
+                close(fd)
                 unlink(path)
                 throw SystemError("size", path, errno: truncateError)
             }
-            return path
+            return (path, fd)
         }
         throw SystemError("create a unique file in", directory, errno: EEXIST)
     }

@@ -16,6 +16,11 @@ public struct LoopDevice: Sendable {
     public static func attach(file: String, readOnly: Bool = true) throws(SystemError) -> LoopDevice {
         let backing = try check("open image", file) { open(file, (readOnly ? O_RDONLY : O_RDWR) | O_CLOEXEC) }
         defer { close(backing) }
+        return try attach(descriptor: backing, name: file, readOnly: readOnly)
+    }
+
+    /// Binds the open file `backing` (named `name` in messages) to a free loop device.
+    public static func attach(descriptor backing: Int32, name file: String, readOnly: Bool) throws(SystemError) -> LoopDevice {
         let control = try check("open", "/dev/loop-control") { open("/dev/loop-control", O_RDWR | O_CLOEXEC) }
         defer { close(control) }
         var lastError: SystemError = SystemError("attach loop device for", file, errno: EBUSY)

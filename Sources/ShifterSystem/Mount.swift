@@ -29,20 +29,6 @@ public enum Mounts {
         }
     }
 
-    /// Bind-mounts `source` on `target`, then applies `flags` with a remount, because the kernel
-    /// ignores most flags on the bind call itself.
-    public static func bind(_ source: String, on target: String, recursive: Bool = false,
-                            flags: MountFlags = []) throws(SystemError) {
-        try mount(source: source, target: target, type: nil, flags: recursive ? [.bind, .recursive] : .bind)
-        guard !flags.isEmpty else { return }
-        do {
-            try mount(source: "none", target: target, type: nil, flags: flags.union([.bind, .remount]))
-        } catch {
-            _ = try? unmount(target, detach: true)
-            throw error
-        }
-    }
-
     /// Sets the propagation of the mount at `target` (and below it with `recursive`).
     public static func setPropagation(_ target: String, _ propagation: MountFlags,
                                       recursive: Bool = true) throws(SystemError) {

@@ -48,12 +48,13 @@ private final class FakeDriver {
     }
 
     @Test(arguments: [
-        (["CUDA_VISIBLE_DEVICES": "1,3"], ["/dev/nvidia0", "/dev/nvidia2"]),
-        (["CUDA_VISIBLE_DEVICES": "0"], ["/dev/nvidia1", "/dev/nvidia2", "/dev/nvidia3"]),
-        (["SLURM_STEP_GPUS": "2"], ["/dev/nvidia0", "/dev/nvidia1", "/dev/nvidia3"]),
+        (["SLURM_STEP_GPUS": "1,3"], ["/dev/nvidia0", "/dev/nvidia2"]),
+        (["SLURM_JOB_GPUS": "0"], ["/dev/nvidia1", "/dev/nvidia2", "/dev/nvidia3"]),
+        (["SLURM_STEP_GPUS": "2", "SLURM_JOB_GPUS": "1,2"], ["/dev/nvidia0", "/dev/nvidia1", "/dev/nvidia3"]),
         (["SLURM_JOB_GPUS": "0,1,2,3"], []),
-        (["CUDA_VISIBLE_DEVICES": "GPU-8a1b,GPU-77c2"], []),
-        (["CUDA_VISIBLE_DEVICES": ""], []),
+        (["SLURM_JOB_GPUS": "GPU-8a1b,GPU-77c2"], []),
+        (["SLURM_STEP_GPUS": ""], []),
+        (["CUDA_VISIBLE_DEVICES": "0"], []),
         ([:], []),
     ])
     func hidesOnlyTheGPUsTheJobMayNotUse(environment: [String: String], hidden: [String]) throws {

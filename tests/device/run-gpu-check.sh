@@ -37,7 +37,7 @@ check "nvidia-smi -L in the container" as_user "$WORK/bin/shifter" -v --module=g
 check "CUDA driver in the container" as_user "$WORK/bin/shifter" --module=gpu --image="$image" /app/cudacheck
 check "driver libraries come from the host" as_user "$WORK/bin/shifter" --module=gpu --image="$image" \
     sh -c 'ls /opt/udiImage/modules/gpu/lib64 | head -20; echo "LD_LIBRARY_PATH=$LD_LIBRARY_PATH"'
-check "CUDA_VISIBLE_DEVICES=0 hides the other GPUs" env CUDA_VISIBLE_DEVICES=0 setpriv --reuid=gpucheck \
+check "SLURM_STEP_GPUS=0 hides the other GPUs" env SLURM_STEP_GPUS=0 setpriv --reuid=gpucheck \
     --regid=gpucheck --clear-groups -- "$WORK/bin/shifter" --module=gpu --image="$image" \
     sh -c 'ls -l /dev/nvidia*; [ -c /dev/nvidia0 ] || exit 1; for d in /dev/nvidia[1-9]*; do if [ -c "$d" ]; then echo "$d is usable"; exit 1; fi; done; echo hidden-ok'
 check "nothing left mounted" sh -c "! grep -q '$WORK' /proc/self/mountinfo"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bats
 # The gpu module with a stand-in driver: the host's driver libraries and tools appear in the
-# container, found first on the search paths, and GPUs outside CUDA_VISIBLE_DEVICES are hidden.
+# container, found first on the search paths, and GPUs Slurm did not give the job are hidden.
 # Each test runs in a private mount namespace where /usr/local holds a fake driver, /dev has fake
 # GPU nodes (the host's /dev is left alone), and /etc/shifter holds the bed's configuration plus the gpu module.
 # The real driver is checked on a GPU machine by tests/device/run-gpu-check.sh.
@@ -62,8 +62,8 @@ in_gpu_node() {
     [[ "${lines[4]}" == *"177   E   L   F"* ]]
 }
 
-@test "GPUs outside CUDA_VISIBLE_DEVICES are hidden, the others and nvidiactl stay" {
-    run in_gpu_node CUDA_VISIBLE_DEVICES=1 -- --module=gpu --image="$IMAGE_BUSYBOX" sh -c \
+@test "GPUs Slurm did not give the step are hidden, the others and nvidiactl stay" {
+    run in_gpu_node SLURM_STEP_GPUS=1 -- --module=gpu --image="$IMAGE_BUSYBOX" sh -c \
         'for d in /dev/nvidia0 /dev/nvidia1 /dev/nvidia2 /dev/nvidiactl; do if [ -c $d ]; then echo "$d device"; else echo "$d hidden"; fi; done'
     echo "$output"
     [ "$status" -eq 0 ]

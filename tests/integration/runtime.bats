@@ -265,3 +265,37 @@ CONF
     [ "$with_module" = "$(printf 'userhook as %s\nloaded /opt/udiImage/modules/demo/bin\nhook.sh' "$U")" ]
     [ "$output" = none ]
 }
+
+@test "a volume target reached through a symlink in the image is refused" {
+    mkdir -p /tmp/shifter-vol3 && chown "$U" /tmp/shifter-vol3
+    run shifter_as "$U" --image="$IMAGE_LAYERED" -V /tmp/shifter-vol3:/data/abs-sym/x true
+    rm -rf /tmp/shifter-vol3
+    [ "$status" -eq 1 ]
+    [[ "$output" == *"/data/abs-sym/x"*"Too many levels of symbolic links"* ]]
+}
+
+@test "a volume target is never created inside a mounted host filesystem" {
+    mkdir -p /tmp/shifter-vol4 && chown "$U" /tmp/shifter-vol4
+    run shifter_as "$U" --image="$IMAGE_BUSYBOX" -V "/tmp/shifter-vol4:/tmp/shifter-created-$$" true
+    created=$(test -e "/tmp/shifter-created-$$" && echo yes || echo no)
+    rm -rf /tmp/shifter-vol4 "/tmp/shifter-created-$$"
+    [ "$status" -eq 1 ]
+    [[ "$output" == *"its parent is a mounted filesystem"* ]]
+    [ "$created" = no ]
+}
+
+@test "a local: image the user may not read is refused" {
+    mkdir -p /tmp/shifter-private-root/bin && chmod 700 /tmp/shifter-private-root
+    cp /bin/busybox /tmp/shifter-private-root/bin/
+    run shifter_as "$U" --image=local:/tmp/shifter-private-root /bin/busybox true
+    rm -rf /tmp/shifter-private-root
+    [ "$status" -eq 1 ]
+    [[ "$output" == *'image "local:/tmp/shifter-private-root": user '"$U"' may not open it: Permission denied'* ]]
+}
+
+@test "mounts made for a container never appear on the host" {
+    before=$(grep -c . /proc/self/mountinfo)
+    run shifter_as "$U" --image="$IMAGE_BUSYBOX" -V /tmp:/data sh -c 'grep -c . /proc/self/mountinfo'
+    [ "$status" -eq 0 ]
+    [ "$(grep -c . /proc/self/mountinfo)" -eq "$before" ]
+}

@@ -175,6 +175,7 @@ teardown() {
     # Part of the root is already gone, and its record too: the epilog removes the rest.
     job=$(submit "$U" -w n3 -N1 -o /dev/null --image="$IMAGE_BUSYBOX" --wrap "sleep 20")
     wait_running "$job"
+    for _ in $(seq 100); do on_node n3 test -f "$BED_DIR/udiMount/job-$job/state.json" && break; sleep 0.1; done
     on_node n3 umount "$BED_DIR/udiMount/job-$job/root/proc"
     on_node n3 rm "$BED_DIR/udiMount/job-$job/state.json"
     scancel "$job"; wait_job "$job"

@@ -2,6 +2,7 @@
 // setresuid/setresgid, capability bounding set). Every function returns 0 on success and -errno on
 // failure, and never sets errno for the caller to read.
 #pragma once
+#include <spawn.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -33,9 +34,6 @@ int cshifter_loop_attach(int loop_fd, int backing_fd, int read_only, int direct_
 /// Unbinds a loop device (`LOOP_CLR_FD`).
 int cshifter_loop_detach(int loop_fd);
 
-/// Returns the backing file's device and inode numbers of a bound loop device (`LOOP_GET_STATUS64`).
-int cshifter_loop_backing(int loop_fd, uint64_t *_Nonnull device, uint64_t *_Nonnull inode);
-
 #pragma clang assume_nonnull end
 
 #pragma clang assume_nonnull begin
@@ -50,9 +48,6 @@ int cshifter_setgroups(size_t count, const gid_t *_Nullable groups);
 /// `*count` is the capacity, on return the number found. Returns -ERANGE when the capacity is short.
 int cshifter_getgrouplist(const char *user, gid_t group, gid_t *groups, int *count);
 
-/// Makes a file or directory owned by uid/gid without following a final symlink (`lchown(2)`).
-int cshifter_lchown(const char *path, uid_t uid, gid_t gid);
-
 #pragma clang assume_nonnull end
 
 #pragma clang assume_nonnull begin
@@ -66,17 +61,15 @@ int cshifter_lchown(const char *path, uid_t uid, gid_t gid);
 int cshifter_check_directory_access(uid_t uid, gid_t gid, size_t group_count, const gid_t *_Nullable groups,
                                     const char *root, const char *path, uint64_t *device, uint64_t *inode);
 
-/// Opens `path` as an `O_PATH` descriptor without following a final symlink; returns the fd or -errno.
-int cshifter_open_path_nofollow(const char *path);
-
 #pragma clang assume_nonnull end
 
 #pragma clang assume_nonnull begin
 
 /// Opens `path` as an `O_PATH` descriptor, resolving it as if `root_fd` were `/`: `..` and
 /// absolute symlinks cannot leave the root (`openat2(2)` with `RESOLVE_IN_ROOT` and
-/// `RESOLVE_NO_MAGICLINKS`). `follow_final` 0 adds `O_NOFOLLOW`. Returns the fd or -errno.
-int cshifter_open_in_root(int root_fd, const char *path, int follow_final);
+/// `RESOLVE_NO_MAGICLINKS`). `follow_final` 0 adds `O_NOFOLLOW`; `no_symlinks` 1 refuses every
+/// symlink on the way (`RESOLVE_NO_SYMLINKS`, ELOOP). Returns the fd or -errno.
+int cshifter_open_in_root(int root_fd, const char *path, int follow_final, int no_symlinks);
 
 /// Returns `O_PATH | O_DIRECTORY | O_CLOEXEC`, for opening a root directory.
 int cshifter_path_directory_flags(void);
@@ -132,3 +125,7 @@ int cshifter_mount_new_filesystem(const char *fstype, const char *source, int ta
 
 /// Creates a pipe whose ends close on exec. `pipe2(2)` with `O_CLOEXEC`. Returns 0 or -errno.
 int cshifter_pipe_cloexec(int *_Nonnull fds);
+
+/// Makes a spawned child start in `path`. `posix_spawn_file_actions_addchdir_np(3)`, a GNU
+/// extension Swift's Glibc module does not expose. Returns 0 or an error number.
+int cshifter_spawn_chdir(posix_spawn_file_actions_t *_Nonnull actions, const char *_Nonnull path);

@@ -48,9 +48,10 @@ public struct SquashfsFileImporter: Sendable {
             source: reference.canonical, created: ISO8601DateFormatter().string(from: Date()))
         let wasPresent = store.contains(id)
         try store.commit(imageFile: staged, metadata: metadata, id: id, reference: reference, stagingDirectory: staging)
+        // A private image's file is root's alone; its record stays readable, because job
+        // submission checks the access list in it as the user.
         if !wasPresent && (!userACL.isEmpty || !groupACL.isEmpty) {
             try FileOperations.setMode(store.imagePath(for: id), 0o600)
-            try FileOperations.setMode(store.metadataPath(for: id), 0o600)
         }
         return try store.metadata(for: id)
     }

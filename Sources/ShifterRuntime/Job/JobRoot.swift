@@ -142,7 +142,7 @@ public enum JobRoot {
     /// The prolog's view of the job's GPU binding, as Slurm passes it to prolog programs.
     static func gpuEnvironment() -> [String: String] {
         var environment: [String: String] = [:]
-        for name in ["CUDA_VISIBLE_DEVICES", "SLURM_JOB_GPUS", "SLURM_STEP_GPUS"] {
+        for name in ["SLURM_JOB_GPUS", "SLURM_STEP_GPUS"] {
             if let value = getenv(name) { environment[name] = String(cString: value) }
         }
         return environment

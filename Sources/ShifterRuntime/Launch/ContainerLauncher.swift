@@ -30,6 +30,10 @@ public enum ContainerLauncher {
     /// Runs `shifter` with `arguments` (without the program name). Returns an exit status only
     /// when it could not exec the command.
     public static func run(arguments: [String], environment: [String]) -> Int32 {
+        // A setuid program inherits whatever its caller set: a SIGCHLD that is ignored would hide
+        // the status of the site's hooks, and a loose umask would loosen what root creates.
+        signal(SIGCHLD, SIG_DFL)
+        umask(0o022)
         var environmentMap: [String: String] = [:]
         for entry in environment {
             guard let equals = entry.firstIndex(of: "=") else { continue }

@@ -16,8 +16,7 @@ public enum SiteConfigLoader {
         let bytes: [UInt8]
         let status: FileStatus
         do {
-            status = try FileSystem.status(path)
-            bytes = try FileSystem.readFile(path, limit: 1 << 20)
+            (bytes, status) = try FileSystem.readFileWithStatus(path, limit: 1 << 20)
         } catch {
             throw RuntimeError("couldn't read site configuration: \(error.description)")
         }

@@ -54,6 +54,8 @@ public struct ContainerPlan: Sendable, Equatable {
     public var user: ContainerUser
     /// The steps, in order.
     public var steps: [PlannedStep]
+    /// The site's mount propagation, for user volumes that ask for none.
+    public var propagation: MountPropagation = .private
 }
 
 /// The user a container is built for and entered as.
@@ -152,26 +154,30 @@ public enum ContainerPlanner {
         ]
         steps += etcSteps(request)
         steps.append(.proc)
+        // Every bind is made private (or slave) as it is made: a clone of a shared host mount
+        // would otherwise be its peer, and a mount made inside the container (a GPU cover on
+        // /dev/nvidia1, a volume on /tmp) would appear on the host too.
+        let style = config.mountPropagationStyle
         steps.append(.hostBind(source: "/dev", containerPath: "/dev", recursive: true, readOnly: false,
-                               propagation: nil, allowDevices: true))
+                               propagation: style, allowDevices: true))
         steps.append(.hostBind(source: "/sys", containerPath: "/sys", recursive: true, readOnly: false,
-                               propagation: nil, allowDevices: false))
+                               propagation: style, allowDevices: false))
         let siteMounts = config.siteFs + request.modules.flatMap(\.siteFs)
         if !siteMounts.contains(where: { $0.target == "/tmp" }) {
             steps.append(.hostBind(source: "/tmp", containerPath: "/tmp", recursive: false, readOnly: false,
-                                   propagation: nil, allowDevices: false))
+                                   propagation: style, allowDevices: false))
         }
         if let hook = config.sitePreMountHook { steps.append(.rootHook(script: hook, name: "sitePreMountHook")) }
         for mount in siteMounts {
             steps.append(.hostBind(source: mount.source, containerPath: mount.target, recursive: mount.recursive,
-                                   readOnly: mount.readOnly, propagation: mount.propagation, allowDevices: false))
+                                   readOnly: mount.readOnly, propagation: mount.propagation ?? style, allowDevices: false))
         }
         // A module's files are bound read-only rather than copied: the same result for the user,
         // at no cost per node.
         for module in request.modules {
             if let copyPath = module.copyPath {
                 steps.append(.hostBind(source: copyPath, containerPath: moduleDirectory + "/" + module.name,
-                                       recursive: true, readOnly: true, propagation: nil, allowDevices: false))
+                                       recursive: true, readOnly: true, propagation: style, allowDevices: false))
             }
         }
         if let gpu = request.gpu { steps.append(.gpu(gpu)) }
@@ -187,7 +193,7 @@ public enum ContainerPlanner {
             if let hook = module.roothook { steps.append(.rootHook(script: hook, name: "module \(module.name) roothook")) }
         }
         steps.append(.propagation(config.mountPropagationStyle))
-        return ContainerPlan(layout: layout, user: request.user, steps: steps)
+        return ContainerPlan(layout: layout, user: request.user, steps: steps, propagation: style)
     }
 
     /// The files of the container's `/etc`: the user's passwd and group entries (keeping the

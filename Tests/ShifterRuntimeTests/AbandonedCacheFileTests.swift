@@ -1,0 +1,31 @@
+import Foundation
+import ShifterSystem
+import Testing
+@testable import ShifterRuntime
+
+/// The epilog removes the backing files that a prolog killed during mkfs.xfs left under their names,
+/// and nothing else in the shared cache directory.
+@Suite(.enabled(if: geteuid() == 0, "the files must belong to root, as the prolog's do; run as root"))
+struct AbandonedCacheFileTests {
+    @Test func removesOnlyThisJobsRegularRootOwnedCacheFiles() throws {
+        let directory = NSTemporaryDirectory() + "/shifter-cache-test-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let names = ["shifter-job-7-1a2b.xfs", "shifter-job-7-ffff.xfs", "shifter-job-70-1a2b.xfs",
+                     "shifter-job-7-1a2b.txt", "other-job-7-1a2b.xfs"]
+        for name in names { FileManager.default.createFile(atPath: directory + "/" + name, contents: Data("x".utf8)) }
+        try FileManager.default.createSymbolicLink(atPath: directory + "/shifter-job-7-link.xfs", withDestinationPath: "/etc/hostname")
+        let layout = RootLayout(name: "job-7", udiMount: "/var/udiMount", loopMount: "/var/loopMount")
+
+        let left = PerNodeCache.removeAbandonedFiles(of: layout, in: directory)
+
+        #expect(left.isEmpty)
+        let remaining = try FileManager.default.contentsOfDirectory(atPath: directory).sorted()
+        #expect(remaining == ["other-job-7-1a2b.xfs", "shifter-job-7-1a2b.txt", "shifter-job-7-link.xfs", "shifter-job-70-1a2b.xfs"])
+    }
+
+    @Test func aMissingDirectoryIsNothingToRemove() {
+        let layout = RootLayout(name: "job-7", udiMount: "/var/udiMount", loopMount: "/var/loopMount")
+        #expect(PerNodeCache.removeAbandonedFiles(of: layout, in: "/nonexistent/shifter-cache").isEmpty)
+    }
+}
