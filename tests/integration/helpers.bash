@@ -34,6 +34,7 @@ shifter_as() {
 assert_no_leaks() {
     local mounts loops
     mounts=$(grep -E " $BED_DIR/(udiMount|loopMount)" /proc/self/mountinfo || true)
+    for _ in $(seq 50); do losetup -a | grep -qF "$BED_DIR" || break; sleep 0.2; done
     loops=$(losetup -a | grep -F "$BED_DIR" || true)
     if [ -n "$mounts$loops" ]; then
         echo "left behind: $mounts $loops" >&2
@@ -93,10 +94,11 @@ assert_nodes_clean() {
             return 1
         fi
     done
-    if losetup -a | grep -qF "$BED_DIR"; then
-        echo "loop devices still bound: $(losetup -a)" >&2
-        return 1
-    fi
+    # A detached mount lets go of its loop device once its last user has gone, a moment later.
+    local _
+    for _ in $(seq 50); do losetup -a | grep -qF "$BED_DIR" || return 0; sleep 0.2; done
+    echo "loop devices still bound: $(losetup -a)" >&2
+    return 1
 }
 
 # add_store_image NAME SOURCE-TAG: a new image in the store (a copy of SOURCE-TAG's files under a
