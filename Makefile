@@ -1,4 +1,6 @@
 # Shifter: build, test and install.
+#   make soak      200 mixed jobs on the test bed; checks that nothing leaks (SOAK_JOBS=N)
+#   make fuzz      the parsers' fuzz targets, FUZZ_RUNS iterations each
 #   make demo      the seed's example end to end: pull, then 8 MPI ranks on a local four-node cluster
 #   make deps      install the Debian packages the build and the tests need (idempotent)
 #   make           build everything (release, Swift runtime linked statically)
@@ -20,7 +22,7 @@ HARDENING_LD = -Wl,-z,relro -Wl,-z,now -Wl,-z,noexecstack
 BINARIES = $(OUT)/shifter $(OUT)/shifterimg $(OUT)/shifter-imagegw $(OUT)/libshifter.so
 PLUGIN = $(OUT)/shifter_spank.so
 
-.PHONY: all deps swift test unit integration install deb demo clean bed-up bed-down
+.PHONY: all deps swift test unit integration install deb demo soak fuzz clean bed-up bed-down
 
 all: $(BINARIES) $(PLUGIN)
 
@@ -61,6 +63,16 @@ install: all
 demo:
 	@demo/run
 
+SOAK_JOBS ?= 200
+FUZZ_RUNS ?= 200000
+
+soak:
+	tests/harness/bed up
+	tests/soak/soak --jobs $(SOAK_JOBS)
+
+fuzz:
+	fuzz/run --runs $(FUZZ_RUNS)
+
 deb: all
 	packaging/build-deb
 
@@ -71,4 +83,4 @@ bed-down:
 	tests/harness/bed down
 
 clean:
-	rm -rf $(OUT) .build
+	rm -rf $(OUT) .build fuzz/.build-fuzz

@@ -112,6 +112,13 @@ final class SquashfsWriter {
     }
 
     deinit {
+        // libsquashfs 1.2 frees the block processor's pending fragment block only when it finishes:
+        // an import that fails half-way leaked 128 KiB each time (found by fuzz/targets/tarentry),
+        // which adds up in the long-running gateway. Finishing writes into a file that is removed.
+        if !finished {
+            if fileOpen { _ = sqfs_block_processor_end_file(processor) }
+            _ = sqfs_block_processor_finish(processor)
+        }
         for slot in fileInodes {
             if let inode = slot.pointee { sqfs_free(inode) }
             slot.deallocate()
@@ -384,7 +391,11 @@ final class SquashfsWriter {
 
     private func check(_ status: Int32, _ what: String) throws(ImageImportError) {
         if status != 0 {
-            throw ImageImportError(.squashfs, "image \(displayQuoted(path)): \(what): \(Self.describe(status))")
+            // libsquashfs reports a failed write(2) as a bare SQFS_ERROR_IO; the errno it leaves
+            // says why (a full store reads "No space left on device", not "input/output error").
+            let cause = errno
+            let detail = status == SQFS_ERROR_IO.rawValue && cause != 0 ? ": " + String(cString: strerror(cause)) : ""
+            throw ImageImportError(.squashfs, "image \(displayQuoted(path)): \(what): \(Self.describe(status))\(detail)")
         }
     }
 
