@@ -57,6 +57,8 @@ setup() {
 teardown() {
     node_site_config_restore
     rm -rf "$OUT"
+    # Whatever a fault did to the node, the tests after this one need it back in service.
+    node_back_in_service || true
 }
 
 store_state() { (cd "$WORK/images" && find . -mindepth 1 -printf '%p %s\n' | sort); }
