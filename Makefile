@@ -1,4 +1,5 @@
 # Shifter: build, test and install.
+#   make bench     every benchmark side by side with the peers; writes BENCHMARKS.md (QUICK=1: short)
 #   make soak      200 mixed jobs on the test bed; checks that nothing leaks (SOAK_JOBS=N)
 #   make fuzz      the parsers' fuzz targets, FUZZ_RUNS iterations each
 #   make demo      the seed's example end to end: pull, then 8 MPI ranks on a local four-node cluster
@@ -22,7 +23,7 @@ HARDENING_LD = -Wl,-z,relro -Wl,-z,now -Wl,-z,noexecstack
 BINARIES = $(OUT)/shifter $(OUT)/shifterimg $(OUT)/shifter-imagegw $(OUT)/libshifter.so
 PLUGIN = $(OUT)/shifter_spank.so
 
-.PHONY: all deps swift test unit integration install deb demo soak fuzz clean bed-up bed-down
+.PHONY: all deps swift test unit integration install deb demo soak fuzz bench clean bed-up bed-down
 
 all: $(BINARIES) $(PLUGIN)
 
@@ -72,6 +73,10 @@ soak:
 
 fuzz:
 	fuzz/run --runs $(FUZZ_RUNS)
+
+QUICK ?= 0
+bench:
+	QUICK=$(QUICK) bench/run-all
 
 deb: all
 	packaging/build-deb

@@ -30,30 +30,35 @@ pfs_settings() {
 
 # node_pid NODE: the pid whose mount namespace is NODE's ("host": this one).
 node_pid() {
-    if [ "$1" = host ]; then echo $$; else cat "$SLURM_DIR/slurmd-$1.pid"; fi
+    if [ "$1" = host ]; then echo $$; else cat "$SLURM_DIR/slurmd-$1.pid" 2>/dev/null; fi
 }
 
 # on_node NODE COMMAND...: runs COMMAND in NODE's mount namespace.
 on_node() {
-    local node=$1; shift
-    if [ "$node" = host ]; then "$@"; else nsenter -t "$(node_pid "$node")" -m "$@"; fi
+    local node=$1 pid; shift
+    if [ "$node" = host ]; then "$@"; return; fi
+    pid=$(node_pid "$node")
+    [ -n "$pid" ] || { echo "bench: node $node is not running (is the test bed up?)" >&2; return 1; }
+    nsenter -t "$pid" -m "$@"
 }
 
 # pfs_mounted NODE [PATH]: true when a pfs-sim is mounted at PATH (default $PFS_MNT) in NODE's namespace.
 pfs_mounted() {
-    local path=${2:-$PFS_MNT}
-    awk -v p="$path" '$2 == p && $3 == "fuse.pfs-sim" {found = 1} END {exit !found}' "/proc/$(node_pid "$1")/mounts"
+    local path=${2:-$PFS_MNT} pid
+    pid=$(node_pid "$1")
+    [ -n "$pid" ] || return 1
+    awk -v p="$path" '$2 == p && $3 == "fuse.pfs-sim" {found = 1} END {exit !found}' "/proc/$pid/mounts" 2>/dev/null
 }
 
 # pfs_mount NODE [EXTRA-OPTIONS...]: starts NODE's instance at $PFS_MNT.
 pfs_mount() {
     local node=$1; shift
-    pfs_mounted "$node" && pfs_umount "$node"
+    pfs_umount "$node"
     rm -f "$PFS_RUN/$node.json" "$PFS_RUN/$node.pid"
     local settings
     mapfile -t settings < <(pfs_settings)
     on_node "$node" "$PFS_SIM" "${settings[@]}" "$@" --stats="$PFS_RUN/$node.json" \
-        --pidfile="$PFS_RUN/$node.pid" "$PFS_DATA" "$PFS_MNT"
+        --pidfile="$PFS_RUN/$node.pid" "$PFS_DATA" "$PFS_MNT" || return 1
     local i
     for i in $(seq 50); do [ -s "$PFS_RUN/$node.pid" ] && pfs_mounted "$node" && return 0; sleep 0.1; done
     echo "pfs-sim: the instance for $node did not start" >&2
@@ -61,14 +66,18 @@ pfs_mount() {
 }
 
 # pfs_umount NODE: unmounts NODE's instance (lazily if it is busy) and waits for the daemon to exit.
+# It works through the daemon's own namespace, so also after the node itself has gone away.
 pfs_umount() {
-    local node=$1 pid
+    local node=$1 pid i
     pid=$(cat "$PFS_RUN/$node.pid" 2>/dev/null || true)
-    on_node "$node" umount "$PFS_MNT" 2>/dev/null || on_node "$node" umount -l "$PFS_MNT" 2>/dev/null || true
-    if [ -n "$pid" ]; then
-        local i
-        for i in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+        nsenter -t "$pid" -m sh -c "umount '$PFS_MNT' 2>/dev/null || umount -l '$PFS_MNT'" 2>/dev/null || true
+        for i in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        kill "$pid" 2>/dev/null || true
+    elif pfs_mounted "$node"; then
+        on_node "$node" sh -c "umount '$PFS_MNT' 2>/dev/null || umount -l '$PFS_MNT'" || true
     fi
+    rm -f "$PFS_RUN/$node.pid"
     return 0
 }
 
@@ -97,12 +106,12 @@ pfs_reset() {
     done
 }
 
-# pfs_down: unmounts every instance this library may have started.
+# pfs_down: stops every instance this library started (whether or not its node is still up).
 pfs_down() {
-    local node
-    for node in n1 n2 n3 n4 host; do
-        if [ "$node" != host ] && ! [ -f "$SLURM_DIR/slurmd-$node.pid" ]; then continue; fi
-        pfs_mounted "$node" && pfs_umount "$node"
+    local file
+    for file in "$PFS_RUN"/*.pid; do
+        [ -e "$file" ] || continue
+        pfs_umount "$(basename "$file" .pid)"
     done
     return 0
 }
@@ -146,13 +155,36 @@ store_add() {
     chmod 644 "$(store_tag_file "$name")"
 }
 
-# store_remove NAME: removes what store_add NAME made.
+# store_remove NAME: removes what store_add NAME made, and any store entry left linked to the
+# simulated filesystem by an earlier run that was interrupted.
 store_remove() {
-    local tag hex
+    local tag hex link
     tag=$(store_tag_file "$1")
-    [ -f "$tag" ] || return 0
-    hex=$(sed 's/^sha256://' "$tag")
-    rm -f "$IMAGE_STORE/$hex.squashfs" "$IMAGE_STORE/$hex.meta.json" "$tag"
+    if [ -f "$tag" ]; then
+        hex=$(sed 's/^sha256://' "$tag")
+        rm -f "$IMAGE_STORE/$hex.squashfs" "$IMAGE_STORE/$hex.meta.json" "$tag"
+    fi
+    for link in "$IMAGE_STORE"/*.squashfs "$IMAGE_STORE"/*.meta.json; do
+        [ -L "$link" ] && [[ "$(readlink "$link")" == "$PFS_MNT"/* ]] && rm -f "$link"
+    done
+    return 0
+}
+
+# bed_alive: true while the bed's four nodes are up (another user of the bed may take it down).
+bed_alive() {
+    local node
+    [ -f "$BED_ENV" ] || return 1
+    for node in n1 n2 n3 n4; do pid_alive "$SLURM_DIR/slurmd-$node.pid" || return 1; done
+    [ "$(sinfo -h -N -t idle,alloc,mix -o %N 2>/dev/null | sort -u | wc -l)" = 4 ]
+}
+
+# bed_wait: waits up to 5 minutes for the bed to be up again, then brings it up itself.
+bed_wait() {
+    local i
+    for i in $(seq 150); do bed_alive && return 0; sleep 2; done
+    echo "bench: the test bed is still down; bringing it up" >&2
+    bench_setup
+    bed_alive
 }
 
 # image_meta DIGEST SOURCE CMD: a .meta.json for an image made here (as tests/harness/make-store.py).

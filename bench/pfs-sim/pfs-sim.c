@@ -306,26 +306,27 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 }
 
 static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int valid, struct fuse_file_info *fi) {
+    /* Everything goes through the inode's own descriptor (/proc/self/fd/N follows it even to an
+       unlinked file), never through fi->fh, which is a directory handle for directories. */
+    (void)fi;
     charge(OP_setattr, 0);
     int fd = ifd(ino), r = 0;
     char path[64];
     proc_path(path, fd);
-    if (valid & FUSE_SET_ATTR_MODE)
-        r = fi ? fchmod((int)fi->fh, attr->st_mode) : chmod(path, attr->st_mode);
+    if (valid & FUSE_SET_ATTR_MODE) r = chmod(path, attr->st_mode);
     if (r == 0 && (valid & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID))) {
         uid_t u = (valid & FUSE_SET_ATTR_UID) ? attr->st_uid : (uid_t)-1;
         gid_t g = (valid & FUSE_SET_ATTR_GID) ? attr->st_gid : (gid_t)-1;
         r = fchownat(fd, "", u, g, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW);
     }
-    if (r == 0 && (valid & FUSE_SET_ATTR_SIZE))
-        r = fi ? ftruncate((int)fi->fh, attr->st_size) : truncate(path, attr->st_size);
+    if (r == 0 && (valid & FUSE_SET_ATTR_SIZE)) r = truncate(path, attr->st_size);
     if (r == 0 && (valid & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME))) {
         struct timespec tv[2] = { { .tv_nsec = UTIME_OMIT }, { .tv_nsec = UTIME_OMIT } };
         if (valid & FUSE_SET_ATTR_ATIME_NOW) tv[0].tv_nsec = UTIME_NOW;
         else if (valid & FUSE_SET_ATTR_ATIME) tv[0] = attr->st_atim;
         if (valid & FUSE_SET_ATTR_MTIME_NOW) tv[1].tv_nsec = UTIME_NOW;
         else if (valid & FUSE_SET_ATTR_MTIME) tv[1] = attr->st_mtim;
-        r = fi ? futimens((int)fi->fh, tv) : utimensat(AT_FDCWD, path, tv, 0);
+        r = utimensat(AT_FDCWD, path, tv, 0);
     }
     if (r < 0) {
         fuse_reply_err(req, errno);

@@ -26,7 +26,7 @@ ROOTFS=$BENCH_DIR/rootfs
 MIRROR=${MIRROR:-http://deb.debian.org/debian}
 SUITE=${SUITE:-bookworm}
 HERE=$BENCH_ROOT/bench/python
-CSV=$HERE/results.csv
+FINAL_CSV=$HERE/results.csv
 NODES=(n1 n2 n3 n4)
 RANKS_PER_NODE=2
 IMAGE_NAME=python-pfs
@@ -45,6 +45,7 @@ MODES=(pfs-dir pfs-image local-dir)
 if [ "$QUICK" = 1 ]; then WORKLOADS=(start numpy+scipy); else MODES+=(diag-loop-dio diag-loop-buffered); fi
 
 OUT=$(mktemp -d /tmp/shifter-bench.XXXXXX); chmod 777 "$OUT"
+CSV=$OUT/results.csv   # moved to $FINAL_CSV when every run has completed
 JOB=""
 cleanup() {
     [ -n "$JOB" ] && scancel "$JOB" 2>/dev/null
@@ -128,8 +129,8 @@ diag_down() {
     local node
     for node in "${NODES[@]}"; do
         [ -f "$OUT/diag-$node.dev" ] || continue
-        on_node "$node" umount "$DIAG_MNT" 2>/dev/null
-        on_node "$node" losetup -d "$(cat "$OUT/diag-$node.dev")" 2>/dev/null
+        on_node "$node" umount "$DIAG_MNT" 2>/dev/null || true
+        losetup -d "$(cat "$OUT/diag-$node.dev")" 2>/dev/null || true   # loop devices are global
         rm -f "$OUT/diag-$node.dev"
     done
 }
@@ -146,32 +147,50 @@ echo "$t0 $t1 $rc" > "$OUTDIR/time.$tag"
 JOB
 chmod 755 "$OUT/job.sh"
 
-# run_one WORKLOAD MODE REP: one job; appends a CSV row.
+# run_one WORKLOAD MODE REP: one job (again, up to 3 times, if the shared bed went down or
+# restarted under it); appends a CSV row.
 run_one() {
+    local attempt
+    for attempt in 1 2 3; do
+        bed_wait || { log "the test bed is down"; exit 1; }
+        if try_one "$@"; then return 0; fi
+        if bed_alive; then exit 1; fi
+        log "$1.$2.$3: the test bed went down or restarted during the job; again"
+        echo "$1.$2.$3: the test bed went down or restarted during the job" >> "$OUT/retried"
+    done
+    log "$1.$2.$3: no complete run in 3 attempts"; exit 1
+}
+
+# try_one WORKLOAD MODE REP: one job; appends a CSV row, or fails.
+try_one() {
     local workload=$1 mode=$2 rep=$3 tag="$1.$2.$3" node
-    for node in "${NODES[@]}"; do pfs_mount "$node"; done
+    rm -f "$OUT/time.$tag" "$OUT/ranks.$tag" "$OUT/job.$tag.log"
+    diag_down
+    for node in "${NODES[@]}"; do pfs_mount "$node" || return 1; done
     local args=() image=()
     case $mode in
         pfs-dir) args=(--image="local:$PFS_MNT/sw/python") ;;
         pfs-image) image=(--image="$IMAGE_REF") ;;
         local-dir) args=(--image="local:$ROOTFS") ;;
-        diag-loop-dio) diag_up on; args=(--image="local:$DIAG_MNT") ;;
-        diag-loop-buffered) diag_up off; args=(--image="local:$DIAG_MNT") ;;
+        diag-loop-dio) diag_up on || return 1; args=(--image="local:$DIAG_MNT") ;;
+        diag-loop-buffered) diag_up off || return 1; args=(--image="local:$DIAG_MNT") ;;
     esac
     for node in "${NODES[@]}"; do pfs_reset "$node"; done
     JOB=$(bench_submit -N "${#NODES[@]}" --ntasks-per-node=$RANKS_PER_NODE -o "$OUT/job.$tag.log" \
-        --export=ALL,OUTDIR="$OUT" "${image[@]}" "$OUT/job.sh" "$tag" "${CODE[$workload]}" "${args[@]}")
+        --export=ALL,OUTDIR="$OUT" "${image[@]}" "$OUT/job.sh" "$tag" "${CODE[$workload]}" "${args[@]}") || return 1
     bench_wait "$JOB" 600 || true
     local prolog=""
-    [ "$mode" = pfs-image ] && prolog=$(prolog_ms "$JOB")
+    if [ "$mode" = pfs-image ]; then prolog=$(prolog_ms "$JOB"); fi
     JOB=""
-    for node in "${NODES[@]}"; do pfs_stats "$node" > "$OUT/stats.$tag.$node.json"; done
+    for node in "${NODES[@]}"; do pfs_stats "$node" > "$OUT/stats.$tag.$node.json" || return 1; done
     case $mode in diag-*) diag_down ;; esac
     local t0 t1 rc wall modules
-    read -r t0 t1 rc < "$OUT/time.$tag" || { log "$tag: the job left no timing (see $OUT/job.$tag.log)"; cat "$OUT/job.$tag.log" >&2; exit 1; }
+    if ! read -r t0 t1 rc < "$OUT/time.$tag" 2>/dev/null; then
+        log "$tag: the job left no timing:"; cat "$OUT/job.$tag.log" >&2 2>/dev/null; return 1
+    fi
     modules=$(grep -E '^[0-9]+$' "$OUT/ranks.$tag" | sort -n | tail -n 1)
     if [ "$rc" != 0 ] || [ "$(grep -cE '^[0-9]+$' "$OUT/ranks.$tag")" != $((${#NODES[@]} * RANKS_PER_NODE)) ]; then
-        log "$tag: the step failed (status $rc):"; cat "$OUT/ranks.$tag" >&2; exit 1
+        log "$tag: the step failed (status $rc):"; cat "$OUT/ranks.$tag" >&2; return 1
     fi
     wall=$(echo "$t1 - $t0" | bc -l)
     # Per node: the mean over the nodes, and the largest.
@@ -200,11 +219,13 @@ for rep in $(seq "$REPS"); do
     done
 done
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
+cp "$CSV" "$FINAL_CSV"
+RETRIED=$(cat "$OUT/retried" 2>/dev/null || true)
 
 # The report: medians over the repetitions.
-python3 - "$CSV" "$HERE/RESULTS.md" "$REPS" "$MACHINE" "$STARTED" "$LOAD_AFTER" "$QUICK" <<'PY'
+python3 - "$FINAL_CSV" "$HERE/RESULTS.md" "$REPS" "$MACHINE" "$STARTED" "$LOAD_AFTER" "$QUICK" "$RETRIED" <<'PY'
 import csv, statistics, sys
-path, out, reps, machine, started, load_after, quick = sys.argv[1:]
+path, out, reps, machine, started, load_after, quick, retried = sys.argv[1:]
 rows = list(csv.DictReader(open(path)))
 def med(workload, mode, key):
     v = [float(r[key]) for r in rows if r["workload"] == workload and r["mode"] == mode and r[key] != ""]
@@ -237,7 +258,8 @@ if diag:
     L.append("")
     L.append("Diagnostics (not the product's path): the same image loop-mounted on each node by the benchmark, "
              "with the loop device in direct-I/O mode (what the product does) and in buffered mode, entered "
-             "with `shifter --image=local:`.")
+             "with `shifter --image=local:`. The counters start after the benchmark's own loop set-up, "
+             "so they show the import alone.")
     L.append("")
     L.append("| workload | loop mode | wall (s) | metadata ops/node | data requests/node | MB read/node | speed-up over dir on PFS |")
     L.append("|---|---|---|---|---|---|---|")
@@ -246,6 +268,10 @@ if diag:
             L.append(f"| {w} | {m.replace('diag-loop-', '')} | {med(w, m, 'wall_s'):.2f} | {med(w, m, 'meta_ops_per_node'):.0f} | "
                      f"{med(w, m, 'data_ops_per_node'):.0f} | {med(w, m, 'mb_read_per_node'):.1f} | "
                      f"{med(w, 'pfs-dir', 'wall_s') / med(w, m, 'wall_s'):.2f}x |")
+if retried.strip():
+    L.append("")
+    L.append("Runs made again because the test bed went down or restarted during them (the rows above are from "
+             "the runs that completed): " + "; ".join(retried.strip().splitlines()) + ".")
 open(out, "w").write("\n".join(L) + "\n")
 print("\n".join(L))
 PY

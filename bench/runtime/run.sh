@@ -29,7 +29,7 @@ time_it() { # NAME RUNNER... -- COMMAND
         median[$name]=$(median_ms "$OUT/$name.json")
     else
         median[$name]=""
-        note[$name]=$("${runner[@]}" "$@" 2>&1 | tail -1)
+        note[$name]=$("${runner[@]}" "$@" 2>&1 | tail -1 || true)
     fi
 }
 
@@ -61,7 +61,7 @@ mkdir -p "$OUT/bundle"; ln -sfn "$OUT/chdir" "$OUT/bundle/rootfs"
     | del(.process.rlimits) | del(.linux.resources) | .linux.namespaces |= map(select(.type != "cgroup"))' \
     config.json > c && mv c config.json)
 time_it crun -- crun --cgroup-manager=disabled run --bundle "$OUT/bundle" bench-$$
-[ -z "${median[crun]}" ] && note[crun]="crun: $(crun --cgroup-manager=disabled run --bundle "$OUT/bundle" bench-x$$ 2>&1 | tail -1)"
+[ -z "${median[crun]}" ] && note[crun]="crun: $(crun --cgroup-manager=disabled run --bundle "$OUT/bundle" bench-x$$ 2>&1 | tail -1 || true)"
 
 # podman from local storage.
 if podman image exists shifter-bench 2>/dev/null || (cd "$OUT/chdir" && tar -c . | podman import - shifter-bench >/dev/null 2>&1); then
@@ -69,7 +69,7 @@ if podman image exists shifter-bench 2>/dev/null || (cd "$OUT/chdir" && tar -c .
 else
     median[podman]=""; note[podman]="podman could not import the image"
 fi
-[ -z "${median[podman]}" ] && [ -z "${note[podman]:-}" ] && note[podman]="podman: $(podman run --rm shifter-bench /bin/true 2>&1 | tail -1)"
+[ -z "${median[podman]}" ] && [ -z "${note[podman]:-}" ] && note[podman]="podman: $(podman run --rm shifter-bench /bin/true 2>&1 | tail -1 || true)"
 
 base=${median[chroot]}
 report() {
@@ -90,6 +90,15 @@ report() {
     return 0
 }
 report | tee "$OUT/report.md"
+# The same medians as CSV (bench/runtime/results.csv).
+{
+    echo "way,median_ms,x_bare_chroot,note"
+    for name in chroot shifter_prepared shifter_private ch_run crun podman; do
+        m=${median[$name]:-}
+        printf '%s,%s,%s,"%s"\n' "$name" "$m" "$([ -n "$m" ] && echo "$m / $base" | bc -l | xargs printf '%.3f')" \
+            "$(tr -d '"' <<<"${note[$name]:-}")"
+    done
+} > "$BENCH_ROOT/bench/runtime/results.csv"
 if [ "${WRITE:-0}" = 1 ]; then
     {
         echo "# Start-up benchmark"

@@ -49,6 +49,13 @@ report() {
     for nodes in 1 2 4; do printf '| %s | %s |\n' "$nodes" "${prolog[$nodes]}"; done
 }
 report | tee "$OUT/report.md"
+# The same numbers as CSV (bench/slurm/results.csv).
+{
+    echo "measure,nodes,median_ms"
+    echo "step_plain,4,$plain"; echo "step_shifter,4,$shifted"
+    echo "step_plain,1,$plain1"; echo "step_shifter,1,$shifted1"
+    for nodes in 1 2 4; do echo "prolog_per_node,$nodes,${prolog[$nodes]}"; done
+} > "$BENCH_ROOT/bench/slurm/results.csv"
 if [ "${WRITE:-0}" = 1 ]; then
     {
         echo "# Slurm overhead benchmark"
