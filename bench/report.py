@@ -197,7 +197,11 @@ def main():
     minutes = int(a.seconds or 0) / 60
     w("# Benchmarks")
     w("")
-    w(f"Latest results of `make bench{' QUICK=1' if a.quick == '1' else ''}` (`bench/run-all`), started "
+    kept_all = [k for k, v in status.items() if v.startswith("kept")]
+    only = a.quick != "1" and kept_all or (a.quick == "1" and kept_all and kept_all != ["import"])
+    command = ("`ONLY=\"" + " ".join(k for k, v in status.items() if not v.startswith("kept")) + "\" bench/run-all`"
+               if only else f"`make bench{' QUICK=1' if a.quick == '1' else ''}` (`bench/run-all`)")
+    w(f"Latest results of {command}, started "
       f"{a.started}, {minutes:.0f} minutes in all. The machine is {a.machine}. Load average {a.load_before} before "
       f"and {a.load_after} after. Other work ran on the machine during the measurements (see the load averages), "
       "so absolute times are noisy. Each benchmark runs the cases it compares side by side, in one run. "
@@ -210,9 +214,15 @@ def main():
         w(f"**Not complete:** {listed}. "
           "Their sections below show the last results they wrote, which may come from an earlier run.")
         w("")
-    if status.get("import", "").startswith("kept"):
+    kept = [k for k, v in status.items() if v.startswith("kept")]
+    if a.quick == "1" and kept == ["import"]:
         w("The short mode does not run the import benchmark, which takes 4–10 minutes by itself. Section 3 "
           "shows its last results, dated in the section (`QUICK_IMPORT=1` includes it).")
+        w("")
+    elif kept:
+        ran = [k for k, v in status.items() if not v.startswith("kept")]
+        w(f"This run made {', '.join(ran)} (`ONLY=\"{' '.join(ran)}\"`). The other sections ({', '.join(kept)}) "
+          "show their last results, each dated in its section.")
         w("")
     w("Time per benchmark: " + ", ".join(f"{k} {int(v.split(':')[1]) // 60}:{int(v.split(':')[1]) % 60:02d}"
                                           for k, v in status.items() if ":" in v and not v.startswith("kept")) + " (min:s).")
