@@ -33,8 +33,10 @@ bench_setup() {
     set -a; . "$BED_ENV"; set +a
 }
 
+# bench_teardown: takes the bed down again if bench_setup brought it up (KEEP_BED=1: leaves it up,
+# for a machine where others use the bed too).
 bench_teardown() {
-    if [ "$BED_STARTED" = 1 ]; then "$BENCH_ROOT/tests/harness/bed" down; fi
+    if [ "$BED_STARTED" = 1 ] && [ "${KEEP_BED:-0}" != 1 ]; then "$BENCH_ROOT/tests/harness/bed" down; fi
 }
 
 # as_bench_user COMMAND...: runs COMMAND as the bed's user without a login session (setpriv only

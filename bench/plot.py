@@ -86,9 +86,9 @@ def plot_python():
     a.set_yscale("log")
     a.set_ylim(bottom=1)
     a.set_title("Metadata requests per node (4 nodes x 2 ranks)")
-    for w, x in zip(workloads, xs):
+    for k, (w, x) in enumerate(zip(workloads, xs)):
         a.annotate(w, (x, max(med(w, "pfs-dir", "meta_ops_per_node"), 1)), textcoords="offset points",
-                   xytext=(0, 6), ha="center", fontsize=8)
+                   xytext=(0, 8 if k % 2 == 0 else -16), ha="center", fontsize=8)
     a.legend(fontsize=8)
     a.grid(True, which="both", alpha=0.3)
     width = 0.8 / len(modes)

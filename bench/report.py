@@ -71,7 +71,9 @@ def main():
             constant = max(img_ops) < 100 and max(img_ops) <= 1.5 * max(min(img_ops), 1)
             goals.append(("Python at scale", "metadata operations per node roughly constant in the number of imports "
                           "(a handful, not thousands)",
-                          f"image on the PFS: {min(img_ops):.0f}–{max(img_ops):.0f} per node for "
+                          (f"image on the PFS: {min(img_ops):.0f} per node for each of "
+                           if min(img_ops) == max(img_ops) else
+                           f"image on the PFS: {min(img_ops):.0f}–{max(img_ops):.0f} per node for ") +
                           f"{len(workloads)} workloads ({', '.join(workloads)}); directory tree: "
                           f"{min(dir_ops):,.0f}–{max(dir_ops):,.0f}", "met" if constant else "missed"))
             d, i, l = pm(head, "pfs-dir", "wall_s"), pm(head, "pfs-image", "wall_s"), pm(head, "local-dir", "wall_s")
@@ -199,14 +201,15 @@ def main():
     w("")
     kept_all = [k for k, v in status.items() if v.startswith("kept")]
     only = a.quick != "1" and kept_all or (a.quick == "1" and kept_all and kept_all != ["import"])
-    command = ("`ONLY=\"" + " ".join(k for k, v in status.items() if not v.startswith("kept")) + "\" bench/run-all`"
+    command = ("`ONLY=\"" + " ".join(k for k, v in status.items() if not v.startswith("kept") and k != "pfs-selftest")
+               + "\" bench/run-all`"
                if only else f"`make bench{' QUICK=1' if a.quick == '1' else ''}` (`bench/run-all`)")
     w(f"Latest results of {command}, started "
       f"{a.started}, {minutes:.0f} minutes in all. The machine is {a.machine}. Load average {a.load_before} before "
       f"and {a.load_after} after. Other work ran on the machine during the measurements (see the load averages), "
       "so absolute times are noisy. Each benchmark runs the cases it compares side by side, in one run. "
       + ("This was the short mode: one repetition and fewer cases. The full `make bench` takes medians of "
-         "3 repetitions." if a.quick == "1" else "") + (" " + a.build if a.build else ""))
+         "3 repetitions. " if a.quick == "1" else "") + a.build)
     w("")
     failed = [k for k, v in status.items() if not v.startswith(("ok", "kept"))]
     if failed:
@@ -221,8 +224,8 @@ def main():
         w("")
     elif kept:
         ran = [k for k, v in status.items() if not v.startswith("kept")]
-        w(f"This run made {', '.join(ran)} (`ONLY=\"{' '.join(ran)}\"`). The other sections ({', '.join(kept)}) "
-          "show their last results, each dated in its section.")
+        w(f"This run made {', '.join(ran)}. The other sections ({', '.join(kept)}) show their last results, "
+          "each dated in its section.")
         w("")
     w("Time per benchmark: " + ", ".join(f"{k} {int(v.split(':')[1]) // 60}:{int(v.split(':')[1]) % 60:02d}"
                                           for k, v in status.items() if ":" in v and not v.startswith("kept")) + " (min:s).")

@@ -89,6 +89,15 @@ rootfs_from_host() {
         while read -r path; do
             if [ -f "$path" ] || [ -L "$path" ]; then cp -a --parents "$path" "$ROOTFS" 2>/dev/null || true; fi
         done
+    # libblas.so.3 and liblapack.so.3 are links made by update-alternatives, not package files.
+    find /usr/lib/x86_64-linux-gnu /usr/bin -maxdepth 1 -lname '/etc/alternatives/*' | while read -r link; do
+        [ -e "$link" ] || continue
+        cp -a --parents "$link" "/etc/alternatives/$(basename "$(readlink "$link")")" "$ROOTFS"
+    done
+    # cp --parents made the directories 0700: give them the host's modes.
+    find "$ROOTFS" -mindepth 1 -type d | while read -r dir; do
+        if [ -d "${dir#"$ROOTFS"}" ]; then chmod --reference="${dir#"$ROOTFS"}" "$dir"; else chmod 755 "$dir"; fi
+    done
     chroot "$ROOTFS" /usr/bin/python3 -m compileall -q /usr/lib/python3 /usr/lib/python3.11 >/dev/null 2>&1 || true
 }
 
