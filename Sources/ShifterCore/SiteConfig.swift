@@ -31,6 +31,10 @@ public struct SiteConfig: Sendable, Equatable {
     public var maxGroupCount: Int = 512
     /// `rootfsType`: the filesystem of the root's writable layer.
     public var rootfsType: RootfsType = .tmpfs
+    /// `imageLoopDirectIO`: 1 reads images through their loop devices with direct I/O (no second
+    /// copy in the page cache, one request per squashfs read); 0 (default) reads them buffered, with
+    /// the kernel's read-ahead, which suits an image file on a parallel filesystem.
+    public var imageLoopDirectIO: Bool = false
     /// `mountUdiRootWritable`: 1 (default) leaves the built root writable, 0 remounts it read-only.
     public var mountUdiRootWritable: Bool = true
     /// `siteFs`: host mounts into every container.
@@ -279,6 +283,7 @@ struct SiteConfigParser {
         case "maxGroupCount": config.maxGroupCount = try values.integer(in: 1...65536)
         case "rootfsType": config.rootfsType = try values.choice(of: RootfsType.self)
         case "mountUdiRootWritable": config.mountUdiRootWritable = try values.boolean()
+        case "imageLoopDirectIO": config.imageLoopDirectIO = try values.boolean()
         case "siteFs": config.siteFs += try values.siteMounts()
         case "siteEnv": config.environment.assign += try values.assignments()
         case "siteEnvAppend": config.environment.append += try values.assignments()

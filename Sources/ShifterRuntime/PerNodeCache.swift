@@ -87,7 +87,7 @@ struct PerNodeCache {
             throw describe("\(error)")
         }
         do throws(SystemError) {
-            let device = try LoopDevice.attach(descriptor: descriptor, name: file, readOnly: false)
+            let device = try LoopDevice.attach(descriptor: descriptor, name: file, readOnly: false, directIO: true)
             do throws(SystemError) {
                 let target = try ContainedPath.makingDirectories(root: layout.root, path: volume.target, strict: true)
                 try checkedMount(device: device.path, target: target)

@@ -162,7 +162,7 @@ public struct RootBuilder {
     }
 
     private func mountImage(_ file: String) throws(SystemError) {
-        let device = try LoopDevice.attach(file: file, readOnly: true)
+        let device = try LoopDevice.attach(file: file, readOnly: true, directIO: plan.imageLoopDirectIO)
         do {
             try Mounts.mount(source: device.path, target: layout.imageMount, type: "squashfs",
                              flags: [.readOnly, .noSetuid, .noDevices])

@@ -13,14 +13,21 @@ public struct LoopDevice: Sendable {
 
     /// Binds `file` to a free loop device, found through `/dev/loop-control` (never a fixed
     /// number). A device another process grabs between the lookup and the bind is skipped.
-    public static func attach(file: String, readOnly: Bool = true) throws(SystemError) -> LoopDevice {
+    ///
+    /// With `directIO` the device reads and writes its file with `O_DIRECT`: no second copy of the
+    /// file in the page cache, but every request the filesystem above makes becomes one request to
+    /// the file's filesystem. Without it, the file's page cache and read-ahead sit between them, so
+    /// a squashfs image on a parallel filesystem is read in large requests. Where the file's
+    /// filesystem refuses `O_DIRECT` (tmpfs), the device falls back to buffered I/O.
+    public static func attach(file: String, readOnly: Bool = true, directIO: Bool = false) throws(SystemError) -> LoopDevice {
         let backing = try check("open image", file) { open(file, (readOnly ? O_RDONLY : O_RDWR) | O_CLOEXEC) }
         defer { close(backing) }
-        return try attach(descriptor: backing, name: file, readOnly: readOnly)
+        return try attach(descriptor: backing, name: file, readOnly: readOnly, directIO: directIO)
     }
 
     /// Binds the open file `backing` (named `name` in messages) to a free loop device.
-    public static func attach(descriptor backing: Int32, name file: String, readOnly: Bool) throws(SystemError) -> LoopDevice {
+    public static func attach(descriptor backing: Int32, name file: String, readOnly: Bool,
+                              directIO: Bool) throws(SystemError) -> LoopDevice {
         let control = try check("open", "/dev/loop-control") { open("/dev/loop-control", O_RDWR | O_CLOEXEC) }
         defer { close(control) }
         var lastError: SystemError = SystemError("attach loop device for", file, errno: EBUSY)
@@ -28,7 +35,7 @@ public struct LoopDevice: Sendable {
             let index = try checkShim("find a free loop device for", file, cshifter_loop_get_free(control))
             let path = "/dev/loop\(index)"
             let device = try openDevice(path, index: index, readOnly: readOnly)
-            let result = cshifter_loop_attach(device, backing, readOnly ? 1 : 0, 1)
+            let result = cshifter_loop_attach(device, backing, readOnly ? 1 : 0, directIO ? 1 : 0)
             if result == 0 { return LoopDevice(path: path, descriptor: device) }
             close(device)
             lastError = SystemError("attach loop device \(path) to", file, errno: -result)

@@ -103,8 +103,15 @@ struct SiteConfigTests {
         #expect(config.gatewayTimeout == 60)
         #expect(config.maxGroupCount == 512)
         #expect(config.mountUdiRootWritable)
+        #expect(!config.imageLoopDirectIO)
         #expect(!config.allowLocalChroot)
         #expect(config.modules.isEmpty && config.defaultModules.isEmpty)
+    }
+
+    @Test func readsImageLoopDirectIO() throws {
+        #expect(try SiteConfig.parse(minimalConfig + "\nimageLoopDirectIO=1\n", source: "c").config.imageLoopDirectIO)
+        #expect(try !SiteConfig.parse(minimalConfig + "\nimageLoopDirectIO=no\n", source: "c").config.imageLoopDirectIO)
+        #expect(throws: SiteConfigError.self) { try SiteConfig.parse(minimalConfig + "\nimageLoopDirectIO=sometimes\n", source: "c") }
     }
 
     @Test(arguments: [

@@ -62,6 +62,13 @@ private func request(_ config: SiteConfig, volumes: [VolumeSpec] = []) -> Contai
                           "propagation"])
     }
 
+    @Test func imageLoopModeComesFromTheSiteConfig() throws {
+        let buffered = try siteConfig()
+        #expect(!ContainerPlanner.plan(request(buffered), layout: RootLayout.job(1, config: buffered)).imageLoopDirectIO)
+        let direct = try siteConfig("imageLoopDirectIO=1")
+        #expect(ContainerPlanner.plan(request(direct), layout: RootLayout.job(1, config: direct)).imageLoopDirectIO)
+    }
+
     @Test func siteMountsKeepTheirFlagsAndOnlyDevAllowsDevices() throws {
         let config = try siteConfig()
         let plan = ContainerPlanner.plan(request(config), layout: RootLayout.job(1, config: config))

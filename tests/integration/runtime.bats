@@ -299,3 +299,20 @@ CONF
     [ "$status" -eq 0 ]
     [ "$(grep -c . /proc/self/mountinfo)" -eq "$before" ]
 }
+
+@test "images are read through buffered loop devices unless imageLoopDirectIO=1; per-node caches use direct I/O" {
+    # /sys is the host's, so the container sees every loop device's backing file and mode.
+    probe='for d in /sys/block/loop*/loop; do f=$(cat $d/backing_file 2>/dev/null) || continue; echo "$(cat $d/dio) $f"; done'
+    run shifter_as "$U" --image="$IMAGE_BUSYBOX" --volume="/x:/scratch:perNodeCache=size=512m" sh -c "$probe"
+    echo "$output"
+    [ "$status" -eq 0 ]
+    [ "$(grep -F " $IMAGE_STORE/" <<<"$output" | cut -d' ' -f1 | sort -u)" = 0 ]
+    [ "$(grep -F " $BED_DIR/cache/" <<<"$output" | cut -d' ' -f1 | sort -u)" = 1 ]
+    cp -p "$SITE_CONFIG" /tmp/shifter-conf.bak
+    echo 'imageLoopDirectIO=1' >> "$SITE_CONFIG"
+    run shifter_as "$U" --image="$IMAGE_BUSYBOX" sh -c "$probe"
+    cp -p /tmp/shifter-conf.bak "$SITE_CONFIG"; rm -f /tmp/shifter-conf.bak
+    echo "$output"
+    [ "$status" -eq 0 ]
+    [ "$(grep -F " $IMAGE_STORE/" <<<"$output" | cut -d' ' -f1 | sort -u)" = 1 ]
+}

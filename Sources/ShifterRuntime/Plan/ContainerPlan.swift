@@ -56,6 +56,8 @@ public struct ContainerPlan: Sendable, Equatable {
     public var steps: [PlannedStep]
     /// The site's mount propagation, for user volumes that ask for none.
     public var propagation: MountPropagation = .private
+    /// Whether the image's loop device reads its file with direct I/O (`imageLoopDirectIO`).
+    public var imageLoopDirectIO: Bool = false
 }
 
 /// The user a container is built for and entered as.
@@ -193,7 +195,8 @@ public enum ContainerPlanner {
             if let hook = module.roothook { steps.append(.rootHook(script: hook, name: "module \(module.name) roothook")) }
         }
         steps.append(.propagation(config.mountPropagationStyle))
-        return ContainerPlan(layout: layout, user: request.user, steps: steps, propagation: style)
+        return ContainerPlan(layout: layout, user: request.user, steps: steps, propagation: style,
+                             imageLoopDirectIO: config.imageLoopDirectIO)
     }
 
     /// The files of the container's `/etc`: the user's passwd and group entries (keeping the
