@@ -74,8 +74,8 @@ def plot_python():
         return median([float(r[key]) for r in data if r["workload"] == w and r["mode"] == m])
 
     labels = {"pfs-dir": "tree as a directory on the PFS", "pfs-image": "squashfs image on the PFS (prolog loop mount)",
-              "local-dir": "tree on local disk (floor)", "diag-loop-dio": "diagnostic: image, loop direct I/O",
-              "diag-loop-buffered": "diagnostic: image, loop buffered"}
+              "local-dir": "tree on local disk (floor)",
+              "pfs-image-dio": "squashfs image on the PFS, imageLoopDirectIO=1"}
     fig, (a, b) = plt.subplots(1, 2, figsize=(12, 4.6))
     xs = [modules[w] for w in workloads]
     for m, style in (("pfs-dir", "o-"), ("pfs-image", "s-")):

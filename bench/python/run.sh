@@ -7,15 +7,15 @@
 #   pfs-image   the same tree as one squashfs image whose file is in the image store on the parallel
 #               filesystem; the prolog loop-mounts it on each node and the ranks run `srun shifter`
 #   local-dir   the tree as a directory on this machine's disk (`shifter --image=local:`): the floor
-# and, unless QUICK=1, two diagnostics that are not the product's path: the image loop-mounted on
-# each node by this script with the loop device in direct-I/O mode (as the product does) and in
-# buffered mode, used with `shifter --image=local:`.
+# and, unless QUICK=1, the image once more with the site's `imageLoopDirectIO=1`:
+#   pfs-image-dio  as pfs-image, but the prolog binds the loop device in direct-I/O mode, so every
+#                  squashfs read is one request to the image file (the default reads it buffered)
 #
 # Each run starts every node's simulator instance afresh (cold client caches), runs one job, and
 # reads the per-node counters. Reported: the wall time of the `srun` step, and per node the metadata
 # and data requests that reached the simulated filesystem (including the prolog's).
 #
-#   bench/python/run.sh        REPS=3 (QUICK=1: REPS=1, two workloads, no diagnostics)
+#   bench/python/run.sh        REPS=3 (QUICK=1: REPS=1, two workloads, no pfs-image-dio)
 # Writes bench/python/results.csv and bench/python/RESULTS.md.
 . "$(dirname "$0")/../common.sh"
 . "$BENCH_ROOT/bench/pfs-sim/lib.sh"
@@ -31,7 +31,6 @@ NODES=(n1 n2 n3 n4)
 RANKS_PER_NODE=2
 IMAGE_NAME=python-pfs
 IMAGE_REF=127.0.0.1:5000/bench/$IMAGE_NAME:latest
-DIAG_MNT=$BENCH_DIR/diag-image
 
 # Workloads: name and code; each rank prints how many modules it ended with.
 WORKLOADS=(start numpy numpy+scipy scipy-stack)
@@ -42,14 +41,14 @@ declare -A CODE=(
     [scipy-stack]="import numpy, scipy, scipy.linalg, scipy.sparse, scipy.optimize, scipy.stats, scipy.signal"
 )
 MODES=(pfs-dir pfs-image local-dir)
-if [ "$QUICK" = 1 ]; then WORKLOADS=(start numpy+scipy); else MODES+=(diag-loop-dio diag-loop-buffered); fi
+if [ "$QUICK" = 1 ]; then WORKLOADS=(start numpy+scipy); else MODES+=(pfs-image-dio); fi
 
 OUT=$(mktemp -d /tmp/shifter-bench.XXXXXX); chmod 777 "$OUT"
 CSV=$OUT/results.csv   # moved to $FINAL_CSV when every run has completed
 JOB=""
 cleanup() {
     [ -n "$JOB" ] && scancel "$JOB" 2>/dev/null
-    diag_down 2>/dev/null
+    loop_mode buffered
     store_remove "$IMAGE_NAME"
     pfs_down
     rm -rf "$OUT"
@@ -125,23 +124,10 @@ prepare_pfs() {
     tar -C "$PFS_DATA/sw/python" -cf - . | cat > /dev/null
 }
 
-# diag_up DIO: loop-mounts the image (from the simulated filesystem) on every node at $DIAG_MNT.
-diag_up() {
-    mkdir -p "$DIAG_MNT"
-    local node
-    for node in "${NODES[@]}"; do
-        on_node "$node" sh -c "dev=\$(losetup --find --show --read-only --direct-io=$1 '$PFS_MNT/images/python.squashfs') &&
-            mount -t squashfs -o ro,nodev,nosuid \$dev '$DIAG_MNT' && echo \$dev > '$OUT/diag-$node.dev'"
-    done
-}
-diag_down() {
-    local node
-    for node in "${NODES[@]}"; do
-        [ -f "$OUT/diag-$node.dev" ] || continue
-        on_node "$node" umount "$DIAG_MNT" 2>/dev/null || true
-        losetup -d "$(cat "$OUT/diag-$node.dev")" 2>/dev/null || true   # loop devices are global
-        rm -f "$OUT/diag-$node.dev"
-    done
+# loop_mode direct|buffered: how the prolog binds images' loop devices (the site's imageLoopDirectIO).
+loop_mode() {
+    sed -i '/^imageLoopDirectIO=/d' "$SITE_CONFIG"
+    if [ "$1" = direct ]; then echo 'imageLoopDirectIO=1' >> "$SITE_CONFIG"; fi
 }
 
 cat > "$OUT/job.sh" <<'JOB'
@@ -174,25 +160,22 @@ run_one() {
 try_one() {
     local workload=$1 mode=$2 rep=$3 tag="$1.$2.$3" node
     rm -f "$OUT/time.$tag" "$OUT/ranks.$tag" "$OUT/job.$tag.log"
-    diag_down
     for node in "${NODES[@]}"; do pfs_mount "$node" || return 1; done
     local args=() image=()
     case $mode in
         pfs-dir) args=(--image="local:$PFS_MNT/sw/python") ;;
-        pfs-image) image=(--image="$IMAGE_REF") ;;
+        pfs-image|pfs-image-dio) image=(--image="$IMAGE_REF") ;;
         local-dir) args=(--image="local:$ROOTFS") ;;
-        diag-loop-dio) diag_up on || return 1; args=(--image="local:$DIAG_MNT") ;;
-        diag-loop-buffered) diag_up off || return 1; args=(--image="local:$DIAG_MNT") ;;
     esac
+    if [ "$mode" = pfs-image-dio ]; then loop_mode direct; else loop_mode buffered; fi
     for node in "${NODES[@]}"; do pfs_reset "$node"; done
     JOB=$(bench_submit -N "${#NODES[@]}" --ntasks-per-node=$RANKS_PER_NODE -o "$OUT/job.$tag.log" \
         --export=ALL,OUTDIR="$OUT" "${image[@]}" "$OUT/job.sh" "$tag" "${CODE[$workload]}" "${args[@]}") || return 1
     bench_wait "$JOB" 600 || true
     local prolog=""
-    if [ "$mode" = pfs-image ]; then prolog=$(prolog_ms "$JOB"); fi
+    case $mode in pfs-image*) prolog=$(prolog_ms "$JOB") ;; esac
     JOB=""
     for node in "${NODES[@]}"; do pfs_stats "$node" > "$OUT/stats.$tag.$node.json" || return 1; done
-    case $mode in diag-*) diag_down ;; esac
     local t0 t1 rc wall modules
     if ! read -r t0 t1 rc < "$OUT/time.$tag" 2>/dev/null; then
         log "$tag: the job left no timing:"; cat "$OUT/job.$tag.log" >&2 2>/dev/null; return 1
@@ -262,19 +245,17 @@ for w in workloads:
     p = med(w, "pfs-image", "prolog_ms") or 0
     L.append(f"| {w} | {mods[w]} | {d:.2f} | {i:.2f} | {d / i:.2f}x | {l:.2f} | {md:.0f} | {mi:.0f} | "
              f"{md / max(mi, 1):.0f}x | {dd:.0f} | {di:.0f} | {p:.0f} |")
-diag = [m for m in modes if m.startswith("diag")]
-if diag:
+if "pfs-image-dio" in modes:
     L.append("")
-    L.append("Diagnostics (not the product's path): the same image loop-mounted on each node by the benchmark, "
-             "with the loop device in direct-I/O mode (what the product does) and in buffered mode, entered "
-             "with `shifter --image=local:`. The counters start after the benchmark's own loop set-up, "
-             "so they show the import alone.")
+    L.append("The image's loop device: the default (buffered, the kernel reads the image file ahead) against the "
+             "site setting `imageLoopDirectIO=1` (direct I/O: every squashfs read is one request to the image file). "
+             "Both through the prolog, as above.")
     L.append("")
-    L.append("| workload | loop mode | wall (s) | metadata ops/node | data requests/node | MB read/node | speed-up over dir on PFS |")
+    L.append("| workload | loop device | wall (s) | metadata ops/node | data requests/node | MB read/node | speed-up over dir on PFS |")
     L.append("|---|---|---|---|---|---|---|")
     for w in workloads:
-        for m in diag:
-            L.append(f"| {w} | {m.replace('diag-loop-', '')} | {med(w, m, 'wall_s'):.2f} | {med(w, m, 'meta_ops_per_node'):.0f} | "
+        for m, name in (("pfs-image", "buffered (default)"), ("pfs-image-dio", "direct I/O")):
+            L.append(f"| {w} | {name} | {med(w, m, 'wall_s'):.2f} | {med(w, m, 'meta_ops_per_node'):.0f} | "
                      f"{med(w, m, 'data_ops_per_node'):.0f} | {med(w, m, 'mb_read_per_node'):.1f} | "
                      f"{med(w, 'pfs-dir', 'wall_s') / med(w, m, 'wall_s'):.2f}x |")
 if retried.strip():
