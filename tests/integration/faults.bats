@@ -13,7 +13,6 @@ load helpers
 bats_require_minimum_version 1.5.0
 
 SHIFTERIMG=${SHIFTERIMG:-$SHIFTER_PREFIX/bin/shifterimg}
-GATEWAY=${SHIFTER_IMAGEGW:-$SHIFTER_PREFIX/bin/shifter-imagegw}
 PORT=${FAULT_REGISTRY_PORT:-5012}
 REG=127.0.0.1:$PORT
 NODE=n4
@@ -166,22 +165,6 @@ no_loop_device_for() {
 
 # --- the gateway ------------------------------------------------------------------------------
 
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-start_gateway() {
-    "$GATEWAY" --config "$WORK/imagegw.conf" >>"$WORK/gateway.log" 2>&1 &
-    echo $! >"$WORK/gateway.pid"
-    disown $!
-    local deadline=$((SECONDS + 30))
-    until curl -sf "http://127.0.0.1:$GW_PORT/healthz" >/dev/null; do
-        kill -0 "$(cat "$WORK/gateway.pid")" 2>/dev/null || { cat "$WORK/gateway.log" >&2; return 1; }
-        ((SECONDS < deadline)) || { echo "the gateway did not start" >&2; return 1; }
-        sleep 0.2
-    done
-}
-
 api() { # METHOD PATH: one request as the bed's user; sets $body
     local credential
     credential=$(runuser -u "$BED_USER" -- munge -n)
@@ -204,7 +187,7 @@ api() { # METHOD PATH: one request as the bed's user; sets $body
     "admins": ["root"]
 }
 CONF
-    start_gateway
+    start_gateway "$GW_PORT"
     tag="$REG/fault/slowonce/big:latest"
     api POST "/api/pull/bed/docker/$tag/"
     echo "$body"
@@ -221,7 +204,7 @@ CONF
     # The dead gateway's partial download is still there; no image and no record of one is.
     [ -n "$(find "$WORK/gw/images" -maxdepth 1 -name '.import-*')" ]
     [ -z "$(find "$WORK/gw/images" -maxdepth 1 -name '*.squashfs' -o -maxdepth 1 -name '*.meta.json')" ]
-    start_gateway
+    start_gateway "$GW_PORT"
     deadline=$((SECONDS + 120))
     while :; do
         api GET "/api/lookup/bed/docker/$tag/"

@@ -6,35 +6,8 @@
 load helpers
 bats_require_minimum_version 1.5.0
 
-GATEWAY=${SHIFTER_IMAGEGW:-$SHIFTER_PREFIX/bin/shifter-imagegw}
 UID1=$(id -u "$BED_USER")
 UID2=$(id -u "$BED_USER2")
-
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-# start_gateway: starts the gateway on $PORT and waits until /healthz answers.
-start_gateway() {
-    "$GATEWAY" --config "$WORK/imagegw.conf" >>"$WORK/gateway.log" 2>&1 &
-    echo $! >"$WORK/gateway.pid"
-    # The kill-and-restart test kills it on purpose; the shell need not report that.
-    disown $!
-    local deadline=$((SECONDS + 30))
-    until curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null; do
-        kill -0 "$(cat "$WORK/gateway.pid")" 2>/dev/null || { cat "$WORK/gateway.log" >&2; return 1; }
-        ((SECONDS < deadline)) || { echo "the gateway did not start" >&2; return 1; }
-        sleep 0.2
-    done
-}
-
-stop_gateway() {
-    local pid
-    pid=$(cat "$WORK/gateway.pid" 2>/dev/null) || return 0
-    kill -TERM "$pid" 2>/dev/null || true
-    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    rm -f "$WORK/gateway.pid"
-}
 
 setup_file() {
     export WORK=$BATS_FILE_TMPDIR/gw
@@ -64,7 +37,7 @@ setup_file() {
     "importUsers": ["$BED_USER"]
 }
 CONF
-    start_gateway
+    start_gateway "$PORT"
 }
 
 teardown_file() {
@@ -272,7 +245,7 @@ while True:
     wait_status "$BED_USER" "$stall/test/withcreds:1" PULLING
     kill -KILL "$(cat "$WORK/gateway.pid")"
     kill "$STALL_PID"
-    start_gateway
+    start_gateway "$PORT"
     # The pull with credentials cannot resume: it fails with a reason at once.
     wait_status "$BED_USER" "$stall/test/withcreds:1" FAILURE
     [[ $(jq -r .status_message <<<"$body") == *restart* || $(jq -r .status_message <<<"$body") == *stopped* ]]
@@ -290,5 +263,5 @@ while True:
     for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     ! kill -0 "$pid" 2>/dev/null
     grep -q 'stopped' "$WORK/gateway.log"
-    start_gateway
+    start_gateway "$PORT"
 }

@@ -113,3 +113,37 @@ add_store_image() {
     chmod 644 "$IMAGE_STORE/$hex".* "$IMAGE_STORE/tags/"*
     echo "sha256:$hex"
 }
+
+# --- the image gateway, for the tests that run one ------------------------------------------
+
+GATEWAY=${SHIFTER_IMAGEGW:-${SHIFTER_PREFIX:-}/bin/shifter-imagegw}
+
+# free_port: a TCP port on 127.0.0.1 that nothing listens on now.
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# start_gateway PORT: starts the gateway with $WORK/imagegw.conf (which listens on PORT), its
+# output in $WORK/gateway.log and its pid in $WORK/gateway.pid, and waits until /healthz answers.
+start_gateway() {
+    local port=$1
+    "$GATEWAY" --config "$WORK/imagegw.conf" >>"$WORK/gateway.log" 2>&1 &
+    echo $! >"$WORK/gateway.pid"
+    # Some tests kill it on purpose; the shell need not report that.
+    disown $!
+    local deadline=$((SECONDS + 30))
+    until curl -sf "http://127.0.0.1:$port/healthz" >/dev/null; do
+        kill -0 "$(cat "$WORK/gateway.pid")" 2>/dev/null || { cat "$WORK/gateway.log" >&2; return 1; }
+        ((SECONDS < deadline)) || { echo "the gateway did not start on port $port" >&2; return 1; }
+        sleep 0.2
+    done
+}
+
+# stop_gateway: stops the gateway started by start_gateway (SIGTERM, then up to 5 s).
+stop_gateway() {
+    local pid
+    pid=$(cat "$WORK/gateway.pid" 2>/dev/null) || return 0
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    rm -f "$WORK/gateway.pid"
+}

@@ -7,26 +7,9 @@
 load helpers
 bats_require_minimum_version 1.5.0
 
-GATEWAY=${SHIFTER_IMAGEGW:-$SHIFTER_PREFIX/bin/shifter-imagegw}
 SHIFTERIMG=${SHIFTERIMG:-$SHIFTER_PREFIX/bin/shifterimg}
 UID1=$(id -u "$BED_USER")
 UID2=$(id -u "$BED_USER2")
-
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-start_gateway() {
-    "$GATEWAY" --config "$WORK/imagegw.conf" >>"$WORK/gateway.log" 2>&1 &
-    echo $! >"$WORK/gateway.pid"
-    disown $!
-    local deadline=$((SECONDS + 30))
-    until curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null; do
-        kill -0 "$(cat "$WORK/gateway.pid")" 2>/dev/null || { cat "$WORK/gateway.log" >&2; return 1; }
-        ((SECONDS < deadline)) || { echo "the gateway did not start" >&2; return 1; }
-        sleep 0.2
-    done
-}
 
 # start_slow_registry: a TCP relay to the anonymous registry that sends the registry's answers at
 # about 400 KiB/s, so a pull through it lasts long enough to show byte progress. TLS passes
@@ -131,7 +114,7 @@ CONF
     chown root:root "$WORK"/*.conf
     chmod 644 "$WORK"/*.conf
     start_slow_registry
-    start_gateway
+    start_gateway "$PORT"
 }
 
 teardown_file() {
