@@ -147,3 +147,20 @@ stop_gateway() {
     for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     rm -f "$WORK/gateway.pid"
 }
+
+# local_import_work: $WORK with its own image store and a site configuration that imports in
+# process (imageGateway=local), for tests of shifterimg's own pulls; registry credentials go to
+# $WORK/config, and the bed's CA is trusted.
+local_import_work() {
+    export WORK=$BATS_FILE_TMPDIR/work
+    mkdir -p "$WORK/images" "$WORK/config"
+    cat > "$WORK/udiRoot.conf" <<CONF
+udiMount=$WORK/udiMount
+loopMount=$WORK/loopMount
+imagePath=$WORK/images
+imageGateway=local
+CONF
+    chmod 644 "$WORK/udiRoot.conf"
+    export XDG_CONFIG_HOME=$WORK/config
+    export SHIFTER_CA_BUNDLE=$CA_BUNDLE
+}

@@ -11,17 +11,7 @@ SHIFTERIMG=${SHIFTERIMG:-$SHIFTER_PREFIX/bin/shifterimg}
 FAKE_PORT=${FAKE_REGISTRY_PORT:-5010}
 
 setup_file() {
-    export WORK=$BATS_FILE_TMPDIR/work
-    mkdir -p "$WORK/images" "$WORK/config"
-    cat > "$WORK/udiRoot.conf" <<CONF
-udiMount=$WORK/udiMount
-loopMount=$WORK/loopMount
-imagePath=$WORK/images
-imageGateway=local
-CONF
-    chmod 644 "$WORK/udiRoot.conf"
-    export XDG_CONFIG_HOME=$WORK/config
-    export SHIFTER_CA_BUNDLE=$CA_BUNDLE
+    local_import_work
     export FAKE=127.0.0.1:$FAKE_PORT
     cat > "$WORK/registry.py" <<'PY'
 import base64, gzip, hashlib, http.server, io, json, ssl, sys, tarfile, threading

@@ -9,17 +9,7 @@ bats_require_minimum_version 1.5.0
 SHIFTERIMG=${SHIFTERIMG:-$SHIFTER_PREFIX/bin/shifterimg}
 
 setup_file() {
-    export WORK=$BATS_FILE_TMPDIR/work
-    mkdir -p "$WORK/images" "$WORK/config"
-    cat > "$WORK/udiRoot.conf" <<CONF
-udiMount=$WORK/udiMount
-loopMount=$WORK/loopMount
-imagePath=$WORK/images
-imageGateway=local
-CONF
-    chmod 644 "$WORK/udiRoot.conf"
-    export XDG_CONFIG_HOME=$WORK/config
-    export SHIFTER_CA_BUNDLE=$CA_BUNDLE
+    local_import_work
     # The tree lister: one line per path with its type, mode, owner, mtime, link target, content
     # digest, xattrs and, for the second and later names of an inode, the first name.
     cat > "$WORK/tree.py" <<'PY'
