@@ -144,15 +144,23 @@ public struct RootBuilder {
         }
     }
 
+    /// How long a site hook may run before it and everything it started are killed and the build
+    /// fails: a hook that hangs must not hold the prolog, and the job's nodes, forever.
+    static let hookTimeLimit: Duration = .seconds(120)
+
     /// Runs a site script with `/bin/sh SCRIPT ROOT`, so it needs no execute bit.
-    private func runHook(_ script: String, name: String) throws(RuntimeError) {
+    func runHook(_ script: String, name: String, timeLimit: Duration = hookTimeLimit) throws(RuntimeError) {
         let outcome: ProgramRunner.Outcome
         do {
             outcome = try ProgramRunner.run("/bin/sh", [script, layout.root],
                                             environment: ["SHIFTER_ROOT=\(layout.root)", "SHIFTER_USER=\(plan.user.name)",
-                                                          "SHIFTER_UID=\(plan.user.uid)", "SHIFTER_GID=\(plan.user.gid)"])
+                                                          "SHIFTER_UID=\(plan.user.uid)", "SHIFTER_GID=\(plan.user.gid)"],
+                                            timeLimit: timeLimit)
         } catch {
             throw RuntimeError("\(name) \(script): couldn't \(error.description)")
+        }
+        if outcome.timedOut {
+            throw RuntimeError("\(name) \(script) did not finish within \(timeLimit.components.seconds) s and was killed with the processes it started; make it return sooner, or start long-running work detached from the hook")
         }
         guard outcome.status == 0 else {
             let lines = outcome.output.split(separator: "\n")

@@ -220,8 +220,8 @@ public enum ContainerLauncher {
     /// waits until the root is complete or undone. The caller's mask is back before `body`'s
     /// result or error is returned, so the command exec'd later starts with it (and with the
     /// dispositions it inherited: none is changed here), and a signal that came in the meantime is
-    /// delivered then. Helpers the build runs start with no signal blocked (see `ProgramRunner`),
-    /// so Ctrl-C still stops a long mkfs.xfs or a hook, and the build fails and is undone.
+    /// delivered then. A helper the build runs (mkfs.xfs, a hook) is stopped when one arrives
+    /// (see `ProgramRunner`), so the build fails and is undone without waiting for it.
     static func withTerminationSignalsBlocked<Result>(
         _ body: () throws(RuntimeError) -> Result
     ) throws(RuntimeError) -> Result {
