@@ -63,8 +63,7 @@ public struct RootBuilder {
             case .file(let path, let contents, let mode):
                 try ContainedPath.writeFile(root: layout.root, path: path, contents, mode: mode_t(mode))
             case .copyHostFile(let hostPath, let containerPath):
-                guard let contents = try? FileSystem.readFile(hostPath) else { return }
-                try ContainedPath.writeFile(root: layout.root, path: containerPath, contents, mode: 0o644)
+                try copyHostFile(hostPath, to: containerPath)
             case .proc:
                 let target = try ContainedPath.makingDirectories(root: layout.root, path: "/proc")
                 try Mounts.mount(source: "proc", target: target.procPath, type: "proc",
@@ -89,6 +88,25 @@ public struct RootBuilder {
             throw error
         } catch {
             throw RuntimeError("\(error)")
+        }
+    }
+
+    /// Copies a host file into the container. Only a host without the file is skipped: one that
+    /// cannot be read (a directory, too large, unreadable) would leave the container without the
+    /// site's file, or with the image's, and nobody would know.
+    private func copyHostFile(_ hostPath: String, to containerPath: String) throws(RuntimeError) {
+        let contents: [UInt8]
+        do {
+            contents = try FileSystem.readFile(hostPath)
+        } catch where error.errno == ENOENT {
+            return
+        } catch {
+            throw RuntimeError("couldn't copy host file \(hostPath) to \(containerPath) in the container: \(error.description) (it must be a regular file of at most 16 MiB that root can read; remove it or fix it)")
+        }
+        do {
+            try ContainedPath.writeFile(root: layout.root, path: containerPath, contents, mode: 0o644)
+        } catch {
+            throw RuntimeError("couldn't copy host file \(hostPath) to \(containerPath) in the container: \(error.description)")
         }
     }
 

@@ -17,7 +17,8 @@ public enum PlannedStep: Sendable, Equatable {
     case accountFiles
     /// Write a file inside the container (through the overlay, never through a symlink).
     case file(containerPath: String, contents: [UInt8], mode: UInt32)
-    /// Copy a host file into the container (e.g. `/etc/hosts`); skipped when the host has none.
+    /// Copy a host file into the container (e.g. `/etc/hosts`); skipped when the host has none,
+    /// and a failure for any other reason stops the build.
     case copyHostFile(hostPath: String, containerPath: String)
     /// A fresh `/proc`.
     case proc
