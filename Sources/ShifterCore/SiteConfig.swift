@@ -31,7 +31,8 @@ public struct SiteConfig: Sendable, Equatable {
     public var maxGroupCount: Int = 512
     /// `rootfsType`: the filesystem of the root's writable layer.
     public var rootfsType: RootfsType = .tmpfs
-    /// `mountUdiRootWritable`: 1 (default) leaves the built root writable, 0 remounts it read-only.
+    /// `mountUdiRootWritable`: 1 (default) leaves the built root writable; 0 makes the container's
+    /// own `/` read-only once it is built, leaving site mounts, `/tmp`, volumes and caches as they are.
     public var mountUdiRootWritable: Bool = true
     /// `siteFs`: host mounts into every container.
     public var siteFs: [SiteMount] = []

@@ -81,6 +81,8 @@ public struct RootBuilder {
                 try runHook(script, name: name)
             case .propagation(let style):
                 try Mounts.setPropagation(layout.root, style == .slave ? .slavePropagation : .privatePropagation)
+            case .readOnlyRoot:
+                try Mounts.makeReadOnly(ContainedPath(hostPath: layout.root))
             }
         } catch let error as SystemError {
             throw RuntimeError("couldn't \(error.description)")

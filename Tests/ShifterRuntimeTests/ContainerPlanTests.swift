@@ -55,11 +55,22 @@ private func request(_ config: SiteConfig, volumes: [VolumeSpec] = []) -> Contai
             case .gpu: "gpu"
             case .rootHook(_, let name): "hook:\(name)"
             case .propagation: "propagation"
+            case .readOnlyRoot: "read-only root"
             }
         }
         #expect(kinds == ["dirs", "scratch", "dirs", "image", "overlay", "accounts", "file", "copy", "copy", "proc",
                           "bind:/dev", "bind:/sys", "bind:/tmp", "bind:/home", "bind:/scratch", "volume:/data",
                           "propagation"])
+    }
+
+    @Test(arguments: [("", false), ("mountUdiRootWritable=1", false), ("mountUdiRootWritable=0", true)])
+    func aReadOnlyRootIsMadeReadOnlyLastOfAll(setting: String, readOnly: Bool) throws {
+        let config = try siteConfig(setting + "\nsitePostMountHook=/etc/shifter/post.sh")
+        let volume = try VolumeSpec.parse("/data:/data")
+        let plan = ContainerPlanner.plan(request(config, volumes: [volume]), layout: RootLayout.job(1, config: config))
+
+        #expect(plan.steps.contains(.readOnlyRoot) == readOnly)
+        if readOnly { #expect(plan.steps.last == .readOnlyRoot) }
     }
 
     @Test func siteMountsKeepTheirFlagsAndOnlyDevAllowsDevices() throws {

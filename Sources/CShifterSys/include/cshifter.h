@@ -138,3 +138,8 @@ int cshifter_pidfd_open(pid_t pid);
 /// Sends `signal` to the process `pidfd` refers to; -ESRCH once it has exited, never another
 /// process. `pidfd_send_signal(2)`, called by syscall number. Returns 0 or -errno.
 int cshifter_pidfd_send_signal(int pidfd, int signal);
+
+/// Makes the mount that `target_fd` (an `O_PATH` descriptor of its root) is on read-only, and only
+/// that mount: the mounts below it and its other flags stay as they are. `mount_setattr(2)` with
+/// `MOUNT_ATTR_RDONLY`, without `AT_RECURSIVE`. Returns 0 or -errno.
+int cshifter_make_mount_read_only(int target_fd);

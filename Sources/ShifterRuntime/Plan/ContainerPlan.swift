@@ -37,6 +37,10 @@ public enum PlannedStep: Sendable, Equatable {
     case rootHook(script: String, name: String)
     /// Set the propagation of every mount of the root.
     case propagation(MountPropagation)
+    /// Make the root's own filesystem (the overlay) read-only, so nobody can write into the
+    /// container's `/`; the mounts below it (site mounts, `/tmp`, volumes, per-node caches) stay as
+    /// they are (`mountUdiRootWritable=0`). The last step: everything before writes into the root.
+    case readOnlyRoot
 }
 
 /// Where the image's files come from.
@@ -194,6 +198,7 @@ public enum ContainerPlanner {
             if let hook = module.roothook { steps.append(.rootHook(script: hook, name: "module \(module.name) roothook")) }
         }
         steps.append(.propagation(config.mountPropagationStyle))
+        if !config.mountUdiRootWritable { steps.append(.readOnlyRoot) }
         return ContainerPlan(layout: layout, user: request.user, steps: steps, propagation: style)
     }
 
