@@ -2,7 +2,10 @@
 public enum RootfsType: String, Sendable, Codable, CaseIterable {
     /// Swappable and size-limited; the default.
     case tmpfs
-    /// For kernels where tmpfs cannot be used.
+    /// For kernels where tmpfs cannot be used. ramfs takes no `size=`: nothing bounds what a user
+    /// writes into the container's `/` but the node's memory. It stays accepted, without a warning
+    /// that every user would see on every run, so that old site files keep working; the admin
+    /// guide says what it costs and what to prefer.
     case ramfs
 }
 

@@ -73,6 +73,19 @@ private func request(_ config: SiteConfig, volumes: [VolumeSpec] = []) -> Contai
         if readOnly { #expect(plan.steps.last == .readOnlyRoot) }
     }
 
+    /// tmpfs is limited; ramfs cannot be, and is still accepted, without a warning, for old site files.
+    @Test(arguments: [("", RootfsType.tmpfs, ContainerPlanner.defaultScratchSize as UInt64?),
+                      ("rootfsType=tmpfs", .tmpfs, ContainerPlanner.defaultScratchSize),
+                      ("rootfsType=ramfs", .ramfs, nil)])
+    func scratchFilesystemAndItsLimit(setting: String, type: RootfsType, limit: UInt64?) throws {
+        let text = "udiMount=/var/udiMount\nloopMount=/var/udiLoopMount\nimagePath=/images\n" + setting
+        let (config, warnings) = try SiteConfig.parse(text, source: "test")
+        let plan = ContainerPlanner.plan(request(config), layout: RootLayout.job(1, config: config))
+
+        #expect(warnings.isEmpty)
+        #expect(plan.steps.contains(.scratch(type: type, sizeLimit: limit)))
+    }
+
     @Test func siteMountsKeepTheirFlagsAndOnlyDevAllowsDevices() throws {
         let config = try siteConfig()
         let plan = ContainerPlanner.plan(request(config), layout: RootLayout.job(1, config: config))

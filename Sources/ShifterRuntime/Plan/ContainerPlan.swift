@@ -3,7 +3,8 @@ import ShifterCore
 /// One thing to do while building a container root. Steps are plain values, so a plan can be
 /// inspected and tested without root; `RootBuilder` carries them out in order.
 public enum PlannedStep: Sendable, Equatable {
-    /// Mount the scratch filesystem (tmpfs or ramfs) at the layout's base.
+    /// Mount the scratch filesystem (tmpfs or ramfs) at the layout's base; `sizeLimit` is nil for
+    /// ramfs, which has no size limit.
     case scratch(type: RootfsType, sizeLimit: UInt64?)
     /// Create directories on the host (under the scratch filesystem or the site's mount dirs).
     case hostDirectories([String])
