@@ -74,6 +74,7 @@ let package = Package(
             name: "ShifterCoreTests",
             dependencies: ["ShifterCore", .product(name: "PropertyBased", package: "swift-property-based")]
         ),
+        .testTarget(name: "ShifterSystemTests", dependencies: ["ShifterSystem"]),
         .testTarget(name: "ShifterRuntimeTests", dependencies: ["ShifterRuntime", "ShifterSystem"]),
         .testTarget(name: "ShifterImageTests", dependencies: ["ShifterImage"]),
         .testTarget(name: "ShifterGatewayTests", dependencies: ["ShifterGateway", "ShifterGatewayClient"]),

@@ -283,3 +283,29 @@ int cshifter_pipe_cloexec(int *fds) {
 int cshifter_spawn_chdir(posix_spawn_file_actions_t *actions, const char *path) {
     return posix_spawn_file_actions_addchdir_np(actions, path);
 }
+
+/* glibc 2.36 wraps pidfd_open but older C libraries do not; the numbers are the same on every
+ * architecture (the unified syscall table). */
+#ifndef SYS_pidfd_open
+#define SYS_pidfd_open 434
+#endif
+#ifndef SYS_pidfd_send_signal
+#define SYS_pidfd_send_signal 424
+#endif
+
+int cshifter_pidfd_open(pid_t pid) {
+    /* A pidfd is always close-on-exec. */
+    long fd = syscall(SYS_pidfd_open, pid, 0);
+    return fd >= 0 ? (int)fd : -errno;
+}
+
+int cshifter_pidfd_send_signal(int pidfd, int signal) {
+    return syscall(SYS_pidfd_send_signal, pidfd, signal, NULL, 0) == 0 ? 0 : -errno;
+}
+
+int cshifter_make_mount_read_only(int target_fd) {
+    struct mount_attr attr;
+    memset(&attr, 0, sizeof(attr));
+    attr.attr_set = MOUNT_ATTR_RDONLY;
+    return syscall(SYS_mount_setattr, target_fd, "", AT_EMPTY_PATH, &attr, sizeof(attr)) == 0 ? 0 : -errno;
+}

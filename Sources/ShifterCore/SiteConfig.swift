@@ -2,7 +2,10 @@
 public enum RootfsType: String, Sendable, Codable, CaseIterable {
     /// Swappable and size-limited; the default.
     case tmpfs
-    /// For kernels where tmpfs cannot be used.
+    /// For kernels where tmpfs cannot be used. ramfs takes no `size=`: nothing bounds what a user
+    /// writes into the container's `/` but the node's memory. It stays accepted, without a warning
+    /// that every user would see on every run, so that old site files keep working; the admin
+    /// guide says what it costs and what to prefer.
     case ramfs
 }
 
@@ -35,7 +38,8 @@ public struct SiteConfig: Sendable, Equatable {
     /// copy in the page cache, one request per squashfs read); 0 (default) reads them buffered, with
     /// the kernel's read-ahead, which suits an image file on a parallel filesystem.
     public var imageLoopDirectIO: Bool = false
-    /// `mountUdiRootWritable`: 1 (default) leaves the built root writable, 0 remounts it read-only.
+    /// `mountUdiRootWritable`: 1 (default) leaves the built root writable; 0 makes the container's
+    /// own `/` read-only once it is built, leaving site mounts, `/tmp`, volumes and caches as they are.
     public var mountUdiRootWritable: Bool = true
     /// `siteFs`: host mounts into every container.
     public var siteFs: [SiteMount] = []

@@ -75,6 +75,9 @@ struct PerNodeCache {
         arguments += ["-d", "file=1,name=/proc/self/fd/\(ProgramRunner.inheritedDescriptorNumber),size=\(cache.size)"]
         do {
             let outcome = try ProgramRunner.run(mkfs, arguments, inheriting: descriptor)
+            if outcome.timedOut {
+                throw describe("\(mkfs) did not finish within \(ProgramRunner.defaultTimeLimit.components.seconds) s and was killed; check the filesystem of perNodeCachePath")
+            }
             if outcome.status != 0 {
                 let detail = outcome.output.split(separator: "\n").first.map(String.init) ?? ""
                 throw describe("\(mkfs) failed with status \(outcome.status): \(detail)")

@@ -63,8 +63,7 @@ public struct RootBuilder {
             case .file(let path, let contents, let mode):
                 try ContainedPath.writeFile(root: layout.root, path: path, contents, mode: mode_t(mode))
             case .copyHostFile(let hostPath, let containerPath):
-                guard let contents = try? FileSystem.readFile(hostPath) else { return }
-                try ContainedPath.writeFile(root: layout.root, path: containerPath, contents, mode: 0o644)
+                try copyHostFile(hostPath, to: containerPath)
             case .proc:
                 let target = try ContainedPath.makingDirectories(root: layout.root, path: "/proc")
                 try Mounts.mount(source: "proc", target: target.procPath, type: "proc",
@@ -82,6 +81,8 @@ public struct RootBuilder {
                 try runHook(script, name: name)
             case .propagation(let style):
                 try Mounts.setPropagation(layout.root, style == .slave ? .slavePropagation : .privatePropagation)
+            case .readOnlyRoot:
+                try Mounts.makeReadOnly(ContainedPath(hostPath: layout.root))
             }
         } catch let error as SystemError {
             throw RuntimeError("couldn't \(error.description)")
@@ -89,6 +90,25 @@ public struct RootBuilder {
             throw error
         } catch {
             throw RuntimeError("\(error)")
+        }
+    }
+
+    /// Copies a host file into the container. Only a host without the file is skipped: one that
+    /// cannot be read (a directory, too large, unreadable) would leave the container without the
+    /// site's file, or with the image's, and nobody would know.
+    private func copyHostFile(_ hostPath: String, to containerPath: String) throws(RuntimeError) {
+        let contents: [UInt8]
+        do {
+            contents = try FileSystem.readFile(hostPath)
+        } catch where error.errno == ENOENT {
+            return
+        } catch {
+            throw RuntimeError("couldn't copy host file \(hostPath) to \(containerPath) in the container: \(error.description) (it must be a regular file of at most 16 MiB that root can read; remove it or fix it)")
+        }
+        do {
+            try ContainedPath.writeFile(root: layout.root, path: containerPath, contents, mode: 0o644)
+        } catch {
+            throw RuntimeError("couldn't copy host file \(hostPath) to \(containerPath) in the container: \(error.description)")
         }
     }
 
@@ -144,15 +164,23 @@ public struct RootBuilder {
         }
     }
 
+    /// How long a site hook may run before it and everything it started are killed and the build
+    /// fails: a hook that hangs must not hold the prolog, and the job's nodes, forever.
+    static let hookTimeLimit: Duration = .seconds(120)
+
     /// Runs a site script with `/bin/sh SCRIPT ROOT`, so it needs no execute bit.
-    private func runHook(_ script: String, name: String) throws(RuntimeError) {
+    func runHook(_ script: String, name: String, timeLimit: Duration = hookTimeLimit) throws(RuntimeError) {
         let outcome: ProgramRunner.Outcome
         do {
             outcome = try ProgramRunner.run("/bin/sh", [script, layout.root],
                                             environment: ["SHIFTER_ROOT=\(layout.root)", "SHIFTER_USER=\(plan.user.name)",
-                                                          "SHIFTER_UID=\(plan.user.uid)", "SHIFTER_GID=\(plan.user.gid)"])
+                                                          "SHIFTER_UID=\(plan.user.uid)", "SHIFTER_GID=\(plan.user.gid)"],
+                                            timeLimit: timeLimit)
         } catch {
             throw RuntimeError("\(name) \(script): couldn't \(error.description)")
+        }
+        if outcome.timedOut {
+            throw RuntimeError("\(name) \(script) did not finish within \(timeLimit.components.seconds) s and was killed with the processes it started; make it return sooner, or start long-running work detached from the hook")
         }
         guard outcome.status == 0 else {
             let lines = outcome.output.split(separator: "\n")

@@ -58,20 +58,47 @@ public enum RootTeardown {
         for _ in 0..<50 {
             let inside = processes(rootedAt: root)
             if inside.isEmpty { return }
-            for pid in inside { kill(pid, SIGKILL) }
+            for pid in inside { killIfInside(pid, root: root) }
             usleep(100_000)
         }
+    }
+
+    /// Sends SIGKILL to process `pid` if its root is (still) `root` or below it. A process found in
+    /// `/proc` may exit before it is signalled, and its number go to a process outside the root
+    /// (a daemon, a step of another job): so the process is first held by a pidfd, its root is
+    /// checked again, and the signal goes through the pidfd, which reaches the process held or
+    /// nobody.
+    static func killIfInside(_ pid: pid_t, root: String) {
+        let process: ProcessDescriptor
+        do {
+            process = try ProcessDescriptor(pid: pid)
+        } catch {
+            // Kernels before 5.3 have no pidfds: there only the number is left to signal.
+            if error.errno == ENOSYS { kill(pid, SIGKILL) }
+            return
+        }
+        // The check must be about the process the pidfd holds, so it is made after the open. Should
+        // that process exit between the check and the signal, and its number be reused by a process
+        // in the root, the check saw the wrong process, but the signal fails with ESRCH.
+        guard isRooted(pid, at: root) else { return }
+        try? process.send(SIGKILL)
     }
 
     static func processes(rootedAt root: String) -> [pid_t] {
         guard let names = try? FileSystem.directoryEntries("/proc") else { return [] }
         return names.compactMap { name -> pid_t? in
             guard let pid = pid_t(name), pid != getpid() else { return nil }
-            var buffer = [CChar](repeating: 0, count: 4096)
-            let count = readlink("/proc/\(name)/root", &buffer, buffer.count - 1)
-            guard count > 0 else { return nil }
-            let link = String(decoding: buffer.prefix(count).map { UInt8(bitPattern: $0) }, as: UTF8.self)
-            return link == root || link.hasPrefix(root + "/") ? pid : nil
+            return isRooted(pid, at: root) ? pid : nil
         }
+    }
+
+    /// Whether the root directory of process `pid` (`/proc/PID/root`) is `root` or lies below it;
+    /// false when the process is gone.
+    static func isRooted(_ pid: pid_t, at root: String) -> Bool {
+        var buffer = [CChar](repeating: 0, count: 4096)
+        let count = readlink("/proc/\(pid)/root", &buffer, buffer.count - 1)
+        guard count > 0 else { return false }
+        let link = String(decoding: buffer.prefix(count).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        return link == root || link.hasPrefix(root + "/")
     }
 }

@@ -136,4 +136,10 @@ extension Mounts {
                       cshifter_bind_into(source.descriptor, target.descriptor, recursive ? 1 : 0,
                                          attributes.rawValue, propagation.raw))
     }
+
+    /// Makes the mount whose root `target` is read-only, leaving the mounts below it and its other
+    /// flags (nosuid, nodev) as they are. The corresponding C function is `mount_setattr(2)`.
+    public static func makeReadOnly(_ target: borrowing ContainedPath) throws(SystemError) {
+        try checkShim("make read-only the mount at", target.path, cshifter_make_mount_read_only(target.descriptor))
+    }
 }

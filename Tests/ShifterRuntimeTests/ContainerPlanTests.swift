@@ -55,6 +55,7 @@ private func request(_ config: SiteConfig, volumes: [VolumeSpec] = []) -> Contai
             case .gpu: "gpu"
             case .rootHook(_, let name): "hook:\(name)"
             case .propagation: "propagation"
+            case .readOnlyRoot: "read-only root"
             }
         }
         #expect(kinds == ["dirs", "scratch", "dirs", "image", "overlay", "accounts", "file", "copy", "copy", "proc",
@@ -67,6 +68,29 @@ private func request(_ config: SiteConfig, volumes: [VolumeSpec] = []) -> Contai
         #expect(!ContainerPlanner.plan(request(buffered), layout: RootLayout.job(1, config: buffered)).imageLoopDirectIO)
         let direct = try siteConfig("imageLoopDirectIO=1")
         #expect(ContainerPlanner.plan(request(direct), layout: RootLayout.job(1, config: direct)).imageLoopDirectIO)
+    }
+
+    @Test(arguments: [("", false), ("mountUdiRootWritable=1", false), ("mountUdiRootWritable=0", true)])
+    func aReadOnlyRootIsMadeReadOnlyLastOfAll(setting: String, readOnly: Bool) throws {
+        let config = try siteConfig(setting + "\nsitePostMountHook=/etc/shifter/post.sh")
+        let volume = try VolumeSpec.parse("/data:/data")
+        let plan = ContainerPlanner.plan(request(config, volumes: [volume]), layout: RootLayout.job(1, config: config))
+
+        #expect(plan.steps.contains(.readOnlyRoot) == readOnly)
+        if readOnly { #expect(plan.steps.last == .readOnlyRoot) }
+    }
+
+    /// tmpfs is limited; ramfs cannot be, and is still accepted, without a warning, for old site files.
+    @Test(arguments: [("", RootfsType.tmpfs, ContainerPlanner.defaultScratchSize as UInt64?),
+                      ("rootfsType=tmpfs", .tmpfs, ContainerPlanner.defaultScratchSize),
+                      ("rootfsType=ramfs", .ramfs, nil)])
+    func scratchFilesystemAndItsLimit(setting: String, type: RootfsType, limit: UInt64?) throws {
+        let text = "udiMount=/var/udiMount\nloopMount=/var/udiLoopMount\nimagePath=/images\n" + setting
+        let (config, warnings) = try SiteConfig.parse(text, source: "test")
+        let plan = ContainerPlanner.plan(request(config), layout: RootLayout.job(1, config: config))
+
+        #expect(warnings.isEmpty)
+        #expect(plan.steps.contains(.scratch(type: type, sizeLimit: limit)))
     }
 
     @Test func siteMountsKeepTheirFlagsAndOnlyDevAllowsDevices() throws {

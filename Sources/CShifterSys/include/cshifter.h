@@ -129,3 +129,17 @@ int cshifter_pipe_cloexec(int *_Nonnull fds);
 /// Makes a spawned child start in `path`. `posix_spawn_file_actions_addchdir_np(3)`, a GNU
 /// extension Swift's Glibc module does not expose. Returns 0 or an error number.
 int cshifter_spawn_chdir(posix_spawn_file_actions_t *_Nonnull actions, const char *_Nonnull path);
+
+/// Opens a descriptor that refers to process `pid` for as long as it is open, whatever process
+/// later gets the same number. `pidfd_open(2)`, called by syscall number. Returns the descriptor
+/// (close-on-exec) or -errno; -ENOSYS on kernels before 5.3.
+int cshifter_pidfd_open(pid_t pid);
+
+/// Sends `signal` to the process `pidfd` refers to; -ESRCH once it has exited, never another
+/// process. `pidfd_send_signal(2)`, called by syscall number. Returns 0 or -errno.
+int cshifter_pidfd_send_signal(int pidfd, int signal);
+
+/// Makes the mount that `target_fd` (an `O_PATH` descriptor of its root) is on read-only, and only
+/// that mount: the mounts below it and its other flags stay as they are. `mount_setattr(2)` with
+/// `MOUNT_ATTR_RDONLY`, without `AT_RECURSIVE`. Returns 0 or -errno.
+int cshifter_make_mount_read_only(int target_fd);

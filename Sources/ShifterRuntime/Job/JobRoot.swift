@@ -47,10 +47,16 @@ public enum JobRoot {
               !config.imageGateway.isEmpty, !config.imageGateway.contains("local") else { return nil }
         let tool = (config.udiRootPath ?? "/usr") + "/bin/shifterimg"
         let outcome: ProgramRunner.Outcome
+        // shifterimg tries each gateway in turn, each for up to gatewayTimeout seconds.
+        let timeLimit = Duration.seconds(config.gatewayTimeout * max(1, config.imageGateway.count) + 30)
         do {
-            outcome = try ProgramRunner.run(tool, ["--config", configPath, "lookup", reference.canonical])
+            outcome = try ProgramRunner.run(tool, ["--config", configPath, "lookup", reference.canonical],
+                                            timeLimit: timeLimit)
         } catch {
             throw RuntimeError("image \"\(reference.canonical)\": couldn't ask the image gateway: \(error.description) (udiRootPath names where shifterimg is installed)")
+        }
+        if outcome.timedOut {
+            throw RuntimeError("image \"\(reference.canonical)\": the image gateway did not answer within \(timeLimit.components.seconds) s; try again later, or check imageGateway and gatewayTimeout")
         }
         let lines = outcome.output.split(separator: "\n").map(String.init)
         guard outcome.status == 0 else {

@@ -117,8 +117,10 @@ public enum ContainerLauncher {
         var cwdBuffer = [CChar](repeating: 0, count: 4096)
         if getcwd(&cwdBuffer, cwdBuffer.count) != nil { currentDirectory = String(cString: cwdBuffer) }
 
-        let layout = try enterOrBuildRoot(config: config, image: image, user: user, options: options,
-                                          modules: modules, environment: environmentMap, say: say)
+        let layout = try withTerminationSignalsBlocked { () throws(RuntimeError) -> RootLayout in
+            try enterOrBuildRoot(config: config, image: image, user: user, options: options,
+                                 modules: modules, environment: environmentMap, say: say)
+        }
 
         let hostEntries = environment
         let shifterVariables = [EnvironmentAssignment(name: "SHIFTER_RUNTIME", value: "1")]
@@ -210,6 +212,27 @@ public enum ContainerLauncher {
             }
         }
         return assignments
+    }
+
+    /// Runs `body`, which builds a root, with SIGINT, SIGQUIT, SIGHUP and SIGTERM blocked. One of
+    /// them arriving mid-build would end `shifter` between a step and its undo, and leave a
+    /// per-node cache's backing file behind under its name on the shared filesystem; blocked, it
+    /// waits until the root is complete or undone. The caller's mask is back before `body`'s
+    /// result or error is returned, so the command exec'd later starts with it (and with the
+    /// dispositions it inherited: none is changed here), and a signal that came in the meantime is
+    /// delivered then. A helper the build runs (mkfs.xfs, a hook) is stopped when one arrives
+    /// (see `ProgramRunner`), so the build fails and is undone without waiting for it.
+    static func withTerminationSignalsBlocked<Result>(
+        _ body: () throws(RuntimeError) -> Result
+    ) throws(RuntimeError) -> Result {
+        let saved: SignalMask
+        do {
+            saved = try ProcessControl.blockSignals(ProcessControl.terminationSignals)
+        } catch {
+            throw RuntimeError("couldn't \(error.description)")
+        }
+        defer { ProcessControl.restoreSignalMask(saved) }
+        return try body()
     }
 
     /// Finds the job's prepared root when it matches, or builds a private one in a new mount

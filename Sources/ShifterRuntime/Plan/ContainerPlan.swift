@@ -3,7 +3,8 @@ import ShifterCore
 /// One thing to do while building a container root. Steps are plain values, so a plan can be
 /// inspected and tested without root; `RootBuilder` carries them out in order.
 public enum PlannedStep: Sendable, Equatable {
-    /// Mount the scratch filesystem (tmpfs or ramfs) at the layout's base.
+    /// Mount the scratch filesystem (tmpfs or ramfs) at the layout's base; `sizeLimit` is nil for
+    /// ramfs, which has no size limit.
     case scratch(type: RootfsType, sizeLimit: UInt64?)
     /// Create directories on the host (under the scratch filesystem or the site's mount dirs).
     case hostDirectories([String])
@@ -17,7 +18,8 @@ public enum PlannedStep: Sendable, Equatable {
     case accountFiles
     /// Write a file inside the container (through the overlay, never through a symlink).
     case file(containerPath: String, contents: [UInt8], mode: UInt32)
-    /// Copy a host file into the container (e.g. `/etc/hosts`); skipped when the host has none.
+    /// Copy a host file into the container (e.g. `/etc/hosts`); skipped when the host has none,
+    /// and a failure for any other reason stops the build.
     case copyHostFile(hostPath: String, containerPath: String)
     /// A fresh `/proc`.
     case proc
@@ -36,6 +38,10 @@ public enum PlannedStep: Sendable, Equatable {
     case rootHook(script: String, name: String)
     /// Set the propagation of every mount of the root.
     case propagation(MountPropagation)
+    /// Make the root's own filesystem (the overlay) read-only, so nobody can write into the
+    /// container's `/`; the mounts below it (site mounts, `/tmp`, volumes, per-node caches) stay as
+    /// they are (`mountUdiRootWritable=0`). The last step: everything before writes into the root.
+    case readOnlyRoot
 }
 
 /// Where the image's files come from.
@@ -195,6 +201,7 @@ public enum ContainerPlanner {
             if let hook = module.roothook { steps.append(.rootHook(script: hook, name: "module \(module.name) roothook")) }
         }
         steps.append(.propagation(config.mountPropagationStyle))
+        if !config.mountUdiRootWritable { steps.append(.readOnlyRoot) }
         return ContainerPlan(layout: layout, user: request.user, steps: steps, propagation: style,
                              imageLoopDirectIO: config.imageLoopDirectIO)
     }
