@@ -178,6 +178,34 @@ static int job_item(spank_t sp, spank_item_t item, const char *variable, uint32_
     return 0;
 }
 
+/* Whether this srun named --image itself, rather than carrying the job's: Slurm hands sbatch's
+ * and salloc's options to the srun commands of the job through the environment. */
+static int image_given_here(void) {
+    char name[96];
+    snprintf(name, sizeof(name), "SLURM_SPANK__SLURM_SPANK_OPTION_shifter_%s",
+             config.long_options ? "shifter-image" : "image");
+    const char *inherited = getenv(name);
+    return options.image != NULL && (inherited == NULL || strcmp(inherited, options.image) != 0);
+}
+
+/* srun inside an allocation whose --image (resolved to image_id) or --volume differs from the
+ * job's: the nodes hold the job's prepared root, so the step's tasks are told, through
+ * SHIFTER_STEP_IMAGE and SHIFTER_STEP_VOLUME, to run the step's own container instead. */
+static int pass_step_container(const char *image_id, const char *volumes) {
+    const char *job_image = getenv("SLURM_SPANK_SHIFTER_IMAGE");
+    const char *job_volumes = getenv("SLURM_SPANK_SHIFTER_VOLUME");
+    if (job_image != NULL && strcmp(job_image, image_id) == 0 && strcmp(job_volumes ? job_volumes : "", volumes) == 0)
+        return 0;
+    /* srun hands its own environment to the tasks (spank_setenv is for remote contexts). */
+    if (setenv("SHIFTER_STEP_IMAGE", image_id, 1) != 0 || setenv("SHIFTER_STEP_VOLUME", volumes, 1) != 0) {
+        slurm_error("shifter: srun: couldn't pass the step's --image to its tasks: %s", strerror(errno));
+        return -1;
+    }
+    fprintf(stderr, "shifter: srun: this step's --image or --volume differs from the job's; each task that runs "
+                    "shifter builds its own container, which starts slower than the job's prepared one\n");
+    return 0;
+}
+
 /* Submission (sbatch, salloc, srun): checks the request, resolves the image to its id and hands
  * the result to the prolog through the job control environment. */
 static int submit(spank_t sp) {
@@ -209,10 +237,41 @@ static int submit(spank_t sp) {
             goto fail;
         }
     }
+    if (spank_context() == S_CTX_LOCAL && getenv("SLURM_JOB_ID") != NULL && image_given_here() &&
+        pass_step_container(image_id, volumes) != 0)
+        goto fail;
     rv = 0;
 fail:
     shifter_config_free(site);
     return rv;
+}
+
+/* Gives the step's tasks SHIFTER_IMAGE, SHIFTER_IMAGETYPE and SHIFTER_VOLUME. */
+static int give_tasks(spank_t sp, uint32_t job_id, const char *image_id, const char *volumes) {
+    if (spank_setenv(sp, "SHIFTER_IMAGE", image_id, 1) != ESPANK_SUCCESS ||
+        spank_setenv(sp, "SHIFTER_IMAGETYPE", strncmp(image_id, "local:", 6) == 0 ? "local" : "id", 1) !=
+            ESPANK_SUCCESS ||
+        spank_setenv(sp, "SHIFTER_VOLUME", volumes, 1) != ESPANK_SUCCESS) {
+        slurm_error("shifter: step: job %u: couldn't set SHIFTER_IMAGE for the tasks", job_id);
+        return -1;
+    }
+    return 0;
+}
+
+/* A step's own container (SHIFTER_STEP_IMAGE, set by its srun): 1 when the step has one, 0 when
+ * not, -1 when it cannot be read. */
+static int step_container(spank_t sp, uint32_t job_id, char *image, size_t image_len, char *volumes,
+                          size_t volumes_len) {
+    spank_err_t err = spank_getenv(sp, "SHIFTER_STEP_IMAGE", image, (int)image_len);
+    if (err == ESPANK_ENV_NOEXIST || (err == ESPANK_SUCCESS && image[0] == '\0')) return 0;
+    if (err == ESPANK_SUCCESS) {
+        err = spank_getenv(sp, "SHIFTER_STEP_VOLUME", volumes, (int)volumes_len);
+        if (err == ESPANK_ENV_NOEXIST) { volumes[0] = '\0'; return 1; }
+        if (err == ESPANK_SUCCESS) return 1;
+    }
+    slurm_error("shifter: step: job %u: couldn't read the step's SHIFTER_STEP_IMAGE or SHIFTER_STEP_VOLUME: %s",
+                job_id, spank_strerror(err));
+    return -1;
 }
 
 /* A job step (slurmstepd): fails the step when the prolog failed on this node, and gives the
@@ -221,11 +280,13 @@ static int step(spank_t sp) {
     int rv = -1;
     shifter_config *site = NULL;
     uint32_t job_id, uid;
-    char image_id[4200], volumes[16384], msg[2048];
+    char image_id[4200], volumes[16384], msg[2048], step_image[4200], step_volumes[16384];
     if (job_item(sp, S_JOB_ID, "SLURM_JOB_ID", &job_id) != 0 || job_item(sp, S_JOB_UID, "SLURM_JOB_UID", &uid) != 0) {
         rv = 0; /* not a job step we can identify: nothing to do */
         goto fail;
     }
+    int own = step_container(sp, job_id, step_image, sizeof(step_image), step_volumes, sizeof(step_volumes));
+    if (own < 0) goto fail;
     if ((site = load_config("step")) == NULL) {
         /* Logged; a job that asked for no container must not fail for it. A job that did fails
          * in its prolog, which needs the same configuration. */
@@ -235,7 +296,8 @@ static int step(spank_t sp) {
     int status = shifter_job_status(site, job_id, uid, image_id, sizeof(image_id), volumes, sizeof(volumes), msg,
                                     sizeof(msg));
     if (status == SHIFTER_ENOTFOUND) {
-        rv = 0;
+        /* No prepared root: a step with its own image builds it in each task. */
+        rv = own ? give_tasks(sp, job_id, step_image, step_volumes) : 0;
         goto fail;
     }
     if (status == SHIFTER_EPROLOG) {
@@ -251,11 +313,10 @@ static int step(spank_t sp) {
         slurm_error("shifter: step: job %u: %s", job_id, msg);
         goto fail;
     }
-    if (spank_setenv(sp, "SHIFTER_IMAGE", image_id, 1) != ESPANK_SUCCESS ||
-        spank_setenv(sp, "SHIFTER_IMAGETYPE", strncmp(image_id, "local:", 6) == 0 ? "local" : "id", 1) !=
-            ESPANK_SUCCESS ||
-        spank_setenv(sp, "SHIFTER_VOLUME", volumes, 1) != ESPANK_SUCCESS) {
-        slurm_error("shifter: step: job %u: couldn't set SHIFTER_IMAGE for the tasks", job_id);
+    if (own && (strcmp(step_image, image_id) != 0 || strcmp(step_volumes, volumes) != 0)) {
+        slurm_info("shifter: step: job %u: the step runs its own image %s, not the prepared root's", job_id, step_image);
+        if (give_tasks(sp, job_id, step_image, step_volumes) != 0) goto fail;
+    } else if (give_tasks(sp, job_id, image_id, volumes) != 0) {
         goto fail;
     }
     if (options.module != NULL && spank_setenv(sp, "SHIFTER_MODULE", options.module, 1) != ESPANK_SUCCESS) {

@@ -212,3 +212,27 @@ srun_with_plugstack() {
     [[ "$output" == *"--shifter-volume=volumes"* ]]
     [[ "$output" != *"  --image=image"* ]]
 }
+
+@test "srun --image in a job runs the step's own image; plain srun runs the job's prepared root" {
+    job=$(submit "$U" -N2 -o "$OUT/out" --image="$IMAGE_BUSYBOX" --wrap "
+        srun -N2 --ntasks-per-node=1 shifter sh -c 'test -e /data/keep/a && echo step-1 layered || echo step-1 busybox'
+        srun -N2 --ntasks-per-node=1 --image=$IMAGE_LAYERED shifter -v sh -c 'test -e /data/keep/a && echo step-2 layered || echo step-2 busybox'
+        srun -N1 -n1 shifter sh -c 'test -e /data/keep/a && echo step-3 layered || echo step-3 busybox'")
+    wait_job "$job"
+    cat "$OUT/out"
+    [ "$(job_state "$job")" = COMPLETED ]
+    [ "$(grep -c '^step-1 busybox$' "$OUT/out")" -eq 2 ]
+    [ "$(grep -c '^step-2 layered$' "$OUT/out")" -eq 2 ]
+    [ "$(grep -c '^step-3 busybox$' "$OUT/out")" -eq 1 ]
+    [ "$(grep -c 'building a private root' "$OUT/out")" -eq 2 ]
+    grep -q "shifter: srun: this step's --image or --volume differs from the job's" "$OUT/out"
+    assert_nodes_clean "$job"
+}
+
+@test "srun --image in an allocation made without one runs that image" {
+    job=$(submit "$U" -N1 -o "$OUT/out" --wrap "srun -n1 --image=$IMAGE_LAYERED shifter cat /data/keep/a")
+    wait_job "$job"
+    cat "$OUT/out"
+    [ "$(job_state "$job")" = COMPLETED ]
+    grep -qx 'kept file' "$OUT/out"
+}
