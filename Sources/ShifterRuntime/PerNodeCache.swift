@@ -53,6 +53,10 @@ struct PerNodeCache {
             guard status.kind == .directory, status.uid == 0, status.mode & 0o022 == 0 else {
                 throw describe("perNodeCachePath \(directory) must be a directory owned by root and writable by root only")
             }
+            // Before the file exists: a prolog killed from here on leaves the epilog a note to look.
+            if !FileSystem.exists(layout.cacheMarkerFile) {
+                try FileSystem.writeFile(layout.cacheMarkerFile, [], mode: 0o600)
+            }
             (file, descriptor) = try FileSystem.createUniqueFile(in: directory, prefix: Self.filePrefix(root: layout.name),
                                                                  suffix: Self.fileSuffix, size: Int64(clamping: cache.size))
         } catch let error as SystemError {

@@ -1,4 +1,5 @@
 import Foundation
+import ShifterCore
 import ShifterSystem
 import Testing
 @testable import ShifterRuntime
@@ -22,6 +23,29 @@ struct AbandonedCacheFileTests {
         #expect(left.isEmpty)
         let remaining = try FileManager.default.contentsOfDirectory(atPath: directory).sorted()
         #expect(remaining == ["other-job-7-1a2b.xfs", "shifter-job-7-1a2b.txt", "shifter-job-7-link.xfs", "shifter-job-70-1a2b.xfs"])
+    }
+
+    @Test func theEpilogReadsTheCacheDirectoryOnlyWhereThePrologLeftItsMarker() throws {
+        let top = NSTemporaryDirectory() + "/shifter-epilog-test-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: top) }
+        for directory in ["udi", "loop", "cache"] {
+            try FileManager.default.createDirectory(atPath: top + "/" + directory, withIntermediateDirectories: true)
+        }
+        var config = SiteConfig(udiMount: top + "/udi", loopMount: top + "/loop", imagePath: top + "/images")
+        config.perNodeCachePath = top + "/cache"
+        let abandoned = top + "/cache/shifter-job-9-0a0a.xfs"
+        FileManager.default.createFile(atPath: abandoned, contents: Data("x".utf8))
+
+        // No marker: this node's prolog never began a cache, and the shared directory is left alone.
+        #expect(JobRoot.remove(config: config, jobID: 9).isEmpty)
+        #expect(FileManager.default.fileExists(atPath: abandoned))
+
+        let marker = RootLayout.job(9, config: config).cacheMarkerFile
+        #expect(marker == top + "/udi/job-9.caches")
+        FileManager.default.createFile(atPath: marker, contents: Data())
+        #expect(JobRoot.remove(config: config, jobID: 9).isEmpty)
+        #expect(!FileManager.default.fileExists(atPath: abandoned))
+        #expect(!FileManager.default.fileExists(atPath: marker))
     }
 
     @Test func aMissingDirectoryIsNothingToRemove() {

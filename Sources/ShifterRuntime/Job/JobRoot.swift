@@ -117,12 +117,21 @@ public enum JobRoot {
     }
 
     /// Removes the root of job `jobID` on this node, and the per-node cache files a killed prolog
-    /// of the job left behind; returns what could not be removed.
+    /// of the job left behind; returns what could not be removed. The shared cache directory is
+    /// read only where this node's prolog began to create a cache (`cacheMarkerFile`).
     public static func remove(config: SiteConfig, jobID: UInt32) -> [String] {
         let layout = RootLayout.job(jobID, config: config)
         var left = RootTeardown.teardown(layout, killProcesses: true)
-        if let directory = config.perNodeCachePath {
-            left += PerNodeCache.removeAbandonedFiles(of: layout, in: directory)
+        if let directory = config.perNodeCachePath, FileSystem.exists(layout.cacheMarkerFile) {
+            let files = PerNodeCache.removeAbandonedFiles(of: layout, in: directory)
+            left += files
+            if files.isEmpty {
+                do throws(SystemError) {
+                    try FileSystem.removeFile(layout.cacheMarkerFile)
+                } catch {
+                    left.append("couldn't \(error.description)")
+                }
+            }
         }
         return left
     }

@@ -35,6 +35,11 @@ public struct RootLayout: Sendable, Equatable {
     /// Where a failed prolog leaves its reason, for the job's steps to report.
     public var failureFile: String { base + ".failed" }
 
+    /// Left on the node before the root's first per-node cache file is created on the parallel
+    /// filesystem: the epilog looks for abandoned cache files there only when it is present, so a
+    /// job without a cache costs the shared directory nothing.
+    public var cacheMarkerFile: String { base + ".caches" }
+
     /// The host path of a path inside the container (without resolving symlinks).
     public func hostPath(_ containerPath: String) -> String {
         containerPath == "/" ? root : root + containerPath
