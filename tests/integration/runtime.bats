@@ -316,3 +316,20 @@ CONF
     [ "$status" -eq 0 ]
     [ "$(grep -F " $IMAGE_STORE/" <<<"$output" | cut -d' ' -f1 | sort -u)" = 1 ]
 }
+
+@test "the site's etcPath files reach the container's /etc; its subdirectories do not; a missing etcPath is an error" {
+    cp -p "$SITE_CONFIG" /tmp/shifter-conf.bak
+    mkdir -p /tmp/shifter-etc/skel
+    echo 'site file' > /tmp/shifter-etc/site.conf
+    echo 'etcPath=/tmp/shifter-etc' >> "$SITE_CONFIG"
+    run shifter_as "$U" --image="$IMAGE_BUSYBOX" sh -c 'cat /etc/site.conf; test -e /etc/skel && echo skel copied || echo no skel'
+    first_status=$status first_output=$output
+    rm -rf /tmp/shifter-etc
+    run shifter_as "$U" --image="$IMAGE_BUSYBOX" true
+    cp -p /tmp/shifter-conf.bak "$SITE_CONFIG"; rm -f /tmp/shifter-conf.bak
+    echo "$first_output"
+    [ "$first_status" -eq 0 ]
+    [ "$first_output" = "$(printf 'site file\nno skel')" ]
+    [ "$status" -eq 1 ]
+    [[ "$output" == "shifter: etcPath /tmp/shifter-etc in udiRoot.conf: couldn't "*"No such file or directory"* ]]
+}

@@ -104,7 +104,7 @@ public enum JobRoot {
             config: config,
             image: resolved.imageFile.map(ImageSource.squashfs) ?? .directory(resolved.localDirectory ?? "/nonexistent"),
             metadata: resolved.metadata, user: user, volumes: volumeList, modules: moduleList,
-            siteEtcFiles: config.etcPath.flatMap { try? FileSystem.directoryEntries($0) } ?? [], gpu: gpu)
+            siteEtcFiles: try ContainerPlanner.siteEtcFileNames(config.etcPath), gpu: gpu)
         try RootBuilder(plan: ContainerPlanner.plan(request, layout: layout)).build()
         let state = PreparedRootState(jobID: jobID, uid: uid, gid: gid, image: resolved.id,
                                       volumes: volumeList.map(\.canonical), modules: moduleList.map(\.name))

@@ -284,7 +284,7 @@ public enum ContainerLauncher {
         let request = ContainerRequest(
             config: config, image: image.imageFile.map(ImageSource.squashfs) ?? .directory(image.localDirectory ?? "/nonexistent"),
             metadata: image.metadata, user: user, volumes: volumes, modules: modules,
-            siteEtcFiles: config.etcPath.flatMap { try? FileSystem.directoryEntries($0) } ?? [], gpu: gpu)
+            siteEtcFiles: try ContainerPlanner.siteEtcFileNames(config.etcPath), gpu: gpu)
         try RootBuilder(plan: ContainerPlanner.plan(request, layout: layout)).build()
         return layout
     }

@@ -1,4 +1,5 @@
 import ShifterCore
+import ShifterSystem
 
 /// One thing to do while building a container root. Steps are plain values, so a plan can be
 /// inspected and tested without root; `RootBuilder` carries them out in order.
@@ -222,6 +223,20 @@ public enum ContainerPlanner {
             }
         }
         return steps
+    }
+
+    /// The names of the files in the site's `etcPath` that go into every container's `/etc`:
+    /// regular files and links to them; subdirectories are not copied. A site that names an
+    /// `etcPath` must be able to read it: a container without the site's files is an error.
+    public static func siteEtcFileNames(_ etcPath: String?) throws(RuntimeError) -> [String] {
+        guard let etcPath else { return [] }
+        do {
+            return try FileSystem.directoryEntries(etcPath).filter { name in
+                (try? FileSystem.status(etcPath + "/" + name))?.kind != .directory
+            }.sorted()
+        } catch {
+            throw RuntimeError("etcPath \(etcPath) in udiRoot.conf: couldn't \(error.description)")
+        }
     }
 
     /// The image's passwd lines, less any that clash with the user's name or uid, plus the user.
