@@ -52,8 +52,8 @@ public struct RootBuilder {
                 try Mounts.mount(source: "shifter", target: layout.root, type: "overlay",
                                  flags: [.noSetuid, .noDevices], data: data)
             case .accountFiles:
-                let imagePasswd = try? ContainedPath.readFile(root: layout.root, path: "/etc/passwd", limit: 1 << 20)
-                let imageGroup = try? ContainedPath.readFile(root: layout.root, path: "/etc/group", limit: 1 << 20)
+                let imagePasswd = try imageAccounts("/etc/passwd")
+                let imageGroup = try imageAccounts("/etc/group")
                 let passwd = ContainerPlanner.passwd(image: imagePasswd.map { String(decoding: $0, as: UTF8.self) },
                                                      user: plan.user)
                 let group = ContainerPlanner.group(image: imageGroup.map { String(decoding: $0, as: UTF8.self) },
@@ -90,6 +90,19 @@ public struct RootBuilder {
             throw error
         } catch {
             throw RuntimeError("\(error)")
+        }
+    }
+
+    /// The image's own account file at `path`, or nil when the image has none. One that exists but
+    /// cannot be read is an error: writing the user's entries over it would drop the image's
+    /// accounts without a word.
+    private func imageAccounts(_ path: String) throws(RuntimeError) -> [UInt8]? {
+        do {
+            return try ContainedPath.readFile(root: layout.root, path: path, limit: 16 << 20)
+        } catch where error.errno == ENOENT {
+            return nil
+        } catch {
+            throw RuntimeError("the image's \(path) cannot be read: \(error.description) (it must be a regular file of at most 16 MiB; fix the image)")
         }
     }
 

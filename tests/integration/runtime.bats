@@ -333,3 +333,18 @@ CONF
     [ "$status" -eq 1 ]
     [[ "$output" == "shifter: etcPath /tmp/shifter-etc in udiRoot.conf: couldn't "*"No such file or directory"* ]]
 }
+
+@test "an image whose /etc/passwd cannot be read is refused with the reason; one without it gets the user's entries" {
+    mkdir -p /tmp/shifter-local-etc/bin /tmp/shifter-local-etc/etc/passwd
+    cp /bin/busybox /tmp/shifter-local-etc/bin/; ln -sf busybox /tmp/shifter-local-etc/bin/sh
+    run shifter_as "$U" --image=local:/tmp/shifter-local-etc /bin/sh -c true
+    first_status=$status first_output=$output
+    rmdir /tmp/shifter-local-etc/etc/passwd
+    run shifter_as "$U" --image=local:/tmp/shifter-local-etc /bin/busybox grep "^$U:" /etc/passwd
+    rm -rf /tmp/shifter-local-etc
+    echo "$first_output"
+    [ "$first_status" -eq 1 ]
+    [[ "$first_output" == "shifter: the image's /etc/passwd cannot be read: "*"(it must be a regular file of at most 16 MiB; fix the image)" ]]
+    [ "$status" -eq 0 ]
+    [[ "$output" == "$U:x:$(id -u "$U"):"* ]]
+}
