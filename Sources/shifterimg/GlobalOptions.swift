@@ -1,8 +1,13 @@
 import ArgumentParser
-import Foundation
 import ShifterCore
 import ShifterGatewayClient
 import ShifterImage
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 
 #if canImport(Glibc)
 import Glibc
@@ -49,7 +54,7 @@ extension ImageServiceMode.GatewaySettings {
 
 /// Prints `shifterimg: MESSAGE` on stderr.
 func printError(_ message: String) {
-    FileHandle.standardError.write(Data(("shifterimg: " + message + "\n").utf8))
+    StandardStream.error.write("shifterimg: " + message + "\n")
 }
 
 /// Prints the one-line error of `command` and returns the exit status to throw. Gateway errors

@@ -1,7 +1,12 @@
 import ArgumentParser
-import Foundation
 import ShifterGatewayClient
 import ShifterImage
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 
 extension Shifterimg {
     struct Images: ParsableCommand {
@@ -27,9 +32,8 @@ extension Shifterimg {
                 case .gateway(let settings):
                     let records = try settings.client.list()
                     if json { return try printJSON(records) }
-                    let formatter = ISO8601DateFormatter()
                     for record in records {
-                        let pulled = record.lastPull.map { formatter.string(from: Date(timeIntervalSince1970: $0)) } ?? "-"
+                        let pulled = record.lastPull.map { ImageTimestamp.string(from: Date(timeIntervalSince1970: $0)) } ?? "-"
                         print("\(displayName(record))  \(record.id ?? "-")  \(pulled)  \(record.isPrivate ? "private" : "public")")
                     }
                 }

@@ -1,8 +1,13 @@
 import ArgumentParser
-import Foundation
 import ShifterCore
 import ShifterGatewayClient
 import ShifterImage
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 
 #if canImport(Glibc)
 import Glibc

@@ -1,7 +1,12 @@
 import ArgumentParser
-import Foundation
 import ShifterCore
 import ShifterImage
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 
 #if canImport(Glibc)
 import Glibc
@@ -52,7 +57,7 @@ extension Shifterimg {
         /// Asks on the terminal; without echo for passwords. The corresponding C calls are
         /// `tcgetattr(3)` and `tcsetattr(3)`.
         private func prompt(_ text: String, echo: Bool) -> String? {
-            FileHandle.standardError.write(Data(text.utf8))
+            StandardStream.error.write(text)
             var saved = termios()
             let isTerminal = tcgetattr(STDIN_FILENO, &saved) == 0
             if !echo && isTerminal {
@@ -63,7 +68,7 @@ extension Shifterimg {
             let line = readLine(strippingNewline: true)
             if !echo && isTerminal {
                 tcsetattr(STDIN_FILENO, TCSAFLUSH, &saved)
-                FileHandle.standardError.write(Data("\n".utf8))
+                StandardStream.error.write("\n")
             }
             return line
         }

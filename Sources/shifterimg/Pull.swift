@@ -1,9 +1,14 @@
 import ArgumentParser
-import Foundation
 import ShifterCore
 import ShifterGatewayClient
 import ShifterImage
 import Synchronization
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 
 extension Shifterimg {
     struct Pull: ParsableCommand {
@@ -143,7 +148,7 @@ final class GatewayProgressOutput {
     }
 
     private func write(_ text: String) {
-        FileHandle.standardOutput.write(Data(text.utf8))
+        StandardStream.output.write(text)
     }
 }
 
@@ -193,6 +198,6 @@ final class ProgressOutput: Sendable {
     }
 
     private func write(_ text: String) {
-        FileHandle.standardOutput.write(Data(text.utf8))
+        StandardStream.output.write(text)
     }
 }

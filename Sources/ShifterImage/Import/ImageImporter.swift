@@ -1,6 +1,12 @@
-import Foundation
+import Dispatch
 import ShifterCore
 import Synchronization
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 
 /// Settings of an import.
 public struct ImportOptions: Sendable {
@@ -112,7 +118,7 @@ public struct ImageImporter: Sendable {
         defer { downloads.finish() }
         let imageFile = staging + "/" + id.hex + ".squashfs"
         var squashfsOptions = options.squashfs
-        squashfsOptions.modificationTime = Self.epochSeconds(resolved.configuration.created) ?? 0
+        squashfsOptions.modificationTime = resolved.configuration.created.flatMap(ImageTimestamp.epochSeconds) ?? 0
         let summary: FlattenSummary
         do throws(ImageImportError) {
             summary = try LayerFlattener.flatten(
@@ -126,30 +132,19 @@ public struct ImageImporter: Sendable {
         }
         let metadata = makeMetadata(reference: reference, resolved: resolved, id: id)
         try store.commit(imageFile: imageFile, metadata: metadata, id: id, reference: reference, stagingDirectory: staging)
-        let size = (try? FileManager.default.attributesOfItem(atPath: store.imagePath(for: id))[.size] as? Int64) ?? nil
-        events?(.stored(imageID: id.digest, path: store.imagePath(for: id), bytes: size ?? 0))
+        let path = store.imagePath(for: id)
+        events?(.stored(imageID: id.digest, path: path, bytes: FileOperations.size(path) ?? 0))
         return ImportResult(metadata: try store.metadata(for: id), alreadyPresent: false, summary: summary)
     }
 
     private func makeMetadata(reference: ImageReference, resolved: ResolvedImage, id: ImageID) -> ImageMetadata {
         let config = resolved.configuration.config
-        let formatter = ISO8601DateFormatter()
         return ImageMetadata(
             format: "squashfs", digest: id.digest, manifestDigest: resolved.referenceDigest, layers: resolved.layers.map(\.digest),
             env: config?.Env ?? [], entrypoint: config?.Entrypoint, cmd: config?.Cmd,
             workdir: config?.WorkingDir.flatMap { $0.isEmpty ? nil : $0 }, user: config?.User.flatMap { $0.isEmpty ? nil : $0 },
             labels: config?.Labels ?? [:], userACL: options.userACL, groupACL: options.groupACL, source: reference.canonical,
-            created: formatter.string(from: Date()))
-    }
-
-    /// Seconds since the epoch of an RFC 3339 time, with or without fractional seconds.
-    static func epochSeconds(_ text: String?) -> UInt32? {
-        guard let text else { return nil }
-        let formatter = ISO8601DateFormatter()
-        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        let plain = ISO8601DateFormatter()
-        guard let date = formatter.date(from: text) ?? plain.date(from: text) else { return nil }
-        return UInt32(clamping: max(0, Int64(date.timeIntervalSince1970)))
+            created: ImageTimestamp.string(from: Date()))
     }
 }
 
@@ -180,36 +175,46 @@ final class LayerDownloads: Sendable {
     func start(client: RegistryClient, transport: TransportOptions, parallel: Int, events: (@Sendable (ImportEvent) -> Void)?) {
         for _ in 0..<min(max(1, parallel), layers.count) {
             group.enter()
-            Thread.detachNewThread { [self] in
-                defer { group.leave() }
-                let transfer: CurlTransfer
-                do throws(ImageImportError) {
-                    transfer = try CurlTransfer(options: transport)
-                } catch {
-                    fail(error)
-                    while let index = pending.withLock({ $0.popLast() }) { done[index].signal() }
-                    return
-                }
-                while let index = pending.withLock({ $0.popLast() }) {
-                    if cancelled.withLock({ $0 }) {
-                        done[index].signal()
-                        continue
-                    }
-                    let layer = layers[index]
-                    do throws(ImageImportError) {
-                        try client.downloadBlob(
-                            layer, to: blobs[index].path, transfer: transfer,
-                            isCancelled: { [self] in cancelled.withLock { $0 } }
-                        ) { received in
-                            events?(.downloading(index: index, digest: layer.digest, received: received, size: layer.size))
-                        }
-                        events?(.downloaded(index: index, digest: layer.digest, size: layer.size))
-                    } catch {
-                        fail(error)
-                    }
-                    done[index].signal()
-                }
+            do throws(ImageImportError) {
+                try DetachedThread.start { [self] in download(client: client, transport: transport, events: events) }
+            } catch {
+                group.leave()
+                fail(error)
+                abandonPending()
+                return
             }
+        }
+    }
+
+    /// One download thread: takes the next pending layer until none is left.
+    private func download(client: RegistryClient, transport: TransportOptions, events: (@Sendable (ImportEvent) -> Void)?) {
+        defer { group.leave() }
+        let transfer: CurlTransfer
+        do throws(ImageImportError) {
+            transfer = try CurlTransfer(options: transport)
+        } catch {
+            fail(error)
+            abandonPending()
+            return
+        }
+        while let index = pending.withLock({ $0.popLast() }) {
+            if cancelled.withLock({ $0 }) {
+                done[index].signal()
+                continue
+            }
+            let layer = layers[index]
+            do throws(ImageImportError) {
+                try client.downloadBlob(
+                    layer, to: blobs[index].path, transfer: transfer,
+                    isCancelled: { [self] in cancelled.withLock { $0 } }
+                ) { received in
+                    events?(.downloading(index: index, digest: layer.digest, received: received, size: layer.size))
+                }
+                events?(.downloaded(index: index, digest: layer.digest, size: layer.size))
+            } catch {
+                fail(error)
+            }
+            done[index].signal()
         }
     }
 
@@ -230,6 +235,12 @@ final class LayerDownloads: Sendable {
     func finish() {
         cancel()
         group.wait()
+    }
+
+    /// Marks every layer no thread has taken as done, so that no wait for one blocks; used once
+    /// the downloads have failed.
+    private func abandonPending() {
+        while let index = pending.withLock({ $0.popLast() }) { done[index].signal() }
     }
 
     private func fail(_ error: ImageImportError) {

@@ -1,5 +1,10 @@
-import Foundation
 import ShifterCore
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 
 #if canImport(Glibc)
 import Glibc
@@ -37,7 +42,7 @@ public struct LocalImageService: Sendable {
 
     private static func ids(_ list: String, kind: String, lookup: (String) -> UInt32?) throws(ImageImportError) -> [UInt32] {
         var result: [UInt32] = []
-        for item in list.split(separator: ",", omittingEmptySubsequences: true).map({ $0.trimmingCharacters(in: .whitespaces) }) {
+        for item in list.split(separator: ",", omittingEmptySubsequences: true).map({ $0.trimmingWhitespace() }) {
             if let number = UInt32(item) {
                 result.append(number)
             } else if let id = lookup(item) {

@@ -1,5 +1,10 @@
-import Foundation
 import ShifterCore
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 
 #if canImport(Glibc)
 import Glibc
@@ -45,7 +50,7 @@ public struct SquashfsFileImporter: Sendable {
         }
         let metadata = ImageMetadata(
             format: "squashfs", digest: id.digest, manifestDigest: id.digest, userACL: userACL.sorted(), groupACL: groupACL.sorted(),
-            source: reference.canonical, created: ISO8601DateFormatter().string(from: Date()))
+            source: reference.canonical, created: ImageTimestamp.string(from: Date()))
         let wasPresent = store.contains(id)
         try store.commit(imageFile: staged, metadata: metadata, id: id, reference: reference, stagingDirectory: staging)
         // A private image's file is root's alone; its record stays readable, because job

@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 #if canImport(Glibc)
 import Glibc
@@ -23,7 +27,7 @@ public struct CredentialStore: Sendable {
         if let config = environment["XDG_CONFIG_HOME"], config.hasPrefix("/") {
             return CredentialStore(path: config + "/shifter/auth.json")
         }
-        let home = environment["HOME"].flatMap { $0.hasPrefix("/") ? $0 : nil } ?? NSHomeDirectory()
+        let home = environment["HOME"].flatMap { $0.hasPrefix("/") ? $0 : nil } ?? FileManager.default.homeDirectoryForCurrentUser.path
         return CredentialStore(path: home + "/.config/shifter/auth.json")
     }
 
@@ -83,7 +87,9 @@ public struct CredentialStore: Sendable {
             do {
                 try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
             } catch {
-                throw ImageImportError(.io, "credentials directory \(displayQuoted(directory)): cannot be created: \(error.localizedDescription)")
+                // FoundationEssentials' errors have no localizedDescription; name the errno.
+                let reason = ((error as? CocoaError)?.underlying as? POSIXError).map { String(cString: strerror($0.code.rawValue)) } ?? "\(error)"
+                throw ImageImportError(.io, "credentials directory \(displayQuoted(directory)): cannot be created: \(reason)")
             }
         }
         let encoder = JSONEncoder()

@@ -208,7 +208,7 @@ private let curlHeaderCallback: @convention(c) (UnsafeMutablePointer<CChar>, Int
     let context = Unmanaged<TransferContext>.fromOpaque(user).takeUnretainedValue()
     let length = size * count
     let line = String(decoding: UnsafeRawBufferPointer(start: data, count: length), as: UTF8.self)
-        .trimmingCharacters(in: [" ", "\r", "\n", "\t"])
+        .trimmingScalars { $0 == " " || $0 == "\r" || $0 == "\n" || $0 == "\t" }
     if line.hasPrefix("HTTP/") {
         // A new response (an interim 1xx or the final one) starts; keep only the last one's headers.
         let parts = line.split(separator: " ")
@@ -216,7 +216,7 @@ private let curlHeaderCallback: @convention(c) (UnsafeMutablePointer<CChar>, Int
         context.headers.removeAll()
     } else if let colon = line.firstIndex(of: ":") {
         let name = line[..<colon].lowercased()
-        let value = line[line.index(after: colon)...].trimmingCharacters(in: [" ", "\t"])
+        let value = line[line.index(after: colon)...].trimmingScalars { $0 == " " || $0 == "\t" }
         context.headers.append((name: name, value: value))
     }
     return length

@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// An operating system and CPU an image is built for, such as `linux/amd64` or `linux/arm64/v8`.
 public struct ImagePlatform: Hashable, Sendable, CustomStringConvertible {

@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// A user name and password (or token) for a registry.
 public struct RegistryCredentials: Sendable, Equatable {

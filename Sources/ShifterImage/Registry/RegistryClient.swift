@@ -1,6 +1,11 @@
 import CCurl
-import Foundation
 import Synchronization
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 
 #if canImport(Glibc)
 import Glibc
@@ -136,7 +141,7 @@ final class RegistryClient: Sendable {
             throw ImageImportError(.invalidManifest, "\(sink.what): larger than the limit of \(Self.manifestSizeLimit) bytes")
         }
         let contentType = response.header("content-type")?.split(separator: ";").first.map {
-            $0.trimmingCharacters(in: .whitespaces)
+            $0.trimmingWhitespace()
         }
         return (sink.bytes, contentType)
     }

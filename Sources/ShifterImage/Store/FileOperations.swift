@@ -70,6 +70,14 @@ enum FileOperations {
         return lstat(path, &status) == 0
     }
 
+    /// The size in bytes of a file, without following a final symbolic link; `nil` when it cannot
+    /// be told. The corresponding C call is `lstat(2)`.
+    static func size(_ path: String) -> Int64? {
+        var status = stat()
+        guard lstat(path, &status) == 0 else { return nil }
+        return Int64(status.st_size)
+    }
+
     /// Creates a private directory (mode 0700); the corresponding C call is `mkdir(2)`.
     static func makeDirectory(_ path: String, mode: mode_t = 0o700) throws(ImageImportError) {
         guard mkdir(path, mode) == 0 else {
