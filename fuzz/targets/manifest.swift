@@ -17,7 +17,7 @@ public func fuzzManifest(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
         }
     }
     if let configuration = try? JSONDecoder().decode(ImageConfigurationDocument.self, from: bytes) {
-        _ = ImageImporter.epochSeconds(configuration.created)
+        _ = configuration.created.flatMap(ImageTimestamp.epochSeconds)
     }
     let text = String(decoding: bytes, as: UTF8.self)
     _ = AuthenticationChallenge.parse(text)
