@@ -1,8 +1,13 @@
 import CCrypto
-import Foundation
 import ShifterCore
 import ShifterGatewayClient
 import ShifterImage
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 
 #if canImport(Glibc)
 import Glibc
@@ -82,7 +87,7 @@ enum SquashfsFileImport {
         let mode: mode_t = userACL.isEmpty && groupACL.isEmpty ? 0o644 : 0o600
         let metadata = ImageMetadata(
             format: "squashfs", digest: id.digest, manifestDigest: id.digest, userACL: userACL, groupACL: groupACL,
-            source: reference.canonical, created: ISO8601DateFormatter().string(from: Date()))
+            source: reference.canonical, created: ImageTimestamp.string(from: Date()))
         if !store.contains(id) {
             let record: [UInt8]
             do {

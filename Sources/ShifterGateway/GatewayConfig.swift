@@ -1,5 +1,11 @@
-import Foundation
 import ShifterCore
+import ShifterImage
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 
 #if canImport(Glibc)
 import Glibc
@@ -52,8 +58,9 @@ public struct GatewayConfigError: Error, Sendable, CustomStringConvertible, Equa
 /// The gateway's configuration, read from a JSON file in which lines starting with `#` are
 /// comments (see `etc/imagegw.conf.example`).
 ///
-/// Unknown keys are errors, so a misspelt key is never silently ignored. Users (administrators,
-/// import users) may be given as names or numeric uids.
+/// Unknown keys are errors, so a misspelt key is never silently ignored; of a key given twice in
+/// one object, the first counts. Users (administrators, import users) may be given as names or
+/// numeric uids.
 public struct GatewayConfig: Sendable, Equatable {
     /// The address to listen on.
     public var listenHost: String
@@ -130,15 +137,20 @@ public struct GatewayConfig: Sendable, Equatable {
         // Whole-line `#` comments are allowed, so the file can explain itself; JSON has none.
         let text = String(decoding: bytes, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false)
             .map { $0.drop { $0 == " " || $0 == "\t" }.hasPrefix("#") ? "" : String($0) }.joined(separator: "\n")
-        let top: ConfigObject
+        let document: ConfigValue
         do {
-            guard let object = try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any] else {
-                throw GatewayConfigError("gateway configuration \(quoted(source)): the top level is not a JSON object")
-            }
-            top = ConfigObject(values: object, path: "", source: source)
-        } catch let error as GatewayConfigError {
-            throw error
+            document = try JSONDecoder().decode(ConfigValue.self, from: Data(text.utf8))
         } catch {
+            throw GatewayConfigError("gateway configuration \(quoted(source)): not valid JSON")
+        }
+        let top: ConfigObject
+        switch document {
+        case .object(let members):
+            top = ConfigObject(values: members, path: "", source: source)
+        case .list:
+            throw GatewayConfigError("gateway configuration \(quoted(source)): the top level is not a JSON object")
+        case .null, .bool, .number, .string:
+            // A lone value is refused as invalid, as JSONSerialization, which read the file before, refused it.
             throw GatewayConfigError("gateway configuration \(quoted(source)): not valid JSON")
         }
         try top.allowOnly([
@@ -153,7 +165,7 @@ public struct GatewayConfig: Sendable, Equatable {
             else {
                 throw top.failure("listen", "\(quoted(listen)) is not HOST:PORT")
             }
-            config.listenHost = String(listen[..<colon]).trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
+            config.listenHost = listen[..<colon].trimmingScalars { $0 == "[" || $0 == "]" }
             config.listenPort = port
         }
         if let database = try top.string("database") {
@@ -253,9 +265,60 @@ public struct GatewayConfig: Sendable, Equatable {
     }
 }
 
+/// A value of the configuration file as `JSONDecoder` reads it. `true` and `false` are `bool`,
+/// never numbers, so a flag and a count cannot stand in for each other.
+private enum ConfigValue: Decodable {
+    case null
+    case bool(Bool)
+    case number(Double)
+    case string(String)
+    case list([ConfigValue])
+    case object([String: ConfigValue])
+
+    init(from decoder: any Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        if container.decodeNil() {
+            self = .null
+        } else if let flag = try? container.decode(Bool.self) {
+            self = .bool(flag)
+        } else if let number = try? container.decode(Double.self) {
+            self = .number(number)
+        } else if let text = try? container.decode(String.self) {
+            self = .string(text)
+        } else if let items = try? container.decode([ConfigValue].self) {
+            self = .list(items)
+        } else {
+            self = .object(try container.decode([String: ConfigValue].self))
+        }
+    }
+
+    /// The value in messages, written as earlier releases wrote it: they read the file with
+    /// `JSONSerialization`, whose values print as `NSNumber`, `NSNull` and Swift collections. The
+    /// one difference: a whole number written with a fraction or an exponent (`-1.0`) prints as
+    /// an integer, since the number's spelling is not kept.
+    var text: String {
+        switch self {
+        case .null: "<null>"
+        case .bool(let flag): flag ? "1" : "0"
+        case .number(let number) where number.rounded() == number && abs(number) < 1e15: "\(Int64(number))"
+        case .number(let number): "\(number)"
+        case .string(let text): text
+        case .list(let items): "[" + items.map(\.nestedText).joined(separator: ", ") + "]"
+        case .object(let members) where members.isEmpty: "[:]"
+        case .object(let members): "[" + members.map { "\(String(reflecting: $0.key)): \($0.value.nestedText)" }.joined(separator: ", ") + "]"
+        }
+    }
+
+    /// The value inside a list or object, where strings are quoted.
+    private var nestedText: String {
+        if case .string(let text) = self { return String(reflecting: text) }
+        return text
+    }
+}
+
 /// A JSON object of the configuration with typed, checked reads that name the key in errors.
 private struct ConfigObject {
-    var values: [String: Any]
+    var values: [String: ConfigValue]
     var path: String
     var source: String
 
@@ -270,15 +333,19 @@ private struct ConfigObject {
     }
 
     func string(_ key: String) throws(GatewayConfigError) -> String? {
-        guard let value = values[key], !(value is NSNull) else { return nil }
-        guard let text = value as? String else { throw failure(key, "should be a string") }
-        return text
+        switch values[key] {
+        case nil, .null?: return nil
+        case .string(let text)?: return text
+        default: throw failure(key, "should be a string")
+        }
     }
 
     func number(_ key: String) throws(GatewayConfigError) -> Double? {
-        guard let value = values[key], !(value is NSNull) else { return nil }
-        guard let number = value as? NSNumber, !Self.isBoolean(value), number.doubleValue.isFinite else { throw failure(key, "should be a number") }
-        return number.doubleValue
+        switch values[key] {
+        case nil, .null?: return nil
+        case .number(let number)? where number.isFinite: return number
+        default: throw failure(key, "should be a number")
+        }
     }
 
     func integer(_ key: String) throws(GatewayConfigError) -> Int? {
@@ -288,35 +355,38 @@ private struct ConfigObject {
     }
 
     func bool(_ key: String) throws(GatewayConfigError) -> Bool? {
-        guard let value = values[key], !(value is NSNull) else { return nil }
-        guard Self.isBoolean(value), let flag = value as? Bool else { throw failure(key, "should be true or false") }
-        return flag
+        switch values[key] {
+        case nil, .null?: return nil
+        case .bool(let flag)?: return flag
+        default: throw failure(key, "should be true or false")
+        }
     }
 
     func object(_ key: String) throws(GatewayConfigError) -> ConfigObject? {
-        guard let value = values[key], !(value is NSNull) else { return nil }
-        guard let object = value as? [String: Any] else { throw failure(key, "should be an object") }
-        return ConfigObject(values: object, path: path + key + ".", source: source)
-    }
-
-    /// Whether a JSONSerialization value is `true` or `false`: on Linux every NSNumber casts to
-    /// Bool, so the boxed class tells them apart.
-    static func isBoolean(_ value: Any) -> Bool {
-        String(describing: type(of: value)).contains("Boolean") || type(of: value) == Bool.self
+        switch values[key] {
+        case nil, .null?: return nil
+        case .object(let members)?: return ConfigObject(values: members, path: path + key + ".", source: source)
+        default: throw failure(key, "should be an object")
+        }
     }
 
     func users(_ key: String, userID: (String) -> UInt32?) throws(GatewayConfigError) -> [UInt32] {
-        guard let value = values[key], !(value is NSNull) else { return [] }
-        guard let list = value as? [Any] else { throw failure(key, "should be a list of user names or uids") }
+        let items: [ConfigValue]
+        switch values[key] {
+        case nil, .null?: return []
+        case .list(let list)?: items = list
+        default: throw failure(key, "should be a list of user names or uids")
+        }
         var result: [UInt32] = []
-        for item in list {
-            if let number = item as? NSNumber, !Self.isBoolean(item), let uid = UInt32(exactly: number.doubleValue) {
-                result.append(uid)
-            } else if let name = item as? String, let uid = UInt32(name) ?? userID(name) {
-                result.append(uid)
-            } else {
-                throw failure(key, "\(quoted("\(item)")) is not a known user or uid")
-            }
+        for item in items {
+            let uid: UInt32? =
+                switch item {
+                case .number(let number): UInt32(exactly: number)
+                case .string(let name): UInt32(name) ?? userID(name)
+                default: nil
+                }
+            guard let uid else { throw failure(key, "\(quoted(item.text)) is not a known user or uid") }
+            result.append(uid)
         }
         return result
     }

@@ -1,6 +1,11 @@
-import Foundation
 import Logging
 import ShifterGatewayClient
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 
 /// JSON as the gateway writes and reads it: sorted keys, no escaped slashes.
 enum GatewayJSON {

@@ -1,7 +1,10 @@
-import Foundation
 import Hummingbird
 import Logging
 import ServiceLifecycle
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The `shifter-imagegw` process: the HTTP server (Hummingbird) in front of `GatewayService`, run
 /// in a service group that shuts down gracefully on SIGTERM and SIGINT.
@@ -18,8 +21,8 @@ public enum GatewayServer {
         config: GatewayConfig, authenticator: any RequestAuthenticator, puller: any ImagePulling = RegistryImagePuller(), logger: Logger
     ) async throws {
         for system in config.systems.values.sorted(by: { $0.name < $1.name }) {
-            var isDirectory: ObjCBool = false
-            guard FileManager.default.fileExists(atPath: system.imagePath, isDirectory: &isDirectory), isDirectory.boolValue else {
+            var status = stat()
+            guard stat(system.imagePath, &status) == 0, status.st_mode & S_IFMT == S_IFDIR else {
                 throw GatewayConfigError("system \(quoted(system.name)): imagePath \(quoted(system.imagePath)) is not a directory")
             }
         }

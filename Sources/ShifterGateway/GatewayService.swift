@@ -1,8 +1,13 @@
-import Foundation
 import Logging
 import ShifterCore
 import ShifterGatewayClient
 import ShifterImage
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 
 /// The image gateway's behaviour, without HTTP: each public method serves one endpoint of SPEC
 /// section 7 for an authenticated caller and returns its record or throws a `GatewayError` that
@@ -368,7 +373,7 @@ public final class GatewayService: Sendable {
         else {
             throw .internal("registry \(quoted(registry.host)): the site password file cannot be read")
         }
-        let password = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .newlines)
+        let password = String(decoding: data, as: UTF8.self).trimmingNewlines()
         return RegistryCredentials(username: username, password: password)
     }
 

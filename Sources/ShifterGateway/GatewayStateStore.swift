@@ -1,6 +1,6 @@
-import Foundation
 import ShifterCore
 import ShifterGatewayClient
+import ShifterImage
 
 /// One tag record of the gateway: which image a tag of a system points to, and where its last
 /// pull stands. A tag has one public record and at most one private record per owner (`scope`).
@@ -243,8 +243,8 @@ final class GatewayStateStore: Sendable {
 
     private static func decodeIDs(_ text: String?) -> [UInt32] {
         guard let text else { return [] }
-        return text.trimmingCharacters(in: CharacterSet(charactersIn: "[]")).split(separator: ",").compactMap {
-            UInt32($0.trimmingCharacters(in: .whitespaces))
+        return text.trimmingScalars { $0 == "[" || $0 == "]" }.split(separator: ",").compactMap {
+            UInt32($0.trimmingWhitespace())
         }
     }
 }

@@ -1,4 +1,3 @@
-import Foundation
 import ShifterCore
 import ShifterImage
 import Synchronization

@@ -1,9 +1,14 @@
-import Foundation
 import Logging
 import ShifterCore
 import ShifterGatewayClient
 import ShifterImage
 import Synchronization
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 
 /// The record a pull belongs to.
 struct PullKey: Hashable, Sendable, CustomStringConvertible {
@@ -100,10 +105,18 @@ final class PullScheduler: Sendable {
             state.running[next.key] = PullProgressSnapshot()
             return next
         }) {
-            Thread.detachNewThread { [self] in
-                run(next)
+            do throws(ImageImportError) {
+                try DetachedThread.start("pull") { [self] in
+                    run(next)
+                    state.withLock { _ = $0.running.removeValue(forKey: next.key) }
+                    dispatch()
+                }
+            } catch {
+                // The rest stay queued until a running pull ends or another is queued.
                 state.withLock { _ = $0.running.removeValue(forKey: next.key) }
-                dispatch()
+                setStatus(next.key, .failure, error.message)
+                logger.error("pull not started", metadata: ["image": "\(next.key)", "error": "\(error.message)"])
+                return
             }
         }
     }

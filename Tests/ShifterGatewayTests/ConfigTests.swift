@@ -52,6 +52,9 @@ import Testing
         ("{\"systems\": {\"c\": {\"imagePath\": \"/i\"}}, \"registries\": {\"r\": {\"auth\": \"magic\"}}}", "not one of"),
         ("{\"systems\": {\"c\": {\"imagePath\": \"/i\"}}, \"registries\": {\"r\": {\"auth\": \"site\"}}}", "needs username"),
         ("{\"systems\": {\"c d\": {\"imagePath\": \"/i\"}}}", "system name"),
+        ("1", "not valid JSON"),
+        ("\"text\"", "not valid JSON"),
+        ("{\"systems\": {\"c\": {\"imagePath\": \"/i\"}}, \"workers\": 1e400}", "not valid JSON"),
     ])
     func refusesBadFiles(text: String, reason: String) {
         do {
@@ -61,5 +64,33 @@ import Testing
             #expect(error.message.hasPrefix("gateway configuration \"test.conf\""))
             #expect(error.message.contains(reason), "\(error.message)")
         }
+    }
+
+    /// An entry of `admins` that is no user is named as earlier releases named it.
+    @Test(arguments: [
+        ("-1", #""-1""#),
+        ("4294967296", #""4294967296""#),
+        ("1.5", #""1.5""#),
+        ("1e20", #""1e+20""#),
+        ("-1500.5", #""-1500.5""#),
+        ("true", #""1""#),
+        ("null", #""<null>""#),
+        ("[1, \"b\"]", #""[1, \"b\"]""#),
+        ("{}", #""[:]""#),
+    ])
+    func namesAnAdminThatIsNoUser(entry: String, named: String) {
+        do {
+            _ = try Self.parse("{\"systems\": {\"c\": {\"imagePath\": \"/i\"}}, \"admins\": [\(entry)]}")
+            Issue.record("accepted admin \(entry)")
+        } catch {
+            #expect(error.message == "gateway configuration \"test.conf\": key \"admins\": \(named) is not a known user or uid")
+        }
+    }
+
+    /// JSONDecoder keeps the first of a repeated key; JSONSerialization, which read the file in
+    /// earlier releases, kept the last.
+    @Test func theFirstOfARepeatedKeyCounts() throws {
+        let config = try Self.parse("{\"systems\": {\"c\": {\"imagePath\": \"/i\"}}, \"workers\": 3, \"workers\": 0}")
+        #expect(config.workers == 3)
     }
 }

@@ -62,6 +62,18 @@ struct TextTrimmingTests {
         #expect(text[...].trimmingWhitespace() == expected)
     }
 
+    @Test(arguments: [
+        ("secret\n", "secret"),
+        ("secret\r\n", "secret"),
+        ("\n\u{85}secret\u{2028}\u{2029}\u{0B}\u{0C}", "secret"),
+        // Not line breaks in the sense of `CharacterSet.newlines`: blanks stay.
+        (" secret\t\n", " secret\t"),
+        ("\n\n", ""),
+    ])
+    func trimsLineBreaks(text: String, expected: String) {
+        #expect(text.trimmingNewlines() == expected)
+    }
+
     @Test func trimsAHeaderLineEndingInCRLF() {
         let line = "Content-Type: application/json \r\n"
         #expect(line.trimmingScalars { $0 == " " || $0 == "\r" || $0 == "\n" || $0 == "\t" } == "Content-Type: application/json")

@@ -176,7 +176,7 @@ final class LayerDownloads: Sendable {
         for _ in 0..<min(max(1, parallel), layers.count) {
             group.enter()
             do throws(ImageImportError) {
-                try DetachedThread.start { [self] in download(client: client, transport: transport, events: events) }
+                try DetachedThread.start("download") { [self] in download(client: client, transport: transport, events: events) }
             } catch {
                 group.leave()
                 fail(error)
