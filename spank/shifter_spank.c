@@ -179,11 +179,13 @@ static int job_item(spank_t sp, spank_item_t item, const char *variable, uint32_
 }
 
 /* Whether this srun named --image itself, rather than carrying the job's: Slurm hands sbatch's
- * and salloc's options to the srun commands of the job through the environment. */
+ * and salloc's options to the srun commands of the job through the environment, under names in
+ * which every character of the plugin's and the option's names that is not a letter or a digit
+ * becomes '_'. */
 static int image_given_here(void) {
     char name[96];
     snprintf(name, sizeof(name), "SLURM_SPANK__SLURM_SPANK_OPTION_shifter_%s",
-             config.long_options ? "shifter-image" : "image");
+             config.long_options ? "shifter_image" : "image");
     const char *inherited = getenv(name);
     return options.image != NULL && (inherited == NULL || strcmp(inherited, options.image) != 0);
 }
