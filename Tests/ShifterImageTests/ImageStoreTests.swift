@@ -44,6 +44,22 @@ struct ImageStoreTests {
         #expect(try FileOperations.directoryEntries(scratch.path + "/tags").isEmpty)
     }
 
+    @Test func aPrivateImageFileIsReadableByRootOnlyItsRecordByAll() throws {
+        let scratch = try ScratchDirectory()
+        let store = ImageStore(directory: scratch.path)
+        let id = try #require(ImageID(hex))
+        let reference = try ImageReference.parse("registry.example.org/team/private:1.0")
+        let (staging, file) = try stage(store)
+        let record = ImageMetadata(digest: id.digest, layers: ["sha256:" + hex], userACL: [1001],
+                                   source: reference.canonical, created: "2024-01-01T00:00:00Z")
+        try store.commit(imageFile: file, metadata: record, id: id, reference: reference, stagingDirectory: staging)
+        FileOperations.removeTree(staging)
+
+        var status = stat()
+        #expect(stat(scratch.path + "/\(hex).squashfs", &status) == 0 && status.st_mode & 0o777 == 0o600)
+        #expect(stat(scratch.path + "/\(hex).meta.json", &status) == 0 && status.st_mode & 0o777 == 0o644)
+    }
+
     @Test func aSecondCommitOfTheSameDigestKeepsTheFirstImage() throws {
         let scratch = try ScratchDirectory()
         let store = ImageStore(directory: scratch.path)

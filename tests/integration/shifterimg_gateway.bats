@@ -365,6 +365,16 @@ PROGRESS_LINE='^progress status=(PENDING|PULLING|CONVERSION|READY) received=([0-
     [ "$(cat "$WORK/local-images/tags/custom%3Alocaltool%3A2")" = "$id" ]
     run "$SHIFTERIMG" "${local[@]}" lookup custom:localtool:2
     [ "$output" = "$id" ]
+    [ "$(stat -c %a "$WORK/local-images/${id#sha256:}.squashfs")" = 644 ]
+    # A private import: only root (the runtime) reads the file; its record stays readable.
+    mkdir -p "$WORK/privtree/etc" && echo private > "$WORK/privtree/etc/marker"
+    mksquashfs "$WORK/privtree" "$WORK/private.sqfs" -quiet -noappend >/dev/null
+    run "$SHIFTERIMG" "${local[@]}" import --user "$BED_USER" "$WORK/private.sqfs" privtool:1
+    echo "$output"
+    [ "$status" -eq 0 ]
+    private_id=${output##* }
+    [ "$(stat -c %a "$WORK/local-images/${private_id#sha256:}.squashfs")" = 600 ]
+    [ "$(stat -c %a "$WORK/local-images/${private_id#sha256:}.meta.json")" = 644 ]
     run --separate-stderr "$SHIFTERIMG" "${local[@]}" import "$WORK/local.conf" broken:1
     [ "$status" -eq 1 ]
     [[ "$stderr" == *"not a squashfs file"* ]]

@@ -169,7 +169,11 @@ public struct ImageStore: Sendable {
         } catch {
             throw ImageImportError(.store, "image \(id): record \(error)")
         }
-        try FileOperations.setMode(imageFile, 0o644)
+        // A private image is for the users and groups on its access list, which the runtime (as
+        // root) checks: nobody else may read its file. Its record stays readable, for that check
+        // at submission, which runs as the user.
+        let isPrivate = !metadata.userACL.isEmpty || !metadata.groupACL.isEmpty
+        try FileOperations.setMode(imageFile, isPrivate ? 0o600 : 0o644)
         try FileOperations.sync(imageFile)
         try FileOperations.writeSynced(record + [UInt8(ascii: "\n")], to: stagedRecord)
         try FileOperations.rename(imageFile, to: imagePath(for: id))
