@@ -348,3 +348,26 @@ CONF
     [ "$status" -eq 0 ]
     [[ "$output" == "$U:x:$(id -u "$U"):"* ]]
 }
+
+@test "mountUdiRootWritable=0 makes the container's / read-only; /tmp and volumes stay writable" {
+    # A local: image with a directory anyone may write to, so only the read-only root can refuse.
+    mkdir -p /tmp/shifter-local-ro/bin /tmp/shifter-local-ro/scratch
+    cp /bin/busybox /tmp/shifter-local-ro/bin/; ln -sf busybox /tmp/shifter-local-ro/bin/sh; ln -sf busybox /tmp/shifter-local-ro/bin/touch
+    chmod 1777 /tmp/shifter-local-ro/scratch
+    mkdir -p /tmp/shifter-rw-volume && chmod 777 /tmp/shifter-rw-volume
+    probe='touch /scratch/f 2>&1 && echo root-writable; touch /tmp/shifter-rw-probe && echo tmp-ok; touch /data/rw/f && echo volume-ok'
+    run shifter_as "$U" --image=local:/tmp/shifter-local-ro -V /tmp/shifter-rw-volume:/data/rw /bin/sh -c "$probe"
+    writable_status=$status writable_output=$output
+    cp -p "$SITE_CONFIG" /tmp/shifter-conf.bak
+    echo 'mountUdiRootWritable=0' >> "$SITE_CONFIG"
+    run shifter_as "$U" --image=local:/tmp/shifter-local-ro -V /tmp/shifter-rw-volume:/data/rw /bin/sh -c "$probe"
+    cp -p /tmp/shifter-conf.bak "$SITE_CONFIG"; rm -f /tmp/shifter-conf.bak /tmp/shifter-rw-probe
+    rm -rf /tmp/shifter-rw-volume /tmp/shifter-local-ro
+    echo "$writable_output"; echo "$output"
+    [ "$writable_status" -eq 0 ]
+    [ "$writable_output" = "$(printf 'root-writable\ntmp-ok\nvolume-ok')" ]
+    [ "$status" -eq 0 ]
+    [[ "${lines[0]}" == *"Read-only file system"* ]]
+    [ "${lines[1]}" = tmp-ok ]
+    [ "${lines[2]}" = volume-ok ]
+}
