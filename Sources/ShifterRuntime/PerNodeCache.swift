@@ -54,17 +54,11 @@ struct PerNodeCache {
                 throw describe("perNodeCachePath \(directory) must be a directory owned by root and writable by root only")
             }
             // Before the file exists: a prolog killed from here on leaves the epilog a note to look.
-            if !FileSystem.exists(layout.cacheMarkerFile) {
-                try FileSystem.writeFile(layout.cacheMarkerFile, [], mode: 0o600)
-            }
+            try FileSystem.writeFile(layout.cacheMarkerFile, [], mode: 0o600)
             (file, descriptor) = try FileSystem.createUniqueFile(in: directory, prefix: Self.filePrefix(root: layout.name),
                                                                  suffix: Self.fileSuffix, size: Int64(clamping: cache.size))
-        } catch let error as SystemError {
-            throw describe("couldn't \(error.description)")
-        } catch let error as RuntimeError {
-            throw error
         } catch {
-            throw describe("\(error)")
+            throw RuntimeError.from(error, describe)
         }
         // Whatever happens next, the file must not outlive this call under its name.
         defer {
@@ -86,12 +80,8 @@ struct PerNodeCache {
                 let detail = outcome.output.split(separator: "\n").first.map(String.init) ?? ""
                 throw describe("\(mkfs) failed with status \(outcome.status): \(detail)")
             }
-        } catch let error as SystemError {
-            throw describe("couldn't \(error.description)")
-        } catch let error as RuntimeError {
-            throw error
         } catch {
-            throw describe("\(error)")
+            throw RuntimeError.from(error, describe)
         }
         do throws(SystemError) {
             let device = try LoopDevice.attach(descriptor: descriptor, name: file, readOnly: false, directIO: true)

@@ -10,6 +10,16 @@ public struct RuntimeError: Error, CustomStringConvertible, Sendable {
     public var message: String
     public init(_ message: String) { self.message = message }
     public var description: String { message }
+
+    /// `error`, from a step that mixes system calls with its own checks, as one line: a failed
+    /// call as "couldn't …" under `context`, a `RuntimeError` as it is, anything else under `context`.
+    static func from(_ error: any Error, _ context: (String) -> RuntimeError = { RuntimeError($0) }) -> RuntimeError {
+        switch error {
+        case let error as SystemError: context("couldn't \(error.description)")
+        case let error as RuntimeError: error
+        default: context("\(error)")
+        }
+    }
 }
 
 /// Carries out a `ContainerPlan`. If any step fails, everything already done is undone before the
@@ -84,12 +94,8 @@ public struct RootBuilder {
             case .readOnlyRoot:
                 try Mounts.makeReadOnly(ContainedPath(hostPath: layout.root))
             }
-        } catch let error as SystemError {
-            throw RuntimeError("couldn't \(error.description)")
-        } catch let error as RuntimeError {
-            throw error
         } catch {
-            throw RuntimeError("\(error)")
+            throw RuntimeError.from(error)
         }
     }
 
@@ -147,12 +153,8 @@ public struct RootBuilder {
             let target = try ContainedPath(hostPath: layout.imageMount)
             try Mounts.bind(from: source, onto: target, recursive: false,
                             attributes: [.readOnly, .noSetuid, .noDevices], propagation: .private)
-        } catch let error as SystemError {
-            throw describe("couldn't \(error.description)")
-        } catch let error as RuntimeError {
-            throw error
         } catch {
-            throw describe("\(error)")
+            throw RuntimeError.from(error, describe)
         }
     }
 

@@ -49,12 +49,8 @@ struct UserVolumeMounter {
             if volume.readOnly { attributes.insert(.readOnly) }
             try Mounts.bind(from: source, onto: target, recursive: volume.recursive, attributes: attributes,
                             propagation: BindPropagation(volume.propagation ?? propagation))
-        } catch let error as SystemError {
-            throw describe("couldn't \(error.description)")
-        } catch let error as RuntimeError {
-            throw error
         } catch {
-            throw describe("\(error)")
+            throw RuntimeError.from(error, describe)
         }
     }
 }
