@@ -133,39 +133,38 @@ def plot_cache():
     save(fig, "cache")
 
 
+def horizontal_bars(name, labels, values, colours, unit, xlabel, title, height):
+    """One bar per case, longest at the bottom, each with its value written at its end."""
+    fig, ax = plt.subplots(figsize=(7, height))
+    bars = ax.barh(labels, values, color=colours)
+    for bar, value in zip(bars, values):
+        ax.text(bar.get_width(), bar.get_y() + bar.get_height() / 2, f" {value:.1f} {unit}", va="center", fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel(xlabel)
+    ax.set_title(title)
+    ax.grid(True, axis="x", alpha=0.3)
+    save(fig, name)
+
+
 def plot_import():
     data = rows("import")
     if not data:
         return
-    fig, ax = plt.subplots(figsize=(7, 3.8))
     names = [r["pipeline"] for r in data]
-    walls = [float(r["median_wall_s"]) for r in data]
-    bars = ax.barh(names, walls, color=["tab:green"] + ["tab:gray"] * (len(names) - 1))
-    for bar, wall in zip(bars, walls):
-        ax.text(bar.get_width(), bar.get_y() + bar.get_height() / 2, f" {wall:.1f} s", va="center", fontsize=8)
-    ax.invert_yaxis()
-    ax.set_xlabel("median wall time to a squashfs image (s)")
-    ax.set_title("Import: registry to squashfs (Debian + NumPy + SciPy, 3 layers)")
-    ax.grid(True, axis="x", alpha=0.3)
-    save(fig, "import")
+    horizontal_bars("import", names, [float(r["median_wall_s"]) for r in data],
+                    ["tab:green"] + ["tab:gray"] * (len(names) - 1), "s",
+                    "median wall time to a squashfs image (s)",
+                    "Import: registry to squashfs (Debian + NumPy + SciPy, 3 layers)", 3.8)
 
 
 def plot_runtime():
-    data = rows("runtime")
+    data = [r for r in rows("runtime") if r["median_ms"]]
     if not data:
         return
-    data = [r for r in data if r["median_ms"]]
-    fig, ax = plt.subplots(figsize=(7, 3.6))
     names = [r["way"] for r in data]
-    vals = [float(r["median_ms"]) for r in data]
-    bars = ax.barh(names, vals, color=["tab:gray" if not n.startswith("shifter") else "tab:green" for n in names])
-    for bar, v in zip(bars, vals):
-        ax.text(bar.get_width(), bar.get_y() + bar.get_height() / 2, f" {v:.1f} ms", va="center", fontsize=8)
-    ax.invert_yaxis()
-    ax.set_xlabel("median time to run /bin/true in the image (ms)")
-    ax.set_title("Container entry")
-    ax.grid(True, axis="x", alpha=0.3)
-    save(fig, "runtime")
+    horizontal_bars("runtime", names, [float(r["median_ms"]) for r in data],
+                    ["tab:green" if n.startswith("shifter") else "tab:gray" for n in names], "ms",
+                    "median time to run /bin/true in the image (ms)", "Container entry", 3.6)
 
 
 def plot_slurm():
