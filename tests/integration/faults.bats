@@ -26,14 +26,8 @@ setup_file() {
     chmod 644 "$WORK/udiRoot.conf"
     export XDG_CONFIG_HOME=$WORK/config SHIFTER_CA_BUNDLE=$CA_BUNDLE
     /usr/bin/python3 "$SHIFTER_SOURCE/tests/hostile/make-corpus.py" "$WORK/corpus" --many-files 10 --bomb-mib 1
-    /usr/bin/python3 "$SHIFTER_SOURCE/tests/hostile/registry.py" "$PORT" "$BED_DIR/ca/server.crt" \
-        "$BED_DIR/ca/server.key" "$WORK/corpus" >"$WORK/registry.out" 2>"$WORK/registry.log" &
-    echo $! >"$WORK/registry.pid"
-    local tries=0
-    until grep -q ready "$WORK/registry.out" 2>/dev/null; do
-        tries=$((tries + 1)); [ $tries -lt 100 ] || { cat "$WORK/registry.log" >&2; return 1; }
-        sleep 0.1
-    done
+    start_test_registry "$SHIFTER_SOURCE/tests/hostile/registry.py" "$PORT" "$BED_DIR/ca/server.crt" \
+        "$BED_DIR/ca/server.key" "$WORK/corpus"
     # An administrator's way back after a killed epilog: the epilog of libshifter's C ABI, run again.
     cc -O2 -Wall -Wextra -Werror -I"$SHIFTER_SOURCE/include" -o "$WORK/rerun-epilog" \
         "$SHIFTER_SOURCE/tests/faults/rerun-epilog.c" -L"$SHIFTER_PREFIX/lib/shifter" -lshifter \

@@ -25,14 +25,8 @@ setup_file() {
     export XDG_CONFIG_HOME=$WORK/config SHIFTER_CA_BUNDLE=$CA_BUNDLE
     /usr/bin/python3 "$SHIFTER_SOURCE/tests/hostile/make-corpus.py" "$WORK/corpus" \
         --many-files "${HOSTILE_MANY_FILES:-1000000}" --bomb-mib 64
-    /usr/bin/python3 "$SHIFTER_SOURCE/tests/hostile/registry.py" "$PORT" "$BED_DIR/ca/server.crt" \
-        "$BED_DIR/ca/server.key" "$WORK/corpus" >"$WORK/registry.out" 2>"$WORK/registry.log" &
-    echo $! >"$WORK/registry.pid"
-    local tries=0
-    until grep -q ready "$WORK/registry.out" 2>/dev/null; do
-        tries=$((tries + 1)); [ $tries -lt 100 ] || { cat "$WORK/registry.log" >&2; return 1; }
-        sleep 0.1
-    done
+    start_test_registry "$SHIFTER_SOURCE/tests/hostile/registry.py" "$PORT" "$BED_DIR/ca/server.crt" \
+        "$BED_DIR/ca/server.key" "$WORK/corpus"
 }
 
 teardown_file() {

@@ -135,14 +135,7 @@ server.socket = context.wrap_socket(server.socket, server_side=True)
 print("ready", flush=True)
 server.serve_forever()
 PY
-    /usr/bin/python3 "$WORK/registry.py" "$FAKE_PORT" "$BED_DIR/ca/server.crt" "$BED_DIR/ca/server.key" \
-        > "$WORK/registry.out" 2> "$WORK/registry.log" &
-    echo $! > "$WORK/registry.pid"
-    local tries=0
-    until grep -q ready "$WORK/registry.out" 2>/dev/null; do
-        tries=$((tries + 1)); [ $tries -lt 100 ] || { cat "$WORK/registry.log" >&2; return 1; }
-        sleep 0.1
-    done
+    start_test_registry "$WORK/registry.py" "$FAKE_PORT" "$BED_DIR/ca/server.crt" "$BED_DIR/ca/server.key"
 }
 
 teardown_file() {
