@@ -167,13 +167,13 @@ CONF
 
 # start_test_registry SCRIPT ARGS...: starts a Python registry of the tests (it prints "ready" once
 # it listens), its output in $WORK/registry.out and .log and its pid in $WORK/registry.pid, and
-# waits up to 10 s for it.
+# waits up to 30 s for it.
 start_test_registry() {
     /usr/bin/python3 "$@" >"$WORK/registry.out" 2>"$WORK/registry.log" &
     echo $! >"$WORK/registry.pid"
     local tries=0
     until grep -q ready "$WORK/registry.out" 2>/dev/null; do
-        tries=$((tries + 1)); [ $tries -lt 100 ] || { cat "$WORK/registry.log" >&2; return 1; }
+        tries=$((tries + 1)); [ $tries -lt 300 ] || { cat "$WORK/registry.log" >&2; return 1; }
         sleep 0.1
     done
 }

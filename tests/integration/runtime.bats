@@ -308,6 +308,9 @@ CONF
     [ "$status" -eq 0 ]
     [ "$(grep -F " $IMAGE_STORE/" <<<"$output" | cut -d' ' -f1 | sort -u)" = 0 ]
     [ "$(grep -F " $BED_DIR/cache/" <<<"$output" | cut -d' ' -f1 | sort -u)" = 1 ]
+    # The probe lists every loop device: the first container's must be gone (they go a moment
+    # after it ends), or the second probe would see them too.
+    assert_no_leaks
     cp -p "$SITE_CONFIG" /tmp/shifter-conf.bak
     echo 'imageLoopDirectIO=1' >> "$SITE_CONFIG"
     run shifter_as "$U" --image="$IMAGE_BUSYBOX" sh -c "$probe"

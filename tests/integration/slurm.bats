@@ -37,12 +37,18 @@ teardown() {
 }
 
 @test "two jobs with different images share a node, each in its own root" {
-    a=$(submit "$U" -w n1 -n1 -o "$OUT/a" --image="$IMAGE_BUSYBOX" --wrap "srun shifter sh -c 'sleep 3; head -1 /etc/os-release; ls /data 2>&1 | head -1'")
-    b=$(submit "$U" -w n1 -n1 -o "$OUT/b" --image="$IMAGE_LAYERED" --wrap "srun shifter sh -c 'sleep 3; cat /data/top'")
-    wait_running "$a"; wait_running "$b"
-    # Both run on n1 at the same time.
-    [ "$(squeue -h -t R -w n1 -o %i | grep -cE "^($a|$b)$")" -eq 2 ]
+    # Each job's container says it runs, then waits for the test's go (60 s at most): when the test
+    # looks, both certainly run on n1, however loaded the machine is.
+    hold="for _ in \$(seq 600); do [ -e $OUT/go ] && break; sleep 0.1; done"
+    a=$(submit "$U" -w n1 -n1 -o "$OUT/a" --image="$IMAGE_BUSYBOX" --wrap "srun shifter sh -c 'touch $OUT/a.running; $hold; head -1 /etc/os-release; ls /data 2>&1 | head -1'")
+    b=$(submit "$U" -w n1 -n1 -o "$OUT/b" --image="$IMAGE_LAYERED" --wrap "srun shifter sh -c 'touch $OUT/b.running; $hold; cat /data/top'")
+    for _ in $(seq 600); do [ -e "$OUT/a.running" ] && [ -e "$OUT/b.running" ] && break; sleep 0.1; done
+    both=$(squeue -h -t R -w n1 -o %i | grep -cE "^($a|$b)$" || true)
+    touch "$OUT/go"
     wait_job "$a"; wait_job "$b"
+    # Both ran on n1 at the same time.
+    [ -e "$OUT/a.running" ] && [ -e "$OUT/b.running" ]
+    [ "$both" -eq 2 ]
     cat "$OUT/a" "$OUT/b"
     grep -q 'Shifter test busybox' "$OUT/a"
     grep -q 'No such file or directory' "$OUT/a"
@@ -103,7 +109,7 @@ teardown() {
         --wrap "srun -N4 --ntasks-per-node=1 shifter sleep 300")
     wait_running "$job"
     # Wait until the step's processes run inside the roots.
-    for _ in $(seq 50); do
+    for _ in $(seq 300); do
         [ "$(pgrep -c -f '^sleep 300$' || true)" -ge 4 ] && break
         sleep 0.2
     done
@@ -158,9 +164,11 @@ teardown() {
 
 @test "another user who sets SLURM_JOB_ID does not enter the job's root" {
     job=$(submit "$U" -w n2 -N1 -o /dev/null --image="$IMAGE_BUSYBOX" --volume="/x:/scratch:perNodeCache=size=512m" \
-        --wrap "srun shifter sh -c 'echo secret > /scratch/owned; sleep 30'")
+        --wrap "srun shifter sh -c 'echo secret > /scratch/owned; touch $OUT/written; sleep 30'")
     wait_running "$job"
-    for _ in $(seq 50); do pgrep -f '^sleep 30$' >/dev/null && break; sleep 0.2; done
+    # The container has written its file and goes on running.
+    for _ in $(seq 600); do [ -e "$OUT/written" ] && break; sleep 0.1; done
+    [ -e "$OUT/written" ]
     id=$(on_node n2 cat "$BED_DIR/udiMount/job-$job/state.json" | jq -r .image)
     run on_node n2 runuser -u "$BED_USER2" -- env SLURM_JOB_ID="$job" "$SHIFTER" -v --image="id:$id" \
         sh -c 'cat /scratch/owned 2>&1; echo exit'
@@ -175,7 +183,7 @@ teardown() {
     # Part of the root is already gone, and its record too: the epilog removes the rest.
     job=$(submit "$U" -w n3 -N1 -o /dev/null --image="$IMAGE_BUSYBOX" --wrap "sleep 20")
     wait_running "$job"
-    for _ in $(seq 100); do on_node n3 test -f "$BED_DIR/udiMount/job-$job/state.json" && break; sleep 0.1; done
+    for _ in $(seq 600); do on_node n3 test -f "$BED_DIR/udiMount/job-$job/state.json" && break; sleep 0.1; done
     on_node n3 umount "$BED_DIR/udiMount/job-$job/root/proc"
     on_node n3 rm "$BED_DIR/udiMount/job-$job/state.json"
     scancel "$job"; wait_job "$job"
