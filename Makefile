@@ -7,6 +7,7 @@
 #   make           build everything (release, Swift runtime linked statically)
 #   make test      install what is missing, build, bring the test bed up, run every test, tear it down
 #   make install   PREFIX=/usr DESTDIR=  install binaries, plugin, header and example configs
+#                  (shifter-admin, the administrators' node tool, goes to PREFIX/sbin)
 #   make deb       build build/shifter_VERSION_ARCH.deb
 PREFIX ?= /usr
 DESTDIR ?=
@@ -20,7 +21,7 @@ HARDENING = -O2 -D_FORTIFY_SOURCE=2 -fstack-protector-strong -fstack-clash-prote
             -Wall -Wextra -Werror -Wformat -Wformat-security
 HARDENING_LD = -Wl,-z,relro -Wl,-z,now -Wl,-z,noexecstack
 
-BINARIES = $(OUT)/shifter $(OUT)/shifterimg $(OUT)/shifter-imagegw $(OUT)/libshifter.so
+BINARIES = $(OUT)/shifter $(OUT)/shifterimg $(OUT)/shifter-imagegw $(OUT)/shifter-admin $(OUT)/libshifter.so
 PLUGIN = $(OUT)/shifter_spank.so
 
 .PHONY: all deps swift test unit integration install deb demo soak fuzz bench clean bed-up bed-down
@@ -50,10 +51,11 @@ test:
 	@tests/run
 
 install: all
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/shifter $(DESTDIR)$(PREFIX)/include \
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/lib/shifter $(DESTDIR)$(PREFIX)/include \
 	    $(DESTDIR)$(SYSCONFDIR)
 	install -m 0755 $(OUT)/shifterimg $(OUT)/shifter-imagegw $(DESTDIR)$(PREFIX)/bin/
 	install -m 4755 -o root -g root $(OUT)/shifter $(DESTDIR)$(PREFIX)/bin/shifter
+	install -m 0755 $(OUT)/shifter-admin $(DESTDIR)$(PREFIX)/sbin/shifter-admin
 	install -m 0755 $(OUT)/libshifter.so $(OUT)/shifter_spank.so $(DESTDIR)$(PREFIX)/lib/shifter/
 	install -m 0644 include/shifter.h $(DESTDIR)$(PREFIX)/include/
 	install -m 0644 etc/udiRoot.conf.example etc/plugstack.conf.example $(DESTDIR)$(SYSCONFDIR)/

@@ -19,6 +19,7 @@ let package = Package(
         .executable(name: "shifter-command", targets: ["shifter-command"]),
         .executable(name: "shifterimg", targets: ["shifterimg"]),
         .executable(name: "shifter-imagegw", targets: ["shifter-imagegw"]),
+        .executable(name: "shifter-admin", targets: ["shifter-admin"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -41,6 +42,10 @@ let package = Package(
             linkerSettings: [.unsafeFlags(["-Xlinker", "-z", "-Xlinker", "nodelete"])]
         ),
         .executableTarget(name: "shifter-command", dependencies: ["ShifterRuntime"]),
+        .executableTarget(
+            name: "shifter-admin",
+            dependencies: ["ShifterRuntime", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
 
         .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
         .systemLibrary(name: "CArchive", pkgConfig: "libarchive", providers: [.apt(["libarchive-dev"])]),

@@ -144,7 +144,8 @@ public func shifter_job_prolog(
     }
     do {
         try JobRoot.prepare(config: site, jobID: jobID, uid: uid, gid: gid, image: image,
-                            volumes: string(volumes), modules: string(modules))
+                            volumes: string(volumes), modules: string(modules),
+                            warn: { log(0, "shifter: prolog: job \(jobID): \($0)") })
         return shifterOK
     } catch {
         copyOut(error.message, msg, msglen)
@@ -159,7 +160,7 @@ public func shifter_job_epilog(_ config: OpaquePointer?, _ jobID: UInt32,
         copyOut("shifter_job_epilog: no configuration", msg, msglen)
         return shifterConfigError
     }
-    let problems = JobRoot.remove(config: site, jobID: jobID)
+    let problems = JobRoot.remove(config: site, jobID: jobID, warn: { log(0, "shifter: epilog: job \(jobID): \($0)") })
     if problems.isEmpty { return shifterOK }
     for problem in problems { log(0, "shifter: epilog: job \(jobID): \(problem)") }
     copyOut("job \(jobID): " + problems.joined(separator: "; "), msg, msglen)

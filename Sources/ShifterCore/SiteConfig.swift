@@ -49,6 +49,12 @@ public struct SiteConfig: Sendable, Equatable {
     public var sitePreMountHook: String?
     /// `sitePostMountHook`: a root script run after the site mounts.
     public var sitePostMountHook: String?
+    /// `siteEpilogHook`: a root script the job epilog runs on each node where the job had a root,
+    /// before it removes that root.
+    public var siteEpilogHook: String?
+    /// `nodeMetricsPath`: the directory where the prolog and epilog keep this node's metrics in
+    /// Prometheus text format (node_exporter's textfile collector); `nil` writes none.
+    public var nodeMetricsPath: String?
     /// `imageGateway`: gateway URLs tried in turn, or `local` for in-process imports.
     public var imageGateway: [String] = []
     /// `system`: this cluster's name at the gateway.
@@ -295,6 +301,8 @@ struct SiteConfigParser {
         case "siteEnvUnset": config.environment.unset += try values.variableNames()
         case "sitePreMountHook": config.sitePreMountHook = try values.optionalPath()
         case "sitePostMountHook": config.sitePostMountHook = try values.optionalPath()
+        case "siteEpilogHook": config.siteEpilogHook = try values.optionalPath()
+        case "nodeMetricsPath": config.nodeMetricsPath = try values.optionalPath()
         case "imageGateway": config.imageGateway += try values.gatewayURLs()
         case "system": config.system = try values.systemName()
         case "defaultImageType": config.defaultImageType = try values.choice(of: ImageType.self)

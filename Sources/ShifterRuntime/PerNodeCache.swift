@@ -17,6 +17,16 @@ struct PerNodeCache {
     static func filePrefix(root name: String) -> String { "shifter-\(name)-" }
     static let fileSuffix = ".xfs"
 
+    /// The job whose per-node cache file is named `name` (`shifter-job-12-XXXXXX.xfs`), or nil.
+    static func jobID(inFileName name: String) -> UInt32? {
+        guard name.hasPrefix("shifter-job-"), name.hasSuffix(fileSuffix) else { return nil }
+        let rest = name.dropFirst("shifter-job-".count)
+        guard let dash = rest.firstIndex(of: "-") else { return nil }
+        let digits = rest[..<dash]
+        guard !digits.isEmpty, digits.allSatisfy({ $0.isASCII && $0.isNumber }) else { return nil }
+        return UInt32(digits)
+    }
+
     /// Removes backing files of root `layout`'s caches that are still in `directory` under their
     /// names. `create` unlinks each file as soon as it is mounted, or on failure; only a prolog
     /// killed in between (mkfs.xfs can take seconds) leaves one, as large as the cache. Call it only

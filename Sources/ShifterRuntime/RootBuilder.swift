@@ -31,11 +31,31 @@ public struct RootBuilder {
 
     /// Builds the root.
     public func build() throws(RuntimeError) {
+        var timer = PhaseTimer()
+        try build(timer: &timer)
+    }
+
+    /// Builds the root, adding the time of each step to its phase in `timer`.
+    public func build(timer: inout PhaseTimer) throws(RuntimeError) {
         do {
-            for step in plan.steps { try run(step) }
+            for step in plan.steps {
+                try timer.measure(Self.phase(of: step)) { () throws(RuntimeError) in try run(step) }
+            }
         } catch {
             RootTeardown.teardown(plan.layout)
             throw error
+        }
+    }
+
+    /// The prolog phase (`NodeMetrics.prologPhases`) a step belongs to.
+    static func phase(of step: PlannedStep) -> String {
+        switch step {
+        case .hostDirectories, .scratch, .image, .overlay: "image"
+        case .accountFiles, .file, .copyHostFile: "etc"
+        case .proc, .hostBind, .userVolume, .propagation, .readOnlyRoot: "mounts"
+        case .perNodeCache: "cache"
+        case .gpu: "gpu"
+        case .rootHook: "hooks"
         }
     }
 

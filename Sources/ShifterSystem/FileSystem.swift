@@ -146,6 +146,34 @@ public enum FileSystem {
         if let owner { try check("set owner of", path) { fchown(fd, owner.uid, owner.gid) } }
     }
 
+    /// Replaces `path` with `bytes` at once: readers see the old file or the new one, never a part.
+    /// The bytes go to `path.tmp` first (not following a planted link), which is then renamed over
+    /// `path`. The corresponding C function is `rename(2)`.
+    public static func replaceFile(_ path: String, _ bytes: [UInt8], mode: mode_t = 0o644) throws(SystemError) {
+        let temporary = path + ".tmp"
+        do {
+            try writeFile(temporary, bytes, mode: mode)
+            try check("rename", temporary) { rename(temporary, path) }
+        } catch {
+            _ = unlink(temporary)
+            throw error
+        }
+    }
+
+    /// Opens (creating it, mode 0600) the lock file at `path` and waits for an exclusive lock on
+    /// it; the lock lasts until the descriptor returned is closed. The corresponding C function is
+    /// `flock(2)`.
+    public static func lockExclusively(_ path: String) throws(SystemError) -> Int32 {
+        let fd = try check("open", path) { open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o600) }
+        do {
+            try check("lock", path) { flock(fd, LOCK_EX) }
+        } catch {
+            close(fd)
+            throw error
+        }
+        return fd
+    }
+
     /// Sets the permission bits of a path. `chmod(2)`.
     public static func setMode(_ path: String, _ mode: mode_t) throws(SystemError) {
         try check("set mode of", path) { chmod(path, mode) }

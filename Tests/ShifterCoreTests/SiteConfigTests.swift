@@ -50,6 +50,17 @@ let oldShifterSampleConfig = #"""
 let minimalConfig = "udiMount=/var/udiMount\nloopMount=/var/udiLoopMount\nimagePath=/images\n"
 
 struct SiteConfigTests {
+    @Test func epilogHookAndNodeMetricsPath() throws {
+        let (config, warnings) = try SiteConfig.parse(minimalConfig + "siteEpilogHook=/etc/shifter/epilog.sh\nnodeMetricsPath=/var/lib/node_exporter/\n", source: "udiRoot.conf")
+        #expect(warnings.isEmpty)
+        #expect(config.siteEpilogHook == "/etc/shifter/epilog.sh")
+        #expect(config.nodeMetricsPath == "/var/lib/node_exporter")
+        let (defaults, _) = try SiteConfig.parse(minimalConfig + "siteEpilogHook=\n", source: "udiRoot.conf")
+        #expect(defaults.siteEpilogHook == nil)
+        #expect(defaults.nodeMetricsPath == nil)
+        #expect(throws: SiteConfigError.self) { try SiteConfig.parse(minimalConfig + "nodeMetricsPath=relative/dir\n", source: "udiRoot.conf") }
+    }
+
     @Test func parsesOldShifterSample() throws {
         let (config, warnings) = try SiteConfig.parse(oldShifterSampleConfig, source: "udiRoot.conf")
         #expect(config.udiMount == "/var/udiMount")

@@ -28,12 +28,10 @@ setup_file() {
     /usr/bin/python3 "$SHIFTER_SOURCE/tests/hostile/make-corpus.py" "$WORK/corpus" --many-files 10 --bomb-mib 1
     start_test_registry "$SHIFTER_SOURCE/tests/hostile/registry.py" "$PORT" "$BED_DIR/ca/server.crt" \
         "$BED_DIR/ca/server.key" "$WORK/corpus"
-    # An administrator's way back after a killed epilog: the epilog of libshifter's C ABI, run again.
-    cc -O2 -Wall -Wextra -Werror -I"$SHIFTER_SOURCE/include" -o "$WORK/rerun-epilog" \
-        "$SHIFTER_SOURCE/tests/faults/rerun-epilog.c" -L"$SHIFTER_PREFIX/lib/shifter" -lshifter \
-        -Wl,-rpath,"$SHIFTER_PREFIX/lib/shifter"
-    # A mkfs.xfs that takes 6 s, so that a job can be caught in its prolog.
-    printf '#!/bin/sh\nsleep 6\nexec /sbin/mkfs.xfs "$@"\n' >"$WORK/slow-mkfs.xfs"
+    # A mkfs.xfs that holds the prolog, so that a job can be caught in it: it reports the prolog's
+    # pid and its own through a FIFO, then waits (60 s at most) until the test releases it.
+    printf '#!/bin/sh\necho "$PPID $$" >%s\ni=0\nwhile [ ! -e %s ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i + 1)); done\nexec /sbin/mkfs.xfs "$@"\n' \
+        "$WORK/mkfs.fifo" "$WORK/mkfs.release" >"$WORK/slow-mkfs.xfs"
     chmod 755 "$WORK/slow-mkfs.xfs"
 }
 
@@ -132,7 +130,7 @@ pull_into_small_store() {
 
 # no_loop_device_for FILE: the loop device of FILE went with the namespace (autoclear is asynchronous).
 no_loop_device_for() {
-    for _ in $(seq 50); do losetup -j "$1" | grep -q . || return 0; sleep 0.1; done
+    for _ in $(seq 300); do losetup -j "$1" | grep -q . || return 0; sleep 0.1; done
     losetup -j "$1" >&2
     return 1
 }
@@ -194,7 +192,7 @@ CONF
     api GET "/api/lookup/bed/docker/$tag/"
     [ "$(jq -r .status <<<"$body")" = PULLING ]
     kill -KILL "$(cat "$WORK/gateway.pid")"
-    sleep 0.5
+    wait_gone "$(cat "$WORK/gateway.pid")"
     # The dead gateway's partial download is still there; no image and no record of one is.
     [ -n "$(find "$WORK/gw/images" -maxdepth 1 -name '.import-*')" ]
     [ -z "$(find "$WORK/gw/images" -maxdepth 1 -name '*.squashfs' -o -maxdepth 1 -name '*.meta.json')" ]
@@ -245,6 +243,28 @@ node_site_config_restore() {
 
 slurmd_pid() { cat "$SLURM_DIR/slurmd-$NODE.pid"; }
 
+# prolog_failures: the failed prologs that n4's metrics file counts.
+prolog_failures() {
+    local value
+    value=$(grep -F "shifter_prolog_runs_total{node=\"$NODE\",result=\"failure\"} " "$BED_DIR/metrics/shifter-$NODE.prom" 2>/dev/null | awk '{print $2}')
+    echo "${value:-0}"
+}
+
+# hold_mkfs: the next run of slow-mkfs.xfs reports through a new FIFO and waits for its release.
+hold_mkfs() {
+    rm -f "$WORK/mkfs.fifo" "$WORK/mkfs.release"
+    mkfifo -m 600 "$WORK/mkfs.fifo"
+}
+
+# wait_gone PID: waits (30 s at most) until process PID has exited (gone, or a zombie).
+wait_gone() {
+    local deadline=$((SECONDS + 30))
+    while [ -e "/proc/$1" ] && ! grep -qE '^[0-9]+ \(.*\) Z' "/proc/$1/stat" 2>/dev/null; do
+        ((SECONDS < deadline)) || { echo "process $1 is still running" >&2; return 1; }
+        sleep 0.1
+    done
+}
+
 # cache_files JOB: the per-node cache backing files of JOB still under their names.
 cache_files() { find "$BED_DIR/cache" -name "shifter-job-$1-*" 2>/dev/null; }
 
@@ -260,6 +280,7 @@ node_back_in_service() {
 
 @test "faults: mkfs.xfs missing: the prolog says so, the job fails, the node stays clean and in service" {
     node_site_config "mkfsXfsPath=/nonexistent/mkfs.xfs"
+    failures=$(prolog_failures)
     job=$(submit "$BED_USER" -w "$NODE" -N1 -o "$OUT/out" --image="$IMAGE_BUSYBOX" \
         --volume="/x:/scratch:perNodeCache=size=512m" --wrap "srun shifter true; echo after-srun")
     wait_job "$job"
@@ -271,6 +292,8 @@ node_back_in_service() {
     grep -q "shifter: the job's container could not be set up on node $NODE: job $job: .*mkfs.xfs is missing" "$OUT/out"
     ! grep -q after-srun "$OUT/out"
     [ -z "$(sinfo -h -n "$NODE" -t drain,drng -o %N)" ]
+    # The node's metrics count the failed prolog.
+    [ "$(prolog_failures)" -eq $((failures + 1)) ]
     assert_nodes_clean "$job"
     [ -z "$(cache_files "$job")" ]
 }
@@ -278,9 +301,13 @@ node_back_in_service() {
 @test "faults: slurmd restarted while a job runs: the job finishes and its epilog still cleans up" {
     job=$(submit "$BED_USER" -w "$NODE" -N1 -o "$OUT/out" --image="$IMAGE_BUSYBOX" \
         --volume="/x:/scratch:perNodeCache=size=512m" \
-        --wrap "srun shifter sh -c 'sleep 12; echo \$(head -1 /etc/os-release) \$(stat -c %U /scratch)'")
+        --wrap "srun shifter sh -c 'sleep 20; echo \$(head -1 /etc/os-release) \$(stat -c %U /scratch)'")
     wait_running "$job"
-    for _ in $(seq 50); do pgrep -f '^sleep 12$' >/dev/null && break; sleep 0.2; done
+    local deadline=$((SECONDS + 60))
+    until pgrep -f '^sleep 20$' >/dev/null; do
+        ((SECONDS < deadline)) || { echo "the step's command did not start" >&2; false; }
+        sleep 0.2
+    done
     # Restart n4's slurmd in the same mount namespace, as a restart on a real node would be: the
     # job's slurmstepd holds that namespace while slurmd is gone.
     old=$(slurmd_pid)
@@ -291,7 +318,7 @@ node_back_in_service() {
     for _ in $(seq 100); do kill -0 "$old" 2>/dev/null || break; sleep 0.1; done
     ! kill -0 "$old" 2>/dev/null
     nsenter -t "$stepd" -m slurmd -f "$SLURM_CONF" -N "$NODE"
-    for _ in $(seq 100); do [ "$(slurmd_pid)" != "$old" ] && kill -0 "$(slurmd_pid)" 2>/dev/null && break; sleep 0.1; done
+    for _ in $(seq 300); do [ "$(slurmd_pid)" != "$old" ] && kill -0 "$(slurmd_pid)" 2>/dev/null && break; sleep 0.1; done
     [ "$(readlink "/proc/$(slurmd_pid)/ns/mnt")" = "$(readlink "/proc/$stepd/ns/mnt")" ]
     wait_job "$job" 90
     cat "$OUT/out"
@@ -320,26 +347,27 @@ after_kill() {
 
 @test "faults: SIGKILL of a job during its prolog" {
     node_site_config "mkfsXfsPath=$WORK/slow-mkfs.xfs"
+    hold_mkfs
     job=$(submit_long_job)
-    for _ in $(seq 300); do pgrep -P "$(slurmd_pid)" -f 'spank prolog' >/dev/null && pgrep -f '^sleep 6$' >/dev/null && break; sleep 0.1; done
-    pgrep -f '^sleep 6$' || { squeue -j "$job"; on_node "$NODE" cat /etc/shifter/udiRoot.conf | grep mkfs; false; }
+    read -r prolog mkfs < <(timeout 120 cat "$WORK/mkfs.fifo")
+    [ -n "$prolog" ] && [ -n "$mkfs" ]
     scancel --signal=KILL --full "$job" || scancel "$job"
+    touch "$WORK/mkfs.release"
     after_kill "$job"
     node_back_in_service
 }
 
 @test "faults: SIGKILL of the prolog process itself: the node drains, the epilog removes the half-built root and cache file" {
     node_site_config "mkfsXfsPath=$WORK/slow-mkfs.xfs"
+    hold_mkfs
     job=$(submit_long_job)
-    local prolog=
-    for _ in $(seq 300); do
-        prolog=$(pgrep -P "$(slurmd_pid)" -f 'spank prolog') && pgrep -f '^sleep 6$' >/dev/null && break
-        sleep 0.1
-    done
-    [ -n "$prolog" ]
+    read -r prolog mkfs < <(timeout 120 cat "$WORK/mkfs.fifo")
+    [ -n "$prolog" ] && [ -n "$mkfs" ]
+    [ "$(ps -o ppid= -p "$prolog" | tr -d ' ')" = "$(slurmd_pid)" ]
     # The cache file exists under its name while mkfs.xfs runs.
     [ -n "$(cache_files "$job")" ]
     kill -KILL "$prolog"
+    touch "$WORK/mkfs.release"
     # Slurm drains the node and holds the requeued job; the epilog runs all the same.
     for _ in $(seq 100); do [ -z "$(cache_files "$job")" ] && break; sleep 0.2; done
     sinfo -h -n "$NODE" -o '%t %E'
@@ -360,32 +388,57 @@ after_kill() {
 @test "faults: SIGKILL of a job while its command runs in the container" {
     job=$(submit_long_job)
     wait_running "$job"
-    for _ in $(seq 100); do pgrep -f '^sleep 30$' >/dev/null && break; sleep 0.2; done
+    for _ in $(seq 300); do pgrep -f '^sleep 30$' >/dev/null && break; sleep 0.2; done
     pgrep -f '^sleep 30$'
     scancel --signal=KILL --full "$job"
     after_kill "$job"
 }
 
-@test "faults: SIGKILL of the epilog: the node drains with the root left; running the epilog again cleans it" {
+@test "faults: SIGKILL of the epilog: the node drains with the root left; shifter-admin finds and removes it" {
+    # The site's epilog hook holds the epilog: it reports the epilog's pid through a FIFO, then
+    # waits. So the test kills the epilog while it certainly runs, however loaded the machine is.
+    local fifo=$WORK/epilog.fifo epilog hook
+    rm -f "$fifo"
+    mkfifo -m 600 "$fifo"
+    printf '#!/bin/sh\necho "$PPID $$" >%s\nexec sleep 300\n' "$fifo" >"$WORK/hold-epilog.sh"
+    chmod 755 "$WORK/hold-epilog.sh"
+    node_site_config "siteEpilogHook=$WORK/hold-epilog.sh"
     job=$(submit_long_job 3)
-    local epilog= deadline=$((SECONDS + 60)) slurmd
-    slurmd=$(slurmd_pid)
-    # The epilog lasts a fraction of a second: poll without sleeping.
-    while ((SECONDS < deadline)); do
-        epilog=$(pgrep -P "$slurmd" -f 'spank epilog') && break
-    done
-    [ -n "$epilog" ]
-    kill -KILL "$epilog" || true
+    read -r epilog hook < <(timeout 120 cat "$fifo")
+    [ -n "$epilog" ] && [ -n "$hook" ]
+    # The hook's parent is the epilog process that slurmd started for this job.
+    [ "$(ps -o ppid= -p "$epilog" | tr -d ' ')" = "$(slurmd_pid)" ]
+    tr '\0' ' ' <"/proc/$epilog/cmdline" | grep -q 'spank epilog'
+    kill -KILL "$epilog"
+    kill -KILL "$hook" || true
     wait_job "$job"
-    sleep 1
+    node_site_config_restore
     state=$(sinfo -h -n "$NODE" -o '%t %E')
     echo "node: $state"
     leftover=$(on_node "$NODE" grep -c "job-$job" /proc/self/mountinfo || true)
     echo "mounts left by the killed epilog: $leftover"
-    # Slurm drains a node whose epilog failed, so no job lands on what may be left there.
-    [[ "$state" == drain* ]] || [ "$leftover" -eq 0 ]
-    on_node "$NODE" "$WORK/rerun-epilog" /etc/shifter/udiRoot.conf "$job"
+    # Slurm drains a node whose epilog failed, so no job lands on what is left there.
+    [[ "$state" == drain* ]]
+    [ "$leftover" -gt 0 ]
+    # The administrator's tools: list shows the root, check reports it with the command to run,
+    # cleanup removes it, and check then finds nothing.
+    run on_node "$NODE" "$SHIFTER_PREFIX/sbin/shifter-admin" list --config /etc/shifter/udiRoot.conf
+    echo "$output"
+    [ "$status" -eq 0 ]
+    grep -qE "^$job +ready +[0-9]+ +sha256:" <<<"$output"
+    run on_node "$NODE" "$SHIFTER_PREFIX/sbin/shifter-admin" check --config /etc/shifter/udiRoot.conf
+    echo "$output"
+    [ "$status" -eq 1 ]
+    grep -qF "job $job has ended but its root is ready here" <<<"$output"
+    grep -qF "run 'shifter-admin cleanup --job $job'" <<<"$output"
+    run on_node "$NODE" "$SHIFTER_PREFIX/sbin/shifter-admin" cleanup --config /etc/shifter/udiRoot.conf --job "$job"
+    echo "$output"
+    [ "$status" -eq 0 ]
+    [ "$output" = "job $job: clean" ]
     assert_nodes_clean "$job"
     [ -z "$(cache_files "$job")" ]
+    run on_node "$NODE" "$SHIFTER_PREFIX/sbin/shifter-admin" check --config /etc/shifter/udiRoot.conf
+    echo "$output"
+    [ "$status" -eq 0 ]
     node_back_in_service
 }

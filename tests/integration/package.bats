@@ -35,6 +35,8 @@ teardown() {
     grep -q './usr/lib/shifter/libshifter.so$' <<<"$contents"
     grep -q './usr/lib/systemd/system/shifter-imagegw.service$' <<<"$contents"
     grep -q './usr/share/man/man1/shifter.1.gz$' <<<"$contents"
+    grep -qE '^-rwxr-xr-x root/root .* \./usr/sbin/shifter-admin$' <<<"$contents"
+    grep -q './usr/share/man/man8/shifter-admin.8.gz$' <<<"$contents"
     if [ ! -s "$DEB_ROOT_CACHE" ]; then
         mirror=$(debian_mirror | head -1)
         [ -n "$mirror" ] || skip "no Debian mirror configured for apt"
@@ -48,7 +50,7 @@ teardown() {
     cp /etc/resolv.conf "$ROOT/etc/resolv.conf"
     cp -r /etc/apt/sources.list.d/. "$ROOT/etc/apt/sources.list.d/" 2>/dev/null || true
     mount -t proc proc "$ROOT/proc"
-    run chroot "$ROOT" sh -c 'apt-get update -qq >/dev/null 2>&1; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq /tmp/shifter.deb >/dev/null 2>&1; dpkg -s shifter | grep -E "^Status"; stat -c "%U %a" /usr/bin/shifter; shifter --version; shifterimg --version; shifter-imagegw --version'
+    run chroot "$ROOT" sh -c 'apt-get update -qq >/dev/null 2>&1; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq /tmp/shifter.deb >/dev/null 2>&1; dpkg -s shifter | grep -E "^Status"; stat -c "%U %a" /usr/bin/shifter; shifter --version; shifterimg --version; shifter-imagegw --version; shifter-admin --version'
     echo "$output"
     [ "$status" -eq 0 ]
     grep -qx "Status: install ok installed" <<<"$output"

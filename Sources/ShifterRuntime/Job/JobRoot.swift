@@ -72,60 +72,89 @@ public enum JobRoot {
     }
 
     /// Builds the root of job `jobID` for user `uid`. A root left by an earlier attempt is removed
-    /// first. On failure nothing is left but a record of the reason (see `failureReason`).
+    /// first. On failure nothing is left but a record of the reason (see `failureReason`). The
+    /// outcome and the time of each phase go to the node's metrics (`nodeMetricsPath`); a problem
+    /// with those goes to `warn` and never fails the build.
     public static func prepare(config: SiteConfig, jobID: UInt32, uid: UInt32, gid: UInt32, image: String,
-                               volumes: String?, modules: String?) throws(RuntimeError) {
+                               volumes: String?, modules: String?,
+                               warn: (String) -> Void = { _ in }) throws(RuntimeError) {
         let layout = RootLayout.job(jobID, config: config)
+        var timer = PhaseTimer()
         RootTeardown.teardown(layout, killProcesses: true)
         do {
             try build(config: config, layout: layout, jobID: jobID, uid: uid, gid: gid, image: image,
-                      volumes: volumes, modules: modules)
+                      volumes: volumes, modules: modules, timer: &timer)
         } catch {
             let reason = "job \(jobID): \(error.message)"
             _ = try? FileSystem.makeDirectories(config.udiMount)
             _ = try? FileSystem.writeFile(layout.failureFile, Array((reason + "\n").utf8), mode: 0o644)
+            recordProlog(config: config, succeeded: false, timer: timer, warn: warn)
             throw RuntimeError(reason)
         }
+        recordProlog(config: config, succeeded: true, timer: timer, warn: warn)
+    }
+
+    private static func recordProlog(config: SiteConfig, succeeded: Bool, timer: PhaseTimer, warn: (String) -> Void) {
+        let problem = NodeMetricsFile.update(config: config) {
+            $0.addProlog(succeeded: succeeded, phases: timer.seconds, total: timer.elapsed)
+        }
+        if let problem { warn(problem) }
     }
 
     private static func build(config: SiteConfig, layout: RootLayout, jobID: UInt32, uid: UInt32, gid: UInt32,
-                              image: String, volumes: String?, modules: String?) throws(RuntimeError) {
-        let user = try jobUser(uid: uid, gid: gid, config: config)
-        let reference: ImageReference
-        do { reference = try ImageReference.parse(image, defaultType: config.defaultImageType) } catch {
-            throw RuntimeError(error.description)
+                              image: String, volumes: String?, modules: String?,
+                              timer: inout PhaseTimer) throws(RuntimeError) {
+        let (plan, state) = try timer.measure("resolve") { () throws(RuntimeError) -> (ContainerPlan, PreparedRootState) in
+            let user = try jobUser(uid: uid, gid: gid, config: config)
+            let reference: ImageReference
+            do throws(ImageReferenceError) {
+                reference = try ImageReference.parse(image, defaultType: config.defaultImageType)
+            } catch {
+                throw RuntimeError(error.description)
+            }
+            let resolved = try ImageResolver.resolve(reference, config: config, uid: uid, groups: user.groups + [gid])
+            let volumeList = try parseVolumes(volumes, config: config)
+            let moduleList = try selectModules(modules, config: config)
+            let gpu = moduleList.contains(where: { $0.name == GPUSetup.moduleName })
+                ? try GPUSetup.discover(environment: gpuEnvironment()) : nil
+            let request = ContainerRequest(
+                config: config,
+                image: resolved.imageFile.map(ImageSource.squashfs) ?? .directory(resolved.localDirectory ?? "/nonexistent"),
+                metadata: resolved.metadata, user: user, volumes: volumeList, modules: moduleList,
+                siteEtcFiles: try ContainerPlanner.siteEtcFileNames(config.etcPath), gpu: gpu)
+            let state = PreparedRootState(jobID: jobID, uid: uid, gid: gid, image: resolved.id,
+                                          volumes: volumeList.map(\.canonical), modules: moduleList.map(\.name))
+            return (ContainerPlanner.plan(request, layout: layout), state)
         }
-        let resolved = try ImageResolver.resolve(reference, config: config, uid: uid, groups: user.groups + [gid])
-        let volumeList = try parseVolumes(volumes, config: config)
-        let moduleList = try selectModules(modules, config: config)
-        let gpu = moduleList.contains(where: { $0.name == GPUSetup.moduleName })
-            ? try GPUSetup.discover(environment: gpuEnvironment()) : nil
-        let request = ContainerRequest(
-            config: config,
-            image: resolved.imageFile.map(ImageSource.squashfs) ?? .directory(resolved.localDirectory ?? "/nonexistent"),
-            metadata: resolved.metadata, user: user, volumes: volumeList, modules: moduleList,
-            siteEtcFiles: try ContainerPlanner.siteEtcFileNames(config.etcPath), gpu: gpu)
-        try RootBuilder(plan: ContainerPlanner.plan(request, layout: layout)).build()
-        let state = PreparedRootState(jobID: jobID, uid: uid, gid: gid, image: resolved.id,
-                                      volumes: volumeList.map(\.canonical), modules: moduleList.map(\.name))
-        do {
-            try FileSystem.writeFile(layout.stateFile, state.encoded(), mode: 0o644)
-        } catch {
-            RootTeardown.teardown(layout)
-            throw RuntimeError("couldn't record the root: \(error.description)")
+        try RootBuilder(plan: plan).build(timer: &timer)
+        try timer.measure("record") { () throws(RuntimeError) in
+            do throws(SystemError) {
+                try FileSystem.writeFile(layout.stateFile, state.encoded(), mode: 0o644)
+            } catch {
+                RootTeardown.teardown(layout)
+                throw RuntimeError("couldn't record the root: \(error.description)")
+            }
         }
     }
 
     /// Removes the root of job `jobID` on this node, and the per-node cache files a killed prolog
     /// of the job left behind; returns what could not be removed. The shared cache directory is
-    /// read only where this node's prolog began to create a cache (`cacheMarkerFile`).
-    public static func remove(config: SiteConfig, jobID: UInt32) -> [String] {
+    /// read only where this node's prolog began to create a cache (`cacheMarkerFile`). Where the
+    /// job has a root here, the site's `siteEpilogHook` runs first; its failure goes to `warn` and
+    /// the removal goes on. An epilog adds its outcome to the node's epilog counters (an
+    /// administrator's cleanup refreshes only the gauges, and looks in the cache directory even
+    /// without the marker, since the administrator says the job has ended everywhere).
+    public static func remove(config: SiteConfig, jobID: UInt32, byAdministrator: Bool = false,
+                              warn: (String) -> Void = { _ in }) -> [String] {
         let layout = RootLayout.job(jobID, config: config)
+        if let hook = config.siteEpilogHook, FileSystem.exists(layout.base) || FileSystem.exists(layout.imageMount) {
+            if let problem = runEpilogHook(hook, jobID: jobID, layout: layout) { warn(problem) }
+        }
         var left = RootTeardown.teardown(layout, killProcesses: true)
-        if let directory = config.perNodeCachePath, FileSystem.exists(layout.cacheMarkerFile) {
+        if let directory = config.perNodeCachePath, byAdministrator || FileSystem.exists(layout.cacheMarkerFile) {
             let files = PerNodeCache.removeAbandonedFiles(of: layout, in: directory)
             left += files
-            if files.isEmpty {
+            if files.isEmpty, FileSystem.exists(layout.cacheMarkerFile) {
                 do throws(SystemError) {
                     try FileSystem.removeFile(layout.cacheMarkerFile)
                 } catch {
@@ -133,7 +162,36 @@ public enum JobRoot {
                 }
             }
         }
+        let clean = left.isEmpty
+        if let problem = NodeMetricsFile.update(config: config, { if !byAdministrator { $0.addEpilog(clean: clean) } }) {
+            warn(problem)
+        }
         return left
+    }
+
+    /// Runs the site's epilog hook for a job's root, as root, with the root's path as its argument
+    /// and the job in its environment; returns why it failed, or nil.
+    static func runEpilogHook(_ script: String, jobID: UInt32, layout: RootLayout) -> String? {
+        var environment = ["SHIFTER_JOB_ID=\(jobID)", "SHIFTER_ROOT=\(layout.root)"]
+        if let status = try? FileSystem.linkStatus(layout.stateFile), status.uid == 0, status.kind == .regular,
+           let bytes = try? FileSystem.readFile(layout.stateFile, limit: 1 << 20), let state = PreparedRootState.decode(bytes) {
+            environment += ["SHIFTER_UID=\(state.uid)", "SHIFTER_GID=\(state.gid)"]
+        }
+        let limit = RootBuilder.hookTimeLimit
+        let outcome: ProgramRunner.Outcome
+        do {
+            outcome = try ProgramRunner.run("/bin/sh", [script, layout.root], environment: environment, timeLimit: limit)
+        } catch {
+            return "siteEpilogHook \(script): couldn't \(error.description)"
+        }
+        if outcome.timedOut {
+            return "siteEpilogHook \(script) did not finish within \(limit.components.seconds) s and was killed with the processes it started"
+        }
+        guard outcome.status == 0 else {
+            let detail = outcome.output.split(separator: "\n").last.map { ": " + $0 } ?? ""
+            return "siteEpilogHook \(script) failed with status \(outcome.status)\(detail)"
+        }
+        return nil
     }
 
     /// Why the prolog of job `jobID` failed on this node, or nil when it did not.

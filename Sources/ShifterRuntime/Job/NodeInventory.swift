@@ -1,0 +1,126 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import ShifterCore
+import ShifterSystem
+
+/// What is left of one job's root on this node, as found under `udiMount` and `loopMount`.
+public struct NodeRootEntry: Sendable, Equatable {
+    public var jobID: UInt32
+    /// The prolog's record, when the root was completed and the record can be trusted.
+    public var state: PreparedRootState?
+    /// The reason the job's prolog failed on this node, when it did.
+    public var failure: String?
+    /// Mount points at or below the root's two paths.
+    public var mounts: [String]
+    /// Whether the prolog began a per-node cache for the job (the marker is still there).
+    public var cacheMarker: Bool
+
+    /// `ready` (built and recorded), `failed` (the prolog left its reason) or `incomplete`
+    /// (directories or mounts without a record: a prolog or epilog killed half-way).
+    public var status: String {
+        if state != nil { return "ready" }
+        if failure != nil { return "failed" }
+        return "incomplete"
+    }
+
+    /// The per-node caches the root was built with, and their total size in bytes.
+    public var perNodeCaches: (count: Int, bytes: UInt64) {
+        var count = 0, bytes: UInt64 = 0
+        for text in state?.volumes ?? [] {
+            guard let cache = (try? VolumeSpec.parse(text))?.perNodeCache else { continue }
+            count += 1
+            bytes &+= cache.size
+        }
+        return (count, bytes)
+    }
+}
+
+/// The job roots on this node: what `shifter-admin list` and `check` show, and what the node's
+/// metrics count. It reads directories and the mount table only; it changes nothing.
+public enum NodeInventory {
+    /// Every job that has a directory, a record, a failure note, a cache marker or a mount under
+    /// `udiMount` or `loopMount`, in job order.
+    public static func roots(config: SiteConfig) -> [NodeRootEntry] {
+        var jobs = Set<UInt32>()
+        for directory in [config.udiMount, config.loopMount] {
+            for name in (try? FileSystem.directoryEntries(directory)) ?? [] {
+                if let job = jobID(inName: name) { jobs.insert(job) }
+            }
+        }
+        let mountPoints = ((try? MountTable.current()) ?? []).map(\.mountPoint)
+        for point in mountPoints {
+            for directory in [config.udiMount, config.loopMount] {
+                guard let name = firstComponent(of: point, under: directory), let job = jobID(inName: name) else { continue }
+                jobs.insert(job)
+            }
+        }
+        return jobs.sorted().map { job in
+            let layout = RootLayout.job(job, config: config)
+            let mounts = mountPoints.filter { point in
+                [layout.base, layout.imageMount].contains { point == $0 || point.hasPrefix($0 + "/") }
+            }
+            return NodeRootEntry(jobID: job, state: JobRoot.state(config: config, jobID: job),
+                                 failure: JobRoot.failureReason(config: config, jobID: job), mounts: mounts,
+                                 cacheMarker: FileSystem.exists(layout.cacheMarkerFile))
+        }
+    }
+
+    /// Entries under `udiMount` or `loopMount` that are not a job's (no `job-N` name): nothing
+    /// Shifter makes, so something for an administrator to look at.
+    public static func strangers(config: SiteConfig) -> [String] {
+        var found: [String] = []
+        for directory in [config.udiMount, config.loopMount] {
+            for name in ((try? FileSystem.directoryEntries(directory)) ?? []).sorted() where jobID(inName: name) == nil {
+                found.append(directory + "/" + name)
+            }
+        }
+        return found
+    }
+
+    /// What a job that has ended left on this node, and in the shared per-node cache directory:
+    /// roots of jobs not in `activeJobs` (pending, running or completing), backing files of their
+    /// per-node caches, and entries under `udiMount` or `loopMount` that are no job's. Each line
+    /// says what to run about it.
+    public static func leftovers(config: SiteConfig, activeJobs: Set<UInt32>) -> [String] {
+        var found: [String] = []
+        var jobsWithFiles = Set<UInt32>()
+        for root in roots(config: config) where !activeJobs.contains(root.jobID) {
+            jobsWithFiles.insert(root.jobID)
+            found.append("job \(root.jobID) has ended but its root is \(root.status) here with \(root.mounts.count) mount(s); run 'shifter-admin cleanup --job \(root.jobID)'")
+        }
+        if let directory = config.perNodeCachePath {
+            for name in ((try? FileSystem.directoryEntries(directory)) ?? []).sorted() {
+                guard let job = PerNodeCache.jobID(inFileName: name), !activeJobs.contains(job) else { continue }
+                let path = directory + "/" + name
+                guard let status = try? FileSystem.linkStatus(path), status.kind == .regular, status.uid == 0 else { continue }
+                found.append("job \(job) has ended but its per-node cache file \(path) (\(ByteSize.format(UInt64(max(0, status.size))))) is left; run 'shifter-admin cleanup --job \(job)'")
+            }
+        }
+        for path in strangers(config: config) {
+            found.append("\(path) is not a job root; Shifter did not make it (remove it by hand once you know what it is)")
+        }
+        return found
+    }
+
+    /// The job id in `job-N`, `job-N.failed` or `job-N.caches`.
+    static func jobID(inName name: String) -> UInt32? {
+        guard name.hasPrefix("job-") else { return nil }
+        var digits = name.dropFirst(4)
+        for suffix in [".failed", ".caches"] where digits.hasSuffix(suffix) {
+            digits = digits.dropLast(suffix.count)
+        }
+        guard !digits.isEmpty, digits.allSatisfy({ $0.isASCII && $0.isNumber }), digits.first != "0" || digits.count == 1 else {
+            return nil
+        }
+        return UInt32(digits)
+    }
+
+    /// The first path component of `path` below `directory`, or nil when it is not below it.
+    static func firstComponent(of path: String, under directory: String) -> String? {
+        let prefix = directory.hasSuffix("/") ? directory : directory + "/"
+        guard path.hasPrefix(prefix) else { return nil }
+        let rest = path.dropFirst(prefix.count)
+        return rest.split(separator: "/").first.map(String.init)
+    }
+}

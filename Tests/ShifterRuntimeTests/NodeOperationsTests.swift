@@ -1,0 +1,120 @@
+import Foundation
+import ShifterCore
+import ShifterSystem
+import Testing
+@testable import ShifterRuntime
+
+/// What an administrator and node_exporter see of a node: the roots on it, what ended jobs left,
+/// the epilog's site hook, and the metrics file.
+struct NodeNameTests {
+    @Test(arguments: [("job-12", UInt32(12)), ("job-12.failed", 12), ("job-12.caches", 12), ("job-0", 0),
+                      ("job-", nil), ("job-012", nil), ("job-1x", nil), ("private", nil), ("job-99999999999", nil),
+                      ("job-12.other", nil)])
+    func rootNames(name: String, job: UInt32?) {
+        #expect(NodeInventory.jobID(inName: name) == job)
+    }
+
+    @Test(arguments: [("shifter-job-7-1a2b.xfs", UInt32(7)), ("shifter-job-70-ffff.xfs", 70), ("shifter-job-7.xfs", nil),
+                      ("shifter-job--1a.xfs", nil), ("shifter-job-7-1a2b.txt", nil), ("shifter-private-1a.xfs", nil)])
+    func cacheFileNames(name: String, job: UInt32?) {
+        #expect(PerNodeCache.jobID(inFileName: name) == job)
+    }
+}
+
+@Suite(.enabled(if: geteuid() == 0, "records and metrics must belong to root, as the prolog's do; run as root"))
+struct NodeOperationsTests {
+    /// A site with empty udiMount, loopMount and cache directories under a new temporary directory.
+    func withSite(_ body: (SiteConfig, String) throws -> Void) throws {
+        let top = NSTemporaryDirectory() + "/shifter-node-test-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: top) }
+        for directory in ["udi", "loop", "cache"] {
+            try FileManager.default.createDirectory(atPath: top + "/" + directory, withIntermediateDirectories: true)
+        }
+        var config = SiteConfig(udiMount: top + "/udi", loopMount: top + "/loop", imagePath: top + "/images")
+        config.perNodeCachePath = top + "/cache"
+        try body(config, top)
+    }
+
+    @Test func leftoversAreTheEndedJobsRootsTheirCacheFilesAndStrangers() throws {
+        try withSite { config, top in
+            try FileManager.default.createDirectory(atPath: top + "/udi/job-5", withIntermediateDirectories: true)
+            FileManager.default.createFile(atPath: top + "/udi/job-8.failed", contents: Data("job 8: no such image\n".utf8))
+            try FileManager.default.createDirectory(atPath: top + "/loop/stray", withIntermediateDirectories: true)
+            FileManager.default.createFile(atPath: top + "/cache/shifter-job-6-abcd.xfs", contents: Data("x".utf8))
+
+            let roots = NodeInventory.roots(config: config)
+            #expect(roots.map(\.jobID) == [5, 8])
+            #expect(roots.map(\.status) == ["incomplete", "failed"])
+            #expect(roots[1].failure == "job 8: no such image")
+
+            let whileRunning = NodeInventory.leftovers(config: config, activeJobs: [5, 6, 8])
+            #expect(whileRunning == ["\(top)/loop/stray is not a job root; Shifter did not make it (remove it by hand once you know what it is)"])
+            let ended = NodeInventory.leftovers(config: config, activeJobs: [])
+            #expect(ended.count == 4)
+            #expect(ended[0] == "job 5 has ended but its root is incomplete here with 0 mount(s); run 'shifter-admin cleanup --job 5'")
+            #expect(ended[2].hasPrefix("job 6 has ended but its per-node cache file \(top)/cache/shifter-job-6-abcd.xfs"))
+
+            // The administrator's cleanup removes all of it, the cache file without the node's marker.
+            #expect(JobRoot.remove(config: config, jobID: 5, byAdministrator: true).isEmpty)
+            #expect(JobRoot.remove(config: config, jobID: 6, byAdministrator: true).isEmpty)
+            #expect(JobRoot.remove(config: config, jobID: 8, byAdministrator: true).isEmpty)
+            #expect(NodeInventory.leftovers(config: config, activeJobs: []).count == 1)
+        }
+    }
+
+    @Test func theEpilogRunsTheSiteHookBeforeRemovingTheRootAndGoesOnWhenItFails() throws {
+        try withSite { config, top in
+            var config = config
+            let hook = top + "/epilog.sh"
+            // The hook sees the root's directory still there, and the job in its environment; then it fails.
+            try "test -d \"${1%/root}\" && echo \"$SHIFTER_JOB_ID $1\" > \(top)/hook.out\necho 'flush failed' >&2\nexit 3\n"
+                .write(toFile: hook, atomically: true, encoding: .utf8)
+            config.siteEpilogHook = hook
+            try FileManager.default.createDirectory(atPath: top + "/udi/job-4", withIntermediateDirectories: true)
+            var warnings: [String] = []
+            let left = JobRoot.remove(config: config, jobID: 4, warn: { warnings.append($0) })
+            #expect(left.isEmpty)
+            #expect(!FileManager.default.fileExists(atPath: top + "/udi/job-4"))
+            #expect(try String(contentsOfFile: top + "/hook.out", encoding: .utf8) == "4 \(top)/udi/job-4/root\n")
+            #expect(warnings == ["siteEpilogHook \(hook) failed with status 3: flush failed"])
+
+            // A job without a root on this node does not run the hook.
+            try FileManager.default.removeItem(atPath: top + "/hook.out")
+            #expect(JobRoot.remove(config: config, jobID: 5, warn: { warnings.append($0) }).isEmpty)
+            #expect(!FileManager.default.fileExists(atPath: top + "/hook.out"))
+        }
+    }
+
+    @Test func metricsAccumulateAcrossWritesAndTheFileIsReplacedWhole() throws {
+        try withSite { config, top in
+            var config = config
+            config.nodeMetricsPath = top + "/metrics"
+            #expect(NodeMetricsFile.path(config: config, node: "n7") == top + "/metrics/shifter-n7.prom")
+            #expect(NodeMetricsFile.update(config: config, node: "n7") { $0.addProlog(succeeded: true, phases: ["resolve": 0.5], total: 1) } == nil)
+            #expect(NodeMetricsFile.update(config: config, node: "n7") { $0.addProlog(succeeded: false, phases: ["resolve": 0.25], total: 0.25) } == nil)
+            #expect(NodeMetricsFile.update(config: config, node: "n7") { $0.addEpilog(clean: true) } == nil)
+            let text = try String(contentsOfFile: top + "/metrics/shifter-n7.prom", encoding: .utf8)
+            let metrics = NodeMetrics.parse(text)
+            #expect(metrics.prologSuccesses == 1)
+            #expect(metrics.prologFailures == 1)
+            #expect(metrics.epilogsClean == 1)
+            #expect(metrics.prologPhaseSecondsTotal["resolve"] == 0.75)
+            let names = try FileManager.default.contentsOfDirectory(atPath: top + "/metrics").sorted()
+            #expect(names == [".shifter-n7.lock", "shifter-n7.prom"])
+            let mode = try FileSystem.linkStatus(top + "/metrics/shifter-n7.prom").mode & 0o777
+            #expect(mode == 0o644)
+        }
+    }
+
+    @Test func aMetricsDirectoryOthersCanWriteIsRefused() throws {
+        try withSite { config, top in
+            var config = config
+            config.nodeMetricsPath = top + "/metrics"
+            try FileManager.default.createDirectory(atPath: top + "/metrics", withIntermediateDirectories: true)
+            chmod(top + "/metrics", 0o1777)
+            let problem = NodeMetricsFile.update(config: config, node: "n7") { $0.addEpilog(clean: true) }
+            #expect(problem == "nodeMetricsPath \(top)/metrics must be a directory owned by root and writable by root only")
+            #expect(try FileManager.default.contentsOfDirectory(atPath: top + "/metrics").isEmpty)
+        }
+    }
+}

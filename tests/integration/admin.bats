@@ -1,0 +1,130 @@
+#!/usr/bin/env bats
+# What administrators get on a node: shifter-admin (list, check, cleanup) and the node metrics
+# that the prolog and epilog keep for node_exporter's textfile collector.
+
+load helpers
+bats_require_minimum_version 1.5.0
+
+ADMIN=${SHIFTER_ADMIN:-$SHIFTER_PREFIX/sbin/shifter-admin}
+
+setup() {
+    U=$BED_USER
+    OUT=$(mktemp -d /tmp/shifter-admin.XXXXXX)
+    chmod 777 "$OUT"
+}
+
+teardown() {
+    [ -f "$OUT/exporter.pid" ] && kill "$(cat "$OUT/exporter.pid")" 2>/dev/null || true
+    rm -rf "$OUT"
+    rm -f "$BED_DIR/cache/shifter-job-4000000-"*
+}
+
+metrics_file() { echo "$BED_DIR/metrics/shifter-$1.prom"; }
+
+# sample FILE NAME LABELS: the value of the sample NAME{LABELS} in FILE, or 0 when it is absent.
+sample() {
+    local value
+    value=$(grep -F "$2{$3} " "$1" 2>/dev/null | awk '{print $2}')
+    echo "${value:-0}"
+}
+
+# wait_for_line FILE TEXT: waits (up to 60 s) until FILE holds a line TEXT, which the job prints
+# once its prolog has finished on the node.
+wait_for_line() {
+    local deadline=$((SECONDS + 60))
+    until grep -qx "$2" "$1" 2>/dev/null; do
+        ((SECONDS < deadline)) || { echo "no line '$2' in $1 after 60 s" >&2; return 1; }
+        sleep 0.3
+    done
+}
+
+@test "node metrics: each node's prolog and epilog keep a Prometheus file, which node_exporter reads" {
+    local file before_ok before_clean during
+    file=$(metrics_file n1)
+    before_ok=$(sample "$file" shifter_prolog_runs_total 'node="n1",result="success"')
+    before_clean=$(sample "$file" shifter_epilog_runs_total 'node="n1",result="clean"')
+    job=$(submit "$U" -w n1 -N1 -o "$OUT/out" --image="$IMAGE_BUSYBOX" --volume="/x:/scratch:perNodeCache=size=512m" \
+        --wrap "cat $file > $OUT/during; srun shifter true")
+    wait_job "$job"
+    cat "$OUT/out"
+    [ "$(job_state "$job")" = COMPLETED ]
+    # While the job ran, the file counted its root and its cache.
+    during=$OUT/during
+    cat "$during"
+    [ "$(sample "$during" shifter_prolog_runs_total 'node="n1",result="success"')" -eq $((before_ok + 1)) ]
+    [ "$(sample "$during" shifter_job_roots 'node="n1"')" -ge 1 ]
+    [ "$(sample "$during" shifter_per_node_caches 'node="n1"')" -ge 1 ]
+    [ "$(sample "$during" shifter_per_node_cache_bytes 'node="n1"')" -ge 536870912 ]
+    for phase in resolve image etc mounts cache record; do
+        grep -qE "^shifter_prolog_last_phase_seconds\{node=\"n1\",phase=\"$phase\"\} [0-9]+\.[0-9]{6}$" "$during"
+    done
+    # After the epilog: one more clean epilog, and no root or cache left on the node.
+    cat "$file"
+    [ "$(sample "$file" shifter_epilog_runs_total 'node="n1",result="clean"')" -eq $((before_clean + 1)) ]
+    [ "$(sample "$file" shifter_job_roots 'node="n1"')" -eq 0 ]
+    [ "$(sample "$file" shifter_per_node_cache_bytes 'node="n1"')" -eq 0 ]
+    [ "$(stat -c '%U %a' "$file")" = "root 644" ]
+    ! ls -A "$BED_DIR/metrics" | grep -q '\.tmp$'
+    # node_exporter's textfile collector takes the files as they are.
+    command -v prometheus-node-exporter >/dev/null || skip "prometheus-node-exporter is not installed"
+    port=$(free_port)
+    prometheus-node-exporter --collector.disable-defaults --collector.textfile \
+        --collector.textfile.directory="$BED_DIR/metrics" --web.listen-address="127.0.0.1:$port" \
+        >"$OUT/exporter.log" 2>&1 &
+    echo $! >"$OUT/exporter.pid"
+    local deadline=$((SECONDS + 60))
+    until curl -sf "http://127.0.0.1:$port/metrics" >"$OUT/scrape"; do
+        ((SECONDS < deadline)) || { cat "$OUT/exporter.log"; false; }
+        kill -0 "$(cat "$OUT/exporter.pid")" || { cat "$OUT/exporter.log"; false; }
+        sleep 0.3
+    done
+    grep -qx 'node_textfile_scrape_error 0' "$OUT/scrape"
+    grep -qx "shifter_prolog_runs_total{node=\"n1\",result=\"success\"} $((before_ok + 1))" "$OUT/scrape"
+    grep -qx 'shifter_job_roots{node="n1"} 0' "$OUT/scrape"
+}
+
+@test "shifter-admin list shows a running job's root; check finds nothing left while it runs; only root may run it" {
+    job=$(submit "$U" -w n2 -N1 -o "$OUT/out" --image="$IMAGE_BUSYBOX" --volume="/x:/scratch:perNodeCache=size=512m" \
+        --wrap "echo started; srun shifter sleep 300")
+    wait_for_line "$OUT/out" started
+    run on_node n2 "$ADMIN" list
+    echo "$output"
+    [ "$status" -eq 0 ]
+    [ "${lines[0]}" = "JOB       STATUS  UID   IMAGE                MOUNTS  CACHES" ] || [[ "${lines[0]}" =~ ^JOB\ +STATUS\ +UID\ +IMAGE\ +MOUNTS\ +CACHES$ ]]
+    grep -qE "^$job +ready +$(id -u "$U") +sha256:[0-9a-f]{12} +[1-9][0-9]* +1 \(512M\)$" <<<"$output"
+    run on_node n2 "$ADMIN" check
+    echo "$output"
+    [ "$status" -eq 0 ]
+    [ "$output" = "nothing left behind" ]
+    # With the job counted as ended, check names its root and the command that removes it.
+    run on_node n2 "$ADMIN" check --active ""
+    [ "$status" -eq 1 ]
+    grep -qxF "job $job has ended but its root is ready here with $(on_node n2 grep -c "job-$job" /proc/self/mountinfo) mount(s); run 'shifter-admin cleanup --job $job'" <<<"$output"
+    # Users are told it is root's tool, and learn nothing of the roots.
+    run --separate-stderr runuser -u "$U" -- "$ADMIN" list
+    [ "$status" -eq 1 ]
+    [ "$stderr" = "shifter-admin: list: must be run as root (the job roots and their records belong to root)" ]
+    [ -z "$output" ]
+    run --separate-stderr on_node n2 "$ADMIN" cleanup
+    [ "$status" -ne 0 ]
+    [[ "$stderr" == *"name the job with --job JOBID"* ]]
+    scancel "$job"
+    wait_job "$job"
+    assert_nodes_clean "$job"
+}
+
+@test "shifter-admin check finds an ended job's abandoned cache file and cleanup removes it" {
+    local file=$BED_DIR/cache/shifter-job-4000000-a1b2c3.xfs
+    truncate -s 1M "$file"
+    run on_node n3 "$ADMIN" check
+    echo "$output"
+    [ "$status" -eq 1 ]
+    grep -qxF "job 4000000 has ended but its per-node cache file $file (1M) is left; run 'shifter-admin cleanup --job 4000000'" <<<"$output"
+    run on_node n3 "$ADMIN" cleanup --job 4000000
+    echo "$output"
+    [ "$status" -eq 0 ]
+    [ "$output" = "job 4000000: clean" ]
+    [ ! -e "$file" ]
+    run on_node n3 "$ADMIN" check
+    [ "$status" -eq 0 ]
+}
