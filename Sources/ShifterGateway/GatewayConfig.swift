@@ -82,6 +82,9 @@ public struct GatewayConfig: Sendable, Equatable {
     public var platform: String
     /// Seconds without a lookup after which `autoexpire` removes an image.
     public var expireAfter: Double
+    /// Seconds between the runs of autoexpire that the gateway starts by itself, for every system;
+    /// the first run is one interval after the start. 0: never.
+    public var autoexpireInterval: Double
     /// The longest job time limit: an image looked up more recently than this may still be in use.
     public var jobTimeLimit: Double
     /// Seconds after a pull during which a pull of the same tag returns the existing image.
@@ -100,9 +103,9 @@ public struct GatewayConfig: Sendable, Equatable {
         listenHost: String = "127.0.0.1", listenPort: Int = 7777, database: String = "/var/lib/shifter/imagegw.sqlite",
         workers: Int = 2, systems: [String: SystemConfig] = [:], registries: [String: RegistryConfig] = [:],
         defaultRegistry: String = ImageReference.dockerHubRegistry, allowUnlistedRegistries: Bool = false,
-        platform: String = "linux/amd64", expireAfter: Double = 90 * 86_400, jobTimeLimit: Double = 7 * 86_400,
-        minPullInterval: Double = 60, maxBodyBytes: Int = 64 << 10, adminUIDs: Set<UInt32> = [0], importUIDs: Set<UInt32> = [],
-        lookupHistory: Int = 10_000
+        platform: String = "linux/amd64", expireAfter: Double = 90 * 86_400, autoexpireInterval: Double = 86_400,
+        jobTimeLimit: Double = 7 * 86_400, minPullInterval: Double = 60, maxBodyBytes: Int = 64 << 10, adminUIDs: Set<UInt32> = [0],
+        importUIDs: Set<UInt32> = [], lookupHistory: Int = 10_000
     ) {
         self.listenHost = listenHost
         self.listenPort = listenPort
@@ -114,6 +117,7 @@ public struct GatewayConfig: Sendable, Equatable {
         self.allowUnlistedRegistries = allowUnlistedRegistries
         self.platform = platform
         self.expireAfter = expireAfter
+        self.autoexpireInterval = autoexpireInterval
         self.jobTimeLimit = jobTimeLimit
         self.minPullInterval = minPullInterval
         self.maxBodyBytes = maxBodyBytes
@@ -155,8 +159,8 @@ public struct GatewayConfig: Sendable, Equatable {
         }
         try top.allowOnly([
             "listen", "database", "workers", "systems", "registries", "defaultRegistry", "allowUnlistedRegistries", "platform",
-            "expireAfterSeconds", "jobTimeLimitSeconds", "minPullIntervalSeconds", "maxBodyBytes", "admins", "importUsers",
-            "lookupHistory",
+            "expireAfterSeconds", "autoexpireIntervalSeconds", "jobTimeLimitSeconds", "minPullIntervalSeconds", "maxBodyBytes", "admins",
+            "importUsers", "lookupHistory",
         ])
         var config = GatewayConfig()
         if let listen = try top.string("listen") {
@@ -224,6 +228,14 @@ public struct GatewayConfig: Sendable, Equatable {
             guard seconds > 0 else { throw top.failure("expireAfterSeconds", "must be positive") }
             config.expireAfter = seconds
         }
+        if let seconds = try top.number("autoexpireIntervalSeconds") {
+            // A year bounds it so that the timer's Duration cannot overflow; 0 is the way to say never.
+            guard seconds >= 0 else { throw top.failure("autoexpireIntervalSeconds", "must not be negative (0 turns the timer off)") }
+            guard seconds <= maximumAutoexpireInterval else {
+                throw top.failure("autoexpireIntervalSeconds", "must be at most \(Int(maximumAutoexpireInterval)) (a year)")
+            }
+            config.autoexpireInterval = seconds
+        }
         if let seconds = try top.number("jobTimeLimitSeconds") {
             guard seconds >= 0 else { throw top.failure("jobTimeLimitSeconds", "must not be negative") }
             config.jobTimeLimit = seconds
@@ -244,6 +256,9 @@ public struct GatewayConfig: Sendable, Equatable {
         config.importUIDs = Set(try top.users("importUsers", userID: userID))
         return config
     }
+
+    /// The longest `autoexpireIntervalSeconds`: a year.
+    static let maximumAutoexpireInterval: Double = 365 * 86_400
 
     /// Whether `name` may name a system: letters, digits, `-`, `_` and `.`.
     static func isValidName(_ name: String) -> Bool {

@@ -28,6 +28,9 @@ public final class GatewayMetrics: Sendable {
         var lookupsFound = 0
         var lookupsMissing = 0
         var requests: [Int: Int] = [:]
+        var autoexpireRuns = 0
+        var autoexpireFailedRuns = 0
+        var autoexpiredImages = 0
 
         init() { durationCounts = Array(repeating: 0, count: GatewayMetrics.durationBuckets.count) }
     }
@@ -62,6 +65,19 @@ public final class GatewayMetrics: Sendable {
     /// Counts an answered HTTP request by status.
     func countRequest(status: Int) {
         state.withLock { $0.requests[status, default: 0] += 1 }
+    }
+
+    /// Counts a run of the autoexpire timer: the images it expired, and whether autoexpire failed
+    /// for some system.
+    func countAutoexpireRun(expired: Int, failed: Bool) {
+        state.withLock { state in
+            if failed {
+                state.autoexpireFailedRuns += 1
+            } else {
+                state.autoexpireRuns += 1
+            }
+            state.autoexpiredImages += expired
+        }
     }
 
     /// The metrics as Prometheus text; `queueLength` is sampled by the caller.
@@ -99,6 +115,13 @@ public final class GatewayMetrics: Sendable {
         for status in snapshot.requests.keys.sorted() {
             lines.append("shifter_gateway_requests_total{status=\"\(status)\"} \(snapshot.requests[status] ?? 0)")
         }
+        lines.append("# HELP shifter_gateway_autoexpire_runs_total Runs of the autoexpire timer, by result (failed: autoexpire failed for a system).")
+        lines.append("# TYPE shifter_gateway_autoexpire_runs_total counter")
+        lines.append("shifter_gateway_autoexpire_runs_total{result=\"ok\"} \(snapshot.autoexpireRuns)")
+        lines.append("shifter_gateway_autoexpire_runs_total{result=\"failed\"} \(snapshot.autoexpireFailedRuns)")
+        lines.append("# HELP shifter_gateway_autoexpired_images_total Images the autoexpire timer expired.")
+        lines.append("# TYPE shifter_gateway_autoexpired_images_total counter")
+        lines.append("shifter_gateway_autoexpired_images_total \(snapshot.autoexpiredImages)")
         return lines.joined(separator: "\n") + "\n"
     }
 

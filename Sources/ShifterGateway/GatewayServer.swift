@@ -6,8 +6,8 @@ import ServiceLifecycle
 import Glibc
 #endif
 
-/// The `shifter-imagegw` process: the HTTP server (Hummingbird) in front of `GatewayService`, run
-/// in a service group that shuts down gracefully on SIGTERM and SIGINT.
+/// The `shifter-imagegw` process: the HTTP server (Hummingbird) in front of `GatewayService` and
+/// the autoexpire timer, run in a service group that shuts down gracefully on SIGTERM and SIGINT.
 public enum GatewayServer {
     /// Loads the configuration, opens the database, resumes interrupted pulls, and serves until
     /// SIGTERM. Returns when the server has stopped.
@@ -46,10 +46,19 @@ public enum GatewayServer {
             return Response(
                 status: HTTPResponse.Status(code: answer.status), headers: [.contentType: answer.contentType], body: ResponseBody(byteBuffer: ByteBuffer(bytes: answer.body)))
         }
+        var services: [any Service] = [PullShutdown(service: service)]
+        if config.autoexpireInterval > 0 {
+            let timer = AutoexpireTimer(service: service, interval: .seconds(config.autoexpireInterval), logger: logger)
+            services.append(timer)
+            logger.notice("autoexpire timer on", metadata: ["interval": "\(timer.interval)"])
+        } else {
+            // A service that returns would end the group, so an idle timer is left out instead.
+            logger.notice("autoexpire timer off", metadata: ["autoexpireIntervalSeconds": "0"])
+        }
         let application = Application(
             responder: responder,
             configuration: ApplicationConfiguration(address: .hostname(config.listenHost, port: config.listenPort), serverName: "shifter-imagegw"),
-            services: [PullShutdown(service: service)],
+            services: services,
             onServerRunning: { channel in
                 logger.notice(
                     "serving", metadata: ["address": "\(channel.localAddress.map { "\($0)" } ?? "?")", "systems": "\(config.systems.keys.sorted())"])

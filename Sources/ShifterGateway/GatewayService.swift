@@ -230,11 +230,14 @@ public final class GatewayService: Sendable {
         if let reason = try inUseReason(row) {
             throw .conflict("expire \(itype):\(canonical): \(reason)")
         }
-        return GatewayExpiryResult(expired: [try expireRow(row, reason: "expired by uid \(caller.uid)")])
+        guard let expired = try expireRow(row, reason: "expired by uid \(caller.uid)") else {
+            throw .conflict("expire \(itype):\(canonical): it was pulled or looked up meanwhile; try again")
+        }
+        return GatewayExpiryResult(expired: [expired])
     }
 
-    /// `GET /api/autoexpire/SYSTEM/`: removes images not used for `expireAfterSeconds`, except those
-    /// a job may still use. Administrators only.
+    /// `GET /api/autoexpire/SYSTEM/`, also run by `AutoexpireTimer`: removes images not used for
+    /// `expireAfterSeconds`, except those a job may still use. Administrators only.
     public func autoexpire(system: String, caller: AuthenticatedCaller) throws(GatewayError) -> GatewayExpiryResult {
         _ = try systemConfig(named: system)
         guard config.adminUIDs.contains(caller.uid) else {
@@ -249,7 +252,11 @@ public final class GatewayService: Sendable {
                 result.kept.append("\(row.tag): \(reason)")
                 continue
             }
-            result.expired.append(try expireRow(row, reason: "not used for \(Int(now - lastUsed)) seconds"))
+            guard let expired = try expireRow(row, reason: "not used for \(Int(now - lastUsed)) seconds") else {
+                result.kept.append("\(row.tag): pulled or looked up meanwhile")
+                continue
+            }
+            result.expired.append(expired)
         }
         logger.info("autoexpire", metadata: ["system": "\(system)", "expired": "\(result.expired.count)", "kept": "\(result.kept.count)"])
         return result
@@ -388,12 +395,20 @@ public final class GatewayService: Sendable {
     }
 
     /// Marks a record EXPIRED and removes the image from the store unless another READY record of
-    /// a system sharing the store still uses it.
-    private func expireRow(_ row: ImageRow, reason: String) throws(GatewayError) -> GatewayImageRecord {
-        var expired = row
-        expired.status = .expired
-        expired.statusMessage = reason
-        try state.save(expired)
+    /// a system sharing the store still uses it. Returns nil, and changes nothing, when the record
+    /// was pulled or looked up since `row` was read: autoexpire runs beside requests, and a request
+    /// that wants the image wins.
+    private func expireRow(_ row: ImageRow, reason: String) throws(GatewayError) -> GatewayImageRecord? {
+        let marked = try state.update(system: row.system, itype: row.itype, tag: row.tag, scope: row.scope) {
+            (current: ImageRow?) throws(GatewayError) -> (ImageRow?, ImageRow?) in
+            guard var expired = current, expired.status == row.status, expired.digest == row.digest, expired.lastPull == row.lastPull,
+                expired.lastLookup == row.lastLookup
+            else { return (nil, nil) }
+            expired.status = .expired
+            expired.statusMessage = reason
+            return (expired, expired)
+        }
+        guard let expired = marked else { return nil }
         guard let digest = row.digest, let id = ImageID(digest), let system = config.systems[row.system] else { return expired.record }
         let sharing = systems(sharing: system.imagePath)
         let store = ImageStore(directory: system.imagePath)

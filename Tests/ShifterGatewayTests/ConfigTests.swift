@@ -15,7 +15,7 @@ import Testing
              "systems": {"cori": {"imagePath": "/images/cori"}},
              "registries": {"hub": {"url": "https://registry.example.org:5000", "caBundle": "/ca.pem", "auth": "user"}},
              "defaultRegistry": "registry.example.org:5000", "platform": "linux/arm64",
-             "expireAfterSeconds": 100, "jobTimeLimitSeconds": 50, "minPullIntervalSeconds": 5,
+             "expireAfterSeconds": 100, "autoexpireIntervalSeconds": 600, "jobTimeLimitSeconds": 50, "minPullIntervalSeconds": 5,
              "admins": ["alice", 1005], "importUsers": ["1010"], "maxBodyBytes": 2048, "lookupHistory": 10}
             """)
         #expect(config.listenHost == "0.0.0.0" && config.listenPort == 8080)
@@ -26,6 +26,22 @@ import Testing
         #expect(config.adminUIDs == [0, 1001, 1005])
         #expect(config.importUIDs == [1010])
         #expect(config.minPullInterval == 5 && config.expireAfter == 100 && config.jobTimeLimit == 50)
+        #expect(config.autoexpireInterval == 600)
+    }
+
+    /// The gateway runs autoexpire daily unless told otherwise; 0 turns the timer off.
+    @Test(arguments: [
+        ("", 86_400.0),
+        (", \"autoexpireIntervalSeconds\": null", 86_400),
+        (", \"autoexpireIntervalSeconds\": 0", 0),
+        (", \"autoexpireIntervalSeconds\": 1", 1),
+        (", \"autoexpireIntervalSeconds\": 0.5", 0.5),
+        (", \"autoexpireIntervalSeconds\": 3600", 3600),
+        (", \"autoexpireIntervalSeconds\": 31536000", 31_536_000),
+    ])
+    func readsTheAutoexpireInterval(member: String, seconds: Double) throws {
+        let config = try Self.parse("{\"systems\": {\"c\": {\"imagePath\": \"/i\"}}\(member)}")
+        #expect(config.autoexpireInterval == seconds)
     }
 
     @Test func readsTheExample() throws {
@@ -55,6 +71,11 @@ import Testing
         ("1", "not valid JSON"),
         ("\"text\"", "not valid JSON"),
         ("{\"systems\": {\"c\": {\"imagePath\": \"/i\"}}, \"workers\": 1e400}", "not valid JSON"),
+        ("{\"systems\": {\"c\": {\"imagePath\": \"/i\"}}, \"autoexpireIntervalSeconds\": -1}", "autoexpireIntervalSeconds\": must not be negative"),
+        ("{\"systems\": {\"c\": {\"imagePath\": \"/i\"}}, \"autoexpireIntervalSeconds\": \"daily\"}", "autoexpireIntervalSeconds\": should be a number"),
+        ("{\"systems\": {\"c\": {\"imagePath\": \"/i\"}}, \"autoexpireIntervalSeconds\": \"60\"}", "autoexpireIntervalSeconds\": should be a number"),
+        ("{\"systems\": {\"c\": {\"imagePath\": \"/i\"}}, \"autoexpireIntervalSeconds\": true}", "autoexpireIntervalSeconds\": should be a number"),
+        ("{\"systems\": {\"c\": {\"imagePath\": \"/i\"}}, \"autoexpireIntervalSeconds\": 31536001}", "autoexpireIntervalSeconds\": must be at most 31536000"),
     ])
     func refusesBadFiles(text: String, reason: String) {
         do {

@@ -52,7 +52,8 @@ final class FakePuller: ImagePulling {
     }
 }
 
-/// A gateway service over a database in a fresh temporary directory.
+/// A gateway service over a database in a fresh temporary directory. Its systems are `cluster`,
+/// whose store is `images`, and any `otherSystems`, each with the store `images-NAME`.
 struct TestGateway {
     let directory: String
     let service: GatewayService
@@ -65,13 +66,20 @@ struct TestGateway {
 
     init(
         directory: String? = nil, minPullInterval: Double = 60, jobTimeLimit: Double = 3600, expireAfter: Double = 86_400,
-        puller: FakePuller = FakePuller(), clock: @escaping @Sendable () -> Double = { Date().timeIntervalSince1970 }
+        otherSystems: [String] = [], puller: FakePuller = FakePuller(),
+        clock: @escaping @Sendable () -> Double = { Date().timeIntervalSince1970 }
     ) throws {
         let directory = directory ?? FileManager.default.temporaryDirectory.appendingPathComponent("gw-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: directory + "/images", withIntermediateDirectories: true)
+        var systems = ["cluster": SystemConfig(name: "cluster", imagePath: directory + "/images")]
+        for name in otherSystems {
+            systems[name] = SystemConfig(name: name, imagePath: directory + "/images-" + name)
+        }
+        for system in systems.values {
+            try FileManager.default.createDirectory(atPath: system.imagePath, withIntermediateDirectories: true)
+        }
         self.directory = directory
         let config = GatewayConfig(
-            database: directory + "/state.sqlite", workers: 2, systems: ["cluster": SystemConfig(name: "cluster", imagePath: directory + "/images")],
+            database: directory + "/state.sqlite", workers: 2, systems: systems,
             defaultRegistry: "registry.test", allowUnlistedRegistries: true, expireAfter: expireAfter, jobTimeLimit: jobTimeLimit,
             minPullInterval: minPullInterval, maxBodyBytes: 4096)
         var logger = Logger(label: "test")

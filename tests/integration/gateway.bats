@@ -1,7 +1,8 @@
 #!/usr/bin/env bats
 # shifter-imagegw against the bed's registries and munged, with real credentials of root and the
 # two non-root users: pull, lookup, list, queue, expire, autoexpire, import, private images,
-# concurrent pulls, bad input, metrics, and a gateway killed in the middle of a pull.
+# concurrent pulls, bad input, metrics, a gateway killed in the middle of a pull, and the
+# autoexpire timer.
 
 load helpers
 bats_require_minimum_version 1.5.0
@@ -45,6 +46,11 @@ teardown_file() {
     [ -z "${STALL_PID:-}" ] || kill "$STALL_PID" 2>/dev/null || true
 }
 
+teardown() {
+    # The autoexpire timer test runs a gateway of its own; it stops whatever the test's outcome.
+    [ -z "${TIMER_WORK:-}" ] || WORK=$TIMER_WORK stop_gateway
+}
+
 # api USER METHOD PATH [BODY [MUNGE-PAYLOAD]]: one request with a fresh credential of USER; sets
 # $status_code and $body.
 api() {
@@ -72,6 +78,43 @@ wait_status() {
     done
     echo "lookup of $tag: $status_code $body (wanted $want)" >&2
     return 1
+}
+
+# wait_listed USER TAG: polls the list until it has docker TAG, READY. Unlike wait_status it looks
+# nothing up, so the image does not count as used by a job.
+wait_listed() {
+    local user=$1 tag=$2 deadline=$((SECONDS + 90))
+    while ((SECONDS < deadline)); do
+        api "$user" GET /api/list/bed/
+        jq -e --arg tag "$REGISTRY_ANON/$tag" '.list | map(.tag) | index($tag)' <<<"$body" >/dev/null && return 0
+        sleep 0.3
+    done
+    echo "list: $status_code $body (wanted $tag)" >&2
+    return 1
+}
+
+# write_timer_config INTERVAL: $WORK/imagegw.conf for the autoexpire timer test: listens on $PORT,
+# runs autoexpire every INTERVAL seconds, expires images 1 s after their last use, and counts an
+# image looked up within a day as used by a job.
+write_timer_config() {
+    cat >"$WORK/imagegw.conf" <<CONF
+{
+    "listen": "127.0.0.1:$PORT",
+    "database": "$WORK/state.sqlite",
+    "systems": {"bed": {"imagePath": "$WORK/images"}},
+    "registries": {"anon": {"url": "https://$REGISTRY_ANON", "caBundle": "$CA_BUNDLE", "auth": "anonymous"}},
+    "defaultRegistry": "$REGISTRY_ANON",
+    "expireAfterSeconds": 1,
+    "jobTimeLimitSeconds": 86400,
+    "autoexpireIntervalSeconds": $1,
+    "admins": ["root"]
+}
+CONF
+}
+
+# metric SAMPLE: the value of SAMPLE (a name with its labels, if any) at the gateway's /metrics.
+metric() {
+    curl -sf "http://127.0.0.1:$PORT/metrics" | awk -v sample="$1" '$1 == sample { print $2 }'
 }
 
 @test "gateway: health and metrics need no credential; the API does" {
@@ -129,7 +172,7 @@ wait_status() {
     api "$BED_USER2" GET /api/lookup/bed/docker/test/layered:latest/
     [ "$status_code" = 404 ]
     api "$BED_USER2" GET /api/list/bed/
-    ! jq -e --arg id "$id" '.list | map(.id) | index($id)' <<<"$body"
+    ! jq -e --arg id "$id" '.list | map(.id) | index($id)' <<<"$body" || false
     api "$BED_USER2" GET /api/expire/bed/docker/test/layered:latest/
     [ "$status_code" = 404 ]
     api root GET /api/lookup/bed/docker/test/layered:latest/
@@ -144,7 +187,7 @@ wait_status() {
     [ "$(jq -c .userACL <<<"$body")" = "[$UID1]" ]
     api "$BED_USER2" GET "/api/lookup/bed/docker/$REGISTRY_TOKEN/test/busybox:latest/"
     [ "$status_code" = 404 ]
-    ! grep -qF "$REGISTRY_PASSWORD" "$WORK/gateway.log" "$WORK/state.sqlite"
+    ! grep -qF "$REGISTRY_PASSWORD" "$WORK/gateway.log" "$WORK/state.sqlite" || false
     # Without credentials the registry refuses, and the record says so.
     api "$BED_USER2" POST "/api/pull/bed/docker/$REGISTRY_BASIC/test/busybox:latest/"
     wait_status "$BED_USER2" "$REGISTRY_BASIC/test/busybox:latest" FAILURE
@@ -217,7 +260,7 @@ wait_status() {
     run curl -sf "http://127.0.0.1:$PORT/metrics"
     [ "$status" -eq 0 ]
     # Every sample line is NAME{LABELS} VALUE or NAME VALUE.
-    ! grep -vE '^(# (HELP|TYPE) .*|[a-z_]+(\{[a-z_]+="[^"]*"\})? [0-9.e+-]+)$' <<<"$output"
+    ! grep -vE '^(# (HELP|TYPE) .*|[a-z_]+(\{[a-z_]+="[^"]*"\})? [0-9.e+-]+)$' <<<"$output" || false
     [ "$(grep -E '^shifter_gateway_pulls_total\{outcome="ready"\}' <<<"$output" | cut -d' ' -f2)" -ge 3 ]
     [ "$(grep -E '^shifter_gateway_pulls_total\{outcome="joined"\}' <<<"$output" | cut -d' ' -f2)" -ge 1 ]
     [ "$(grep -E '^shifter_gateway_pulled_bytes_total' <<<"$output" | cut -d' ' -f2)" -gt 0 ]
@@ -261,7 +304,73 @@ while True:
     pid=$(cat "$WORK/gateway.pid")
     kill -TERM "$pid"
     for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    ! kill -0 "$pid" 2>/dev/null
+    ! kill -0 "$pid" 2>/dev/null || false
     grep -q 'stopped' "$WORK/gateway.log"
     start_gateway "$PORT"
+}
+
+@test "gateway: the autoexpire timer expires an unused image by itself and keeps one in use" {
+    # A gateway of its own. Images expire 1 s after their last use, but the job time limit is a
+    # day: the image looked up below stays in use for the whole test, the other is never looked
+    # up, so which one the timer expires does not depend on timing.
+    local WORK=$BATS_FILE_TMPDIR/gw-timer PORT
+    TIMER_WORK=$WORK
+    mkdir -p "$WORK/images"
+    chmod 755 "$WORK" "$WORK/images"
+
+    # First with the timer off, so that both pulls finish before any run can happen.
+    PORT=$(free_port)
+    write_timer_config 0
+    start_gateway "$PORT"
+    grep -q 'autoexpire timer off' "$WORK/gateway.log"
+    api "$BED_USER" POST /api/pull/bed/docker/test/busybox:latest/
+    [ "$status_code" = 200 ]
+    wait_listed "$BED_USER" test/busybox:latest
+    unused=$(jq -r --arg tag "$REGISTRY_ANON/test/busybox:latest" '.list[] | select(.tag == $tag) | .id' <<<"$body")
+    api "$BED_USER" POST /api/pull/bed/docker/test/layered:latest/
+    [ "$status_code" = 200 ]
+    wait_status "$BED_USER" test/layered:latest READY
+    used=$(jq -r .id <<<"$body")
+    [[ $unused == sha256:* && $used == sha256:* ]]
+    # The lookup of one would keep the other if they were the same image.
+    [ "$unused" != "$used" ]
+    [ -f "$WORK/images/${unused#sha256:}.squashfs" ]
+    # With 0 there is no timer at all.
+    [ "$(metric 'shifter_gateway_autoexpire_runs_total{result="ok"}')" = 0 ]
+    [ "$(metric 'shifter_gateway_autoexpire_runs_total{result="failed"}')" = 0 ]
+    stop_gateway
+
+    # Then the same state with a run every second.
+    PORT=$(free_port)
+    write_timer_config 1
+    start_gateway "$PORT"
+    grep -q 'autoexpire timer on' "$WORK/gateway.log"
+    # Every run after the first second expires the unused image, so this becomes true; 60 s only
+    # bounds a broken timer.
+    local deadline=$((SECONDS + 60))
+    until [ "$(metric shifter_gateway_autoexpired_images_total)" -ge 1 ] 2>/dev/null; do
+        ((SECONDS < deadline)) || { echo "the timer expired nothing in 60 s" >&2; cat "$WORK/gateway.log" >&2; return 1; }
+        sleep 0.5
+    done
+    [ "$(metric 'shifter_gateway_autoexpire_runs_total{result="ok"}')" -ge 1 ]
+    [ "$(metric 'shifter_gateway_autoexpire_runs_total{result="failed"}')" = 0 ]
+    # Nobody called /api/autoexpire/: the gateway did it, and logged it. (A `!` command does not
+    # fail a bats test, so absences are counted.)
+    [ "$(grep -c 'api/autoexpire' "$WORK/gateway.log")" = 0 ]
+    [ "$(grep 'image expired' "$WORK/gateway.log" | grep -cF "$REGISTRY_ANON/test/busybox:latest")" = 1 ]
+    [ "$(grep 'image expired' "$WORK/gateway.log" | grep -cF "$REGISTRY_ANON/test/layered:latest")" = 0 ]
+    # The unused image is EXPIRED and gone from the store.
+    record_status=$(python3 -c 'import sqlite3, sys
+print(sqlite3.connect(sys.argv[1]).execute("SELECT status FROM images WHERE tag = ?", (sys.argv[2],)).fetchone()[0])' \
+        "$WORK/state.sqlite" "$REGISTRY_ANON/test/busybox:latest")
+    [ "$record_status" = EXPIRED ]
+    [ ! -e "$WORK/images/${unused#sha256:}.squashfs" ]
+    [ ! -e "$WORK/images/${unused#sha256:}.meta.json" ]
+    api "$BED_USER" GET /api/lookup/bed/docker/test/busybox:latest/
+    [ "$status_code" = 404 ]
+    # The image in use is kept.
+    api "$BED_USER" GET /api/lookup/bed/docker/test/layered:latest/
+    [ "$status_code" = 200 ]
+    [ "$(jq -r .status <<<"$body")" = READY ]
+    [ -f "$WORK/images/${used#sha256:}.squashfs" ]
 }
