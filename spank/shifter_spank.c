@@ -222,8 +222,17 @@ static int submit(spank_t sp) {
         rv = 0;
         goto fail;
     }
+    /* srun inside a job, carrying the job's --image (Slurm hands sbatch's options down): the image
+     * was resolved at submission, once, and the nodes hold its roots. Resolving the tag again
+     * would ask the gateway once per step, and fail every step while the gateway is down; the
+     * job's image id stands. Only an srun --image that names another image resolves it. */
+    const char *image = options.image;
+    const char *job_image = getenv("SLURM_SPANK_SHIFTER_IMAGE");
+    if (spank_context() == S_CTX_LOCAL && getenv("SLURM_JOB_ID") != NULL && !image_given_here() &&
+        job_image != NULL && *job_image != '\0')
+        image = job_image;
     if ((site = load_config("submit")) == NULL) goto fail;
-    if (shifter_request_validate(site, options.image, options.volume, options.module, (uint32_t)getuid(), image_id,
+    if (shifter_request_validate(site, image, options.volume, options.module, (uint32_t)getuid(), image_id,
                                  sizeof(image_id), volumes, sizeof(volumes), msg, sizeof(msg)) != SHIFTER_OK) {
         slurm_error("shifter: submit: %s", msg);
         goto fail;

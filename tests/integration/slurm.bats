@@ -13,6 +13,11 @@ setup() {
 
 teardown() {
     rm -rf "$OUT"
+    if [ -n "${GW_NODE_BOUND:-}" ]; then on_node n4 umount /etc/shifter/udiRoot.conf || true; fi
+    if [ -n "${WORK:-}" ] && [[ $WORK == /tmp/shifter-gwjob.* ]]; then
+        stop_gateway
+        rm -rf "$WORK"
+    fi
 }
 
 @test "sbatch -N4 --image runs srun shifter on four nodes in their prepared roots" {
@@ -117,7 +122,7 @@ teardown() {
     scancel "$job"
     wait_job "$job"
     sleep 1
-    ! pgrep -f '^sleep 300$'
+    ! pgrep -f '^sleep 300$' || false
     assert_nodes_clean "$job"
     [ -z "$(ls -A "$BED_DIR/cache")" ]
 }
@@ -140,7 +145,7 @@ teardown() {
     # The job's own output says why.
     cat "$OUT/out"
     grep -q "shifter: the job's container could not be set up on node n[0-9]: job $job: " "$OUT/out"
-    ! grep -q after-srun "$OUT/out"
+    ! grep -q after-srun "$OUT/out" || false
     # Nodes stay in service: a user's mistake must not drain them.
     [ -z "$(sinfo -h -N -t drain,drng -o %N)" ]
     assert_nodes_clean "$job"
@@ -243,4 +248,51 @@ srun_with_plugstack() {
     cat "$OUT/out"
     [ "$(job_state "$job")" = COMPLETED ]
     grep -qx 'kept file' "$OUT/out"
+}
+
+@test "a job's steps never ask the gateway again: they run while it is stopped" {
+    # A gateway with a store of its own, which this test's site configuration (sbatch's, and n4's
+    # in its mount namespace) names. The batch script's srun reads n4's.
+    WORK=$(mktemp -d /tmp/shifter-gwjob.XXXXXX)
+    chmod 755 "$WORK"
+    mkdir -p "$WORK/images"
+    chmod 755 "$WORK/images"
+    local port
+    port=$(free_port)
+    cat >"$WORK/imagegw.conf" <<CONF
+{
+    "listen": "127.0.0.1:$port",
+    "database": "$WORK/state.sqlite",
+    "systems": {"testbed": {"imagePath": "$WORK/images"}},
+    "registries": {"anon": {"url": "https://$REGISTRY_ANON", "caBundle": "$CA_BUNDLE", "auth": "anonymous"}},
+    "defaultRegistry": "$REGISTRY_ANON",
+    "admins": ["root"]
+}
+CONF
+    sed -e '/^imagePath=/d' -e '/^imageGateway=/d' -e '/^system=/d' /etc/shifter/udiRoot.conf >"$WORK/udiRoot.conf"
+    printf 'imagePath=%s\nimageGateway=http://127.0.0.1:%s\nsystem=testbed\n' "$WORK/images" "$port" >>"$WORK/udiRoot.conf"
+    chmod 644 "$WORK/udiRoot.conf"
+    start_gateway "$port"
+    run as_user "$U" shifterimg --config "$WORK/udiRoot.conf" pull "$IMAGE_BUSYBOX"
+    echo "$output"
+    [ "$status" -eq 0 ]
+    on_node n4 mount --bind "$WORK/udiRoot.conf" /etc/shifter/udiRoot.conf
+    GW_NODE_BOUND=1
+    # The job waits until the gateway is gone, then runs three steps.
+    job=$(unshare -m --propagation private sh -c 'mount --bind "$1" /etc/shifter/udiRoot.conf && shift && exec "$@"' \
+        sh "$WORK/udiRoot.conf" runuser -u "$U" -- env SLURM_CONF="$SLURM_CONF" PATH="$SHIFTER_PREFIX/bin:/usr/bin:/bin" \
+        sbatch --parsable -w n4 -N1 -o "$OUT/out" --image="$IMAGE_BUSYBOX" --wrap "
+            i=0; while [ ! -e $OUT/gateway-stopped ] && [ \$i -lt 600 ]; do sleep 0.1; i=\$((i + 1)); done
+            for step in 1 2 3; do srun shifter sh -c \"echo step \$step \\\$(head -1 /etc/os-release)\"; done")
+    # sbatch resolved the tag through the gateway.
+    grep -q "/api/lookup/testbed/" "$WORK/gateway.log"
+    stop_gateway
+    ! curl -sf "http://127.0.0.1:$port/healthz" || false
+    touch "$OUT/gateway-stopped"
+    wait_job "$job"
+    cat "$OUT/out"
+    [ "$(job_state "$job")" = COMPLETED ]
+    [ "$(grep -c '^step [123] NAME="Shifter test busybox"$' "$OUT/out")" -eq 3 ]
+    ! grep -q 'gateway' "$OUT/out" || false
+    assert_nodes_clean "$job"
 }
