@@ -64,7 +64,7 @@ wait_for_line() {
     [ "$(sample "$file" shifter_job_roots 'node="n1"')" -eq 0 ]
     [ "$(sample "$file" shifter_per_node_cache_bytes 'node="n1"')" -eq 0 ]
     [ "$(stat -c '%U %a' "$file")" = "root 644" ]
-    ! ls -A "$BED_DIR/metrics" | grep -q '\.tmp$'
+    ! ls -A "$BED_DIR/metrics" | grep -q '\.tmp$' || false
     # node_exporter's textfile collector takes the files as they are.
     command -v prometheus-node-exporter >/dev/null || skip "prometheus-node-exporter is not installed"
     port=$(free_port)

@@ -290,7 +290,7 @@ node_back_in_service() {
     grep -q "shifter: prolog: node $NODE: job $job: per-node cache \"/x:/scratch:perNodeCache=size=512M,fs=xfs,method=loop\": /nonexistent/mkfs.xfs is missing or not executable (set mkfsXfsPath in udiRoot.conf)" \
         "$SLURM_DIR/log/slurmd-$NODE.log"
     grep -q "shifter: the job's container could not be set up on node $NODE: job $job: .*mkfs.xfs is missing" "$OUT/out"
-    ! grep -q after-srun "$OUT/out"
+    ! grep -q after-srun "$OUT/out" || false
     [ -z "$(sinfo -h -n "$NODE" -t drain,drng -o %N)" ]
     # The node's metrics count the failed prolog.
     [ "$(prolog_failures)" -eq $((failures + 1)) ]
@@ -316,7 +316,7 @@ node_back_in_service() {
     [ "$(readlink "/proc/$stepd/ns/mnt")" = "$(readlink "/proc/$old/ns/mnt")" ]
     kill -TERM "$old"
     for _ in $(seq 100); do kill -0 "$old" 2>/dev/null || break; sleep 0.1; done
-    ! kill -0 "$old" 2>/dev/null
+    ! kill -0 "$old" 2>/dev/null || false
     nsenter -t "$stepd" -m slurmd -f "$SLURM_CONF" -N "$NODE"
     for _ in $(seq 300); do [ "$(slurmd_pid)" != "$old" ] && kill -0 "$(slurmd_pid)" 2>/dev/null && break; sleep 0.1; done
     [ "$(readlink "/proc/$(slurmd_pid)/ns/mnt")" = "$(readlink "/proc/$stepd/ns/mnt")" ]
@@ -342,7 +342,7 @@ after_kill() {
     sleep 1
     assert_nodes_clean "$1"
     [ -z "$(cache_files "$1")" ]
-    ! pgrep -f '^sleep 30$'
+    ! pgrep -f '^sleep 30$' || false
 }
 
 @test "faults: SIGKILL of a job during its prolog" {

@@ -96,7 +96,7 @@ check_ranks() {
     cat "$OUT/out"
     [ "$(job_state "$job")" = FAILED ]
     grep -q "shifter: the job's container could not be set up on node n[0-9]: job $job: .*$reason" "$OUT/out"
-    ! grep -q after-srun "$OUT/out"
+    ! grep -q after-srun "$OUT/out" || false
     [ -z "$(sinfo -h -N -t drain,drng -o %N)" ]
     assert_nodes_clean "$job"
 }
