@@ -15,7 +15,8 @@ setup_file() {
     mkdir -p "$WORK/images"
     chmod 755 "$BATS_FILE_TMPDIR" "$WORK" "$WORK/images"
     PORT=$(free_port)
-    export PORT
+    HELD_PORT=$(free_port)
+    export PORT HELD_PORT
     cat >"$WORK/imagegw.conf" <<CONF
 # The gateway of the integration tests.
 {
@@ -26,29 +27,37 @@ setup_file() {
     "registries": {
         "anon": {"url": "https://$REGISTRY_ANON", "caBundle": "$CA_BUNDLE", "auth": "anonymous"},
         "token": {"url": "https://$REGISTRY_TOKEN", "caBundle": "$CA_BUNDLE", "auth": "user"},
-        "basic": {"url": "https://$REGISTRY_BASIC", "caBundle": "$CA_BUNDLE", "auth": "user"}
+        "basic": {"url": "https://$REGISTRY_BASIC", "caBundle": "$CA_BUNDLE", "auth": "user"},
+        "held": {"url": "https://127.0.0.1:$HELD_PORT", "caBundle": "$CA_BUNDLE", "auth": "anonymous"}
     },
     "allowUnlistedRegistries": true,
     "defaultRegistry": "$REGISTRY_ANON",
     "minPullIntervalSeconds": 3600,
-    "jobTimeLimitSeconds": 2,
+    "jobTimeLimitSeconds": 10,
     "expireAfterSeconds": 3600,
     "maxBodyBytes": 2048,
     "admins": ["root"],
     "importUsers": ["$BED_USER"]
 }
 CONF
+    # Started at once, so that nothing takes its port meanwhile; only the test of two users
+    # pulling one tag pulls through it.
+    start_held_registry
     start_gateway "$PORT"
 }
 
 teardown_file() {
     stop_gateway
-    [ -z "${STALL_PID:-}" ] || kill "$STALL_PID" 2>/dev/null || true
+    kill "$(cat "$WORK/held.pid")" 2>/dev/null || true
 }
 
 teardown() {
     # The autoexpire timer test runs a gateway of its own; it stops whatever the test's outcome.
     [ -z "${TIMER_WORK:-}" ] || WORK=$TIMER_WORK stop_gateway
+    # A pull held by the held registry goes on, and the stalling registry stops (a test's
+    # variables do not reach teardown_file).
+    [ -z "${HOLDING:-}" ] || touch "$WORK/held.release"
+    [ -z "${STALL_PID:-}" ] || kill "$STALL_PID" 2>/dev/null || true
 }
 
 # api USER METHOD PATH [BODY [MUNGE-PAYLOAD]]: one request with a fresh credential of USER; sets
@@ -117,6 +126,75 @@ metric() {
     curl -sf "http://127.0.0.1:$PORT/metrics" | awk -v sample="$1" '$1 == sample { print $2 }'
 }
 
+# wait_logged TEXT TAG: waits until gateway.log has a TEXT line about TAG. Some lines are written
+# just after the record is saved, so a lookup can see the new status before the line is there.
+wait_logged() {
+    local deadline=$((SECONDS + 60))
+    until grep -F "$1" "$WORK/gateway.log" | grep -qF "$2"; do
+        ((SECONDS < deadline)) || { echo "no '$1' line for $2 in gateway.log after 60 s" >&2; return 1; }
+        sleep 0.2
+    done
+}
+
+# wait_exited PID: waits until process PID has exited (it is gone, or a zombie, which holds no
+# port any more), so that a gateway can be started where it listened. 30 s bounds a hung one.
+wait_exited() {
+    local pid=$1 deadline=$((SECONDS + 30)) stat
+    while stat=$(cat "/proc/$pid/stat" 2>/dev/null); do
+        # The state is the field after the command name in parentheses.
+        stat=${stat##*") "}
+        [ "${stat%% *}" = Z ] && return 0
+        ((SECONDS < deadline)) || { echo "process $pid has not exited after 30 s (state ${stat%% *})" >&2; return 1; }
+        sleep 0.1
+    done
+}
+
+# start_held_registry: a TCP relay to the anonymous registry on $HELD_PORT that holds every
+# connection, unanswered, until $WORK/held.release exists, so that a pull through it is certainly
+# still running until the test lets it go; its pid in $WORK/held.pid. TLS passes through
+# untouched; the registry's certificate names 127.0.0.1, whatever the port.
+start_held_registry() {
+    python3 -u - "$HELD_PORT" "${REGISTRY_ANON##*:}" "$WORK/held.release" >"$WORK/held.log" 2>&1 3>&- <<'PY' &
+import os, socket, sys, threading, time
+listen_port, target_port, release = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+def pump(source, target):
+    try:
+        while True:
+            data = source.recv(65536)
+            if not data:
+                break
+            target.sendall(data)
+    except OSError:
+        pass
+    finally:
+        for s in (source, target):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+def relay(client):
+    while not os.path.exists(release):
+        time.sleep(0.05)
+    upstream = socket.create_connection(("127.0.0.1", target_port))
+    threading.Thread(target=pump, args=(upstream, client), daemon=True).start()
+    pump(client, upstream)
+server = socket.socket()
+server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+server.bind(("127.0.0.1", listen_port))
+server.listen(16)
+print("ready", flush=True)
+while True:
+    client, _ = server.accept()
+    threading.Thread(target=relay, args=(client,), daemon=True).start()
+PY
+    echo $! >"$WORK/held.pid"
+    local deadline=$((SECONDS + 30))
+    until grep -q ready "$WORK/held.log" 2>/dev/null; do
+        ((SECONDS < deadline)) || { echo "the held registry relay did not start in 30 s" >&2; cat "$WORK/held.log" >&2; return 1; }
+        sleep 0.1
+    done
+}
+
 @test "gateway: health and metrics need no credential; the API does" {
     run curl -sf "http://127.0.0.1:$PORT/healthz"
     [ "$status" -eq 0 ]
@@ -152,11 +230,24 @@ metric() {
 }
 
 @test "gateway: two users pulling one tag at once cause one pull" {
-    api "$BED_USER" POST /api/pull/bed/docker/test/multiarch:latest/ &
-    api "$BED_USER2" POST /api/pull/bed/docker/test/multiarch:latest/ &
-    api root POST /api/pull/bed/docker/test/multiarch:latest/
-    wait
-    wait_status root test/multiarch:latest READY
+    # The first pull goes through a relay that holds it, so it is certainly still running when
+    # the others ask, however slow the machine: they join it.
+    HOLDING=1
+    held=127.0.0.1:$HELD_PORT
+    joined=$(metric 'shifter_gateway_pulls_total{outcome="joined"}')
+    api "$BED_USER" POST "/api/pull/bed/docker/$held/test/multiarch:latest/"
+    [ "$status_code" = 200 ]
+    wait_status "$BED_USER" "$held/test/multiarch:latest" PULLING
+    for user in "$BED_USER2" root; do
+        api "$user" POST "/api/pull/bed/docker/$held/test/multiarch:latest/"
+        [ "$status_code" = 200 ]
+        [ "$(jq -r .status <<<"$body")" = PULLING ]
+    done
+    [ "$(metric 'shifter_gateway_pulls_total{outcome="joined"}')" = $((joined + 2)) ]
+    touch "$WORK/held.release"
+    wait_status root "$held/test/multiarch:latest" READY
+    # "pull finished" is logged just after the record is saved READY.
+    wait_logged 'pull finished' test/multiarch:latest
     [ "$(grep 'pull started' "$WORK/gateway.log" | grep -c test/multiarch:latest)" = 1 ]
     [ "$(grep 'pull finished' "$WORK/gateway.log" | grep -c test/multiarch:latest)" = 1 ]
 }
@@ -231,8 +322,15 @@ metric() {
     id=$(jq -r .id <<<"$body")
     api "$BED_USER" GET /api/expire/bed/docker/test/layered:latest/
     [ "$status_code" = 409 ]
-    sleep 2.5
-    api "$BED_USER" GET /api/expire/bed/docker/test/layered:latest/
+    # Refused until the job time limit has passed since the lookup, then expired. An expire is no
+    # lookup, so asking again does not keep the image in use.
+    for _ in $(seq 60); do
+        api "$BED_USER" GET /api/expire/bed/docker/test/layered:latest/
+        echo "$status_code $body"
+        [ "$status_code" = 200 ] && break
+        [ "$status_code" = 409 ]
+        sleep 0.5
+    done
     [ "$status_code" = 200 ]
     [ "$(jq -r '.expired[0].status' <<<"$body")" = EXPIRED ]
     [ ! -e "$WORK/images/${id#sha256:}.squashfs" ]
@@ -262,7 +360,8 @@ metric() {
     # Every sample line is NAME{LABELS} VALUE or NAME VALUE.
     ! grep -vE '^(# (HELP|TYPE) .*|[a-z_]+(\{[a-z_]+="[^"]*"\})? [0-9.e+-]+)$' <<<"$output" || false
     [ "$(grep -E '^shifter_gateway_pulls_total\{outcome="ready"\}' <<<"$output" | cut -d' ' -f2)" -ge 3 ]
-    [ "$(grep -E '^shifter_gateway_pulls_total\{outcome="joined"\}' <<<"$output" | cut -d' ' -f2)" -ge 1 ]
+    # The pulls that joined one held in progress, in the test of two users pulling one tag.
+    [ "$(grep -E '^shifter_gateway_pulls_total\{outcome="joined"\}' <<<"$output" | cut -d' ' -f2)" -ge 2 ]
     [ "$(grep -E '^shifter_gateway_pulled_bytes_total' <<<"$output" | cut -d' ' -f2)" -gt 0 ]
     [ "$(grep -E '^shifter_gateway_lookups_total\{result="found"\}' <<<"$output" | cut -d' ' -f2)" -ge 1 ]
 }
@@ -278,16 +377,24 @@ while True:
     c, _ = s.accept(); held.append(c)
 ' >"$WORK/stall.port" &
     STALL_PID=$!
-    export STALL_PID
-    for _ in $(seq 50); do [ -s "$WORK/stall.port" ] && break; sleep 0.1; done
+    local deadline=$((SECONDS + 30))
+    until [ -s "$WORK/stall.port" ]; do
+        ((SECONDS < deadline)) || { echo "the stalling registry did not start in 30 s" >&2; return 1; }
+        sleep 0.1
+    done
     stall=127.0.0.1:$(cat "$WORK/stall.port")
     payload=$(jq -nc '{credentials: {username: "u", password: "p"}}')
     api "$BED_USER" POST "/api/pull/bed/docker/$stall/test/stalled:1/"
     api "$BED_USER" POST "/api/pull/bed/docker/$stall/test/withcreds:1/" "" "$payload"
     wait_status "$BED_USER" "$stall/test/stalled:1" PULLING
     wait_status "$BED_USER" "$stall/test/withcreds:1" PULLING
-    kill -KILL "$(cat "$WORK/gateway.pid")"
+    pid=$(cat "$WORK/gateway.pid")
+    kill -KILL "$pid"
     kill "$STALL_PID"
+    # The new gateway listens on the same port, and the resumed pull must find the registry gone.
+    wait_exited "$pid"
+    wait_exited "$STALL_PID"
+    unset STALL_PID
     start_gateway "$PORT"
     # The pull with credentials cannot resume: it fails with a reason at once.
     wait_status "$BED_USER" "$stall/test/withcreds:1" FAILURE
@@ -303,8 +410,7 @@ while True:
 @test "gateway: SIGTERM stops it gracefully" {
     pid=$(cat "$WORK/gateway.pid")
     kill -TERM "$pid"
-    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    ! kill -0 "$pid" 2>/dev/null || false
+    wait_exited "$pid"
     grep -q 'stopped' "$WORK/gateway.log"
     start_gateway "$PORT"
 }
@@ -338,7 +444,10 @@ while True:
     # With 0 there is no timer at all.
     [ "$(metric 'shifter_gateway_autoexpire_runs_total{result="ok"}')" = 0 ]
     [ "$(metric 'shifter_gateway_autoexpire_runs_total{result="failed"}')" = 0 ]
+    # stop_gateway gives up after 5 s; the next gateway shares the database.
+    pid=$(cat "$WORK/gateway.pid")
     stop_gateway
+    wait_exited "$pid"
 
     # Then the same state with a run every second.
     PORT=$(free_port)
