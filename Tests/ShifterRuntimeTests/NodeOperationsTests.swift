@@ -89,6 +89,9 @@ struct NodeOperationsTests {
         try withSite { config, top in
             var config = config
             config.nodeMetricsPath = top + "/metrics"
+            // Slurm runs the epilog for every job: one with nothing on this node writes nothing.
+            #expect(JobRoot.remove(config: config, jobID: 99).isEmpty)
+            #expect(!FileManager.default.fileExists(atPath: top + "/metrics"))
             #expect(NodeMetricsFile.path(config: config, node: "n7") == top + "/metrics/shifter-n7.prom")
             #expect(NodeMetricsFile.update(config: config, node: "n7") { $0.addProlog(succeeded: true, phases: ["resolve": 0.5], total: 1) } == nil)
             #expect(NodeMetricsFile.update(config: config, node: "n7") { $0.addProlog(succeeded: false, phases: ["resolve": 0.25], total: 0.25) } == nil)

@@ -141,12 +141,15 @@ public enum JobRoot {
     /// of the job left behind; returns what could not be removed. The shared cache directory is
     /// read only where this node's prolog began to create a cache (`cacheMarkerFile`). Where the
     /// job has a root here, the site's `siteEpilogHook` runs first; its failure goes to `warn` and
-    /// the removal goes on. An epilog adds its outcome to the node's epilog counters (an
-    /// administrator's cleanup refreshes only the gauges, and looks in the cache directory even
-    /// without the marker, since the administrator says the job has ended everywhere).
+    /// the removal goes on. An epilog that found something of the job here adds its outcome to the
+    /// node's epilog counters. An administrator's cleanup (`byAdministrator`) refreshes only the
+    /// gauges, and looks in the cache directory even without the marker, since the administrator
+    /// says the job has ended everywhere.
     public static func remove(config: SiteConfig, jobID: UInt32, byAdministrator: Bool = false,
                               warn: (String) -> Void = { _ in }) -> [String] {
         let layout = RootLayout.job(jobID, config: config)
+        // Slurm runs the epilog for every job; most have no container on this node.
+        let hadRoot = [layout.base, layout.imageMount, layout.failureFile, layout.cacheMarkerFile].contains(where: FileSystem.exists)
         if let hook = config.siteEpilogHook, FileSystem.exists(layout.base) || FileSystem.exists(layout.imageMount) {
             if let problem = runEpilogHook(hook, jobID: jobID, layout: layout) { warn(problem) }
         }
@@ -163,7 +166,8 @@ public enum JobRoot {
             }
         }
         let clean = left.isEmpty
-        if let problem = NodeMetricsFile.update(config: config, { if !byAdministrator { $0.addEpilog(clean: clean) } }) {
+        if hadRoot || byAdministrator,
+           let problem = NodeMetricsFile.update(config: config, { if !byAdministrator { $0.addEpilog(clean: clean) } }) {
             warn(problem)
         }
         return left
