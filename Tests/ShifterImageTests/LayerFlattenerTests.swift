@@ -237,6 +237,15 @@ struct LayerFlattenerTests {
         #expect(error?.message.contains("beneath \"etc\", which is a symbolic link") == true)
     }
 
+    @Test func symbolicLinksAreStoredAs0777WhateverTheirTarEntrySays() throws {
+        let scratch = try ScratchDirectory()
+        let (image, _) = try flatten([[.symlink("a", to: "b", mode: 0o644), .symlink("c", to: "/d", mode: 0o777)]], scratch: scratch)
+        let tree = try inspect(image, scratch: scratch)
+        #expect(tree["/a"]?.type == "l")
+        #expect(tree["/a"]?.permissions == "rwxrwxrwx")
+        #expect(tree["/c"]?.permissions == "rwxrwxrwx")
+    }
+
     @Test func symlinkFromALowerLayerIsNotFollowed() throws {
         let scratch = try ScratchDirectory()
         let (image, _) = try flatten([

@@ -33,8 +33,8 @@ struct TarEntry {
         TarEntry(path: path, kind: .directory, mode: mode, uid: uid, gid: gid, mtime: mtime)
     }
 
-    static func symlink(_ path: String, to target: String) -> TarEntry {
-        TarEntry(path: path, kind: .symlink(target), mode: 0o777)
+    static func symlink(_ path: String, to target: String, mode: UInt32 = 0o777) -> TarEntry {
+        TarEntry(path: path, kind: .symlink(target), mode: mode)
     }
 
     static func hardlink(_ path: String, to target: String) -> TarEntry {

@@ -339,7 +339,9 @@ final class SquashfsWriter {
     private func writeInode(
         _ inode: UnsafeMutablePointer<sqfs_inode_generic_t>, metadata: EntryMetadata, typeBits: UInt16, number: UInt32
     ) throws(ImageImportError) -> UInt64 {
-        inode.pointee.base.mode = typeBits | metadata.permissions
+        // A symbolic link's own mode means nothing on Linux, which shows every link as 0777, and so
+        // do Docker's extraction and umoci; the squashfs driver would show a layer's 0644 as it is.
+        inode.pointee.base.mode = typeBits == Self.symbolicLinkBits ? typeBits | 0o777 : typeBits | metadata.permissions
         inode.pointee.base.mod_time = metadata.modificationTime
         inode.pointee.base.inode_number = number
         try check(sqfs_id_table_id_to_index(idTable, metadata.uid, &inode.pointee.base.uid_idx), "recording uid \(metadata.uid)")
@@ -380,10 +382,12 @@ final class SquashfsWriter {
 
     private static let directoryMode: UInt16 = 0o040000
 
+    private static let symbolicLinkBits: UInt16 = 0o120000
+
     private static func typeBits(_ content: LeafInode.Content) -> UInt16 {
         switch content {
         case .regularFile: return 0o100000
-        case .symbolicLink: return 0o120000
+        case .symbolicLink: return symbolicLinkBits
         case .fifo: return 0o010000
         case .socket: return 0o140000
         }
