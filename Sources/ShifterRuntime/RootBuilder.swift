@@ -50,7 +50,7 @@ public struct RootBuilder {
     /// The prolog phase (`NodeMetrics.prologPhases`) a step belongs to.
     static func phase(of step: PlannedStep) -> String {
         switch step {
-        case .hostDirectories, .scratch, .image, .overlay: "image"
+        case .privateDirectories, .hostDirectories, .scratch, .image, .overlay: "image"
         case .accountFiles, .file, .copyHostFile: "etc"
         case .proc, .hostBind, .userVolume, .propagation, .readOnlyRoot: "mounts"
         case .perNodeCache: "cache"
@@ -66,8 +66,11 @@ public struct RootBuilder {
             switch step {
             case .hostDirectories(let paths):
                 for path in paths { try FileSystem.makeDirectories(path) }
+            case .privateDirectories(let paths):
+                for path in paths { try makePrivate(path) }
             case .scratch(let type, let sizeLimit):
-                var data = "mode=0755"
+                // Root-only, like udiMount: the container's own / is the overlay below it.
+                var data = "mode=0700"
                 if let sizeLimit { data += ",size=\(sizeLimit)" }
                 try Mounts.mount(source: "shifter", target: layout.base, type: type.rawValue,
                                  flags: [.noSetuid, .noDevices], data: data)
@@ -116,6 +119,28 @@ public struct RootBuilder {
             }
         } catch {
             throw RuntimeError.from(error)
+        }
+    }
+
+    /// Creates `path` mode 0700, or takes group and other permissions away from an existing one,
+    /// which must be a directory owned by root.
+    private func makePrivate(_ path: String) throws(RuntimeError) {
+        let status: FileStatus
+        do throws(SystemError) {
+            try FileSystem.makeDirectories(path, mode: 0o700)
+            status = try FileSystem.linkStatus(path)
+        } catch {
+            throw RuntimeError("couldn't \(error.description)")
+        }
+        guard status.kind == .directory, status.uid == 0 else {
+            throw RuntimeError("\(path) (udiMount or loopMount in udiRoot.conf) must be a directory owned by root")
+        }
+        if status.mode & 0o077 != 0 {
+            do throws(SystemError) {
+                try FileSystem.setMode(path, mode_t(status.mode & 0o7700))
+            } catch {
+                throw RuntimeError("couldn't \(error.description)")
+            }
         }
     }
 

@@ -42,6 +42,7 @@ private func request(_ config: SiteConfig, volumes: [VolumeSpec] = []) -> Contai
         let kinds = plan.steps.map { step -> String in
             switch step {
             case .hostDirectories: "dirs"
+            case .privateDirectories: "private dirs"
             case .scratch: "scratch"
             case .image: "image"
             case .overlay: "overlay"
@@ -58,7 +59,7 @@ private func request(_ config: SiteConfig, volumes: [VolumeSpec] = []) -> Contai
             case .readOnlyRoot: "read-only root"
             }
         }
-        #expect(kinds == ["dirs", "scratch", "dirs", "image", "overlay", "accounts", "file", "copy", "copy", "proc",
+        #expect(kinds == ["private dirs", "dirs", "scratch", "dirs", "image", "overlay", "accounts", "file", "copy", "copy", "proc",
                           "bind:/dev", "bind:/sys", "bind:/tmp", "bind:/home", "bind:/scratch", "volume:/data",
                           "propagation"])
     }

@@ -109,6 +109,24 @@ struct NodeOperationsTests {
         }
     }
 
+    @Test func udiMountAndLoopMountAreMadeRootOnly() throws {
+        try withSite { config, top in
+            let layout = RootLayout.job(1, config: config)
+            let user = ContainerUser(uid: 1000, gid: 100, groups: [100], name: "alice", home: "/home/alice", shell: "/bin/sh")
+            chmod(config.udiMount, 0o755)
+            let created = top + "/new/loop"
+            let builder = RootBuilder(plan: ContainerPlan(layout: layout, user: user,
+                                                          steps: [.privateDirectories([config.udiMount, created])]))
+            try builder.build()
+            #expect(try FileSystem.linkStatus(config.udiMount).mode == 0o700)
+            #expect(try FileSystem.linkStatus(created).mode == 0o700)
+            // One that root does not own is refused: its owner could let others in again.
+            chown(created, 1000, 100)
+            let error = #expect(throws: RuntimeError.self) { try builder.build() }
+            #expect(error?.message == "\(created) (udiMount or loopMount in udiRoot.conf) must be a directory owned by root")
+        }
+    }
+
     @Test func aMetricsDirectoryOthersCanWriteIsRefused() throws {
         try withSite { config, top in
             var config = config

@@ -86,8 +86,8 @@ public enum JobRoot {
                       volumes: volumes, modules: modules, timer: &timer)
         } catch {
             let reason = "job \(jobID): \(error.message)"
-            _ = try? FileSystem.makeDirectories(config.udiMount)
-            _ = try? FileSystem.writeFile(layout.failureFile, Array((reason + "\n").utf8), mode: 0o644)
+            _ = try? FileSystem.makeDirectories(config.udiMount, mode: 0o700)
+            _ = try? FileSystem.writeFile(layout.failureFile, Array((reason + "\n").utf8), mode: 0o600)
             recordProlog(config: config, succeeded: false, timer: timer, warn: warn)
             throw RuntimeError(reason)
         }
@@ -129,7 +129,7 @@ public enum JobRoot {
         try RootBuilder(plan: plan).build(timer: &timer)
         try timer.measure("record") { () throws(RuntimeError) in
             do throws(SystemError) {
-                try FileSystem.writeFile(layout.stateFile, state.encoded(), mode: 0o644)
+                try FileSystem.writeFile(layout.stateFile, state.encoded(), mode: 0o600)
             } catch {
                 RootTeardown.teardown(layout)
                 throw RuntimeError("couldn't record the root: \(error.description)")

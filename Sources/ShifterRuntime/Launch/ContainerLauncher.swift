@@ -267,8 +267,8 @@ public enum ContainerLauncher {
             // Site hooks run while the root is built must run as root in full, not with the
             // caller's real uid that a setuid start leaves; the caller's ids were read already.
             try Credentials.becomeRoot()
-            try FileSystem.makeDirectories(config.udiMount)
-            try FileSystem.makeDirectories(config.loopMount)
+            try FileSystem.makeDirectories(config.udiMount, mode: 0o700)
+            try FileSystem.makeDirectories(config.loopMount, mode: 0o700)
             try Mounts.unshareMountNamespace()
             // Nothing mounted from here on may reach the host's namespace.
             try Mounts.setPropagation("/", config.mountPropagationStyle == .slave ? .slavePropagation : .privatePropagation)

@@ -9,6 +9,11 @@ public enum PlannedStep: Sendable, Equatable {
     case scratch(type: RootfsType, sizeLimit: UInt64?)
     /// Create directories on the host (under the scratch filesystem or the site's mount dirs).
     case hostDirectories([String])
+    /// Create, or make root-only (0700), the site's directories that hold the roots and images
+    /// (`udiMount`, `loopMount`). A job's root holds its image, volumes and caches, which other
+    /// users on a shared node must not reach from the host; root builds and enters it, so nobody
+    /// else needs to pass through these directories.
+    case privateDirectories([String])
     /// Mount the image read-only at the image mount: a squashfs file through a loop device, or a
     /// `local:` directory through a bind mount.
     case image(ImageSource)
@@ -155,7 +160,8 @@ public enum ContainerPlanner {
     public static func plan(_ request: ContainerRequest, layout: RootLayout) -> ContainerPlan {
         let config = request.config
         var steps: [PlannedStep] = [
-            .hostDirectories([config.udiMount, config.loopMount, layout.base, layout.imageMount]),
+            .privateDirectories([config.udiMount, config.loopMount]),
+            .hostDirectories([layout.base, layout.imageMount]),
             .scratch(type: config.rootfsType, sizeLimit: config.rootfsType == .tmpfs ? defaultScratchSize : nil),
             .hostDirectories([layout.upper, layout.work, layout.root]),
             .image(request.image),
