@@ -22,6 +22,15 @@ needed_libs() { ldd "$1" | awk '{print $1}'; }
     ! grep -vE "$allowed_libs" <<<"$output" || false
 }
 
+@test "shifter and libshifter.so carry no RPATH or RUNPATH: a setuid binary searches no directory of its own" {
+    for file in "$SHIFTER_PREFIX/bin/shifter" "$SHIFTER_PREFIX/lib/shifter/libshifter.so"; do
+        run readelf -d "$file"
+        [ "$status" -eq 0 ]
+        [[ "$output" == *"(NEEDED)"* ]]
+        [ "$(grep -cE '\((RPATH|RUNPATH)\)' <<<"$output")" -eq 0 ]
+    done
+}
+
 @test "shifter is installed setuid root" {
     [ "$(stat -c '%U %a' "$SHIFTER_PREFIX/bin/shifter")" = "root 4755" ]
 }
