@@ -67,6 +67,9 @@ public struct SiteConfig: Sendable, Equatable {
     public var perNodeCachePath: String?
     /// `perNodeCacheSizeLimit` in bytes; `nil` sets no limit.
     public var perNodeCacheSizeLimit: UInt64?
+    /// `perNodeCacheTotalLimit`: the most bytes all per-node caches of one request (a job, or one
+    /// `shifter` run) may add up to on a node; `nil` sets no limit.
+    public var perNodeCacheTotalLimit: UInt64?
     /// `perNodeCacheAllowedFsType`: filesystem types a per-node cache may use.
     public var perNodeCacheAllowedFsType: [String] = ["xfs"]
     /// `mkfsXfsPath`: the mkfs.xfs used to format per-node caches.
@@ -309,6 +312,7 @@ struct SiteConfigParser {
         case "allowLocalChroot": config.allowLocalChroot = try values.boolean()
         case "perNodeCachePath": config.perNodeCachePath = try values.optionalPath()
         case "perNodeCacheSizeLimit": config.perNodeCacheSizeLimit = try values.size()
+        case "perNodeCacheTotalLimit": config.perNodeCacheTotalLimit = try values.size()
         case "perNodeCacheAllowedFsType":
             // The first occurrence replaces the built-in default instead of adding to it.
             let types = try values.filesystemTypes()

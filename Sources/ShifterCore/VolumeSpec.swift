@@ -136,6 +136,29 @@ public struct VolumeSpec: Hashable, Sendable {
     }
 
     /// Checks the site's per-node cache rules: a cache path exists, the size limit and the filesystem list.
+    /// Checks every volume of one request against the site's rules, and the sum of their per-node
+    /// caches against `perNodeCacheTotalLimit`: each cache may be within its limit while many
+    /// together take the parallel filesystem's space.
+    public static func validate(_ volumes: [VolumeSpec], against config: SiteConfig) throws(VolumeSpecError) {
+        // Sizes saturate rather than wrap: a request of two enormous caches must not add up to little.
+        func add(_ a: UInt64, _ b: UInt64) -> UInt64 {
+            let (sum, overflow) = a.addingReportingOverflow(b)
+            return overflow ? .max : sum
+        }
+        var total: UInt64 = 0
+        for volume in volumes {
+            try volume.validate(against: config)
+            total = add(total, volume.perNodeCache?.size ?? 0)
+            if let limit = config.perNodeCacheTotalLimit, total > limit, let cache = volume.perNodeCache {
+                let caches = volumes.filter { $0.perNodeCache != nil }
+                let sum = caches.reduce(UInt64(0)) { add($0, $1.perNodeCache?.size ?? 0) }
+                throw VolumeSpecError(
+                    input: volume.canonical,
+                    reason: "the \(caches.count) per-node caches of this request add up to \(ByteSize.format(sum)), over the site limit of \(ByteSize.format(limit)) per request (this one asks for \(ByteSize.format(cache.size)))")
+            }
+        }
+    }
+
     public func validate(against config: SiteConfig) throws(VolumeSpecError) {
         guard let cache = perNodeCache else { return }
         let fail = { (reason: String) in VolumeSpecError(input: canonical, reason: reason) }

@@ -55,6 +55,8 @@ struct SiteConfigTests {
         #expect(warnings.isEmpty)
         #expect(config.siteEpilogHook == "/etc/shifter/epilog.sh")
         #expect(config.nodeMetricsPath == "/var/lib/node_exporter")
+        let (limits, _) = try SiteConfig.parse(minimalConfig + "perNodeCacheTotalLimit=100G\n", source: "udiRoot.conf")
+        #expect(limits.perNodeCacheTotalLimit == 100 << 30)
         let (defaults, _) = try SiteConfig.parse(minimalConfig + "siteEpilogHook=\n", source: "udiRoot.conf")
         #expect(defaults.siteEpilogHook == nil)
         #expect(defaults.nodeMetricsPath == nil)

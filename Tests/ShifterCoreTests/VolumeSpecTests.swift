@@ -193,6 +193,23 @@ struct VolumeSpecTests {
         #expect(throws: VolumeSpecError.self) { try oneByteOver.validate(against: config) }
     }
 
+    @Test func enforcesTheTotalOfARequestsCaches() throws {
+        var config = Self.cacheConfig(limit: nil)
+        config.perNodeCacheTotalLimit = 20 * gib
+        let fits = try VolumeSpec.parseList("/a:/s1:perNodeCache=size=10G;/b:/b;/c:/s2:perNodeCache=size=10G")
+        try VolumeSpec.validate(fits, against: config)
+        let over = try VolumeSpec.parseList("/a:/s1:perNodeCache=size=10G;/c:/s2:perNodeCache=size=10G;/d:/s3:perNodeCache=size=1M")
+        #expect(throws: VolumeSpecError(
+            input: "/d:/s3:perNodeCache=size=1M,fs=xfs,method=loop",
+            reason: "the 3 per-node caches of this request add up to 20481M, over the site limit of 20G per request (this one asks for 1M)")) {
+            try VolumeSpec.validate(over, against: config)
+        }
+        // Sizes that would wrap around 64 bits add up to more than any limit, not less.
+        let huge = try VolumeSpec.parseList("/a:/s1:perNodeCache=size=\(UInt64(1) << 63);/c:/s2:perNodeCache=size=\(UInt64(1) << 63)")
+        #expect(throws: VolumeSpecError.self) { try VolumeSpec.validate(huge, against: config) }
+        try VolumeSpec.validate(over, against: Self.cacheConfig(limit: nil))
+    }
+
     @Test func enforcesAllowedFilesystems() throws {
         let ext4 = try VolumeSpec.parse("/d:/s:perNodeCache=size=1G,fs=ext4")
         #expect {

@@ -110,6 +110,27 @@ teardown() {
     [[ "$output" == *'"ext4" is not allowed'* ]]
 }
 
+@test "per-node caches that add up to more than the site's total per request are refused, in a job and outside one" {
+    local volumes="/x:/s1:perNodeCache=size=2g;/y:/s2:perNodeCache=size=2g"
+    local reason='the 2 per-node caches of this request add up to 4G, over the site limit of 3G per request (this one asks for 2G)'
+    run as_user "$U" sbatch -N1 --image="$IMAGE_BUSYBOX" --volume="$volumes" --wrap true
+    echo "$output"
+    [ "$status" -ne 0 ]
+    [[ "$output" == *"$reason"* ]]
+    # shifter outside any job (a login node) is held to the same total.
+    run shifter_as "$U" --image="$IMAGE_BUSYBOX" --volume="$volumes" true
+    echo "$output"
+    [ "$status" -ne 0 ]
+    [[ "$output" == *"$reason"* ]]
+    [ -z "$(ls -A "$BED_DIR/cache")" ]
+    # Within the total, both are made.
+    job=$(submit "$U" -N1 -o "$OUT/out" --image="$IMAGE_BUSYBOX" --volume="/x:/s1:perNodeCache=size=1g;/y:/s2:perNodeCache=size=2g" \
+        --wrap "srun shifter sh -c 'stat -c %U /s1 /s2'")
+    wait_job "$job"
+    cat "$OUT/out"
+    [ "$(grep -cx "$U" "$OUT/out")" -eq 2 ]
+}
+
 @test "a job cancelled in the middle of a step leaves every node clean" {
     job=$(submit "$U" -N4 -o /dev/null --image="$IMAGE_BUSYBOX" --volume="/x:/scratch:perNodeCache=size=512m" \
         --wrap "srun -N4 --ntasks-per-node=1 shifter sleep 300")

@@ -229,7 +229,7 @@ public enum JobRoot {
         guard let text, !text.isEmpty else { return [] }
         do {
             let volumes = try VolumeSpec.parseList(text)
-            for volume in volumes { try volume.validate(against: config) }
+            try VolumeSpec.validate(volumes, against: config)
             return volumes
         } catch {
             throw RuntimeError(error.description)

@@ -104,9 +104,7 @@ public enum ContainerLauncher {
         let image = try ImageResolver.resolve(reference, config: config, uid: user.uid, groups: user.groups + [user.gid])
         say("image \(reference.canonical) is \(image.id)")
 
-        for volume in options.volumes {
-            do { try volume.validate(against: config) } catch { throw RuntimeError(error.description) }
-        }
+        do { try VolumeSpec.validate(options.volumes, against: config) } catch { throw RuntimeError(error.description) }
         let modules: [SiteModule]
         do { modules = try config.selectModules(options.modules) } catch { throw RuntimeError(error.description) }
 
