@@ -98,6 +98,8 @@ int cshifter_getgrouplist(const char *user, gid_t group, gid_t *groups, int *cou
 
 
 #include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 
@@ -108,7 +110,8 @@ struct access_result {
 };
 
 int cshifter_check_directory_access(uid_t uid, gid_t gid, size_t group_count, const gid_t *groups,
-                                    const char *root, const char *path, uint64_t *device, uint64_t *inode) {
+                                    const char *root, const char *path, int timeout_ms, uint64_t *device,
+                                    uint64_t *inode) {
     int pipefd[2];
     if (pipe2(pipefd, O_CLOEXEC) != 0) return -errno;
     pid_t child = fork();
@@ -120,10 +123,17 @@ int cshifter_check_directory_access(uid_t uid, gid_t gid, size_t group_count, co
     }
     if (child == 0) {
         struct access_result result = {0, 0, 0};
+        /* The parent may be slurmd or slurmstepd: the user's process must hold none of its files.
+         * Closing them before the ids change leaves nothing to reach, even through ptrace. */
+        int keep = pipefd[1];
+        if (keep > 3) syscall(SYS_close_range, 3, (unsigned)keep - 1, 0);
+        syscall(SYS_close_range, (unsigned)keep + 1, ~0U, 0);
         if (chroot(root) != 0 || chdir("/") != 0 || setgroups(group_count, groups) != 0 || setresgid(gid, gid, gid) != 0 ||
             setresuid(uid, uid, uid) != 0) {
             result.error = errno;
         } else {
+            /* Changing the ids made the process dumpable again where fs.suid_dumpable=1. */
+            prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
             int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
             struct stat info;
             if (fd < 0) {
@@ -141,13 +151,25 @@ int cshifter_check_directory_access(uid_t uid, gid_t gid, size_t group_count, co
     }
     close(pipefd[1]);
     struct access_result result = {EIO, 0, 0};
-    ssize_t got;
+    ssize_t got = -1;
+    /* A path on a filesystem that never answers (a user's FUSE mount) would hold the caller, a
+     * prolog or a job step, forever: the child gets timeout_ms, then is killed. */
+    struct pollfd ready = {.fd = pipefd[0], .events = POLLIN, .revents = 0};
+    int polled;
     do {
-        got = read(pipefd[0], &result, sizeof(result));
-    } while (got < 0 && errno == EINTR);
+        polled = poll(&ready, 1, timeout_ms);
+    } while (polled < 0 && errno == EINTR);
+    if (polled > 0) {
+        do {
+            got = read(pipefd[0], &result, sizeof(result));
+        } while (got < 0 && errno == EINTR);
+    } else {
+        kill(child, SIGKILL);
+    }
     close(pipefd[0]);
     int status;
     while (waitpid(child, &status, 0) < 0 && errno == EINTR) {}
+    if (polled == 0) return -ETIMEDOUT;
     if (got != (ssize_t)sizeof(result)) return -EIO;
     if (result.error != 0) return -result.error;
     *device = result.device;

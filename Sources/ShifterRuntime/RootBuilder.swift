@@ -180,19 +180,13 @@ public struct RootBuilder {
     /// user, and the directory bound is the one checked.
     private func mountLocalImage(_ directory: String) throws(RuntimeError) {
         let describe = { (reason: String) in RuntimeError("image \"local:\(directory)\": \(reason)") }
+        let user = plan.user
+        let opened = try LocalImageAccess.check(directory, uid: user.uid, gid: user.gid, groups: user.groups + [user.gid],
+                                                userName: user.name)
         do {
             let source = try ContainedPath(hostPath: directory)
             let status = try source.status()
-            var device: UInt64 = 0, inode: UInt64 = 0
-            let groups = plan.user.groups.map { gid_t($0) }
-            let result = groups.withUnsafeBufferPointer { buffer in
-                cshifter_check_directory_access(plan.user.uid, plan.user.gid, buffer.count, buffer.baseAddress,
-                                                "/", directory, &device, &inode)
-            }
-            if result < 0 {
-                throw describe("user \(plan.user.name) may not open it: \(String(cString: strerror(-result)))")
-            }
-            guard status.kind == .directory, device == status.device, inode == status.inode else {
+            guard status.kind == .directory, opened.device == status.device, opened.inode == status.inode else {
                 throw describe("it changed while it was being checked")
             }
             let target = try ContainedPath(hostPath: layout.imageMount)

@@ -16,28 +16,27 @@ struct UserVolumeMounter {
 
     func mount(_ volume: VolumeSpec) throws(RuntimeError) {
         let describe = { (reason: String) in RuntimeError("volume \"\(volume.canonical)\": \(reason)") }
+        // The user's own attempt comes first, and is all a failure reports: root's lookup would
+        // tell apart a missing path, a file and a directory the user may not enter.
+        let opened: (device: UInt64, inode: UInt64)
+        do {
+            opened = try UserAccess.openDirectory(volume.source, root: layout.root, uid: user.uid, gid: user.gid,
+                                                  groups: user.groups + [user.gid])
+        } catch where error.errno == ETIMEDOUT {
+            throw describe("source \(volume.source) did not answer within \(UserAccess.timeLimit.components.seconds) s when user \(user.name) opened it (a filesystem that does not respond?)")
+        } catch {
+            throw describe("user \(user.name) may not open source \(volume.source): \(error.reason)")
+        }
+        // The user opened one directory and root is about to bind the one it finds: the same, or
+        // someone swapped a path in between.
         let source: ContainedPath
         do {
             source = try ContainedPath(root: layout.root, path: volume.source)
-        } catch where error.errno == ENOENT {
-            throw describe("source \(volume.source) does not exist in the container")
         } catch {
-            throw describe("couldn't open source \(volume.source) in the container: \(error.reason)")
+            throw describe("source \(volume.source) changed while it was being checked")
         }
-        guard let status = try? source.status(), status.kind == .directory else {
-            throw describe("source \(volume.source) is not a directory")
-        }
-        var device: UInt64 = 0, inode: UInt64 = 0
-        let groups = user.groups.map { gid_t($0) }
-        let result = groups.withUnsafeBufferPointer { buffer in
-            cshifter_check_directory_access(user.uid, user.gid, buffer.count, buffer.baseAddress,
-                                            layout.root, volume.source, &device, &inode)
-        }
-        if result < 0 {
-            throw describe("user \(user.name) may not open source \(volume.source): \(String(cString: strerror(-result)))")
-        }
-        // The user checked one directory and we are about to bind another: someone swapped a path.
-        guard device == status.device, inode == status.inode else {
+        guard let status = try? source.status(), status.kind == .directory, status.device == opened.device,
+              status.inode == opened.inode else {
             throw describe("source \(volume.source) changed while it was being checked")
         }
         do {

@@ -154,6 +154,62 @@ teardown() {
     [[ "$output" == *"may not open source /tmp/shifter-secret: Permission denied"* ]]
 }
 
+@test "a volume source or local: image inside a directory the user may not enter: one answer, whatever is there" {
+    # Another user's private directory holding a directory and a file: a path that exists, one
+    # that does not, and a file must read alike to the user, who cannot list the directory.
+    local top=/tmp/shifter-oracle
+    rm -rf "$top" && mkdir -p "$top/dir" && touch "$top/file"
+    chown -R "$BED_USER2" "$top" && chmod 700 "$top"
+    for name in dir missing file; do
+        run shifter_as "$U" --image="$IMAGE_BUSYBOX" -V "$top/$name:/s" true
+        echo "$name: $output"
+        [ "$status" -eq 1 ]
+        [[ "$output" == *"user $U may not open source $top/$name: Permission denied" ]]
+        run shifter_as "$U" --image="local:$top/$name" true
+        echo "$name: $output"
+        [ "$status" -eq 1 ]
+        [[ "$output" == *"image \"local:$top/$name\": user $U may not open it: Permission denied" ]]
+    done
+    rm -rf "$top"
+}
+
+@test "a local: image on a filesystem that never answers fails after the time limit, not never" {
+    [ -c /dev/fuse ] || skip "no /dev/fuse on this machine"
+    local top
+    top=$(mktemp -d /tmp/shifter-fuse.XXXXXX)
+    chmod 755 "$top"
+    mkdir "$top/mnt"
+    # A FUSE mount whose daemon never reads a request: every lookup below it waits for ever.
+    /usr/bin/python3 -u - "$top/mnt" >"$top/log" 2>&1 <<'PY' &
+import ctypes, os, sys, time
+fd = os.open("/dev/fuse", os.O_RDWR)
+libc = ctypes.CDLL(None, use_errno=True)
+options = ("fd=%d,rootmode=40000,user_id=0,group_id=0,allow_other" % fd).encode()
+if libc.mount(b"shifter-hang", sys.argv[1].encode(), b"fuse", 0, options) != 0:
+    print("mount failed: %s" % os.strerror(ctypes.get_errno()), flush=True)
+    sys.exit(1)
+print("ready", flush=True)
+time.sleep(3600)
+PY
+    local holder=$! deadline=$((SECONDS + 30))
+    until grep -q ready "$top/log"; do
+        kill -0 "$holder" 2>/dev/null || { cat "$top/log"; skip "could not mount a FUSE filesystem here"; }
+        ((SECONDS < deadline)) || { cat "$top/log"; false; }
+        sleep 0.1
+    done
+    # (A volume source is checked by the same bounded child, inside the container, where this
+    # mount under the host's /tmp is not visible: the container's /tmp is a bind of /tmp alone.)
+    run timeout 150 runuser -u "$U" -- "$SHIFTER" --image="local:$top/mnt" true
+    # The daemon goes; its mount then fails at once, and can be removed.
+    kill "$holder"
+    wait "$holder" || true
+    umount -l "$top/mnt"
+    rm -rf "$top"
+    echo "$output"
+    [ "$status" -eq 1 ]
+    [[ "$output" == *"image \"local:$top/mnt\": it did not answer within 30 s when user $U opened it"* ]]
+}
+
 @test "a volume source that is a symlink to a place the user may not reach is refused" {
     mkdir -p /tmp/shifter-secret2 && chmod 700 /tmp/shifter-secret2
     rm -f /tmp/shifter-link && runuser -u "$U" -- ln -s /tmp/shifter-secret2 /tmp/shifter-link
@@ -167,7 +223,7 @@ teardown() {
     # /data/abs-sym in the image points to /etc/os-release: inside the container that is the image's.
     run shifter_as "$U" --image="$IMAGE_LAYERED" -V /data/abs-sym:/x true
     [ "$status" -eq 1 ]
-    [[ "$output" == *"is not a directory"* ]]
+    [[ "$output" == *"may not open source /data/abs-sym: Not a directory"* ]]
 }
 
 @test "'..' and relative volume paths are refused" {

@@ -56,10 +56,13 @@ int cshifter_getgrouplist(const char *user, gid_t group, gid_t *groups, int *cou
 /// chroots into `root`, takes the user's groups, gid and uid, and opens `path`
 /// (`O_RDONLY|O_DIRECTORY`), so the kernel applies every rule (modes, ACLs, root squash) to every
 /// component, symlinks resolved in the container's view. On success `*device`/`*inode` identify
-/// what the user opened. Returns 0, or -errno from the child. Safe in a multi-threaded process: the
-/// child runs only async-signal-safe calls.
+/// what the user opened. Returns 0, or -errno from the child; -ETIMEDOUT when the child had no
+/// answer within `timeout_ms` (a filesystem that never answers), after which it is killed. The
+/// child keeps none of the caller's descriptors and is not dumpable once it is the user. Safe in a
+/// multi-threaded process: the child runs only async-signal-safe calls.
 int cshifter_check_directory_access(uid_t uid, gid_t gid, size_t group_count, const gid_t *_Nullable groups,
-                                    const char *root, const char *path, uint64_t *device, uint64_t *inode);
+                                    const char *root, const char *path, int timeout_ms, uint64_t *device,
+                                    uint64_t *inode);
 
 #pragma clang assume_nonnull end
 

@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import ShifterCore
 import ShifterSystem
 
@@ -27,9 +30,9 @@ public enum ImageResolver {
             guard config.allowLocalChroot else {
                 throw RuntimeError("image \"\(shown)\": local images are disabled on this system (allowLocalChroot=0)")
             }
-            guard let path = reference.path, (try? FileSystem.status(path))?.kind == .directory else {
-                throw RuntimeError("image \"\(shown)\": \(reference.path ?? "") is not a directory")
-            }
+            guard let path = reference.path else { throw RuntimeError("image \"\(shown)\": no directory given") }
+            _ = try LocalImageAccess.check(path, uid: uid, gid: groups.first ?? LocalImageAccess.overflowGroup,
+                                           groups: groups, userName: nil)
             return ResolvedImage(id: path, imageFile: nil, localDirectory: path,
                                  metadata: ImageMetadata(digest: "", manifestDigest: "", source: shown))
         case .id:
@@ -61,5 +64,26 @@ public enum ImageResolver {
             throw RuntimeError("image \"\(shown)\": its squashfs file \(imageFile) is missing from the store")
         }
         return ResolvedImage(id: digest, imageFile: imageFile, localDirectory: nil, metadata: metadata)
+    }
+}
+
+/// The check of a `local:` image's directory, with the user's own rights and before root looks
+/// at it: a directory the user may not enter, a missing path and a file give the same kind of
+/// message, the user's own error.
+enum LocalImageAccess {
+    /// The kernel's overflow group, for a user whose group list came back empty.
+    static let overflowGroup: UInt32 = 65534
+
+    static func check(_ directory: String, uid: UInt32, gid: UInt32, groups: [UInt32],
+                      userName: String?) throws(RuntimeError) -> (device: UInt64, inode: UInt64) {
+        do {
+            return try UserAccess.openDirectory(directory, root: "/", uid: uid, gid: gid, groups: groups)
+        } catch {
+            let name = userName ?? (try? Credentials.passwdEntry(uid: uid).name) ?? "uid \(uid)"
+            if error.errno == ETIMEDOUT {
+                throw RuntimeError("image \"local:\(directory)\": it did not answer within \(UserAccess.timeLimit.components.seconds) s when user \(name) opened it (a filesystem that does not respond?)")
+            }
+            throw RuntimeError("image \"local:\(directory)\": user \(name) may not open it: \(error.reason)")
+        }
     }
 }

@@ -1,0 +1,30 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CShifterSys
+
+/// What a user may open, decided by the kernel with the user's own credentials.
+public enum UserAccess {
+    /// How long the check may take before the checking process is killed: a path on a filesystem
+    /// that never answers (a user's FUSE mount) must not hold a prolog or a job step.
+    public static let timeLimit: Duration = .seconds(30)
+
+    /// Opens the directory `path`, as seen from `root`, in a child process that has taken the
+    /// user's ids (`groups`, all of them, and `gid` as its own), and returns the device and inode
+    /// it opened. A failure is the user's own (`open PATH: Permission denied`): it tells the user
+    /// nothing they could not learn with their own rights, and a caller that looks the path up as
+    /// root must do so only afterwards. The child is `cshifter_check_directory_access`.
+    public static func openDirectory(_ path: String, root: String, uid: UInt32, gid: UInt32, groups: [UInt32],
+                                     timeLimit: Duration = timeLimit) throws(SystemError) -> (device: UInt64, inode: UInt64) {
+        var device: UInt64 = 0, inode: UInt64 = 0
+        let list = groups.map { gid_t($0) }
+        let parts = timeLimit.components
+        let milliseconds = Int32(clamping: parts.seconds * 1000 + parts.attoseconds / 1_000_000_000_000_000)
+        let result = list.withUnsafeBufferPointer { buffer in
+            cshifter_check_directory_access(uid, gid, buffer.count, buffer.baseAddress, root, path, milliseconds,
+                                            &device, &inode)
+        }
+        if result < 0 { throw SystemError("open", path, errno: -result) }
+        return (device, inode)
+    }
+}
