@@ -17,6 +17,18 @@ public enum UserAccess {
     public static func openDirectory(_ path: String, root: String, uid: UInt32, gid: UInt32, groups: [UInt32],
                                      timeLimit: Duration = timeLimit) throws(SystemError) -> (device: UInt64, inode: UInt64) {
         var device: UInt64 = 0, inode: UInt64 = 0
+        if geteuid() != 0 {
+            // Already the user, without privileges (sbatch and salloc check a request with the
+            // submitting user's rights): the kernel applies them here, and no child could change
+            // its root or ids anyway.
+            guard root == "/", uid == geteuid() else { throw SystemError("open", path, errno: EPERM) }
+            let fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+            if fd < 0 { throw SystemError("open", path, errno: errno) }
+            defer { close(fd) }
+            var info = stat()
+            if fstat(fd, &info) != 0 { throw SystemError("open", path, errno: errno) }
+            return (UInt64(info.st_dev), UInt64(info.st_ino))
+        }
         let list = groups.map { gid_t($0) }
         let parts = timeLimit.components
         let milliseconds = Int32(clamping: parts.seconds * 1000 + parts.attoseconds / 1_000_000_000_000_000)

@@ -318,3 +318,22 @@ CONF
     ! grep -q 'gateway' "$OUT/out" || false
     assert_nodes_clean "$job"
 }
+
+@test "sbatch --image=local: is checked with the submitting user's own rights" {
+    local root=/tmp/shifter-localroot secret=/tmp/shifter-localsecret
+    rm -rf "$root" "$secret"
+    mkdir -p "$root/bin" "$secret/dir"
+    cp /bin/busybox "$root/bin/"
+    chmod 755 "$root" "$root/bin"
+    chmod 700 "$secret"
+    job=$(submit "$U" -N1 -o "$OUT/out" --image="local:$root" --wrap "srun shifter /bin/busybox echo local-ok")
+    wait_job "$job"
+    cat "$OUT/out"
+    grep -qx local-ok "$OUT/out"
+    run as_user "$U" sbatch -N1 --image="local:$secret/dir" --wrap true
+    echo "$output"
+    rm -rf "$root" "$secret"
+    [ "$status" -ne 0 ]
+    [[ "$output" == *"image \"local:$secret/dir\": user $U may not open it: Permission denied"* ]]
+    assert_nodes_clean "$job"
+}
