@@ -146,7 +146,7 @@ private func request(_ config: SiteConfig, volumes: [VolumeSpec] = []) -> Contai
 }
 
 @Suite struct HookTests {
-    @Test func hooksRunAroundSiteMountsAndModuleRootHooksLast() throws {
+    @Test func hooksRunAroundSiteMountsAndModuleRootHooksBeforeTheUsersVolumes() throws {
         var config = try siteConfig("""
             sitePreMountHook=/etc/shifter/pre.sh
             sitePostMountHook=/etc/shifter/post.sh
@@ -157,17 +157,20 @@ private func request(_ config: SiteConfig, volumes: [VolumeSpec] = []) -> Contai
         let modules = try config.selectModules(.named(["mpi"]))
         var req = request(config)
         req.modules = modules
+        req.volumes = [try VolumeSpec.parse("/data:/data"), try VolumeSpec.parse("/x:/scratch:perNodeCache=size=1G")]
         let plan = ContainerPlanner.plan(req, layout: RootLayout.job(1, config: config))
         let order = plan.steps.compactMap { step -> String? in
             switch step {
             case .rootHook(_, let name): name
+            case .userVolume(let volume): "volume:\(volume.target)"
+            case .perNodeCache(let volume, _, _): "cache:\(volume.target)"
             case .hostBind(_, let target, _, _, _, _) where target != "/dev" && target != "/sys" && target != "/tmp": target
             case .propagation: "propagation"
             default: nil
             }
         }
         #expect(order == ["sitePreMountHook", "/home", "/opt/udiImage/modules/mpi", "sitePostMountHook",
-                          "module mpi roothook", "propagation"])
+                          "module mpi roothook", "volume:/data", "cache:/scratch", "propagation"])
     }
 
     @Test func userHooksRunBeforeTheCommandAndQuoteSafely() throws {

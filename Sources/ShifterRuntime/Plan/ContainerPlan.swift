@@ -197,15 +197,17 @@ public enum ContainerPlanner {
         }
         if let gpu = request.gpu { steps.append(.gpu(gpu)) }
         if let hook = config.sitePostMountHook { steps.append(.rootHook(script: hook, name: "sitePostMountHook")) }
+        // Root's scripts run before anything of the user's is mounted: a root hook walking the
+        // container must not meet directories the user can change under it.
+        for module in request.modules {
+            if let hook = module.roothook { steps.append(.rootHook(script: hook, name: "module \(module.name) roothook")) }
+        }
         for volume in request.volumes {
             if volume.perNodeCache != nil, let directory = config.perNodeCachePath {
                 steps.append(.perNodeCache(volume, directory: directory, mkfs: config.mkfsXfsPath))
             } else {
                 steps.append(.userVolume(volume))
             }
-        }
-        for module in request.modules {
-            if let hook = module.roothook { steps.append(.rootHook(script: hook, name: "module \(module.name) roothook")) }
         }
         steps.append(.propagation(config.mountPropagationStyle))
         if !config.mountUdiRootWritable { steps.append(.readOnlyRoot) }
