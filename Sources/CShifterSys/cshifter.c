@@ -22,6 +22,10 @@ int cshifter_set_no_new_privs(void) {
     return prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0 ? 0 : -errno;
 }
 
+int cshifter_set_not_dumpable(void) {
+    return prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) == 0 ? 0 : -errno;
+}
+
 int cshifter_drop_bounding_set(void) {
     for (int cap = 0; cap <= 63; cap++) {
         if (prctl(PR_CAPBSET_READ, cap, 0, 0, 0) < 0) {

@@ -210,6 +210,23 @@ PY
     [[ "$output" == *"image \"local:$top/mnt\": it did not answer within 30 s when user $U opened it"* ]]
 }
 
+@test "the user's resource limits bind the user's command, not root's work: ulimit -f leaves mkfs.xfs of a cache whole" {
+    # 100 blocks of 512 bytes: far less than mkfs.xfs writes on a 512 MiB cache file.
+    cat >/tmp/shifter-ulimit.sh <<SCRIPT
+#!/bin/sh
+ulimit -f 100
+exec "$SHIFTER" --image="$IMAGE_BUSYBOX" --volume=/x:/scratch:perNodeCache=size=512m \
+    sh -c 'grep "Max file size" /proc/self/limits; echo written > /scratch/f; cat /scratch/f'
+SCRIPT
+    chmod 755 /tmp/shifter-ulimit.sh
+    run sh -c "cd /tmp && runuser -u '$U' -- /tmp/shifter-ulimit.sh"
+    rm -f /tmp/shifter-ulimit.sh
+    echo "$output"
+    [ "$status" -eq 0 ]
+    [[ "$output" =~ Max\ file\ size\ +51200\ +51200\ +bytes ]]
+    [[ "$output" == *written* ]]
+}
+
 @test "a volume source that is a symlink to a place the user may not reach is refused" {
     mkdir -p /tmp/shifter-secret2 && chmod 700 /tmp/shifter-secret2
     rm -f /tmp/shifter-link && runuser -u "$U" -- ln -s /tmp/shifter-secret2 /tmp/shifter-link

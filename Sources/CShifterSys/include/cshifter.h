@@ -17,6 +17,10 @@ int cshifter_setresgid(gid_t rgid, gid_t egid, gid_t sgid);
 /// Sets `PR_SET_NO_NEW_PRIVS`, so no later exec can gain privileges. `prctl(2)`.
 int cshifter_set_no_new_privs(void);
 
+/// Makes the process not dumpable (`PR_SET_DUMPABLE` 0): no core file and no ptrace by the user,
+/// whatever `fs.suid_dumpable` says. Returns 0 or -errno. `prctl(2)`.
+int cshifter_set_not_dumpable(void);
+
 /// Drops every capability from the bounding set (`PR_CAPBSET_DROP` for 0..last_cap). `prctl(2)`.
 int cshifter_drop_bounding_set(void);
 

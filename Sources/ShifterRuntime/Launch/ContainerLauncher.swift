@@ -76,6 +76,13 @@ public enum ContainerLauncher {
             print("shifter \(ShifterVersion.string)")
             return 0
         }
+        // Working as root for a user: nothing of it may be dumped or traced by the user, and the
+        // user's resource limits wait for the user's command.
+        var userLimits: ResourceLimits?
+        if geteuid() == 0 {
+            do { try ProcessControl.setNotDumpable() } catch { throw RuntimeError("couldn't \(error.description)") }
+            userLimits = ResourceLimits.liftForPrivilegedWork()
+        }
         let verbose = options.verbose
         let started = monotonicMilliseconds()
         let say = { (message: String) in
@@ -140,6 +147,7 @@ public enum ContainerLauncher {
 
         do {
             try ProcessControl.changeRoot(layout.root)
+            try userLimits?.restore()
             try Credentials.become(uid: user.uid, gid: user.gid, groups: user.groups, name: user.name)
         } catch {
             throw RuntimeError("couldn't enter the container: \(error.description)")

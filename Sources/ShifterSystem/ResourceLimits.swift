@@ -1,0 +1,49 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CShifterSys
+
+/// The resource limits a setuid program inherits from its user, set aside while it works as root.
+/// A user's `ulimit -f 100` would otherwise cut root's writes short (`mkfs.xfs` of a per-node
+/// cache dies of SIGXFSZ), and `ulimit -t` or `-v` would stop root's helpers half-way. The user's
+/// own limits come back before the user's command runs.
+public struct ResourceLimits: Sendable {
+    /// The limits that bound what root's work may do, and are lifted for it.
+    static let lifted: [Int32] = [RLIMIT_FSIZE, RLIMIT_CPU, RLIMIT_AS, RLIMIT_DATA, __RLIMIT_NPROC].map { Int32($0.rawValue) }
+
+    private var saved: [(resource: Int32, limit: rlimit)] = []
+
+    /// Lifts the limits of `lifted` to unlimited, keeping the current ones to `restore`. Only a
+    /// process with CAP_SYS_RESOURCE (root) can raise a hard limit; a limit that cannot be raised
+    /// is left as it is. The corresponding C function is `setrlimit(2)`.
+    public static func liftForPrivilegedWork() -> ResourceLimits {
+        var limits = ResourceLimits()
+        for resource in lifted {
+            var current = rlimit()
+            guard getrlimit(__rlimit_resource_t(UInt32(resource)), &current) == 0 else { continue }
+            limits.saved.append((resource, current))
+            var unlimited = rlimit(rlim_cur: rlim_t.max, rlim_max: rlim_t.max)  // RLIM_INFINITY
+            _ = setrlimit(__rlimit_resource_t(UInt32(resource)), &unlimited)
+        }
+        return limits
+    }
+
+    /// Puts the user's limits back, as they were when `liftForPrivilegedWork` was called.
+    public func restore() throws(SystemError) {
+        for (resource, limit) in saved {
+            var value = limit
+            if setrlimit(__rlimit_resource_t(UInt32(resource)), &value) != 0 {
+                throw SystemError("restore resource limit \(resource) of", "the user", errno: errno)
+            }
+        }
+    }
+}
+
+extension ProcessControl {
+    /// Makes the process not dumpable: a setuid program working as root is one neither a core
+    /// file nor the user's ptrace may look into, even where `fs.suid_dumpable=1`. `prctl(2)`.
+    public static func setNotDumpable() throws(SystemError) {
+        let result = cshifter_set_not_dumpable()
+        if result < 0 { throw SystemError("set not dumpable", "shifter", errno: -result) }
+    }
+}
