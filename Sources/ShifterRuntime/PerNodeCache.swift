@@ -38,7 +38,9 @@ struct PerNodeCache {
         var left: [String] = []
         for name in names where name.hasPrefix(prefix) && name.hasSuffix(fileSuffix) {
             let path = directory + "/" + name
-            guard let status = try? FileSystem.linkStatus(path), status.kind == .regular, status.uid == 0 else { continue }
+            // Whoever owns it (the job's user, to whom it is charged): only root can write in the
+            // directory, so every regular file there of this name is a prolog's.
+            guard let status = try? FileSystem.linkStatus(path), status.kind == .regular else { continue }
             do throws(SystemError) {
                 try FileSystem.removeFile(path)
             } catch {
@@ -75,6 +77,9 @@ struct PerNodeCache {
             close(descriptor)
             _ = try? FileSystem.removeFile(file)
         }
+        // The space is the user's: the file is charged to the user's quota on the parallel
+        // filesystem. Where the filesystem refuses (root squashed), it stays root's.
+        _ = fchown(descriptor, user.uid, user.gid)
         // mkfs and the loop device work on the file created above, through its descriptor, never
         // through its name again.
         var arguments = ["-q", "-f"]

@@ -8,13 +8,16 @@ import Testing
 /// and nothing else in the shared cache directory.
 @Suite(.enabled(if: geteuid() == 0, "the files must belong to root, as the prolog's do; run as root"))
 struct AbandonedCacheFileTests {
-    @Test func removesOnlyThisJobsRegularRootOwnedCacheFiles() throws {
+    @Test func removesOnlyThisJobsRegularCacheFiles() throws {
         let directory = NSTemporaryDirectory() + "/shifter-cache-test-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let names = ["shifter-job-7-1a2b.xfs", "shifter-job-7-ffff.xfs", "shifter-job-70-1a2b.xfs",
                      "shifter-job-7-1a2b.txt", "other-job-7-1a2b.xfs"]
         for name in names { FileManager.default.createFile(atPath: directory + "/" + name, contents: Data("x".utf8)) }
+        // A prolog charges the file to the job's user.
+        FileManager.default.createFile(atPath: directory + "/shifter-job-7-0b0b.xfs", contents: Data("x".utf8))
+        chown(directory + "/shifter-job-7-0b0b.xfs", 1000, 100)
         try FileManager.default.createSymbolicLink(atPath: directory + "/shifter-job-7-link.xfs", withDestinationPath: "/etc/hostname")
         let layout = RootLayout(name: "job-7", udiMount: "/var/udiMount", loopMount: "/var/loopMount")
 

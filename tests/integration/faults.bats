@@ -364,8 +364,9 @@ after_kill() {
     read -r prolog mkfs < <(timeout 120 cat "$WORK/mkfs.fifo")
     [ -n "$prolog" ] && [ -n "$mkfs" ]
     [ "$(ps -o ppid= -p "$prolog" | tr -d ' ')" = "$(slurmd_pid)" ]
-    # The cache file exists under its name while mkfs.xfs runs.
+    # The cache file exists under its name while mkfs.xfs runs, charged to the job's user.
     [ -n "$(cache_files "$job")" ]
+    [ "$(stat -c %U "$(cache_files "$job")")" = "$BED_USER" ]
     kill -KILL "$prolog"
     touch "$WORK/mkfs.release"
     # Slurm drains the node and holds the requeued job; the epilog runs all the same.

@@ -93,7 +93,7 @@ public enum NodeInventory {
             for name in ((try? FileSystem.directoryEntries(directory)) ?? []).sorted() {
                 guard let job = PerNodeCache.jobID(inFileName: name), !activeJobs.contains(job) else { continue }
                 let path = directory + "/" + name
-                guard let status = try? FileSystem.linkStatus(path), status.kind == .regular, status.uid == 0 else { continue }
+                guard let status = try? FileSystem.linkStatus(path), status.kind == .regular else { continue }
                 found.append("job \(job) has ended but its per-node cache file \(path) (\(ByteSize.format(UInt64(max(0, status.size))))) is left; run 'shifter-admin cleanup --job \(job)'")
             }
         }
