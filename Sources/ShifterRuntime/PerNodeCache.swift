@@ -17,6 +17,24 @@ struct PerNodeCache {
     static func filePrefix(root name: String) -> String { "shifter-\(name)-" }
     static let fileSuffix = ".xfs"
 
+    /// How old a cache file of a `shifter` run outside any job must be to count as abandoned: such
+    /// a file lives only while mkfs.xfs runs, which is killed after `ProgramRunner.defaultTimeLimit`.
+    static let abandonedPrivateFileAge: Int64 = 600
+
+    /// Cache files of `shifter` runs outside any job that such a run, killed while it formatted
+    /// the file, left in `directory` (`shifter-private-*.xfs` older than ten minutes).
+    static func abandonedPrivateFiles(in directory: String, now: Int64) -> [(path: String, status: FileStatus)] {
+        let prefix = filePrefix(root: "private")
+        var found: [(path: String, status: FileStatus)] = []
+        for name in ((try? FileSystem.directoryEntries(directory)) ?? []).sorted() where name.hasPrefix(prefix) && name.hasSuffix(fileSuffix) {
+            let path = directory + "/" + name
+            guard let status = try? FileSystem.linkStatus(path), status.kind == .regular,
+                  now - status.modificationTime >= abandonedPrivateFileAge else { continue }
+            found.append((path, status))
+        }
+        return found
+    }
+
     /// The job whose per-node cache file is named `name` (`shifter-job-12-XXXXXX.xfs`), or nil.
     static func jobID(inFileName name: String) -> UInt32? {
         guard name.hasPrefix("shifter-job-"), name.hasSuffix(fileSuffix) else { return nil }

@@ -13,6 +13,8 @@ public struct FileStatus: Sendable, Equatable {
     public var device: UInt64
     public var inode: UInt64
     public var size: Int64
+    /// The last modification, in seconds since the epoch.
+    public var modificationTime: Int64
 }
 
 /// Thin wrappers over the file calls the runtime needs. Paths are plain strings at this layer.
@@ -200,6 +202,7 @@ extension FileStatus {
         device = UInt64(info.st_dev)
         inode = UInt64(info.st_ino)
         size = Int64(info.st_size)
+        modificationTime = Int64(info.st_mtim.tv_sec)
     }
 }
 

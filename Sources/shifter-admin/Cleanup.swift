@@ -20,8 +20,13 @@ extension ShifterAdmin {
         @Option(name: .customLong("job"), help: ArgumentHelp("The job whose root to remove (repeat for several).", valueName: "JOBID"))
         var jobs: [UInt32] = []
 
+        @Flag(name: .customLong("private-caches"), help: "Remove the per-node cache files that shifter runs outside any job left when they were killed (older than ten minutes).")
+        var privateCaches = false
+
         func validate() throws {
-            guard !jobs.isEmpty else { throw ValidationError("name the job with --job JOBID ('shifter-admin list' shows the roots on this node)") }
+            guard !jobs.isEmpty || privateCaches else {
+                throw ValidationError("name the job with --job JOBID ('shifter-admin list' shows the roots on this node), or give --private-caches")
+            }
         }
 
         func run() throws {
@@ -37,6 +42,12 @@ extension ShifterAdmin {
                     failed = true
                     printError("cleanup: job \(job): " + left.joined(separator: "; "))
                 }
+            }
+            if privateCaches {
+                let (removed, left) = NodeInventory.removeAbandonedPrivateCaches(config: config)
+                for path in removed { print("removed \(path)") }
+                for problem in left { printError("cleanup: \(problem)") }
+                if !left.isEmpty { failed = true }
             }
             if failed { throw ExitCode.failure }
         }

@@ -127,6 +127,23 @@ struct NodeOperationsTests {
         }
     }
 
+    @Test func aKilledPrivateRunsCacheFileIsLeftoverOnceItIsOld() throws {
+        try withSite { config, top in
+            let old = top + "/cache/shifter-private-0a0a.xfs", fresh = top + "/cache/shifter-private-0b0b.xfs"
+            FileManager.default.createFile(atPath: old, contents: Data("x".utf8))
+            FileManager.default.createFile(atPath: fresh, contents: Data("x".utf8))
+            var times = [timeval(tv_sec: time(nil) - 3600, tv_usec: 0), timeval(tv_sec: time(nil) - 3600, tv_usec: 0)]
+            #expect(utimes(old, &times) == 0)
+            let found = NodeInventory.leftovers(config: config, activeJobs: [])
+            #expect(found == ["\(old) (1) is the per-node cache file of a shifter run outside any job that was killed while it formatted it; run 'shifter-admin cleanup --private-caches'"])
+            let (removed, left) = NodeInventory.removeAbandonedPrivateCaches(config: config)
+            #expect(removed == [old])
+            #expect(left.isEmpty)
+            // One that may still be formatted by a running shifter is left alone.
+            #expect(FileManager.default.fileExists(atPath: fresh))
+        }
+    }
+
     @Test func aMetricsDirectoryOthersCanWriteIsRefused() throws {
         try withSite { config, top in
             var config = config

@@ -16,7 +16,7 @@ setup() {
 teardown() {
     [ -f "$OUT/exporter.pid" ] && kill "$(cat "$OUT/exporter.pid")" 2>/dev/null || true
     rm -rf "$OUT"
-    rm -f "$BED_DIR/cache/shifter-job-4000000-"*
+    rm -f "$BED_DIR/cache/shifter-job-4000000-"* "$BED_DIR/cache/shifter-private-a1b2c3.xfs" "$BED_DIR/cache/shifter-private-d4e5f6.xfs"
 }
 
 metrics_file() { echo "$BED_DIR/metrics/shifter-$1.prom"; }
@@ -111,6 +111,23 @@ wait_for_line() {
     scancel "$job"
     wait_job "$job"
     assert_nodes_clean "$job"
+}
+
+@test "shifter-admin finds the cache file of a killed shifter run outside any job once it is old, and removes it" {
+    local old=$BED_DIR/cache/shifter-private-a1b2c3.xfs fresh=$BED_DIR/cache/shifter-private-d4e5f6.xfs
+    truncate -s 1M "$old" "$fresh"
+    touch -d '1 hour ago' "$old"
+    run on_node n3 "$ADMIN" check
+    echo "$output"
+    [ "$status" -eq 1 ]
+    grep -qxF "$old (1M) is the per-node cache file of a shifter run outside any job that was killed while it formatted it; run 'shifter-admin cleanup --private-caches'" <<<"$output"
+    [ "$(grep -c "$fresh" <<<"$output")" -eq 0 ]
+    run on_node n3 "$ADMIN" cleanup --private-caches
+    echo "$output"
+    rm -f "$fresh"
+    [ "$status" -eq 0 ]
+    [ "$output" = "removed $old" ]
+    [ ! -e "$old" ]
 }
 
 @test "shifter-admin check finds an ended job's abandoned cache file and cleanup removes it" {

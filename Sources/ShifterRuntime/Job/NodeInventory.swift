@@ -97,10 +97,31 @@ public enum NodeInventory {
                 found.append("job \(job) has ended but its per-node cache file \(path) (\(ByteSize.format(UInt64(max(0, status.size))))) is left; run 'shifter-admin cleanup --job \(job)'")
             }
         }
+        if let directory = config.perNodeCachePath {
+            for (path, status) in PerNodeCache.abandonedPrivateFiles(in: directory, now: Int64(time(nil))) {
+                found.append("\(path) (\(ByteSize.format(UInt64(max(0, status.size))))) is the per-node cache file of a shifter run outside any job that was killed while it formatted it; run 'shifter-admin cleanup --private-caches'")
+            }
+        }
         for path in strangers(config: config) {
             found.append("\(path) is not a job root; Shifter did not make it (remove it by hand once you know what it is)")
         }
         return found
+    }
+
+    /// Removes the cache files that killed `shifter` runs outside any job left (see
+    /// `PerNodeCache.abandonedPrivateFiles`); returns what could not be removed.
+    public static func removeAbandonedPrivateCaches(config: SiteConfig) -> (removed: [String], left: [String]) {
+        guard let directory = config.perNodeCachePath else { return ([], []) }
+        var removed: [String] = [], left: [String] = []
+        for (path, _) in PerNodeCache.abandonedPrivateFiles(in: directory, now: Int64(time(nil))) {
+            do throws(SystemError) {
+                try FileSystem.removeFile(path)
+                removed.append(path)
+            } catch {
+                left.append("couldn't \(error.description)")
+            }
+        }
+        return (removed, left)
     }
 
     /// The job id in `job-N`, `job-N.failed` or `job-N.caches`.
