@@ -63,7 +63,7 @@ let package = Package(
         .target(
             name: "ShifterGateway",
             dependencies: [
-                "ShifterGatewayClient", "ShifterImage", "CMunge", "CSQLite", "CCrypto",
+                "ShifterGatewayClient", "ShifterImage", "ShifterSystem", "CShifterSys", "CMunge", "CSQLite", "CCrypto",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -335,3 +335,157 @@ int cshifter_make_mount_read_only(int target_fd) {
     attr.attr_set = MOUNT_ATTR_RDONLY;
     return syscall(SYS_mount_setattr, target_fd, "", AT_EMPTY_PATH, &attr, sizeof(attr)) == 0 ? 0 : -errno;
 }
+
+#include <sys/socket.h>
+#include <time.h>
+
+/* What the child of cshifter_open_as_user reports, with the descriptor alongside on success. */
+struct open_as_user_reply {
+    int error;      /* 0, or the errno of the step that failed */
+    int user_error; /* 1 when error is the user's own open() errno */
+};
+
+static int milliseconds_since(const struct timespec *start) {
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    long long elapsed = (long long)(now.tv_sec - start->tv_sec) * 1000 + (now.tv_nsec - start->tv_nsec) / 1000000;
+    return elapsed > 0x7fffffff ? 0x7fffffff : (int)elapsed;
+}
+
+int cshifter_open_as_user(uid_t uid, gid_t gid, size_t group_count, const gid_t *groups, const char *path,
+                          int timeout_ms, int *user_error) {
+    *user_error = 0;
+    int sockets[2];
+    /* SOCK_SEQPACKET: the reply is one message or none, and a child that dies unheard reads as EOF. */
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sockets) != 0) return -errno;
+    /* The child runs with every signal blocked, so no handler of the parent's (Swift code) can run
+     * in it between fork and _exit; SIGKILL still ends it. */
+    sigset_t all, saved;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &saved);
+    pid_t child = fork();
+    if (child == 0) {
+        struct open_as_user_reply reply = {0, 0};
+        int fd = -1;
+        /* The gateway's descriptors (its database, its listening socket, images being written)
+         * must not be reachable from a process that becomes the user, standard streams included. */
+        int keep = sockets[1];
+        int closed = keep > 0 ? (int)syscall(SYS_close_range, 0U, (unsigned)keep - 1, 0U) : 0;
+        if (closed == 0) closed = (int)syscall(SYS_close_range, (unsigned)keep + 1, ~0U, 0U);
+        /* By number rather than through glibc, whose wrappers coordinate an id change across the
+         * threads of a process: the child is a single thread, so the call changes all of it. */
+        if (closed != 0 || syscall(SYS_setgroups, group_count, groups) != 0 || syscall(SYS_setresgid, gid, gid, gid) != 0 ||
+            syscall(SYS_setresuid, uid, uid, uid) != 0) {
+            reply.error = errno;
+        } else {
+            /* Changing the ids made the process dumpable again where fs.suid_dumpable=1 (a setting
+             * the kernel documents as insecure); it holds a copy of the gateway's memory. */
+            prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+            /* O_NONBLOCK: a FIFO would otherwise hold the open until a writer came; the caller
+             * accepts only a regular file, on which the flag changes nothing. */
+            fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+            if (fd < 0) {
+                reply.error = errno;
+                reply.user_error = 1;
+            }
+        }
+        struct iovec data = {.iov_base = &reply, .iov_len = sizeof(reply)};
+        union {
+            char buffer[CMSG_SPACE(sizeof(int))];
+            struct cmsghdr align;
+        } control;
+        memset(&control, 0, sizeof(control));
+        struct msghdr message;
+        memset(&message, 0, sizeof(message));
+        message.msg_iov = &data;
+        message.msg_iovlen = 1;
+        if (fd >= 0) {
+            message.msg_control = control.buffer;
+            message.msg_controllen = sizeof(control.buffer);
+            struct cmsghdr *header = CMSG_FIRSTHDR(&message);
+            header->cmsg_level = SOL_SOCKET;
+            header->cmsg_type = SCM_RIGHTS;
+            header->cmsg_len = CMSG_LEN(sizeof(int));
+            memcpy(CMSG_DATA(header), &fd, sizeof(int));
+        }
+        ssize_t sent;
+        do {
+            sent = sendmsg(keep, &message, MSG_NOSIGNAL);
+        } while (sent < 0 && errno == EINTR);
+        _exit(sent == (ssize_t)sizeof(reply) ? 0 : 1);
+    }
+    int fork_error = errno;
+    pthread_sigmask(SIG_SETMASK, &saved, NULL);
+    close(sockets[1]);
+    if (child < 0) {
+        close(sockets[0]);
+        return -fork_error;
+    }
+    int rv = -EIO;
+    /* A path on a filesystem that never answers (a user's FUSE mount, a hung NFS server) would
+     * hold the request forever: the child gets timeout_ms in all, then is killed. */
+    struct timespec start;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    struct pollfd ready = {.fd = sockets[0], .events = POLLIN, .revents = 0};
+    int polled;
+    for (;;) {
+        int left = timeout_ms - milliseconds_since(&start);
+        polled = poll(&ready, 1, left > 0 ? left : 0);
+        if (polled >= 0 || errno != EINTR) break;
+    }
+    if (polled > 0) {
+        struct open_as_user_reply reply = {EIO, 0};
+        struct iovec data = {.iov_base = &reply, .iov_len = sizeof(reply)};
+        union {
+            char buffer[CMSG_SPACE(sizeof(int))];
+            struct cmsghdr align;
+        } control;
+        memset(&control, 0, sizeof(control));
+        struct msghdr message;
+        memset(&message, 0, sizeof(message));
+        message.msg_iov = &data;
+        message.msg_iovlen = 1;
+        message.msg_control = control.buffer;
+        message.msg_controllen = sizeof(control.buffer);
+        ssize_t got;
+        do {
+            got = recvmsg(sockets[0], &message, MSG_CMSG_CLOEXEC);
+        } while (got < 0 && errno == EINTR);
+        int received = -1;
+        if (got >= 0) {
+            for (struct cmsghdr *header = CMSG_FIRSTHDR(&message); header != NULL; header = CMSG_NXTHDR(&message, header)) {
+                if (header->cmsg_level != SOL_SOCKET || header->cmsg_type != SCM_RIGHTS) continue;
+                size_t count = (header->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+                for (size_t i = 0; i < count; i++) {
+                    int one;
+                    memcpy(&one, CMSG_DATA(header) + i * sizeof(int), sizeof(int));
+                    if (received < 0) {
+                        received = one;
+                    } else {
+                        close(one);
+                    }
+                }
+            }
+        }
+        if (got < 0) {
+            rv = -errno;
+        } else if (got != (ssize_t)sizeof(reply) || (message.msg_flags & MSG_CTRUNC) != 0) {
+            rv = -EIO;
+        } else if (reply.error != 0) {
+            rv = -reply.error;
+            *user_error = reply.user_error;
+        } else if (received >= 0) {
+            rv = received;
+            received = -1;
+        }
+        if (received >= 0) close(received);
+    } else {
+        rv = polled == 0 ? -ETIMEDOUT : -errno;
+        kill(child, SIGKILL);
+    }
+    close(sockets[0]);
+    /* After SIGKILL this waits only for the kernel to end a killable wait in the child. */
+    int status;
+    while (waitpid(child, &status, 0) < 0 && errno == EINTR) {}
+    return rv;
+}

@@ -1,7 +1,9 @@
 import CCrypto
+import CShifterSys
 import ShifterCore
 import ShifterGatewayClient
 import ShifterImage
+import ShifterSystem
 
 #if canImport(FoundationEssentials)
 import FoundationEssentials
@@ -14,9 +16,9 @@ import Glibc
 #endif
 
 extension GatewayService {
-    /// `POST /api/doimport/SYSTEM/custom/NAME[:TAG]/`: copies a squashfs file that the gateway host
-    /// can read into the system's store as a `custom` image, named by the sha256 of the file.
-    /// Administrators and `importUsers` only.
+    /// `POST /api/doimport/SYSTEM/custom/NAME[:TAG]/`: copies a squashfs file on the gateway host,
+    /// opened with the caller's own rights, into the system's store as a `custom` image, named by
+    /// the sha256 of the file. Administrators and `importUsers` only.
     public func importImage(
         system: String, type: String, tag: String, request: GatewayImportRequest, caller: AuthenticatedCaller
     ) throws(GatewayError) -> GatewayImageRecord {
@@ -44,8 +46,11 @@ extension GatewayService {
         let isPrivate = !userACL.isEmpty || !groupACL.isEmpty
         if isPrivate && !userACL.contains(caller.uid) && caller.uid != 0 { userACL = (userACL + [caller.uid]).sorted() }
 
+        let input = try SquashfsFileImport.openSource(source, reference: reference, caller: caller.uid)
+        defer { close(input) }
         let metadata = try SquashfsFileImport.importFile(
-            source, into: ImageStore(directory: systemConfig.imagePath), reference: reference, userACL: userACL, groupACL: groupACL)
+            input, source: source, into: ImageStore(directory: systemConfig.imagePath), reference: reference, userACL: userACL,
+            groupACL: groupACL)
         let now = clock()
         var row = ImageRow(
             system: system, itype: "custom", tag: canonical, scope: isPrivate ? ImageRow.privateScope(caller.uid) : "", ownerUID: caller.uid,
@@ -67,12 +72,74 @@ enum SquashfsFileImport {
     /// The squashfs superblock magic, `hsqs`.
     static let magic: [UInt8] = [0x68, 0x73, 0x71, 0x73]
 
+    /// How long opening the file with the caller's rights may take before the opening process is
+    /// killed: a path on a filesystem that never answers (a user's FUSE mount, a hung NFS server)
+    /// must not hold the request forever.
+    static let openTimeLimit: Duration = .seconds(30)
+
+    /// Opens the file an import names, read-only, with the rights of the caller `uid`, so that an
+    /// import user publishes only what they could read themselves, never a file only root may read
+    /// (another user's private image in a store, mode 0600).
+    ///
+    /// uid 0 keeps root's rights: it could read the file anyway. Every other caller, administrators
+    /// in `admins` included, gets their own rights: `admins` is a role at the gateway, not root on
+    /// its host, and root's rights would make an import a way to read any squashfs file there.
+    ///
+    /// The gateway is a multi-threaded server and must keep its ids (glibc changes them for every
+    /// thread at once), so a child process takes the caller's groups, gid and uid from the system
+    /// databases, opens the file and passes the descriptor back (`cshifter_open_as_user`).
+    /// Per-thread filesystem ids on the request's own thread would avoid the fork, but a failed
+    /// restore would leave a server thread with a user's rights for later requests, and that thread
+    /// would keep its other capabilities (`CAP_SYS_PTRACE` opens another user's `/proc/PID/fd`
+    /// links); a child that holds only the user's rights and then exits leaves neither behind.
+    ///
+    /// A failed open reports the caller's own `open(2)` errno and nothing else, so a path that does
+    /// not exist and one in a directory the caller cannot search answer as the caller would find.
+    static func openSource(_ source: String, reference: ImageReference, caller uid: UInt32) throws(GatewayError) -> Int32 {
+        let what = "import \(reference): \(quoted(source))"
+        if uid == geteuid() {
+            // Root's own import, or a gateway that runs as the caller. O_NOFOLLOW as before: a link
+            // at the end of the path, which another user may own, must not redirect root's open.
+            let input = open(source, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
+            guard input >= 0 else { throw .badRequest("\(what): \(errnoText())") }
+            return input
+        }
+        guard geteuid() == 0 else {
+            // Its own rights are not the caller's (the image store is its own), and it cannot take theirs.
+            throw .forbidden("\(what): the gateway does not run as root, so it cannot open the file with uid \(uid)'s rights")
+        }
+        let user: (name: String, gid: UInt32, home: String, shell: String)
+        let groups: [UInt32]
+        do {
+            user = try Credentials.passwdEntry(uid: uid)
+            groups = try Credentials.groupList(user: user.name, gid: user.gid, limit: 65536)
+        } catch {
+            let reason = error.errno == ENOENT ? "uid \(uid) has no passwd entry on the gateway host" : error.description
+            throw .forbidden("\(what): cannot be opened with the caller's rights: \(reason)")
+        }
+        let parts = openTimeLimit.components
+        let milliseconds = Int32(clamping: parts.seconds * 1000 + parts.attoseconds / 1_000_000_000_000_000)
+        var userError: Int32 = 0
+        let result = groups.map { gid_t($0) }.withUnsafeBufferPointer { buffer in
+            cshifter_open_as_user(uid, user.gid, buffer.count, buffer.baseAddress, source, milliseconds, &userError)
+        }
+        if result >= 0 { return result }
+        let reason = String(cString: strerror(-result))
+        if userError != 0 {
+            let message = "\(what): cannot be opened as uid \(uid): \(reason)"
+            throw -result == EACCES || -result == EPERM ? .forbidden(message) : .badRequest(message)
+        }
+        if -result == ETIMEDOUT {
+            throw .badRequest("\(what): opening it as uid \(uid) had no answer from the filesystem within \(parts.seconds) s")
+        }
+        throw .internal("\(what): cannot take uid \(uid)'s rights to open it: \(reason)")
+    }
+
+    /// Copies the squashfs file open at `input` (named `source` in messages) into `store` as the
+    /// image of `reference`.
     static func importFile(
-        _ source: String, into store: ImageStore, reference: ImageReference, userACL: [UInt32], groupACL: [UInt32]
+        _ input: Int32, source: String, into store: ImageStore, reference: ImageReference, userACL: [UInt32], groupACL: [UInt32]
     ) throws(GatewayError) -> ImageMetadata {
-        let input = open(source, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
-        guard input >= 0 else { throw .badRequest("import \(reference): \(quoted(source)): \(errnoText())") }
-        defer { close(input) }
         var status = stat()
         guard fstat(input, &status) == 0, status.st_mode & S_IFMT == S_IFREG else {
             throw .badRequest("import \(reference): \(quoted(source)): not a regular file")

@@ -173,7 +173,7 @@ teardown() {
     rm -rf "$top"
 }
 
-@test "a local: image on a filesystem that never answers fails after the time limit, not never" {
+@test "a local: image on a filesystem that never answers fails after the time limit; the checking child holds no descriptor of shifter and is not dumpable" {
     [ -c /dev/fuse ] || skip "no /dev/fuse on this machine"
     local top
     top=$(mktemp -d /tmp/shifter-fuse.XXXXXX)
@@ -199,15 +199,46 @@ PY
     done
     # (A volume source is checked by the same bounded child, inside the container, where this
     # mount under the host's /tmp is not visible: the container's /tmp is a bind of /tmp alone.)
-    run timeout 150 runuser -u "$U" -- "$SHIFTER" --image="local:$top/mnt" true
+    # While the check hangs, its child is looked at: it must hold none of shifter's descriptors
+    # (7 is open in shifter) and must not be dumpable, even where the site lets setuid programs
+    # dump (fs.suid_dumpable=1), or the user could ptrace it.
+    local dumpable
+    dumpable=$(cat /proc/sys/fs/suid_dumpable)
+    echo 1 >/proc/sys/fs/suid_dumpable
+    (cd /tmp && exec timeout 150 runuser -u "$U" -- sh -c 'exec 7</etc/hostname; exec "$0" --image="local:$1" true' \
+        "$SHIFTER" "$top/mnt" >"$top/out" 2>&1) &
+    local runner=$! shifter= child= fds= owner= uid
+    uid=$(id -u "$U")
+    # The child lives 30 s, blocked in the FUSE lookup, once it has taken the user's ids.
+    deadline=$((SECONDS + 25))
+    until [ -n "$child" ] && [ "$(awk '/^Uid:/ {print $2}' "/proc/$child/status" 2>/dev/null)" = "$uid" ]; do
+        shifter=$(pgrep -f "^$SHIFTER --image=local:$top/mnt" | head -n 1)
+        child=
+        [ -z "$shifter" ] || child=$(pgrep -P "$shifter" | head -n 1)
+        ((SECONDS < deadline)) || break
+        sleep 0.1
+    done
+    if [ -n "$child" ]; then
+        fds=$(ls /proc/"$shifter"/fd | sort -n | tr '\n' ' ')/$(ls /proc/"$child"/fd | sort -n | tr '\n' ' ')
+        owner=$(stat -c %U "/proc/$child/status")
+    fi
+    local status=0
+    wait "$runner" || status=$?
+    echo "$dumpable" >/proc/sys/fs/suid_dumpable
     # The daemon goes; its mount then fails at once, and can be removed.
     kill "$holder"
     wait "$holder" || true
     umount -l "$top/mnt"
+    output=$(cat "$top/out")
     rm -rf "$top"
     echo "$output"
+    echo "shifter $shifter, its checking child $child: descriptors $fds; the child's /proc belongs to $owner"
     [ "$status" -eq 1 ]
     [[ "$output" == *"image \"local:$top/mnt\": it did not answer within 30 s when user $U opened it"* ]]
+    [ -n "$child" ]
+    [[ "$fds" == *" 7 "*/* ]]
+    [[ "$fds" != */*" 7 "* ]]
+    [ "$owner" = root ]
 }
 
 @test "the user's resource limits bind the user's command, not root's work: ulimit -f leaves mkfs.xfs of a cache whole" {

@@ -150,3 +150,20 @@ int cshifter_pidfd_send_signal(int pidfd, int signal);
 /// that mount: the mounts below it and its other flags stay as they are. `mount_setattr(2)` with
 /// `MOUNT_ATTR_RDONLY`, without `AT_RECURSIVE`. Returns 0 or -errno.
 int cshifter_make_mount_read_only(int target_fd);
+
+#pragma clang assume_nonnull begin
+
+/// Opens `path` read-only with a user's rights, for a multi-threaded process that must keep its
+/// own ids: a child process takes the user's `groups`, all of them, `gid` and `uid`, opens `path`
+/// (`O_RDONLY|O_NOCTTY|O_NONBLOCK`, symlinks followed), and passes the descriptor back over a
+/// socket (`SCM_RIGHTS`), so the kernel applies every rule (modes, ACLs, root squash) to every
+/// component. Returns the descriptor (close-on-exec), or -errno. `*user_error` is 1 when the errno
+/// is the user's own from `open(2)`, which tells the user nothing they could not learn with their
+/// own rights, and 0 when the switch itself failed: socket, fork, the ids, or -ETIMEDOUT when the
+/// child had no answer within `timeout_ms`, after which it is killed. The child keeps none of the
+/// caller's descriptors, blocks every signal, is not dumpable once it is the user, and runs only
+/// async-signal-safe calls.
+int cshifter_open_as_user(uid_t uid, gid_t gid, size_t group_count, const gid_t *_Nullable groups, const char *path,
+                          int timeout_ms, int *user_error);
+
+#pragma clang assume_nonnull end
