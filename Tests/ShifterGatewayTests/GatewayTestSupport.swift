@@ -66,7 +66,7 @@ struct TestGateway {
 
     init(
         directory: String? = nil, minPullInterval: Double = 60, jobTimeLimit: Double = 3600, expireAfter: Double = 86_400,
-        otherSystems: [String] = [], puller: FakePuller = FakePuller(),
+        otherSystems: [String] = [], puller: FakePuller = FakePuller(), adminUIDs: Set<UInt32> = [0], importUIDs: Set<UInt32> = [],
         clock: @escaping @Sendable () -> Double = { Date().timeIntervalSince1970 }
     ) throws {
         let directory = directory ?? FileManager.default.temporaryDirectory.appendingPathComponent("gw-\(UUID().uuidString)").path
@@ -81,7 +81,7 @@ struct TestGateway {
         let config = GatewayConfig(
             database: directory + "/state.sqlite", workers: 2, systems: systems,
             defaultRegistry: "registry.test", allowUnlistedRegistries: true, expireAfter: expireAfter, jobTimeLimit: jobTimeLimit,
-            minPullInterval: minPullInterval, maxBodyBytes: 4096)
+            minPullInterval: minPullInterval, maxBodyBytes: 4096, adminUIDs: adminUIDs, importUIDs: importUIDs)
         var logger = Logger(label: "test")
         logger.logLevel = .critical
         service = try GatewayService(config: config, database: SQLiteDatabase(path: config.database), puller: puller, logger: logger, clock: clock)
