@@ -97,9 +97,10 @@ enum SquashfsFileImport {
     /// not exist and one in a directory the caller cannot search answer as the caller would find.
     static func openSource(_ source: String, reference: ImageReference, caller uid: UInt32) throws(GatewayError) -> Int32 {
         let what = "import \(reference): \(quoted(source))"
-        if uid == geteuid() {
-            // Root's own import, or a gateway that runs as the caller. O_NOFOLLOW as before: a link
-            // at the end of the path, which another user may own, must not redirect root's open.
+        if uid == 0 || uid == geteuid() {
+            // Root's own import (root's rights include the gateway's, whatever user it runs as), or
+            // a gateway that runs as the caller. O_NOFOLLOW as before: a link at the end of the
+            // path, which another user may own, must not redirect root's open.
             let input = open(source, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
             guard input >= 0 else { throw .badRequest("\(what): \(errnoText())") }
             return input

@@ -139,7 +139,7 @@ public struct GatewayClient: Sendable {
             send(.pull(system: system, type: type, tag: tag), body: body, payload: GatewayCredentialPayload(credentials: credentials)))
     }
 
-    /// Imports a squashfs file that the gateway host can read, as a `custom` image.
+    /// Imports a squashfs file on the gateway host that the caller may read, as a `custom` image.
     public func importImage(
         _ reference: ImageReference, filepath: String, allowedUIDs: [UInt32] = [], allowedGIDs: [UInt32] = []
     ) throws(GatewayClientError) -> GatewayImageRecord {

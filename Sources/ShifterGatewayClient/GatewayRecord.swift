@@ -194,7 +194,8 @@ public struct GatewayPullRequest: Codable, Sendable, Equatable {
 
 /// The JSON body of `POST /api/doimport/...`: a squashfs file on the gateway host to import.
 public struct GatewayImportRequest: Codable, Sendable, Equatable {
-    /// The absolute path of the squashfs file, readable by the gateway.
+    /// The absolute path of the squashfs file on the gateway host, readable by the caller (the
+    /// gateway opens it with the caller's rights).
     public var filepath: String
     /// The image format; only `squashfs` is supported.
     public var format: String?

@@ -14,6 +14,11 @@ setup_file() {
     export WORK=$BATS_FILE_TMPDIR/gw
     mkdir -p "$WORK/images"
     chmod 755 "$BATS_FILE_TMPDIR" "$WORK" "$WORK/images"
+    # Files to import: the gateway opens them with the caller's rights, so they sit where the users
+    # may search, which bats's own temporary directory is not.
+    IMPORTS=$(mktemp -d /tmp/shifter-gw-import.XXXXXX)
+    chmod 755 "$IMPORTS"
+    export IMPORTS
     PORT=$(free_port)
     HELD_PORT=$(free_port)
     export PORT HELD_PORT
@@ -49,6 +54,7 @@ CONF
 teardown_file() {
     stop_gateway
     kill "$(cat "$WORK/held.pid")" 2>/dev/null || true
+    rm -rf "$IMPORTS"
 }
 
 teardown() {
@@ -342,16 +348,63 @@ PY
 @test "gateway: an import user imports a squashfs file as a custom image" {
     api "$BED_USER" GET /api/lookup/bed/docker/test/busybox:latest/
     id=$(jq -r .id <<<"$body")
-    cp "$WORK/images/${id#sha256:}.squashfs" "$WORK/custom.sqfs"
-    chmod 644 "$WORK/custom.sqfs"
-    api "$BED_USER" POST /api/doimport/bed/custom/mytool:1/ "{\"filepath\": \"$WORK/custom.sqfs\"}"
+    cp "$WORK/images/${id#sha256:}.squashfs" "$IMPORTS/custom.sqfs"
+    chmod 644 "$IMPORTS/custom.sqfs"
+    api "$BED_USER" POST /api/doimport/bed/custom/mytool:1/ "{\"filepath\": \"$IMPORTS/custom.sqfs\"}"
     [ "$status_code" = 200 ]
     [ "$(jq -r .status <<<"$body")" = READY ]
     [ -f "$WORK/images/tags/custom%3Amytool%3A1" ]
-    api "$BED_USER2" POST /api/doimport/bed/custom/other:1/ "{\"filepath\": \"$WORK/custom.sqfs\"}"
+    api "$BED_USER2" POST /api/doimport/bed/custom/other:1/ "{\"filepath\": \"$IMPORTS/custom.sqfs\"}"
     [ "$status_code" = 403 ]
-    api "$BED_USER" POST /api/doimport/bed/custom/bad:1/ "{\"filepath\": \"$WORK/imagegw.conf\"}"
+    printf 'not a squashfs image\n' >"$IMPORTS/notes.txt"
+    chmod 644 "$IMPORTS/notes.txt"
+    api "$BED_USER" POST /api/doimport/bed/custom/bad:1/ "{\"filepath\": \"$IMPORTS/notes.txt\"}"
     [ "$status_code" = 400 ]
+    [[ $(jq -r .message <<<"$body") == *"not a squashfs file"* ]]
+}
+
+@test "gateway: an import opens the file with the import user's own rights" {
+    api "$BED_USER" GET /api/lookup/bed/docker/test/busybox:latest/
+    id=$(jq -r .id <<<"$body")
+    local image=$WORK/images/${id#sha256:}.squashfs
+    # Another user's private image file, as a store keeps one: mode 0600, owned by $BED_USER2. The
+    # gateway, as root, could read it; the import user may not, so it must not become public.
+    install -m 600 -o "$BED_USER2" "$image" "$IMPORTS/theirs.sqfs"
+    api "$BED_USER" POST /api/doimport/bed/custom/theirs:1/ "{\"filepath\": \"$IMPORTS/theirs.sqfs\"}"
+    echo "$status_code $body"
+    [ "$status_code" = 403 ]
+    [ "$(jq -r .error <<<"$body")" = forbidden ]
+    [ "$(jq -r .message <<<"$body")" = "import custom:theirs:1: \"$IMPORTS/theirs.sqfs\": cannot be opened as uid $UID1: Permission denied" ]
+    api "$BED_USER" GET /api/lookup/bed/custom/theirs:1/
+    [ "$status_code" = 404 ]
+    [ ! -e "$WORK/images/tags/custom%3Atheirs%3A1" ]
+    # The gateway's own files are out of reach too.
+    api "$BED_USER" POST /api/doimport/bed/custom/conf:1/ "{\"filepath\": \"$WORK/imagegw.conf\"}"
+    [ "$status_code" = 403 ]
+    # In a directory the import user cannot search, a file that is there and one that is not answer
+    # alike: the user learns nothing their own rights would not tell them.
+    install -d -m 700 -o "$BED_USER2" "$IMPORTS/private"
+    install -m 644 -o "$BED_USER2" "$image" "$IMPORTS/private/there.sqfs"
+    api "$BED_USER" POST /api/doimport/bed/custom/probe:1/ "{\"filepath\": \"$IMPORTS/private/there.sqfs\"}"
+    there="$status_code $(jq -r .message <<<"$body")"
+    api "$BED_USER" POST /api/doimport/bed/custom/probe:1/ "{\"filepath\": \"$IMPORTS/private/absent.sqfs\"}"
+    absent="$status_code $(jq -r .message <<<"$body")"
+    echo "$there"
+    echo "$absent"
+    [ "${there/there.sqfs/FILE}" = "${absent/absent.sqfs/FILE}" ]
+    [[ "$there" == "403 "*": Permission denied" ]]
+    # The import user's own file, mode 0600, and one it reads through a supplementary group of the
+    # group database are imported.
+    install -m 600 -o "$BED_USER" "$image" "$IMPORTS/mine.sqfs"
+    api "$BED_USER" POST /api/doimport/bed/custom/mine:1/ "{\"filepath\": \"$IMPORTS/mine.sqfs\"}"
+    echo "$status_code $body"
+    [ "$status_code" = 200 ]
+    [ "$(jq -r .status <<<"$body")" = READY ]
+    [ "$(jq -r .id <<<"$body")" = "sha256:$(sha256sum "$IMPORTS/mine.sqfs" | cut -d' ' -f1)" ]
+    install -m 640 -o root -g shiftergrp "$image" "$IMPORTS/group.sqfs"
+    api "$BED_USER" POST /api/doimport/bed/custom/group:1/ "{\"filepath\": \"$IMPORTS/group.sqfs\"}"
+    echo "$status_code $body"
+    [ "$status_code" = 200 ]
 }
 
 @test "gateway: /metrics is Prometheus text and its counters moved" {
