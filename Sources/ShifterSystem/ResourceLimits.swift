@@ -13,9 +13,10 @@ public struct ResourceLimits: Sendable {
 
     private var saved: [(resource: Int32, limit: rlimit)] = []
 
-    /// Lifts the limits of `lifted` to unlimited, keeping the current ones to `restore`. Only a
-    /// process with CAP_SYS_RESOURCE (root) can raise a hard limit; a limit that cannot be raised
-    /// is left as it is. The corresponding C function is `setrlimit(2)`.
+    /// Lifts the limits of `lifted` to unlimited, keeping the current ones to `restore`. Raising a
+    /// hard limit takes CAP_SYS_RESOURCE, which root has on a node but may lack in a container;
+    /// there the soft limit is raised to the hard one, which needs no capability. The
+    /// corresponding C function is `setrlimit(2)`.
     public static func liftForPrivilegedWork() -> ResourceLimits {
         var limits = ResourceLimits()
         for resource in lifted {
@@ -23,7 +24,10 @@ public struct ResourceLimits: Sendable {
             guard getrlimit(__rlimit_resource_t(UInt32(resource)), &current) == 0 else { continue }
             limits.saved.append((resource, current))
             var unlimited = rlimit(rlim_cur: rlim_t.max, rlim_max: rlim_t.max)  // RLIM_INFINITY
-            _ = setrlimit(__rlimit_resource_t(UInt32(resource)), &unlimited)
+            if setrlimit(__rlimit_resource_t(UInt32(resource)), &unlimited) != 0 {
+                var softToHard = rlimit(rlim_cur: current.rlim_max, rlim_max: current.rlim_max)
+                _ = setrlimit(__rlimit_resource_t(UInt32(resource)), &softToHard)
+            }
         }
         return limits
     }
