@@ -103,7 +103,9 @@ int cshifter_getgrouplist(const char *user, gid_t group, gid_t *groups, int *cou
 
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 
@@ -113,27 +115,59 @@ struct access_result {
     uint64_t inode;
 };
 
+#include <time.h>
+
+static int milliseconds_since(const struct timespec *start) {
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    long long elapsed = (long long)(now.tv_sec - start->tv_sec) * 1000 + (now.tv_nsec - start->tv_nsec) / 1000000;
+    return elapsed > 0x7fffffff ? 0x7fffffff : (int)elapsed;
+}
+
+/* Closes every descriptor from `from` up, but `keep`; in a child between fork and exec (only
+ * async-signal-safe calls). close_range where the kernel and a seccomp profile allow it, else one
+ * by one up to the descriptor limit. Returns 0, or -1 when a descriptor may have stayed open. */
+static int close_all_but(int from, int keep) {
+    int failed = 0;
+    if (keep > from && syscall(SYS_close_range, (unsigned)from, (unsigned)keep - 1, 0U) != 0) failed = 1;
+    if (syscall(SYS_close_range, (unsigned)(keep >= from ? keep + 1 : from), ~0U, 0U) != 0) failed = 1;
+    if (!failed) return 0;
+    struct rlimit limit;
+    if (getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur == RLIM_INFINITY || limit.rlim_cur > (1U << 20)) return -1;
+    for (int fd = from; fd < (int)limit.rlim_cur; fd++) {
+        if (fd != keep) close(fd);
+    }
+    return 0;
+}
+
 int cshifter_check_directory_access(uid_t uid, gid_t gid, size_t group_count, const gid_t *groups,
                                     const char *root, const char *path, int timeout_ms, uint64_t *device,
                                     uint64_t *inode) {
     int pipefd[2];
     if (pipe2(pipefd, O_CLOEXEC) != 0) return -errno;
+    /* The child runs with every signal blocked: once it is the user, the user may signal it, and
+     * no handler of the parent's (slurmstepd's) may then run in it. SIGKILL still ends it. */
+    sigset_t all, saved_mask;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &saved_mask);
     pid_t child = fork();
     if (child < 0) {
         int saved = errno;
+        pthread_sigmask(SIG_SETMASK, &saved_mask, NULL);
         close(pipefd[0]);
         close(pipefd[1]);
         return -saved;
     }
     if (child == 0) {
         struct access_result result = {0, 0, 0};
-        /* The parent may be slurmd or slurmstepd: the user's process must hold none of its files.
-         * Closing them before the ids change leaves nothing to reach, even through ptrace. */
+        /* The parent may be slurmd or slurmstepd: the user's process must hold none of its files
+         * but the standard streams (which the parent's own caller gave it). Closing them before
+         * the ids change leaves nothing to reach, even through ptrace. */
         int keep = pipefd[1];
-        if (keep > 3) syscall(SYS_close_range, 3, (unsigned)keep - 1, 0);
-        syscall(SYS_close_range, (unsigned)keep + 1, ~0U, 0);
-        if (chroot(root) != 0 || chdir("/") != 0 || setgroups(group_count, groups) != 0 || setresgid(gid, gid, gid) != 0 ||
-            setresuid(uid, uid, uid) != 0) {
+        if (close_all_but(3, keep) != 0) {
+            result.error = EMFILE;
+        } else if (chroot(root) != 0 || chdir("/") != 0 || setgroups(group_count, groups) != 0 ||
+                   setresgid(gid, gid, gid) != 0 || setresuid(uid, uid, uid) != 0) {
             result.error = errno;
         } else {
             /* Changing the ids made the process dumpable again where fs.suid_dumpable=1. */
@@ -153,16 +187,22 @@ int cshifter_check_directory_access(uid_t uid, gid_t gid, size_t group_count, co
         (void)ignored;
         _exit(0);
     }
+    pthread_sigmask(SIG_SETMASK, &saved_mask, NULL);
     close(pipefd[1]);
     struct access_result result = {EIO, 0, 0};
     ssize_t got = -1;
     /* A path on a filesystem that never answers (a user's FUSE mount) would hold the caller, a
-     * prolog or a job step, forever: the child gets timeout_ms, then is killed. */
+     * prolog or a job step, forever: the child gets timeout_ms in all, signals or not, then is
+     * killed. */
+    struct timespec start;
+    clock_gettime(CLOCK_MONOTONIC, &start);
     struct pollfd ready = {.fd = pipefd[0], .events = POLLIN, .revents = 0};
     int polled;
-    do {
-        polled = poll(&ready, 1, timeout_ms);
-    } while (polled < 0 && errno == EINTR);
+    for (;;) {
+        int left = timeout_ms - milliseconds_since(&start);
+        polled = poll(&ready, 1, left > 0 ? left : 0);
+        if (polled >= 0 || errno != EINTR) break;
+    }
     if (polled > 0) {
         do {
             got = read(pipefd[0], &result, sizeof(result));
@@ -345,12 +385,6 @@ struct open_as_user_reply {
     int user_error; /* 1 when error is the user's own open() errno */
 };
 
-static int milliseconds_since(const struct timespec *start) {
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    long long elapsed = (long long)(now.tv_sec - start->tv_sec) * 1000 + (now.tv_nsec - start->tv_nsec) / 1000000;
-    return elapsed > 0x7fffffff ? 0x7fffffff : (int)elapsed;
-}
 
 int cshifter_open_as_user(uid_t uid, gid_t gid, size_t group_count, const gid_t *groups, const char *path,
                           int timeout_ms, int *user_error) {

@@ -135,7 +135,6 @@ public struct VolumeSpec: Hashable, Sendable {
         return parts.joined(separator: ":")
     }
 
-    /// Checks the site's per-node cache rules: a cache path exists, the size limit and the filesystem list.
     /// Checks every volume of one request against the site's rules, and the sum of their per-node
     /// caches against `perNodeCacheTotalLimit`: each cache may be within its limit while many
     /// together take the parallel filesystem's space.
@@ -159,6 +158,7 @@ public struct VolumeSpec: Hashable, Sendable {
         }
     }
 
+    /// Checks the site's per-node cache rules: a cache path exists, the size limit and the filesystem list.
     public func validate(against config: SiteConfig) throws(VolumeSpecError) {
         guard let cache = perNodeCache else { return }
         let fail = { (reason: String) in VolumeSpecError(input: canonical, reason: reason) }

@@ -29,7 +29,7 @@ struct PerNodeCache {
         for name in ((try? FileSystem.directoryEntries(directory)) ?? []).sorted() where name.hasPrefix(prefix) && name.hasSuffix(fileSuffix) {
             let path = directory + "/" + name
             guard let status = try? FileSystem.linkStatus(path), status.kind == .regular,
-                  now - status.modificationTime >= abandonedPrivateFileAge else { continue }
+                  status.modificationTime <= now &- abandonedPrivateFileAge else { continue }
             found.append((path, status))
         }
         return found
@@ -92,12 +92,13 @@ struct PerNodeCache {
         }
         // Whatever happens next, the file must not outlive this call under its name.
         defer {
-            close(descriptor)
             _ = try? FileSystem.removeFile(file)
+            // The space is the user's: the file is charged to the user's quota on the parallel
+            // filesystem (where the filesystem lets root give it away). Only once its name is
+            // gone: the user must never open the backing store of a filesystem the kernel mounts.
+            _ = fchown(descriptor, user.uid, user.gid)
+            close(descriptor)
         }
-        // The space is the user's: the file is charged to the user's quota on the parallel
-        // filesystem. Where the filesystem refuses (root squashed), it stays root's.
-        _ = fchown(descriptor, user.uid, user.gid)
         // mkfs and the loop device work on the file created above, through its descriptor, never
         // through its name again.
         var arguments = ["-q", "-f"]

@@ -57,9 +57,12 @@ public enum Credentials {
     }
 
     /// Sets the real and saved ids to the effective root ids of a setuid start. `setresuid(2)`.
+    /// The process stays not dumpable: the kernel resets dumpability to `fs.suid_dumpable` on
+    /// every change of ids.
     public static func becomeRoot() throws(SystemError) {
         try checkShim("set gid of", "root", cshifter_setresgid(0, 0, 0))
         try checkShim("set uid of", "root", cshifter_setresuid(0, 0, 0))
+        try checkShim("set not dumpable", "shifter", cshifter_set_not_dumpable())
     }
 
     /// Becomes the user for good: supplementary groups, gid, uid (real, effective and saved), an

@@ -25,8 +25,11 @@ extension ShifterAdmin {
         func run() throws {
             try requireRoot("check")
             let config = try site.load()
-            let activeJobs = try active.map(Self.parseJobs) ?? Self.jobsInQueue()
-            let found = NodeInventory.leftovers(config: config, activeJobs: activeJobs)
+            let given = try active.map(Self.parseJobs)
+            // Slurm is asked after the node is looked at, so a job that starts meanwhile is active.
+            let found = try NodeInventory.leftovers(config: config, activeJobs: { () throws -> Set<UInt32> in
+                try given ?? Self.jobsInQueue()
+            })
             for line in found { print(line) }
             if found.isEmpty {
                 print("nothing left behind")

@@ -350,7 +350,8 @@ after_kill() {
     hold_mkfs
     job=$(submit_long_job)
     read -r prolog mkfs < <(timeout 120 cat "$WORK/mkfs.fifo")
-    [ -n "$prolog" ] && [ -n "$mkfs" ]
+    [ -n "$prolog" ]
+    [ -n "$mkfs" ]
     scancel --signal=KILL --full "$job" || scancel "$job"
     touch "$WORK/mkfs.release"
     after_kill "$job"
@@ -362,11 +363,15 @@ after_kill() {
     hold_mkfs
     job=$(submit_long_job)
     read -r prolog mkfs < <(timeout 120 cat "$WORK/mkfs.fifo")
-    [ -n "$prolog" ] && [ -n "$mkfs" ]
+    [ -n "$prolog" ]
+    [ -n "$mkfs" ]
     [ "$(ps -o ppid= -p "$prolog" | tr -d ' ')" = "$(slurmd_pid)" ]
-    # The cache file exists under its name while mkfs.xfs runs, charged to the job's user.
+    # The cache file exists under its name while mkfs.xfs runs, root's and closed to everyone
+    # else: the job's user must never hold the backing store of a filesystem the kernel mounts.
     [ -n "$(cache_files "$job")" ]
-    [ "$(stat -c %U "$(cache_files "$job")")" = "$BED_USER" ]
+    [ "$(stat -c '%U %a' "$(cache_files "$job")")" = "root 600" ]
+    run runuser -u "$BED_USER" -- sh -c "exec 3<>'$(cache_files "$job")'"
+    [ "$status" -ne 0 ]
     kill -KILL "$prolog"
     touch "$WORK/mkfs.release"
     # Slurm drains the node and holds the requeued job; the epilog runs all the same.
@@ -406,7 +411,8 @@ after_kill() {
     node_site_config "siteEpilogHook=$WORK/hold-epilog.sh"
     job=$(submit_long_job 3)
     read -r epilog hook < <(timeout 120 cat "$fifo")
-    [ -n "$epilog" ] && [ -n "$hook" ]
+    [ -n "$epilog" ]
+    [ -n "$hook" ]
     # The hook's parent is the epilog process that slurmd started for this job.
     [ "$(ps -o ppid= -p "$epilog" | tr -d ' ')" = "$(slurmd_pid)" ]
     tr '\0' ' ' <"/proc/$epilog/cmdline" | grep -q 'spank epilog'

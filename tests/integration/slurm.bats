@@ -53,7 +53,8 @@ teardown() {
     touch "$OUT/go"
     wait_job "$a"; wait_job "$b"
     # Both ran on n1 at the same time.
-    [ -e "$OUT/a.running" ] && [ -e "$OUT/b.running" ]
+    [ -e "$OUT/a.running" ]
+    [ -e "$OUT/b.running" ]
     [ "$both" -eq 2 ]
     cat "$OUT/a" "$OUT/b"
     grep -q 'Shifter test busybox' "$OUT/a"
@@ -300,14 +301,16 @@ CONF
     [ "$status" -eq 0 ]
     on_node n4 mount --bind "$WORK/udiRoot.conf" /etc/shifter/udiRoot.conf
     GW_NODE_BOUND=1
+    local lookups
+    lookups=$(grep -c "/api/lookup/testbed/" "$WORK/gateway.log" || true)
     # The job waits until the gateway is gone, then runs three steps.
     job=$(unshare -m --propagation private sh -c 'mount --bind "$1" /etc/shifter/udiRoot.conf && shift && exec "$@"' \
         sh "$WORK/udiRoot.conf" runuser -u "$U" -- env SLURM_CONF="$SLURM_CONF" PATH="$SHIFTER_PREFIX/bin:/usr/bin:/bin" \
         sbatch --parsable -w n4 -N1 -o "$OUT/out" --image="$IMAGE_BUSYBOX" --wrap "
             i=0; while [ ! -e $OUT/gateway-stopped ] && [ \$i -lt 600 ]; do sleep 0.1; i=\$((i + 1)); done
             for step in 1 2 3; do srun shifter sh -c \"echo step \$step \\\$(head -1 /etc/os-release)\"; done")
-    # sbatch resolved the tag through the gateway.
-    grep -q "/api/lookup/testbed/" "$WORK/gateway.log"
+    # sbatch resolved the tag through the gateway, once.
+    [ "$(grep -c "/api/lookup/testbed/" "$WORK/gateway.log")" -eq $((lookups + 1)) ]
     stop_gateway
     ! curl -sf "http://127.0.0.1:$port/healthz" || false
     touch "$OUT/gateway-stopped"

@@ -112,7 +112,7 @@ public enum JobRoot {
             } catch {
                 throw RuntimeError(error.description)
             }
-            let resolved = try ImageResolver.resolve(reference, config: config, uid: uid, groups: user.groups + [gid])
+            let resolved = try ImageResolver.resolve(reference, config: config, uid: uid, groups: [gid] + user.groups)
             let volumeList = try parseVolumes(volumes, config: config)
             let moduleList = try selectModules(modules, config: config)
             let gpu = moduleList.contains(where: { $0.name == GPUSetup.moduleName })
@@ -142,8 +142,8 @@ public enum JobRoot {
     /// read only where this node's prolog began to create a cache (`cacheMarkerFile`). Where the
     /// job has a root here, the site's `siteEpilogHook` runs first; its failure goes to `warn` and
     /// the removal goes on. An epilog that found something of the job here adds its outcome to the
-    /// node's epilog counters. An administrator's cleanup (`byAdministrator`) refreshes only the
-    /// gauges, and looks in the cache directory even without the marker, since the administrator
+    /// node's epilog counters. An administrator's cleanup (`byAdministrator`) leaves the metrics
+    /// alone, and looks in the cache directory even without the marker, since the administrator
     /// says the job has ended everywhere.
     public static func remove(config: SiteConfig, jobID: UInt32, byAdministrator: Bool = false,
                               warn: (String) -> Void = { _ in }) -> [String] {
@@ -151,6 +151,8 @@ public enum JobRoot {
         // Slurm runs the epilog for every job; most have no container on this node.
         let hadRoot = [layout.base, layout.imageMount, layout.failureFile, layout.cacheMarkerFile].contains(where: FileSystem.exists)
         if let hook = config.siteEpilogHook, FileSystem.exists(layout.base) || FileSystem.exists(layout.imageMount) {
+            // Nothing of the job's may still run, and change what the hook looks at, while it runs.
+            RootTeardown.killProcessesInside(layout.root)
             if let problem = runEpilogHook(hook, jobID: jobID, layout: layout) { warn(problem) }
         }
         var left = RootTeardown.teardown(layout, killProcesses: true)
@@ -166,8 +168,9 @@ public enum JobRoot {
             }
         }
         let clean = left.isEmpty
-        if hadRoot || byAdministrator,
-           let problem = NodeMetricsFile.update(config: config, { if !byAdministrator { $0.addEpilog(clean: clean) } }) {
+        // An administrator's shell has no SLURMD_NODENAME to name the node's file by: the next
+        // prolog or epilog refreshes the gauges.
+        if hadRoot, !byAdministrator, let problem = NodeMetricsFile.update(config: config, { $0.addEpilog(clean: clean) }) {
             warn(problem)
         }
         return left

@@ -83,19 +83,30 @@ public enum NodeInventory {
     /// per-node caches, and entries under `udiMount` or `loopMount` that are no job's. Each line
     /// says what to run about it.
     public static func leftovers(config: SiteConfig, activeJobs: Set<UInt32>) -> [String] {
-        var found: [String] = []
-        var jobsWithFiles = Set<UInt32>()
-        for root in roots(config: config) where !activeJobs.contains(root.jobID) {
-            jobsWithFiles.insert(root.jobID)
-            found.append("job \(root.jobID) has ended but its root is \(root.status) here with \(root.mounts.count) mount(s); run 'shifter-admin cleanup --job \(root.jobID)'")
-        }
+        leftovers(config: config, activeJobs: { activeJobs })
+    }
+
+    /// The same, with the jobs that have not ended asked for (`activeJobs`) only once the node has
+    /// been looked at: a job that starts in between is then in the answer, and is never reported
+    /// as ended (which would have an administrator remove a running job's root).
+    public static func leftovers<E: Error>(config: SiteConfig, activeJobs: () throws(E) -> Set<UInt32>) throws(E) -> [String] {
+        let nodeRoots = roots(config: config)
+        var cacheFiles: [(job: UInt32, path: String, size: Int64)] = []
         if let directory = config.perNodeCachePath {
             for name in ((try? FileSystem.directoryEntries(directory)) ?? []).sorted() {
-                guard let job = PerNodeCache.jobID(inFileName: name), !activeJobs.contains(job) else { continue }
+                guard let job = PerNodeCache.jobID(inFileName: name) else { continue }
                 let path = directory + "/" + name
                 guard let status = try? FileSystem.linkStatus(path), status.kind == .regular else { continue }
-                found.append("job \(job) has ended but its per-node cache file \(path) (\(ByteSize.format(UInt64(max(0, status.size))))) is left; run 'shifter-admin cleanup --job \(job)'")
+                cacheFiles.append((job, path, status.size))
             }
+        }
+        let active = try activeJobs()
+        var found: [String] = []
+        for root in nodeRoots where !active.contains(root.jobID) {
+            found.append("job \(root.jobID) has ended but its root is \(root.status) here with \(root.mounts.count) mount(s); run 'shifter-admin cleanup --job \(root.jobID)'")
+        }
+        for file in cacheFiles where !active.contains(file.job) {
+            found.append("job \(file.job) has ended but its per-node cache file \(file.path) (\(ByteSize.format(UInt64(max(0, file.size))))) is left; run 'shifter-admin cleanup --job \(file.job)'")
         }
         if let directory = config.perNodeCachePath {
             for (path, status) in PerNodeCache.abandonedPrivateFiles(in: directory, now: Int64(time(nil))) {

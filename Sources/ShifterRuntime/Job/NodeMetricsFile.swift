@@ -37,7 +37,8 @@ public enum NodeMetricsFile {
             }
             change(&metrics)
             let roots = NodeInventory.roots(config: config)
-            metrics.roots = roots.count
+            // A failed prolog's note alone is no root.
+            metrics.roots = roots.filter { $0.failure == nil || !$0.mounts.isEmpty }.count
             metrics.perNodeCaches = roots.reduce(0) { $0 + $1.perNodeCaches.count }
             metrics.perNodeCacheBytes = roots.reduce(0) { $0 &+ $1.perNodeCaches.bytes }
             var now = timespec()

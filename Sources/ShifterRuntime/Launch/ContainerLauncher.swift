@@ -108,7 +108,7 @@ public enum ContainerLauncher {
         guard let reference = try imageReference(options, config: config) else {
             throw RuntimeError("no image given: use --image=REF or set SHIFTER_IMAGE")
         }
-        let image = try ImageResolver.resolve(reference, config: config, uid: user.uid, groups: user.groups + [user.gid])
+        let image = try ImageResolver.resolve(reference, config: config, uid: user.uid, groups: [user.gid] + user.groups)
         say("image \(reference.canonical) is \(image.id)")
 
         do { try VolumeSpec.validate(options.volumes, against: config) } catch { throw RuntimeError(error.description) }
@@ -202,10 +202,15 @@ public enum ContainerLauncher {
     /// Reads `--env-file` files with the user's filesystem rights.
     static func readEnvironmentFiles(_ paths: [String], user: ContainerUser) throws(RuntimeError) -> [EnvironmentAssignment] {
         guard !paths.isEmpty else { return [] }
+        // Each change of ids resets dumpability to fs.suid_dumpable: set it again every time.
         guard cshifter_set_filesystem_ids(user.uid, user.gid) == 0 else {
             throw RuntimeError("couldn't take the user's rights to read --env-file")
         }
-        defer { _ = cshifter_set_filesystem_ids(geteuid(), getegid()) }
+        defer {
+            _ = cshifter_set_filesystem_ids(geteuid(), getegid())
+            _ = cshifter_set_not_dumpable()
+        }
+        guard cshifter_set_not_dumpable() == 0 else { throw RuntimeError("couldn't make shifter not dumpable") }
         var assignments: [EnvironmentAssignment] = []
         for path in paths {
             do {

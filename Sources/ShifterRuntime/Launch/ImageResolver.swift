@@ -19,7 +19,7 @@ public struct ResolvedImage: Sendable, Equatable {
 /// Finds an image reference in the site's image store.
 public enum ImageResolver {
     /// Resolves `reference` to an image in `config.imagePath`, checking its access list for `uid`
-    /// and `groups`.
+    /// and `groups` (the primary group first: a `local:` directory is opened with it as the gid).
     public static func resolve(_ reference: ImageReference, config: SiteConfig, uid: UInt32,
                                groups: [UInt32]) throws(RuntimeError) -> ResolvedImage {
         let store = ImageStoreLayout(root: config.imagePath)
@@ -31,6 +31,7 @@ public enum ImageResolver {
                 throw RuntimeError("image \"\(shown)\": local images are disabled on this system (allowLocalChroot=0)")
             }
             guard let path = reference.path else { throw RuntimeError("image \"\(shown)\": no directory given") }
+            // The callers give the user's primary group first.
             _ = try LocalImageAccess.check(path, uid: uid, gid: groups.first ?? LocalImageAccess.overflowGroup,
                                            groups: groups, userName: nil)
             return ResolvedImage(id: path, imageFile: nil, localDirectory: path,
