@@ -160,11 +160,11 @@ int cshifter_check_directory_access(uid_t uid, gid_t gid, size_t group_count, co
     }
     if (child == 0) {
         struct access_result result = {0, 0, 0};
-        /* The parent may be slurmd or slurmstepd: the user's process must hold none of its files
-         * but the standard streams (which the parent's own caller gave it). Closing them before
-         * the ids change leaves nothing to reach, even through ptrace. */
+        /* The parent may be slurmd or slurmstepd: the user's process must hold none of its files,
+         * standard streams included (it writes nothing but its answer). Closing them before the
+         * ids change leaves nothing to reach, even through ptrace. */
         int keep = pipefd[1];
-        if (close_all_but(3, keep) != 0) {
+        if (close_all_but(0, keep) != 0) {
             result.error = EMFILE;
         } else if (chroot(root) != 0 || chdir("/") != 0 || setgroups(group_count, groups) != 0 ||
                    setresgid(gid, gid, gid) != 0 || setresuid(uid, uid, uid) != 0) {

@@ -62,8 +62,7 @@ int cshifter_getgrouplist(const char *user, gid_t group, gid_t *groups, int *cou
 /// component, symlinks resolved in the container's view. On success `*device`/`*inode` identify
 /// what the user opened. Returns 0, or -errno from the child; -ETIMEDOUT when the child had no
 /// answer within `timeout_ms` (a filesystem that never answers), after which it is killed. The
-/// child keeps none of the caller's descriptors but the standard streams, runs with every signal
-/// blocked, and makes itself not dumpable right after it takes the user's ids. Safe in a
+/// child keeps none of the caller's descriptors, runs with every signal blocked, and makes itself not dumpable right after it takes the user's ids. Safe in a
 /// multi-threaded process: the child runs only async-signal-safe calls.
 int cshifter_check_directory_access(uid_t uid, gid_t gid, size_t group_count, const gid_t *_Nullable groups,
                                     const char *root, const char *path, int timeout_ms, uint64_t *device,
