@@ -48,12 +48,18 @@ submit() {
     as_user "$user" sbatch --parsable "$@" | cut -d';' -f1
 }
 
-# wait_job JOBID [SECONDS]: waits until the job has left the queue.
+# wait_job JOBID [SECONDS]: waits until the job has left the queue (its epilog has run on every
+# node). Only squeue's own answer counts: an squeue that could not reach slurmctld (a loaded
+# machine) prints nothing as well, and must not pass for a job that has gone.
 wait_job() {
-    local job=$1 seconds=${2:-60}
+    local job=$1 seconds=${2:-60} out rc
     local deadline=$((SECONDS + seconds))
-    while squeue -h -j "$job" 2>/dev/null | grep -q .; do
-        ((SECONDS < deadline)) || { echo "job $job still queued after ${seconds}s" >&2; squeue -j "$job" >&2; return 1; }
+    while :; do
+        out=$(squeue -h -j "$job" -o %T 2>&1)
+        rc=$?
+        if [ "$rc" -eq 0 ] && [ -z "$out" ]; then return 0; fi
+        if [ "$rc" -ne 0 ] && [[ "$out" == *"Invalid job id"* ]]; then return 0; fi
+        ((SECONDS < deadline)) || { echo "job $job still queued after ${seconds}s: $out" >&2; return 1; }
         sleep 0.5
     done
 }
