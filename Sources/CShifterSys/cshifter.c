@@ -124,6 +124,19 @@ static int milliseconds_since(const struct timespec *start) {
     return elapsed > 0x7fffffff ? 0x7fffffff : (int)elapsed;
 }
 
+/* Waits until `fd` is readable, for timeout_ms in all whatever signals interrupt the wait. Returns
+ * poll's result: 1 readable, 0 timed out, -1 with errno. */
+static int wait_readable(int fd, int timeout_ms) {
+    struct timespec start;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    struct pollfd ready = {.fd = fd, .events = POLLIN, .revents = 0};
+    for (;;) {
+        int left = timeout_ms - milliseconds_since(&start);
+        int polled = poll(&ready, 1, left > 0 ? left : 0);
+        if (polled >= 0 || errno != EINTR) return polled;
+    }
+}
+
 /* Closes every descriptor from `from` up, but `keep`; in a child between fork and exec (only
  * async-signal-safe calls). close_range where the kernel and a seccomp profile allow it, else one
  * by one up to the descriptor limit. Returns 0, or -1 when a descriptor may have stayed open. */
@@ -133,7 +146,10 @@ static int close_all_but(int from, int keep) {
     if (syscall(SYS_close_range, (unsigned)(keep >= from ? keep + 1 : from), ~0U, 0U) != 0) failed = 1;
     if (!failed) return 0;
     struct rlimit limit;
-    if (getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur == RLIM_INFINITY || limit.rlim_cur > (1U << 20)) return -1;
+    if (getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur == RLIM_INFINITY || limit.rlim_cur > (1U << 20)) {
+        errno = EMFILE;
+        return -1;
+    }
     for (int fd = from; fd < (int)limit.rlim_cur; fd++) {
         if (fd != keep) close(fd);
     }
@@ -194,15 +210,7 @@ int cshifter_check_directory_access(uid_t uid, gid_t gid, size_t group_count, co
     /* A path on a filesystem that never answers (a user's FUSE mount) would hold the caller, a
      * prolog or a job step, forever: the child gets timeout_ms in all, signals or not, then is
      * killed. */
-    struct timespec start;
-    clock_gettime(CLOCK_MONOTONIC, &start);
-    struct pollfd ready = {.fd = pipefd[0], .events = POLLIN, .revents = 0};
-    int polled;
-    for (;;) {
-        int left = timeout_ms - milliseconds_since(&start);
-        polled = poll(&ready, 1, left > 0 ? left : 0);
-        if (polled >= 0 || errno != EINTR) break;
-    }
+    int polled = wait_readable(pipefd[0], timeout_ms);
     if (polled > 0) {
         do {
             got = read(pipefd[0], &result, sizeof(result));
@@ -404,8 +412,7 @@ int cshifter_open_as_user(uid_t uid, gid_t gid, size_t group_count, const gid_t 
         /* The gateway's descriptors (its database, its listening socket, images being written)
          * must not be reachable from a process that becomes the user, standard streams included. */
         int keep = sockets[1];
-        int closed = keep > 0 ? (int)syscall(SYS_close_range, 0U, (unsigned)keep - 1, 0U) : 0;
-        if (closed == 0) closed = (int)syscall(SYS_close_range, (unsigned)keep + 1, ~0U, 0U);
+        int closed = close_all_but(0, keep);
         /* By number rather than through glibc, whose wrappers coordinate an id change across the
          * threads of a process: the child is a single thread, so the call changes all of it. */
         if (closed != 0 || syscall(SYS_setgroups, group_count, groups) != 0 || syscall(SYS_setresgid, gid, gid, gid) != 0 ||
@@ -458,15 +465,7 @@ int cshifter_open_as_user(uid_t uid, gid_t gid, size_t group_count, const gid_t 
     int rv = -EIO;
     /* A path on a filesystem that never answers (a user's FUSE mount, a hung NFS server) would
      * hold the request forever: the child gets timeout_ms in all, then is killed. */
-    struct timespec start;
-    clock_gettime(CLOCK_MONOTONIC, &start);
-    struct pollfd ready = {.fd = sockets[0], .events = POLLIN, .revents = 0};
-    int polled;
-    for (;;) {
-        int left = timeout_ms - milliseconds_since(&start);
-        polled = poll(&ready, 1, left > 0 ? left : 0);
-        if (polled >= 0 || errno != EINTR) break;
-    }
+    int polled = wait_readable(sockets[0], timeout_ms);
     if (polled > 0) {
         struct open_as_user_reply reply = {EIO, 0};
         struct iovec data = {.iov_base = &reply, .iov_len = sizeof(reply)};

@@ -224,12 +224,20 @@ public struct RootBuilder {
 
     /// Runs a site script with `/bin/sh SCRIPT ROOT`, so it needs no execute bit.
     func runHook(_ script: String, name: String, timeLimit: Duration = hookTimeLimit) throws(RuntimeError) {
+        try Self.runScript(script, name: name, root: layout.root,
+                           environment: ["SHIFTER_ROOT=\(layout.root)", "SHIFTER_USER=\(plan.user.name)",
+                                         "SHIFTER_UID=\(plan.user.uid)", "SHIFTER_GID=\(plan.user.gid)"],
+                           timeLimit: timeLimit)
+    }
+
+    /// Runs a site or module script as root with the container root as `$1`; a failure, or a
+    /// script still running after `timeLimit` (killed with what it started), is an error naming
+    /// the script (`name`) and its last line of output.
+    static func runScript(_ script: String, name: String, root: String, environment: [String],
+                          timeLimit: Duration = hookTimeLimit) throws(RuntimeError) {
         let outcome: ProgramRunner.Outcome
         do {
-            outcome = try ProgramRunner.run("/bin/sh", [script, layout.root],
-                                            environment: ["SHIFTER_ROOT=\(layout.root)", "SHIFTER_USER=\(plan.user.name)",
-                                                          "SHIFTER_UID=\(plan.user.uid)", "SHIFTER_GID=\(plan.user.gid)"],
-                                            timeLimit: timeLimit)
+            outcome = try ProgramRunner.run("/bin/sh", [script, root], environment: environment, timeLimit: timeLimit)
         } catch {
             throw RuntimeError("\(name) \(script): couldn't \(error.description)")
         }

@@ -21,28 +21,11 @@ teardown() {
 
 metrics_file() { echo "$BED_DIR/metrics/shifter-$1.prom"; }
 
-# sample FILE NAME LABELS: the value of the sample NAME{LABELS} in FILE, or 0 when it is absent.
-sample() {
-    local value
-    value=$(grep -F "$2{$3} " "$1" 2>/dev/null | awk '{print $2}')
-    echo "${value:-0}"
-}
-
-# wait_for_line FILE TEXT: waits (up to 60 s) until FILE holds a line TEXT, which the job prints
-# once its prolog has finished on the node.
-wait_for_line() {
-    local deadline=$((SECONDS + 60))
-    until grep -qx "$2" "$1" 2>/dev/null; do
-        ((SECONDS < deadline)) || { echo "no line '$2' in $1 after 60 s" >&2; return 1; }
-        sleep 0.3
-    done
-}
-
 @test "node metrics: each node's prolog and epilog keep a Prometheus file, which node_exporter reads" {
     local file before_ok before_clean during
     file=$(metrics_file n1)
-    before_ok=$(sample "$file" shifter_prolog_runs_total 'node="n1",result="success"')
-    before_clean=$(sample "$file" shifter_epilog_runs_total 'node="n1",result="clean"')
+    before_ok=$(prom_sample "$file" shifter_prolog_runs_total 'node="n1",result="success"')
+    before_clean=$(prom_sample "$file" shifter_epilog_runs_total 'node="n1",result="clean"')
     job=$(submit "$U" -w n1 -N1 -o "$OUT/out" --image="$IMAGE_BUSYBOX" --volume="/x:/scratch:perNodeCache=size=512m" \
         --wrap "cat $file > $OUT/during; srun shifter true")
     wait_job "$job"
@@ -51,18 +34,18 @@ wait_for_line() {
     # While the job ran, the file counted its root and its cache.
     during=$OUT/during
     cat "$during"
-    [ "$(sample "$during" shifter_prolog_runs_total 'node="n1",result="success"')" -eq $((before_ok + 1)) ]
-    [ "$(sample "$during" shifter_job_roots 'node="n1"')" -ge 1 ]
-    [ "$(sample "$during" shifter_per_node_caches 'node="n1"')" -ge 1 ]
-    [ "$(sample "$during" shifter_per_node_cache_bytes 'node="n1"')" -ge 536870912 ]
+    [ "$(prom_sample "$during" shifter_prolog_runs_total 'node="n1",result="success"')" -eq $((before_ok + 1)) ]
+    [ "$(prom_sample "$during" shifter_job_roots 'node="n1"')" -ge 1 ]
+    [ "$(prom_sample "$during" shifter_per_node_caches 'node="n1"')" -ge 1 ]
+    [ "$(prom_sample "$during" shifter_per_node_cache_bytes 'node="n1"')" -ge 536870912 ]
     for phase in resolve image etc mounts cache record; do
         grep -qE "^shifter_prolog_last_phase_seconds\{node=\"n1\",phase=\"$phase\"\} [0-9]+\.[0-9]{6}$" "$during"
     done
     # After the epilog: one more clean epilog, and no root or cache left on the node.
     cat "$file"
-    [ "$(sample "$file" shifter_epilog_runs_total 'node="n1",result="clean"')" -eq $((before_clean + 1)) ]
-    [ "$(sample "$file" shifter_job_roots 'node="n1"')" -eq 0 ]
-    [ "$(sample "$file" shifter_per_node_cache_bytes 'node="n1"')" -eq 0 ]
+    [ "$(prom_sample "$file" shifter_epilog_runs_total 'node="n1",result="clean"')" -eq $((before_clean + 1)) ]
+    [ "$(prom_sample "$file" shifter_job_roots 'node="n1"')" -eq 0 ]
+    [ "$(prom_sample "$file" shifter_per_node_cache_bytes 'node="n1"')" -eq 0 ]
     [ "$(stat -c '%U %a' "$file")" = "root 644" ]
     ! ls -A "$BED_DIR/metrics" | grep -q '\.tmp$' || false
     # node_exporter's textfile collector takes the files as they are.

@@ -245,9 +245,7 @@ slurmd_pid() { cat "$SLURM_DIR/slurmd-$NODE.pid"; }
 
 # prolog_failures: the failed prologs that n4's metrics file counts.
 prolog_failures() {
-    local value
-    value=$(grep -F "shifter_prolog_runs_total{node=\"$NODE\",result=\"failure\"} " "$BED_DIR/metrics/shifter-$NODE.prom" 2>/dev/null | awk '{print $2}')
-    echo "${value:-0}"
+    prom_sample "$BED_DIR/metrics/shifter-$NODE.prom" shifter_prolog_runs_total "node=\"$NODE\",result=\"failure\""
 }
 
 # hold_mkfs: the next run of slow-mkfs.xfs reports through a new FIFO and waits for its release.

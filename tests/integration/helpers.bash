@@ -120,6 +120,24 @@ add_store_image() {
     echo "sha256:$hex"
 }
 
+# wait_for_line FILE TEXT: waits (up to 60 s) until FILE holds a line TEXT, which a job prints
+# once its prolog has finished on the node.
+wait_for_line() {
+    local deadline=$((SECONDS + 60))
+    until grep -qx "$2" "$1" 2>/dev/null; do
+        ((SECONDS < deadline)) || { echo "no line '$2' in $1 after 60 s" >&2; return 1; }
+        sleep 0.3
+    done
+}
+
+# prom_sample FILE NAME LABELS: the value of the Prometheus sample NAME{LABELS} in FILE, or 0 when
+# it (or the file) is absent.
+prom_sample() {
+    local value
+    value=$(grep -F "$2{$3} " "$1" 2>/dev/null | awk '{print $2}')
+    echo "${value:-0}"
+}
+
 # --- the image gateway, for the tests that run one ------------------------------------------
 
 GATEWAY=${SHIFTER_IMAGEGW:-${SHIFTER_PREFIX:-}/bin/shifter-imagegw}

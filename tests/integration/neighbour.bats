@@ -34,11 +34,7 @@ as_neighbour_on() {
     JOB=$(submit "$OWNER" -w n2 -N1 -o "$OUT/out/job" --image="$IMAGE_PRIVATE" \
         --volume="$OUT/secret/data:/data:ro;/x:/scratch:perNodeCache=size=512m" \
         --wrap "srun shifter sh -c 'cat /data/x; echo cached > /scratch/f; cat /scratch/f; echo started; sleep 300'")
-    local deadline=$((SECONDS + 60))
-    until grep -qx started "$OUT/out/job" 2>/dev/null; do
-        ((SECONDS < deadline)) || { cat "$OUT/out/job"; echo "the job did not start" >&2; false; }
-        sleep 0.3
-    done
+    wait_for_line "$OUT/out/job" started
     cat "$OUT/out/job"
     grep -qx "the owner's data" "$OUT/out/job"
     grep -qx cached "$OUT/out/job"

@@ -153,7 +153,7 @@ public enum JobRoot {
         if let hook = config.siteEpilogHook, FileSystem.exists(layout.base) || FileSystem.exists(layout.imageMount) {
             // Nothing of the job's may still run, and change what the hook looks at, while it runs.
             RootTeardown.killProcessesInside(layout.root)
-            if let problem = runEpilogHook(hook, jobID: jobID, layout: layout) { warn(problem) }
+            if let problem = runEpilogHook(hook, jobID: jobID, config: config, layout: layout) { warn(problem) }
         }
         var left = RootTeardown.teardown(layout, killProcesses: true)
         if let directory = config.perNodeCachePath, byAdministrator || FileSystem.exists(layout.cacheMarkerFile) {
@@ -178,27 +178,17 @@ public enum JobRoot {
 
     /// Runs the site's epilog hook for a job's root, as root, with the root's path as its argument
     /// and the job in its environment; returns why it failed, or nil.
-    static func runEpilogHook(_ script: String, jobID: UInt32, layout: RootLayout) -> String? {
+    static func runEpilogHook(_ script: String, jobID: UInt32, config: SiteConfig, layout: RootLayout) -> String? {
         var environment = ["SHIFTER_JOB_ID=\(jobID)", "SHIFTER_ROOT=\(layout.root)"]
-        if let status = try? FileSystem.linkStatus(layout.stateFile), status.uid == 0, status.kind == .regular,
-           let bytes = try? FileSystem.readFile(layout.stateFile, limit: 1 << 20), let state = PreparedRootState.decode(bytes) {
+        if let state = state(config: config, jobID: jobID) {
             environment += ["SHIFTER_UID=\(state.uid)", "SHIFTER_GID=\(state.gid)"]
         }
-        let limit = RootBuilder.hookTimeLimit
-        let outcome: ProgramRunner.Outcome
-        do {
-            outcome = try ProgramRunner.run("/bin/sh", [script, layout.root], environment: environment, timeLimit: limit)
+        do throws(RuntimeError) {
+            try RootBuilder.runScript(script, name: "siteEpilogHook", root: layout.root, environment: environment)
+            return nil
         } catch {
-            return "siteEpilogHook \(script): couldn't \(error.description)"
+            return error.message
         }
-        if outcome.timedOut {
-            return "siteEpilogHook \(script) did not finish within \(limit.components.seconds) s and was killed with the processes it started"
-        }
-        guard outcome.status == 0 else {
-            let detail = outcome.output.split(separator: "\n").last.map { ": " + $0 } ?? ""
-            return "siteEpilogHook \(script) failed with status \(outcome.status)\(detail)"
-        }
-        return nil
     }
 
     /// Why the prolog of job `jobID` failed on this node, or nil when it did not.

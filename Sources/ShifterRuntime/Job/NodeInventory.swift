@@ -92,7 +92,9 @@ public enum NodeInventory {
     public static func leftovers<E: Error>(config: SiteConfig, activeJobs: () throws(E) -> Set<UInt32>) throws(E) -> [String] {
         let nodeRoots = roots(config: config)
         var cacheFiles: [(job: UInt32, path: String, size: Int64)] = []
+        var privateFiles: [(path: String, status: FileStatus)] = []
         if let directory = config.perNodeCachePath {
+            privateFiles = PerNodeCache.abandonedPrivateFiles(in: directory, now: Int64(time(nil)))
             for name in ((try? FileSystem.directoryEntries(directory)) ?? []).sorted() {
                 guard let job = PerNodeCache.jobID(inFileName: name) else { continue }
                 let path = directory + "/" + name
@@ -108,10 +110,8 @@ public enum NodeInventory {
         for file in cacheFiles where !active.contains(file.job) {
             found.append("job \(file.job) has ended but its per-node cache file \(file.path) (\(ByteSize.format(UInt64(max(0, file.size))))) is left; run 'shifter-admin cleanup --job \(file.job)'")
         }
-        if let directory = config.perNodeCachePath {
-            for (path, status) in PerNodeCache.abandonedPrivateFiles(in: directory, now: Int64(time(nil))) {
-                found.append("\(path) (\(ByteSize.format(UInt64(max(0, status.size))))) is the per-node cache file of a shifter run outside any job that was killed while it formatted it; run 'shifter-admin cleanup --private-caches'")
-            }
+        for (path, status) in privateFiles {
+            found.append("\(path) (\(ByteSize.format(UInt64(max(0, status.size))))) is the per-node cache file of a shifter run outside any job that was killed while it formatted it; run 'shifter-admin cleanup --private-caches'")
         }
         for path in strangers(config: config) {
             found.append("\(path) is not a job root; Shifter did not make it (remove it by hand once you know what it is)")

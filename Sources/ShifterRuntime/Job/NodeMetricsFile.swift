@@ -11,7 +11,7 @@ import ShifterSystem
 public enum NodeMetricsFile {
     /// The file of this node, or nil when the site keeps no metrics.
     public static func path(config: SiteConfig, node: String = nodeName()) -> String? {
-        config.nodeMetricsPath.map { join($0, "shifter-\(node).prom") }
+        config.nodeMetricsPath.map { RootLayout.join($0, "shifter-\(node).prom") }
     }
 
     /// Applies `change` to the node's counters, refreshes the gauges (roots and caches on the node
@@ -28,7 +28,7 @@ public enum NodeMetricsFile {
             guard status.kind == .directory, status.uid == 0, status.mode & 0o022 == 0 else {
                 return "nodeMetricsPath \(directory) must be a directory owned by root and writable by root only"
             }
-            let lock = try FileSystem.lockExclusively(join(directory, ".shifter-\(node).lock"))
+            let lock = try FileSystem.lockExclusively(RootLayout.join(directory, ".shifter-\(node).lock"))
             defer { close(lock) }
             var metrics = NodeMetrics()
             if let existing = try? FileSystem.linkStatus(file), existing.kind == .regular, existing.uid == 0,
@@ -64,9 +64,5 @@ public enum NodeMetricsFile {
         let safe = name.map { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" || $0 == ".") ? $0 : "_" }
         let text = String(safe.prefix(64))
         return text.isEmpty || text.allSatisfy({ $0 == "." }) ? "node" : text
-    }
-
-    private static func join(_ directory: String, _ name: String) -> String {
-        directory.hasSuffix("/") ? directory + name : directory + "/" + name
     }
 }

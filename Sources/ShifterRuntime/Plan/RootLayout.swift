@@ -45,7 +45,8 @@ public struct RootLayout: Sendable, Equatable {
         containerPath == "/" ? root : root + containerPath
     }
 
-    private static func join(_ directory: String, _ name: String) -> String {
+    /// `directory/name`, with one slash whether `directory` ends in one or not.
+    static func join(_ directory: String, _ name: String) -> String {
         directory.hasSuffix("/") ? directory + name : directory + "/" + name
     }
 }
