@@ -156,6 +156,36 @@ static int close_all_but(int from, int keep) {
     return 0;
 }
 
+/* Gives the calling process (a single-threaded child) the user's filesystem ids and groups and
+ * drops every capability, for the open() checks that follow: they are then the user's, while the
+ * real, effective and saved ids stay the caller's (effective and saved root's). The user cannot
+ * trace a process whose effective id is root's at any moment, whatever fs.suid_dumpable says; with
+ * setresuid there would be a moment between the change and PR_SET_DUMPABLE in which they could.
+ * (Where the real id is the user's, in setuid shifter, the user may stop or kill the child, as they
+ * may shifter itself: the check then fails.) The system calls by number rather than through glibc,
+ * whose wrappers coordinate an id change across a process's threads. Returns 0, or -1 with errno. */
+static int take_user_file_rights(uid_t uid, gid_t gid, size_t group_count, const gid_t *groups) {
+    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+    if (syscall(SYS_setgroups, group_count, groups) != 0) return -1;
+    syscall(SYS_setfsgid, gid);
+    syscall(SYS_setfsuid, uid);
+    /* setfsuid answers with the previous id; asking again with an invalid one reads the current. */
+    if ((uid_t)syscall(SYS_setfsuid, (uid_t)-1) != uid || (gid_t)syscall(SYS_setfsgid, (gid_t)-1) != gid) {
+        errno = EPERM;
+        return -1;
+    }
+    /* Leaving fsuid 0 already clears the capabilities that bypass file permissions; none of the
+     * others has a use here either. */
+    int cleared = cshifter_clear_capabilities();
+    if (cleared != 0) {
+        errno = -cleared;
+        return -1;
+    }
+    /* A change of filesystem ids sets dumpable from fs.suid_dumpable again. */
+    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+    return 0;
+}
+
 int cshifter_check_directory_access(uid_t uid, gid_t gid, size_t group_count, const gid_t *groups,
                                     const char *root, const char *path, int timeout_ms, uint64_t *device,
                                     uint64_t *inode) {
@@ -182,12 +212,9 @@ int cshifter_check_directory_access(uid_t uid, gid_t gid, size_t group_count, co
         int keep = pipefd[1];
         if (close_all_but(0, keep) != 0) {
             result.error = EMFILE;
-        } else if (chroot(root) != 0 || chdir("/") != 0 || setgroups(group_count, groups) != 0 ||
-                   setresgid(gid, gid, gid) != 0 || setresuid(uid, uid, uid) != 0) {
+        } else if (chroot(root) != 0 || chdir("/") != 0 || take_user_file_rights(uid, gid, group_count, groups) != 0) {
             result.error = errno;
         } else {
-            /* Changing the ids made the process dumpable again where fs.suid_dumpable=1. */
-            prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
             int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
             struct stat info;
             if (fd < 0) {
@@ -385,6 +412,11 @@ int cshifter_make_mount_read_only(int target_fd) {
 }
 
 #include <sys/socket.h>
+#include <sys/vfs.h>
+
+#ifndef FUSE_SUPER_MAGIC
+#define FUSE_SUPER_MAGIC 0x65735546
+#endif
 #include <time.h>
 
 /* What the child of cshifter_open_as_user reports, with the descriptor alongside on success. */
@@ -415,19 +447,28 @@ int cshifter_open_as_user(uid_t uid, gid_t gid, size_t group_count, const gid_t 
         int closed = close_all_but(0, keep);
         /* By number rather than through glibc, whose wrappers coordinate an id change across the
          * threads of a process: the child is a single thread, so the call changes all of it. */
-        if (closed != 0 || syscall(SYS_setgroups, group_count, groups) != 0 || syscall(SYS_setresgid, gid, gid, gid) != 0 ||
-            syscall(SYS_setresuid, uid, uid, uid) != 0) {
+        if (closed != 0 || take_user_file_rights(uid, gid, group_count, groups) != 0) {
             reply.error = errno;
         } else {
-            /* Changing the ids made the process dumpable again where fs.suid_dumpable=1 (a setting
-             * the kernel documents as insecure); it holds a copy of the gateway's memory. */
-            prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
             /* O_NONBLOCK: a FIFO would otherwise hold the open until a writer came; the caller
              * accepts only a regular file, on which the flag changes nothing. */
             fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+            struct statfs filesystem;
             if (fd < 0) {
                 reply.error = errno;
                 reply.user_error = 1;
+            } else if (fstatfs(fd, &filesystem) != 0) {
+                reply.error = errno;
+                reply.user_error = 1;
+                close(fd);
+                fd = -1;
+            } else if (filesystem.f_type == FUSE_SUPER_MAGIC) {
+                /* Asked here, within the time limit: a FUSE daemon, which the user may run, could
+                 * answer the open and then hold every read of the copy for ever. */
+                reply.error = EXDEV;
+                reply.user_error = CSHIFTER_OPEN_ON_FUSE;
+                close(fd);
+                fd = -1;
             }
         }
         struct iovec data = {.iov_base = &reply, .iov_len = sizeof(reply)};

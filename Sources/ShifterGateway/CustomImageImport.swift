@@ -95,6 +95,8 @@ enum SquashfsFileImport {
     ///
     /// A failed open reports the caller's own `open(2)` errno and nothing else, so a path that does
     /// not exist and one in a directory the caller cannot search answer as the caller would find.
+    /// A file on a FUSE filesystem is refused: the open is bounded, the copy's reads are not, and a
+    /// user's FUSE daemon could hold a gateway worker for ever.
     static func openSource(_ source: String, reference: ImageReference, caller uid: UInt32) throws(GatewayError) -> Int32 {
         let what = "import \(reference): \(quoted(source))"
         if uid == 0 || uid == geteuid() {
@@ -126,6 +128,10 @@ enum SquashfsFileImport {
         }
         if result >= 0 { return result }
         let reason = String(cString: strerror(-result))
+        if userError == CSHIFTER_OPEN_ON_FUSE {
+            throw .badRequest(
+                "\(what): it is on a FUSE filesystem, which the gateway does not read: its daemon could hold the import for ever; copy the file to a local or parallel filesystem and import that")
+        }
         if userError != 0 {
             let message = "\(what): cannot be opened as uid \(uid): \(reason)"
             throw -result == EACCES || -result == EPERM ? .forbidden(message) : .badRequest(message)

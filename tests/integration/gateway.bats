@@ -64,6 +64,7 @@ teardown() {
     # variables do not reach teardown_file).
     [ -z "${HOLDING:-}" ] || touch "$WORK/held.release"
     [ -z "${STALL_PID:-}" ] || kill "$STALL_PID" 2>/dev/null || true
+    [ -z "${FUSE_MOUNT:-}" ] || umount "$FUSE_MOUNT" 2>/dev/null || umount -l "$FUSE_MOUNT" 2>/dev/null || true
 }
 
 # api USER METHOD PATH [BODY [MUNGE-PAYLOAD]]: one request with a fresh credential of USER; sets
@@ -403,6 +404,27 @@ PY
     [ "$(jq -r .id <<<"$body")" = "sha256:$(sha256sum "$IMPORTS/mine.sqfs" | cut -d' ' -f1)" ]
     install -m 640 -o root -g shiftergrp "$image" "$IMPORTS/group.sqfs"
     api "$BED_USER" POST /api/doimport/bed/custom/group:1/ "{\"filepath\": \"$IMPORTS/group.sqfs\"}"
+    echo "$status_code $body"
+    [ "$status_code" = 200 ]
+}
+
+@test "gateway: a file on a FUSE filesystem is refused, the same file elsewhere is imported" {
+    command -v bindfs >/dev/null || skip "bindfs is not installed"
+    api "$BED_USER" GET /api/lookup/bed/docker/test/busybox:latest/
+    id=$(jq -r .id <<<"$body")
+    install -d -m 755 -o "$BED_USER" "$IMPORTS/plain" "$IMPORTS/fuse"
+    install -m 644 -o "$BED_USER" "$WORK/images/${id#sha256:}.squashfs" "$IMPORTS/plain/tool.sqfs"
+    # The import user's FUSE mount of their own directory, open to others (allow_other, which
+    # /etc/fuse.conf may let users set): its daemon could answer the open and then never a read.
+    FUSE_MOUNT=$IMPORTS/fuse
+    bindfs -o allow_other "$IMPORTS/plain" "$FUSE_MOUNT"
+    [ "$(stat -f -c %T "$FUSE_MOUNT")" = fuseblk ] || [ "$(stat -f -c %T "$FUSE_MOUNT")" = fuse ]
+    api "$BED_USER" POST /api/doimport/bed/custom/fused:1/ "{\"filepath\": \"$FUSE_MOUNT/tool.sqfs\"}"
+    echo "$status_code $body"
+    [ "$status_code" = 400 ]
+    [ "$(jq -r .message <<<"$body")" = "import custom:fused:1: \"$FUSE_MOUNT/tool.sqfs\": it is on a FUSE filesystem, which the gateway does not read: its daemon could hold the import for ever; copy the file to a local or parallel filesystem and import that" ]
+    [ ! -e "$WORK/images/tags/custom%3Afused%3A1" ]
+    api "$BED_USER" POST /api/doimport/bed/custom/fused:1/ "{\"filepath\": \"$IMPORTS/plain/tool.sqfs\"}"
     echo "$status_code $body"
     [ "$status_code" = 200 ]
 }

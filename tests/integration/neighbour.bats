@@ -21,7 +21,27 @@ setup() {
 
 teardown() {
     [ -z "${JOB:-}" ] || { scancel "$JOB" 2>/dev/null; wait_job "$JOB" || true; }
+    [ -z "${JOB2:-}" ] || { scancel "$JOB2" 2>/dev/null; wait_job "$JOB2" || true; }
+    if [ -n "${QUOTA_FS:-}" ]; then
+        on_node n3 umount "$BED_DIR/cache" 2>/dev/null || true
+        rm -f "$QUOTA_FS"
+    fi
     rm -rf "$OUT"
+}
+
+# charged NODE UID: the bytes of the regular files owned by UID on the filesystem of the per-node
+# cache directory, the files unlinked while in use (a cache's backing file, held by its loop
+# device) included: what a user quota on that filesystem charges to UID. XFS bulkstat lists every
+# allocated inode as the kernel holds it.
+charged() {
+    on_node "$1" xfs_io -r -c bulkstat "$BED_DIR/cache" | awk -v uid="$2" '
+        function account() { if (owner == uid && mode ~ /^010/) total += blocks * size }
+        $1 == "bs_ino" { account(); owner = ""; mode = ""; blocks = 0; size = 0 }
+        $1 == "bs_uid" { owner = $3 }
+        $1 == "bs_mode" { mode = $3 }
+        $1 == "bs_blocks" { blocks = $3 }
+        $1 == "bs_blksize" { size = $3 }
+        END { account(); print total + 0 }'
 }
 
 # as_neighbour_on NODE COMMAND: runs COMMAND with sh as the neighbour in NODE's mount namespace,
@@ -67,4 +87,51 @@ as_neighbour_on() {
     wait_job "$JOB"
     assert_nodes_clean "$JOB"
     JOB=
+}
+
+@test "neighbour: each user's per-node cache is charged to that user, not root" {
+    command -v xfs_io >/dev/null || skip "xfs_io (xfsprogs) is not installed"
+    # n3's per-node cache directory becomes an XFS filesystem of its own, as a parallel filesystem
+    # with quotas would be; the other nodes keep the bed's. With user quotas where the kernel has
+    # them (it may not: XFS quota is a build option), and the owners' blocks read in any case.
+    QUOTA_FS=$(mktemp /var/tmp/shifter-quota.XXXXXX)
+    truncate -s 2G "$QUOTA_FS"
+    mkfs.xfs -q "$QUOTA_FS"
+    local quota=1
+    on_node n3 mount -o loop,uquota "$QUOTA_FS" "$BED_DIR/cache" 2>/dev/null ||
+        { quota=0; on_node n3 mount -o loop "$QUOTA_FS" "$BED_DIR/cache"; }
+    [ "$quota" = 1 ] || echo "# this kernel has no XFS quota: the owners' blocks are checked without a quota report" >&3
+    on_node n3 chmod 755 "$BED_DIR/cache"
+    local owner_uid neighbour_uid mib=$((1024 * 1024))
+    owner_uid=$(id -u "$OWNER") neighbour_uid=$(id -u "$NEIGHBOUR")
+    [ "$(charged n3 "$owner_uid")" -eq 0 ]
+    # Two users' jobs on one node, each with a cache it writes 48 MiB to.
+    local write="dd if=/dev/zero of=/scratch/f bs=1M count=48 conv=fsync status=none; echo started; sleep 300"
+    JOB=$(submit "$OWNER" -w n3 -N1 -o "$OUT/out/owner" --image="$IMAGE_BUSYBOX" \
+        --volume="/x:/scratch:perNodeCache=size=512m" --wrap "srun shifter sh -c '$write'")
+    JOB2=$(submit "$NEIGHBOUR" -w n3 -N1 -o "$OUT/out/neighbour" --image="$IMAGE_BUSYBOX" \
+        --volume="/x:/scratch:perNodeCache=size=512m" --wrap "srun shifter sh -c '$write'")
+    wait_for_line "$OUT/out/owner" started
+    wait_for_line "$OUT/out/neighbour" started
+    on_node n3 xfs_io -r -c bulkstat "$BED_DIR/cache" | grep -E 'bs_(ino|uid|blocks|nlink|mode) '
+    # Each user's cache file is theirs, blocks and all; root owns none of them.
+    [ "$(charged n3 "$owner_uid")" -ge $((48 * mib)) ]
+    [ "$(charged n3 "$neighbour_uid")" -ge $((48 * mib)) ]
+    [ "$(charged n3 0)" -eq 0 ]
+    if [ "$quota" = 1 ]; then
+        on_node n3 xfs_quota -x -c 'report -u -n -b' "$BED_DIR/cache"
+        used() { on_node n3 xfs_quota -x -c 'report -u -n -b -N' "$BED_DIR/cache" | awk -v id="#$1" '$1 == id { print $2 * 1024 }'; }
+        [ "$(used "$owner_uid")" -ge $((48 * mib)) ]
+        [ "$(used "$neighbour_uid")" -ge $((48 * mib)) ]
+    fi
+    scancel "$JOB" "$JOB2"
+    wait_job "$JOB"
+    wait_job "$JOB2"
+    assert_nodes_clean "$JOB"
+    assert_nodes_clean "$JOB2"
+    JOB= JOB2=
+    # Once the caches are gone, so are their blocks.
+    [ "$(charged n3 "$owner_uid")" -eq 0 ]
+    [ "$(charged n3 "$neighbour_uid")" -eq 0 ]
+    [ -z "$(on_node n3 ls -A "$BED_DIR/cache")" ]
 }

@@ -200,18 +200,19 @@ PY
     # (A volume source is checked by the same bounded child, inside the container, where this
     # mount under the host's /tmp is not visible: the container's /tmp is a bind of /tmp alone.)
     # While the check hangs, its child is looked at: it must hold none of shifter's descriptors
-    # (7 is open in shifter) and must not be dumpable, even where the site lets setuid programs
-    # dump (fs.suid_dumpable=1), or the user could ptrace it.
+    # (7 is open in shifter), and the user must not be able to trace it, even where the site lets
+    # setuid programs dump (fs.suid_dumpable=1): it checks with the user's filesystem ids alone,
+    # keeping root's effective and saved ids, and is not dumpable.
     local dumpable
     dumpable=$(cat /proc/sys/fs/suid_dumpable)
     echo 1 >/proc/sys/fs/suid_dumpable
     (cd /tmp && exec timeout 150 runuser -u "$U" -- sh -c 'exec 7</etc/hostname; exec "$0" --image="local:$1" true' \
         "$SHIFTER" "$top/mnt" >"$top/out" 2>&1) &
-    local runner=$! shifter= child= fds= owner= uid
+    local runner=$! shifter= child= fds= owner= ids= traced= uid
     uid=$(id -u "$U")
     # The child lives 30 s, blocked in the FUSE lookup, once it has taken the user's ids.
     deadline=$((SECONDS + 25))
-    until [ -n "$child" ] && [ "$(awk '/^Uid:/ {print $2}' "/proc/$child/status" 2>/dev/null)" = "$uid" ]; do
+    until [ -n "$child" ] && [ "$(awk '/^Uid:/ {print $5}' "/proc/$child/status" 2>/dev/null)" = "$uid" ]; do
         shifter=$(pgrep -f "^$SHIFTER --image=local:$top/mnt" | head -n 1)
         child=
         [ -z "$shifter" ] || child=$(pgrep -P "$shifter" | head -n 1)
@@ -221,6 +222,9 @@ PY
     if [ -n "$child" ]; then
         fds=$(ls /proc/"$shifter"/fd | sort -n | tr '\n' ' ')/$(ls /proc/"$child"/fd | sort -n | tr '\n' ' ')
         owner=$(stat -c %U "/proc/$child/status")
+        ids=$(awk '/^Uid:/ {print $3, $4, $5}' "/proc/$child/status")
+        # Reading another process's environment takes the right to trace it.
+        traced=$(runuser -u "$U" -- cat "/proc/$child/environ" 2>&1 >/dev/null || echo refused)
     fi
     local status=0
     wait "$runner" || status=$?
@@ -232,7 +236,7 @@ PY
     output=$(cat "$top/out")
     rm -rf "$top"
     echo "$output"
-    echo "shifter $shifter, its checking child $child: descriptors $fds; the child's /proc belongs to $owner"
+    echo "shifter $shifter, its checking child $child: descriptors $fds; the child's /proc belongs to $owner; effective, saved and filesystem uids $ids; the user reading its environment: $traced"
     [ "$status" -eq 1 ]
     [[ "$output" == *"image \"local:$top/mnt\": it did not answer within 30 s when user $U opened it"* ]]
     [ -n "$child" ]
@@ -240,6 +244,8 @@ PY
     [[ "$fds" == *" 7 "*/* ]]
     [ "$(wc -w <<<"${fds#*/}")" -eq 1 ]
     [ "$owner" = root ]
+    [ "$ids" = "0 0 $uid" ]
+    [[ "$traced" == *"Permission denied"*refused ]]
 }
 
 @test "the user's resource limits bind the user's command, not root's work: ulimit -f leaves mkfs.xfs of a cache whole" {
