@@ -9,6 +9,7 @@
 #   make install   PREFIX=/usr DESTDIR=  install binaries, plugin, header and example configs
 #                  (shifter-admin, the administrators' node tool, goes to PREFIX/sbin)
 #   make deb       build build/shifter_VERSION_ARCH.deb
+#   make rpm       build build/shifter-VERSION-1.x86_64.rpm (rpmbuild from Debian's rpm package)
 PREFIX ?= /usr
 DESTDIR ?=
 SYSCONFDIR ?= /etc/shifter
@@ -24,7 +25,7 @@ HARDENING_LD = -Wl,-z,relro -Wl,-z,now -Wl,-z,noexecstack
 BINARIES = $(OUT)/shifter $(OUT)/shifterimg $(OUT)/shifter-imagegw $(OUT)/shifter-admin $(OUT)/libshifter.so
 PLUGIN = $(OUT)/shifter_spank.so
 
-.PHONY: all deps swift test unit integration install deb demo soak fuzz bench clean bed-up bed-down
+.PHONY: all deps swift test unit integration install deb rpm demo soak fuzz bench clean bed-up bed-down
 
 all: $(BINARIES) $(PLUGIN)
 
@@ -82,6 +83,9 @@ bench:
 
 deb: all
 	packaging/build-deb
+
+rpm: all
+	packaging/build-rpm
 
 bed-up:
 	tests/harness/bed up

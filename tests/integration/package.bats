@@ -1,6 +1,7 @@
 #!/usr/bin/env bats
 # The Debian package installs into a fresh Debian root (debootstrap, kept between runs) and its
-# commands run there.
+# commands run there. The RPM holds the .deb's files with the .deb's modes and postinst, and installs
+# into a scratch rpm database.
 
 load helpers
 
@@ -56,4 +57,76 @@ teardown() {
     grep -qx "Status: install ok installed" <<<"$output"
     grep -qx "root 4755" <<<"$output"
     grep -q "^shifter 0\." <<<"$output"
+}
+
+# deb_regular_files DEB, rpm_regular_files RPM: "MODE OWNER/GROUP PATH" of each regular file, sorted.
+deb_regular_files() { dpkg-deb -c "$1" | awk '$1 ~ /^-/ { sub(/^\./, "", $6); print $1, $2, $6 }' | sort; }
+rpm_regular_files() {
+    rpm -qp --qf '[%{FILEMODES:perms} %{FILEUSERNAME} %{FILEGROUPNAME} %{FILENAMES}\n]' "$1" \
+        | awk '$1 ~ /^-/ { print $1, $2 "/" $3, $4 }' | sort
+}
+
+@test "make rpm builds a package with the deb's files, modes and scripts" {
+    command -v rpmbuild >/dev/null || skip "rpmbuild is not installed (Debian's rpm package; make deps)"
+    run make -s -C "$SHIFTER_SOURCE" rpm
+    echo "$output"
+    [ "$status" -eq 0 ]
+    rpm=$SHIFTER_SOURCE/$(tail -1 <<<"$output")
+    [[ "$rpm" == */build/shifter-*-1.$(uname -m).rpm ]]
+    [ -f "$rpm" ]
+    run make -s -C "$SHIFTER_SOURCE" deb
+    echo "$output"
+    [ "$status" -eq 0 ]
+    deb=$SHIFTER_SOURCE/$(tail -1 <<<"$output")
+    [ -f "$deb" ]
+    # The .deb's name, version and summary.
+    [ "$(rpm -qp --qf '%{NAME} %{VERSION}-%{RELEASE}' "$rpm")" = "shifter $(dpkg-deb -f "$deb" Version)-1" ]
+    [ "$(rpm -qp --qf '%{SUMMARY}' "$rpm")" = "$(dpkg-deb -f "$deb" Description | head -1)" ]
+    # shifter is setuid root; the node tool, plugin, library, unit and man pages are where the
+    # guide says.
+    files=$(rpm_regular_files "$rpm")
+    echo "$files"
+    grep -qx -- '-rwsr-xr-x root/root /usr/bin/shifter' <<<"$files"
+    grep -qx -- '-rwxr-xr-x root/root /usr/sbin/shifter-admin' <<<"$files"
+    grep -qx -- '-rwxr-xr-x root/root /usr/lib/shifter/shifter_spank.so' <<<"$files"
+    grep -qx -- '-rwxr-xr-x root/root /usr/lib/shifter/libshifter.so' <<<"$files"
+    grep -qx -- '-rw-r--r-- root/root /usr/lib/systemd/system/shifter-imagegw.service' <<<"$files"
+    grep -qx -- '-rw-r--r-- root/root /usr/share/man/man1/shifter.1.gz' <<<"$files"
+    grep -qx -- '-rw-r--r-- root/root /usr/share/man/man8/shifter-admin.8.gz' <<<"$files"
+    # Every regular file of the .deb with the same mode and owner, and no other; and the same bytes.
+    diff <(deb_regular_files "$deb") <(echo "$files")
+    dpkg-deb -x "$deb" "$ROOT/deb"
+    diff <(cd "$ROOT/deb" && find . -type f -printf '%P\n' | sort | xargs sha256sum) \
+        <(rpm -qp --qf '[%{FILEMODES:perms} %{FILEDIGESTS}  %{FILENAMES}\n]' "$rpm" \
+            | awk '$1 ~ /^-/ { print $2 "  " substr($3, 2) }' | sort -k2)
+    # The .deb's postinst, line for line, in the RPM's %post.
+    post=$(rpm -qp --scripts "$rpm" | awk '/^postinstall scriptlet/ { p = 1; next } / scriptlet \(using / { p = 0 } p')
+    echo "$post"
+    grep -qx 'chmod 4755 /usr/bin/shifter' <<<"$post"
+    while IFS= read -r line; do
+        grep -qxF -- "$line" <<<"$post"
+    done < <(dpkg-deb -I "$deb" postinst | grep -vE '^(#|set -e$|$)')
+    # The libraries by soname, which RHEL and SLES both provide; nothing Debian's builds alone define
+    # and nothing of the package's own.
+    requires=$(rpm -qp --requires "$rpm")
+    echo "$requires"
+    for dep in 'libcurl.so.4()(64bit)' 'libarchive.so.13()(64bit)' 'libsquashfs.so.1()(64bit)' \
+        'libmunge.so.2()(64bit)' 'libsqlite3.so.0()(64bit)' 'libcrypto.so.3()(64bit)' \
+        'libstdc++.so.6()(64bit)' xfsprogs; do
+        grep -qxF "$dep" <<<"$requires"
+    done
+    grep -qE '^glibc >= 2\.[0-9]+$' <<<"$requires"
+    [ -z "$(grep -E 'CURL_OPENSSL|libshifter|GLIBC_' <<<"$requires")" ]
+    # Installed into a scratch database (no RHEL libraries there, hence --nodeps), shifter keeps
+    # its mode and, with this host's libraries, runs.
+    rpmroot=$ROOT/rpm
+    rpm --root "$rpmroot" --initdb
+    rpm --root "$rpmroot" -i --nodeps --noscripts "$rpm"
+    rpm --root "$rpmroot" -q shifter
+    rpm --root "$rpmroot" -V --nodeps shifter
+    [ "$(stat -c '%U %G %a' "$rpmroot/usr/bin/shifter")" = "root root 4755" ]
+    run "$rpmroot/usr/bin/shifter" --version
+    echo "$output"
+    [ "$status" -eq 0 ]
+    [ "$output" = "shifter $(dpkg-deb -f "$deb" Version)" ]
 }
