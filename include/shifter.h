@@ -64,6 +64,18 @@ int shifter_request_validate(const shifter_config *config, const char *image, co
                              char *volumes_out, size_t volumes_out_len, char *msg, size_t msglen);
 
 /**
+ * Translates Pyxis-style options (--container-image, --container-mounts, --container-workdir,
+ * --container-env, --container-mount-home: 1, --no-container-mount-home: 0, neither: -1,
+ * --container-remap-root: 1) of user uid, submitting from the current directory, into Shifter's
+ * image reference and volumes, which shifter_request_validate then checks. The home directory is
+ * in a container only where a siteFs entry of config brings it. Any string may be
+ * NULL. Returns SHIFTER_EINVAL with the option and the reason in msg when one cannot be taken.
+ */
+int shifter_pyxis_request(const shifter_config *config, const char *image, const char *mounts, const char *workdir, const char *env_names,
+                          int mount_home, int remap_root, uint32_t uid, char *image_out, size_t image_out_len,
+                          char *volumes_out, size_t volumes_out_len, char *msg, size_t msglen);
+
+/**
  * Job prolog: builds the container root of job `job_id` on this node for uid:gid, with the image
  * (normally "id:sha256:HEX"), volumes and modules (either may be NULL). On failure nothing is left
  * mounted, and the reason is kept for shifter_job_status.

@@ -3,7 +3,10 @@
  * --image/--volume/--module options, talks to Slurm, and hands everything else to libshifter.
  * Every message starts with "shifter: " and names the phase.
  */
+#define _GNU_SOURCE
+#include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdint.h>
 #include <unistd.h>
 #include <stdio.h>
@@ -19,20 +22,33 @@ SPANK_PLUGIN(shifter, 1)
 
 #define SHIFTER_DEFAULT_CONFIG "/etc/shifter/udiRoot.conf"
 
+#ifndef SLURM_BATCH_SCRIPT
+#define SLURM_BATCH_SCRIPT 0xfffffffb
+#endif
+
 struct plugin_config {
     char config_path[4096];
     int long_options;
     int enable_ccm;
+    int pyxis_compat;
+    char shifter_path[4096]; /* the shifter command Pyxis-style tasks run in; "" for the default */
 };
 
 struct plugin_options {
     char *image;
     char *volume;
     char *module;
+    /* The Pyxis-style options (pyxis_compat=1). */
+    char *container_image;
+    char *container_mounts;
+    char *container_workdir;
+    char *container_env;
+    int container_mount_home; /* -1 not given, 0 --no-container-mount-home, 1 --container-mount-home */
+    int container_remap_root;
 };
 
 static struct plugin_config config;
-static struct plugin_options options;
+static struct plugin_options options = {.container_mount_home = -1};
 
 /* Why this node's prolog failed for the job, when it did; each task of the step reports it. */
 static char prolog_failure[4096];
@@ -61,6 +77,69 @@ static int option_volume(int val, const char *optarg, int remote) {
 static int option_module(int val, const char *optarg, int remote) {
     (void)val; (void)remote;
     return set_option(&options.module, optarg, "module");
+}
+
+static int option_container_image(int val, const char *optarg, int remote) {
+    (void)val; (void)remote;
+    return set_option(&options.container_image, optarg, "container-image");
+}
+
+static int option_container_mounts(int val, const char *optarg, int remote) {
+    (void)val; (void)remote;
+    return set_option(&options.container_mounts, optarg, "container-mounts");
+}
+
+static int option_container_workdir(int val, const char *optarg, int remote) {
+    (void)val; (void)remote;
+    return set_option(&options.container_workdir, optarg, "container-workdir");
+}
+
+static int option_container_env(int val, const char *optarg, int remote) {
+    (void)val; (void)remote;
+    return set_option(&options.container_env, optarg, "container-env");
+}
+
+/* val is 1 for the option, 0 for its --no- form; the last one given wins. */
+static int option_container_mount_home(int val, const char *optarg, int remote) {
+    (void)optarg; (void)remote;
+    options.container_mount_home = val;
+    return 0;
+}
+
+static int option_container_remap_root(int val, const char *optarg, int remote) {
+    (void)optarg; (void)remote;
+    options.container_remap_root = val;
+    return 0;
+}
+
+/* Pyxis' names and meanings, for job scripts written for Pyxis. */
+static struct spank_option pyxis_option_table[] = {
+    {"container-image", "[USER@][REGISTRY#]IMAGE[:TAG]|PATH",
+     "[pyxis] the image to run the tasks in (a Docker image, or the path of an unpacked image directory)", 1, 0,
+     (spank_opt_cb_f)option_container_image},
+    {"container-mounts", "SRC:DST[:FLAGS][,SRC:DST...]",
+     "[pyxis] bind mount[s] inside the container; flags separated with \"+\", e.g. \"ro\"", 1, 0,
+     (spank_opt_cb_f)option_container_mounts},
+    {"container-workdir", "PATH", "[pyxis] working directory inside the container", 1, 0,
+     (spank_opt_cb_f)option_container_workdir},
+    {"container-env", "NAME[,NAME...]",
+     "[pyxis] names of environment variables whose host value is set in the container over the image's", 1, 0,
+     (spank_opt_cb_f)option_container_env},
+    {"container-mount-home", NULL, "[pyxis] bind mount the user's home directory", 0, 1,
+     (spank_opt_cb_f)option_container_mount_home},
+    {"no-container-mount-home", NULL, "[pyxis] do not bind mount the user's home directory (the default)", 0, 0,
+     (spank_opt_cb_f)option_container_mount_home},
+    {"container-remap-root", NULL, "[pyxis] refused: containers run as the submitting user, never as root", 0, 1,
+     (spank_opt_cb_f)option_container_remap_root},
+    {"no-container-remap-root", NULL, "[pyxis] do not remap to root inside the container (always so)", 0, 0,
+     (spank_opt_cb_f)option_container_remap_root},
+    SPANK_OPTIONS_TABLE_END,
+};
+
+/* Whether any Pyxis-style option was given. */
+static int pyxis_requested(void) {
+    return options.container_image != NULL || options.container_mounts != NULL || options.container_workdir != NULL ||
+           options.container_env != NULL || options.container_mount_home == 1 || options.container_remap_root;
 }
 
 static struct spank_option option_table[] = {
@@ -96,6 +175,8 @@ static int parse_plugin_args(int ac, char **av) {
     snprintf(config.config_path, sizeof(config.config_path), "%s", SHIFTER_DEFAULT_CONFIG);
     config.long_options = 0;
     config.enable_ccm = 0;
+    config.pyxis_compat = 0;
+    config.shifter_path[0] = '\0';
     for (int i = 0; i < ac; i++) {
         const char *arg = av[i];
         if (strncmp(arg, "shifter_config=", 15) == 0) {
@@ -113,9 +194,22 @@ static int parse_plugin_args(int ac, char **av) {
                 slurm_error("shifter: plugstack argument \"%s\": expected 0 or 1", arg);
                 goto fail;
             }
+        } else if (strncmp(arg, "pyxis_compat=", 13) == 0) {
+            if (parse_flag(arg + 13, &config.pyxis_compat) != 0) {
+                slurm_error("shifter: plugstack argument \"%s\": expected 0 or 1", arg);
+                goto fail;
+            }
+        } else if (strncmp(arg, "shifter_path=", 13) == 0) {
+            const char *path = arg + 13;
+            if (path[0] != '/' || strlen(path) >= sizeof(config.shifter_path)) {
+                slurm_error("shifter: plugstack argument \"%s\": the path must be absolute and shorter than %zu",
+                            arg, sizeof(config.shifter_path));
+                goto fail;
+            }
+            snprintf(config.shifter_path, sizeof(config.shifter_path), "%s", path);
         } else {
             slurm_error("shifter: plugstack argument \"%s\" is unknown (known: shifter_config=PATH, "
-                        "long_options, enable_ccm=0|1)", arg);
+                        "long_options, enable_ccm=0|1, pyxis_compat=0|1, shifter_path=PATH)", arg);
             goto fail;
         }
     }
@@ -182,12 +276,16 @@ static int job_item(spank_t sp, spank_item_t item, const char *variable, uint32_
  * and salloc's options to the srun commands of the job through the environment, under names in
  * which every character of the plugin's and the option's names that is not a letter or a digit
  * becomes '_'. */
-static int image_given_here(void) {
+static int given_here(const char *option, const char *value) {
     char name[96];
-    snprintf(name, sizeof(name), "SLURM_SPANK__SLURM_SPANK_OPTION_shifter_%s",
-             config.long_options ? "shifter_image" : "image");
+    snprintf(name, sizeof(name), "SLURM_SPANK__SLURM_SPANK_OPTION_shifter_%s", option);
     const char *inherited = getenv(name);
-    return options.image != NULL && (inherited == NULL || strcmp(inherited, options.image) != 0);
+    return value != NULL && (inherited == NULL || strcmp(inherited, value) != 0);
+}
+
+static int image_given_here(void) {
+    return given_here(config.long_options ? "shifter_image" : "image", options.image) ||
+           given_here("container_image", options.container_image);
 }
 
 /* srun inside an allocation whose --image (resolved to image_id) or --volume differs from the
@@ -214,7 +312,25 @@ static int submit(spank_t sp) {
     int rv = -1;
     shifter_config *site = NULL;
     char image_id[4200], volumes[16384], msg[2048];
-    if (options.image == NULL) {
+    char pyxis_image[4200], pyxis_volumes[16384];
+    const char *requested_image = options.image, *requested_volumes = options.volume;
+    if (pyxis_requested()) {
+        if (options.image != NULL || options.volume != NULL) {
+            slurm_error("shifter: submit: --image and --volume cannot be combined with the Pyxis-style --container-* options; use one kind");
+            goto fail;
+        }
+        if ((site = load_config("submit")) == NULL) goto fail;
+        if (shifter_pyxis_request(site, options.container_image, options.container_mounts, options.container_workdir,
+                                  options.container_env, options.container_mount_home, options.container_remap_root,
+                                  (uint32_t)getuid(), pyxis_image, sizeof(pyxis_image), pyxis_volumes,
+                                  sizeof(pyxis_volumes), msg, sizeof(msg)) != SHIFTER_OK) {
+            slurm_error("shifter: submit: %s", msg);
+            goto fail;
+        }
+        requested_image = pyxis_image;
+        requested_volumes = pyxis_volumes;
+    }
+    if (requested_image == NULL) {
         if (options.volume != NULL || options.module != NULL) {
             slurm_error("shifter: submit: --volume and --module need --image");
             goto fail;
@@ -226,13 +342,13 @@ static int submit(spank_t sp) {
      * was resolved at submission, once, and the nodes hold its roots. Resolving the tag again
      * would ask the gateway once per step, and fail every step while the gateway is down; the
      * job's image id stands. Only an srun --image that names another image resolves it. */
-    const char *image = options.image;
+    const char *image = requested_image;
     const char *job_image = getenv("SLURM_SPANK_SHIFTER_IMAGE");
     if (spank_context() == S_CTX_LOCAL && getenv("SLURM_JOB_ID") != NULL && !image_given_here() &&
         job_image != NULL && *job_image != '\0')
         image = job_image;
-    if ((site = load_config("submit")) == NULL) goto fail;
-    if (shifter_request_validate(site, image, options.volume, options.module, (uint32_t)getuid(), image_id,
+    if (site == NULL && (site = load_config("submit")) == NULL) goto fail;
+    if (shifter_request_validate(site, image, requested_volumes, options.module, (uint32_t)getuid(), image_id,
                                  sizeof(image_id), volumes, sizeof(volumes), msg, sizeof(msg)) != SHIFTER_OK) {
         slurm_error("shifter: submit: %s", msg);
         goto fail;
@@ -345,12 +461,15 @@ int slurm_spank_init(spank_t sp, int ac, char **av) {
     if (parse_plugin_args(ac, av) != 0) goto fail;
     shifter_set_log_handler(log_bridge);
     /* sbatch shows only options registered here, not a static spank_options table. */
-    struct spank_option *table = config.long_options ? long_option_table : option_table;
-    for (struct spank_option *opt = table; opt->name != NULL; opt++) {
-        spank_err_t err = spank_option_register(sp, opt);
-        if (err != ESPANK_SUCCESS) {
-            slurm_error("shifter: init: couldn't register option --%s: %s", opt->name, spank_strerror(err));
-            goto fail;
+    struct spank_option *tables[] = {config.long_options ? long_option_table : option_table,
+                                     config.pyxis_compat ? pyxis_option_table : NULL};
+    for (size_t t = 0; t < sizeof(tables) / sizeof(tables[0]) && tables[t] != NULL; t++) {
+        for (struct spank_option *opt = tables[t]; opt->name != NULL; opt++) {
+            spank_err_t err = spank_option_register(sp, opt);
+            if (err != ESPANK_SUCCESS) {
+                slurm_error("shifter: init: couldn't register option --%s: %s", opt->name, spank_strerror(err));
+                goto fail;
+            }
         }
     }
     rv = 0;
@@ -371,12 +490,110 @@ int slurm_spank_init_post_opt(spank_t sp, int ac, char **av) {
     }
 }
 
+/* The shifter command: shifter_path= from plugstack.conf, else PREFIX/bin/shifter for this plugin's
+ * PREFIX/lib/shifter/shifter_spank.so. */
+static int shifter_command(char *path, size_t length) {
+    if (config.shifter_path[0] != '\0') {
+        snprintf(path, length, "%s", config.shifter_path);
+        return 0;
+    }
+    Dl_info info;
+    if (dladdr((void *)shifter_command, &info) == 0 || info.dli_fname == NULL || info.dli_fname[0] != '/') return -1;
+    char plugin[4096];
+    snprintf(plugin, sizeof(plugin), "%s", info.dli_fname);
+    for (int level = 0; level < 3; level++) { /* .../PREFIX/lib/shifter/shifter_spank.so -> PREFIX */
+        char *slash = strrchr(plugin, '/');
+        if (slash == NULL || slash == plugin) return -1;
+        *slash = '\0';
+    }
+    if ((size_t)snprintf(path, length, "%s/bin/shifter", plugin) >= length) return -1;
+    return 0;
+}
+
+/* The value of NAME in a task environment. */
+static const char *environment_value(char **env, const char *name) {
+    size_t length = strlen(name);
+    for (char **entry = env; entry != NULL && *entry != NULL; entry++) {
+        if (strncmp(*entry, name, length) == 0 && (*entry)[length] == '=') return *entry + length + 1;
+    }
+    return NULL;
+}
+
+/* A task of a Pyxis-style step (--container-image): it runs inside the container, as under Pyxis,
+ * so the task becomes `shifter [--workdir[=PATH]] [--env=NAME=VALUE...] -- COMMAND...`, which
+ * enters the job's prepared root (SHIFTER_IMAGE, set for the tasks by the step) as the user. The
+ * batch script, which lies in slurmd's spool directory outside the container, is opened here and
+ * run through /proc/self/fd. Returns only on failure, having said why. */
+static void enter_container(spank_t sp) {
+    int argc = 0;
+    char **argv = NULL, **env = NULL;
+    uint32_t step_id = 0;
+    char shifter[4096], workdir[4200], script[64];
+    if (spank_get_item(sp, S_JOB_ARGV, &argc, &argv) != ESPANK_SUCCESS || spank_get_item(sp, S_JOB_ENV, &env) != ESPANK_SUCCESS ||
+        argc < 1) {
+        fprintf(stderr, "shifter: task: couldn't read the task's command and environment\n");
+        return;
+    }
+    if (shifter_command(shifter, sizeof(shifter)) != 0) {
+        fprintf(stderr, "shifter: task: couldn't find the shifter command (set shifter_path= in plugstack.conf)\n");
+        return;
+    }
+    size_t names = 0;
+    for (const char *c = options.container_env; c != NULL && *c != '\0'; c++) names += *c == ',';
+    if (options.container_env != NULL) names++;
+    char **args = calloc((size_t)argc + names + 4, sizeof(char *));
+    if (args == NULL) {
+        fprintf(stderr, "shifter: task: out of memory\n");
+        return;
+    }
+    size_t n = 0;
+    args[n++] = shifter;
+    if (options.container_workdir != NULL) {
+        snprintf(workdir, sizeof(workdir), "--workdir=%s", options.container_workdir);
+        args[n++] = workdir;
+    } else {
+        args[n++] = "--workdir"; /* the image's WORKDIR, else the current directory, else / */
+    }
+    if (options.container_env != NULL) {
+        char *list = strdup(options.container_env), *save = NULL;
+        for (char *name = list ? strtok_r(list, ",", &save) : NULL; name != NULL; name = strtok_r(NULL, ",", &save)) {
+            const char *value = environment_value(env, name);
+            if (value == NULL) continue;
+            size_t length = strlen(name) + strlen(value) + 8;
+            char *assignment = malloc(length);
+            if (assignment == NULL) continue;
+            snprintf(assignment, length, "--env=%s=%s", name, value);
+            args[n++] = assignment;
+        }
+    }
+    args[n++] = "--";
+    size_t command = n;
+    for (int i = 0; i < argc; i++) args[n++] = argv[i];
+    args[n] = NULL;
+    if (spank_get_item(sp, S_JOB_STEPID, &step_id) == ESPANK_SUCCESS && step_id == SLURM_BATCH_SCRIPT) {
+        int fd = open(argv[0], O_RDONLY);
+        if (fd < 0) {
+            fprintf(stderr, "shifter: task: couldn't open the batch script %s: %s\n", argv[0], strerror(errno));
+            return;
+        }
+        snprintf(script, sizeof(script), "/proc/self/fd/%d", fd);
+        args[command] = script;
+    }
+    execve(shifter, args, env);
+    fprintf(stderr, "shifter: task: couldn't run %s: %s\n", shifter, strerror(errno));
+}
+
 int slurm_spank_task_init(spank_t sp, int ac, char **av) {
-    (void)sp; (void)ac; (void)av;
+    (void)ac; (void)av;
     if (prolog_failure[0] != '\0') {
         fprintf(stderr, "%s\n", prolog_failure);
         fflush(stderr);
         _exit(1);
+    }
+    if (options.container_image != NULL) {
+        enter_container(sp);
+        fflush(stderr);
+        _exit(127);
     }
     return 0;
 }
@@ -446,6 +663,11 @@ int slurm_spank_exit(spank_t sp, int ac, char **av) {
     free(options.image);
     free(options.volume);
     free(options.module);
+    free(options.container_image);
+    free(options.container_mounts);
+    free(options.container_workdir);
+    free(options.container_env);
     memset(&options, 0, sizeof(options));
+    options.container_mount_home = -1;
     return 0;
 }

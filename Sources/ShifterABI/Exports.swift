@@ -5,6 +5,7 @@ import Glibc
 #endif
 import ShifterCore
 import ShifterRuntime
+import ShifterSystem
 
 private let shifterOK: Int32 = 0
 private let shifterConfigError: Int32 = -1
@@ -124,6 +125,43 @@ public func shifter_request_validate(
         return shifterOK
     } catch {
         copyOut(error.message, msg, msglen)
+        return shifterInvalid
+    }
+}
+
+@_cdecl("shifter_pyxis_request")
+public func shifter_pyxis_request(
+    _ config: OpaquePointer?, _ image: UnsafePointer<CChar>?, _ mounts: UnsafePointer<CChar>?, _ workdir: UnsafePointer<CChar>?,
+    _ environment: UnsafePointer<CChar>?, _ mountHome: Int32, _ remapRoot: Int32, _ uid: UInt32,
+    _ imageOut: UnsafeMutablePointer<CChar>?, _ imageOutLength: Int, _ volumesOut: UnsafeMutablePointer<CChar>?,
+    _ volumesOutLength: Int, _ msg: UnsafeMutablePointer<CChar>?, _ msglen: Int
+) -> Int32 {
+    let options = PyxisOptions(
+        image: string(image), mounts: string(mounts), workdir: string(workdir), environment: string(environment),
+        mountHome: mountHome < 0 ? nil : mountHome != 0, remapRoot: remapRoot != 0)
+    guard let site = handle(config) else {
+        copyOut("shifter_pyxis_request: no configuration", msg, msglen)
+        return shifterConfigError
+    }
+    // The host directories every container shows at their own paths: the site's, and /tmp, which
+    // the container gets unless the site mounts something else there.
+    var sitePaths = site.siteFs.filter { $0.source == $0.target }.map(\.target)
+    if !site.siteFs.contains(where: { $0.target == "/tmp" }) { sitePaths.append("/tmp") }
+    let home = try? Credentials.passwdEntry(uid: uid).home
+    var cwdBuffer = [CChar](repeating: 0, count: 4096)
+    let currentDirectory = getcwd(&cwdBuffer, cwdBuffer.count) != nil ? String(cString: cwdBuffer) : nil
+    do {
+        let request = try options.request(home: home, currentDirectory: currentDirectory, sitePaths: sitePaths) { path in
+            var status = stat()
+            return stat(path, &status) == 0 && status.st_mode & S_IFMT == S_IFDIR
+        }
+        guard copyOut(request.image, imageOut, imageOutLength), copyOut(request.volumes, volumesOut, volumesOutLength) else {
+            copyOut("the image or volume list is too long (\(request.image.utf8.count + request.volumes.utf8.count) bytes)", msg, msglen)
+            return shifterInvalid
+        }
+        return shifterOK
+    } catch {
+        copyOut(error.description, msg, msglen)
         return shifterInvalid
     }
 }

@@ -1,0 +1,100 @@
+import Testing
+
+@testable import ShifterCore
+
+private func request(_ options: PyxisOptions, home: String? = "/home/u", directories: Set<String> = []) throws(PyxisOptionsError)
+    -> PyxisOptions.Request
+{
+    try options.request(home: home, currentDirectory: "/work", sitePaths: ["/tmp", "/global/homes"]) { directories.contains($0) }
+}
+
+private func failure(_ options: PyxisOptions, directories: Set<String> = []) -> String? {
+    do {
+        _ = try request(options, directories: directories)
+        return nil
+    } catch {
+        return error.description
+    }
+}
+
+@Suite("Pyxis-style options")
+struct PyxisOptionsTests {
+    @Test("image names in enroot's form become docker references", arguments: [
+        ("ubuntu:22.04", "docker:ubuntu:22.04"),
+        ("ubuntu", "docker:ubuntu"),
+        ("nvcr.io#nvidia/pytorch:21.07-py3", "docker:nvcr.io/nvidia/pytorch:21.07-py3"),
+        ("127.0.0.1:5000#test/busybox:latest", "docker:127.0.0.1:5000/test/busybox:latest"),
+        ("library/centos", "docker:library/centos"),
+    ])
+    func images(text: String, expected: String) throws {
+        #expect(try request(PyxisOptions(image: text)).image == expected)
+    }
+
+    @Test("a path names an unpacked image directory, relative to the current directory")
+    func paths() throws {
+        #expect(try request(PyxisOptions(image: "/images/rootfs"), directories: ["/images/rootfs"]).image == "local:/images/rootfs")
+        #expect(try request(PyxisOptions(image: "./rootfs"), directories: ["/work/./rootfs"]).image == "local:/work/./rootfs")
+        #expect(failure(PyxisOptions(image: "/images/app.sqsh"))?.hasPrefix(
+            "--container-image=/images/app.sqsh: a path must name an unpacked image directory") == true)
+    }
+
+    @Test("credentials in the name and malformed names are refused with the option named")
+    func badImages() {
+        #expect(failure(PyxisOptions(image: "alice@nvcr.io#nvidia/pytorch:1"))?.hasPrefix(
+            "--container-image=alice@nvcr.io#nvidia/pytorch:1: credentials in the image name (USER@) are not taken") == true)
+        #expect(failure(PyxisOptions(image: "#ubuntu")) == "--container-image=#ubuntu: expected REGISTRY#IMAGE[:TAG]")
+        #expect(failure(PyxisOptions(image: "a#b#c")) == "--container-image=a#b#c: expected REGISTRY#IMAGE[:TAG]")
+        #expect(failure(PyxisOptions(image: "Ubuntu Latest"))?.hasPrefix("--container-image=Ubuntu Latest: ") == true)
+        #expect(failure(PyxisOptions(mounts: "/a:/b")) == "--container-mounts, --container-workdir and --container-env: need --container-image")
+    }
+
+    @Test("mounts become volumes; ro is kept, a missing target is the source, propagation flags change nothing")
+    func mounts() throws {
+        let options = PyxisOptions(image: "ubuntu", mounts: "/data:/data:ro,/scratch,/etc/os-release:/host/os-release:ro+rprivate,/a:/b:rw")
+        #expect(try request(options).volumes == "/data:/data:ro;/scratch:/scratch;/etc/os-release:/host/os-release:ro;/a:/b")
+        #expect(failure(PyxisOptions(image: "ubuntu", mounts: "/a:/b:x-create=dir"))?.hasPrefix(
+            "--container-mounts entry \"/a:/b:x-create=dir\": flag \"x-create=dir\" is not supported") == true)
+        #expect(failure(PyxisOptions(image: "ubuntu", mounts: "/a:/b,,/c")) == "--container-mounts entry \"\": expected SRC[:DST[:FLAGS]]")
+        #expect(failure(PyxisOptions(image: "ubuntu", mounts: "/a:/b:ro:x")) == "--container-mounts entry \"/a:/b:ro:x\": expected SRC[:DST[:FLAGS]]")
+    }
+
+    @Test("--container-mount-home needs a site filesystem that brings the home directory; the default and --no- ask nothing")
+    func home() throws {
+        let global = PyxisOptions(image: "ubuntu", mounts: "/d:/d", mountHome: true)
+        #expect(try request(global, home: "/global/homes/u").volumes == "/d:/d")
+        #expect(try request(global, home: "/global/homes").volumes == "/d:/d")
+        #expect(try request(PyxisOptions(image: "ubuntu", mountHome: false)).volumes == "")
+        #expect(try request(PyxisOptions(image: "ubuntu")).volumes == "")
+        #expect(failure(PyxisOptions(image: "ubuntu", mountHome: true)) ==
+            "--container-mount-home: the home directory /home/u is on no filesystem this site mounts into containers (siteFs in udiRoot.conf); ask the administrators, or mount a directory below a site filesystem with --container-mounts")
+        // A path that merely starts with a site path's name is not below it.
+        do {
+            _ = try request(PyxisOptions(image: "ubuntu", mountHome: true), home: "/global/homesick/u")
+            Issue.record("a home beside a site filesystem passed for one below it")
+        } catch {
+            #expect(error.option == "--container-mount-home")
+        }
+        do {
+            _ = try request(PyxisOptions(image: "ubuntu", mountHome: true), home: nil)
+            Issue.record("a user without a home directory was given one")
+        } catch {
+            #expect(error.description.hasPrefix("--container-mount-home: the user has no absolute home directory") == true)
+        }
+    }
+
+    @Test("workdir must be absolute; env names are checked and kept in order, once each")
+    func workdirAndEnvironment() throws {
+        #expect(try request(PyxisOptions(image: "ubuntu", workdir: "/usr/local/bin")).workdir == "/usr/local/bin")
+        #expect(try request(PyxisOptions(image: "ubuntu")).workdir == nil)
+        #expect(failure(PyxisOptions(image: "ubuntu", workdir: "../")) == "--container-workdir=../: the path must be absolute")
+        #expect(try request(PyxisOptions(image: "ubuntu", environment: "LD_LIBRARY_PATH,CUDA_VERSION,LD_LIBRARY_PATH"))
+            .environmentNames == ["LD_LIBRARY_PATH", "CUDA_VERSION"])
+        #expect(failure(PyxisOptions(image: "ubuntu", environment: "A,1B")) == "--container-env=A,1B: \"1B\" is not a variable name")
+    }
+
+    @Test("--container-remap-root is refused with the reason")
+    func remapRoot() {
+        #expect(failure(PyxisOptions(image: "ubuntu", remapRoot: true)) ==
+            "--container-remap-root: Shifter runs every container as the submitting user, never as root, remapped or not; remove the option")
+    }
+}

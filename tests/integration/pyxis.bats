@@ -1,0 +1,107 @@
+#!/usr/bin/env bats
+# Pyxis-style options (plugstack pyxis_compat=1, which the bed sets): job scripts written for
+# Pyxis run unchanged, each task inside the container without `shifter` in front of it.
+
+load helpers
+bats_require_minimum_version 1.5.0
+
+setup() {
+    U=$BED_USER
+    OUT=$(mktemp -d /tmp/shifter-pyxis.XXXXXX)
+    chmod 777 "$OUT"
+    # Pyxis names a registry with '#': REGISTRY#IMAGE:TAG.
+    PYXIS_IMAGE=${IMAGE_BUSYBOX/\//#}
+}
+
+teardown() {
+    rm -rf "$OUT"
+    rm -f "$(getent passwd "$U" | cut -d: -f6)/pyxis-home-test"
+}
+
+@test "pyxis: a Pyxis job script runs unchanged: image, mounts, workdir, env on two nodes" {
+    mkdir "$OUT/data"
+    echo "from the host" >"$OUT/data/x"
+    cat >"$OUT/job.sh" <<SCRIPT
+#!/bin/bash
+#SBATCH -N2
+#SBATCH -o $OUT/out
+export PATH=/opt/host/bin:/usr/bin:/bin HOST_ONLY=kept
+srun -N2 --ntasks-per-node=1 --container-image=$PYXIS_IMAGE --container-mounts=$OUT/data:/data:ro --container-workdir=/data \
+    sh -c 'echo "\$SLURMD_NODENAME \$(head -1 /etc/os-release) pwd=\$(pwd) x=\$(cat x) uid=\$(id -u) path=\$PATH host=\$HOST_ONLY"; touch /data/y 2>/dev/null || echo "\$SLURMD_NODENAME read-only"'
+srun -N1 --container-image=$PYXIS_IMAGE --container-env=PATH sh -c 'echo "env path=\$PATH"'
+srun -N1 sh -c 'echo "host \$(head -1 /etc/os-release)"'
+SCRIPT
+    job=$(submit "$U" "$OUT/job.sh")
+    wait_job "$job"
+    cat "$OUT/out"
+    [ "$(job_state "$job")" = COMPLETED ]
+    local uid image_path
+    uid=$(id -u "$U")
+    image_path=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+    for node in n1 n2; do
+        # The image's files, the mount read-only, the working directory, the user's uid, the
+        # image's PATH over the host's, and the host's other variables.
+        grep -qxF "$node NAME=\"Shifter test busybox\" pwd=/data x=from the host uid=$uid path=$image_path host=kept" "$OUT/out"
+        grep -qxF "$node read-only" "$OUT/out"
+    done
+    # --container-env: the host's value wins over the image's.
+    grep -qxF "env path=/opt/host/bin:/usr/bin:/bin" "$OUT/out"
+    # A step without the options runs on the host.
+    grep -q '^host PRETTY_NAME=\|^host NAME=' "$OUT/out"
+    ! grep -q '^host NAME="Shifter test busybox"' "$OUT/out" || false
+    assert_nodes_clean "$job"
+}
+
+@test "pyxis: sbatch --container-image runs the batch script itself in the container" {
+    printf '#!/bin/sh\necho "script $(head -1 /etc/os-release) uid=$(id -u) pwd=$(pwd)"\n' >"$OUT/job.sh"
+    job=$(cd "$OUT" && submit "$U" -o "$OUT/out" --container-image="$PYXIS_IMAGE" "$OUT/job.sh")
+    wait_job "$job"
+    cat "$OUT/out"
+    [ "$(job_state "$job")" = COMPLETED ]
+    grep -qxF "script NAME=\"Shifter test busybox\" uid=$(id -u "$U") pwd=$OUT" "$OUT/out"
+    assert_nodes_clean "$job"
+}
+
+@test "pyxis: srun --container-image from a login node; the home directory is there only where a site filesystem brings it" {
+    local home
+    home=$(getent passwd "$U" | cut -d: -f6)
+    echo "in the home directory" >"$home/pyxis-home-test"
+    chown "$U" "$home/pyxis-home-test"
+    # The bed's site filesystems (siteFs) bring /site and /tmp, not /home.
+    run as_user "$U" srun -N1 --container-image="$PYXIS_IMAGE" sh -c "head -1 /etc/os-release; test -e '$home/pyxis-home-test' && echo there || echo absent"
+    echo "$output"
+    [ "$status" -eq 0 ]
+    [ "${lines[-2]}" = 'NAME="Shifter test busybox"' ]
+    [ "${lines[-1]}" = absent ]
+    run as_user "$U" srun -N1 --container-image="$PYXIS_IMAGE" --no-container-mount-home sh -c "test -e '$home/pyxis-home-test' && echo there || echo absent"
+    [ "$status" -eq 0 ]
+    [ "${lines[-1]}" = absent ]
+    run as_user "$U" srun -N1 --container-image="$PYXIS_IMAGE" --container-mount-home true
+    echo "$output"
+    [ "$status" -ne 0 ]
+    [[ "$output" == *"shifter: submit: --container-mount-home: the home directory $home is on no filesystem this site mounts into containers (siteFs in udiRoot.conf); ask the administrators, or mount a directory below a site filesystem with --container-mounts"* ]]
+    # A directory on a site filesystem (/site here) is there with or without the option.
+    run as_user "$U" srun -N1 --container-image="$PYXIS_IMAGE" --container-mounts=/site:/from-site:ro cat /from-site/README
+    [ "$status" -eq 0 ]
+    [ "${lines[-1]}" = "a file from the site" ]
+}
+
+@test "pyxis: options Shifter cannot honour are refused at submission with the reason" {
+    run as_user "$U" srun -N1 --container-image="$PYXIS_IMAGE" --container-remap-root id -u
+    echo "$output"
+    [ "$status" -ne 0 ]
+    [[ "$output" == *"shifter: submit: --container-remap-root: Shifter runs every container as the submitting user, never as root, remapped or not; remove the option"* ]]
+    run as_user "$U" srun -N1 --container-image="$PYXIS_IMAGE" --container-mounts=/etc:/x:x-create=dir true
+    [ "$status" -ne 0 ]
+    [[ "$output" == *"shifter: submit: --container-mounts entry \"/etc:/x:x-create=dir\": flag \"x-create=dir\" is not supported"* ]]
+    run as_user "$U" srun -N1 --container-image="$PYXIS_IMAGE" --container-workdir=relative true
+    [ "$status" -ne 0 ]
+    [[ "$output" == *"shifter: submit: --container-workdir=relative: the path must be absolute"* ]]
+    run as_user "$U" sbatch --container-image="$PYXIS_IMAGE" --image="$IMAGE_BUSYBOX" --wrap true
+    [ "$status" -ne 0 ]
+    [[ "$output" == *"--image and --volume cannot be combined with the Pyxis-style --container-* options"* ]]
+    # --no-container-remap-root is what Shifter does anyway.
+    run as_user "$U" srun -N1 --container-image="$PYXIS_IMAGE" --no-container-remap-root id -u
+    [ "$status" -eq 0 ]
+    [ "${lines[-1]}" = "$(id -u "$U")" ]
+}
