@@ -23,8 +23,15 @@ extension GatewayService {
         system: String, type: String, tag: String, request: GatewayImportRequest, caller: AuthenticatedCaller
     ) throws(GatewayError) -> GatewayImageRecord {
         let systemConfig = try systemConfig(named: system)
-        guard config.adminUIDs.contains(caller.uid) || config.importUIDs.contains(caller.uid) else {
-            throw .forbidden("import \(type):\(tag): administrators and import users only")
+        let format = request.format ?? "squashfs"
+        let isArchive = Self.archiveFormats.contains(format)
+        guard format == "squashfs" || isArchive else {
+            throw .badRequest("import \(type):\(tag): format \(quoted(format)) is not supported; squashfs, docker-archive, oci-archive or archive")
+        }
+        // A squashfs file is published as it is, so only those trusted with that may import one.
+        // An archive goes through the importer, with every check and limit of a pull.
+        guard isArchive || config.adminUIDs.contains(caller.uid) || config.importUIDs.contains(caller.uid) else {
+            throw .forbidden("import \(type):\(tag): administrators and import users only (any user may import a docker-archive or oci-archive)")
         }
         guard type == ImageType.custom.rawValue else {
             throw .badRequest("import \(type):\(tag): imported images are of type custom")
@@ -35,22 +42,27 @@ extension GatewayService {
         } catch {
             throw .badRequest("image custom:\(tag): \(error.reason)")
         }
-        guard request.format == nil || request.format == "squashfs" else {
-            throw .badRequest("import custom:\(tag): format \(quoted(request.format ?? "")) is not supported; only squashfs")
-        }
         let source = request.filepath
         guard source.hasPrefix("/") else { throw .badRequest("import custom:\(tag): filepath \(quoted(source)) is not absolute") }
         let canonical = Self.tagText(reference)
         var userACL = Array(Set(request.allowedUIDs ?? [])).sorted()
         let groupACL = Array(Set(request.allowedGIDs ?? [])).sorted()
+        // An archive a user brings is theirs alone unless they name others.
+        if isArchive && userACL.isEmpty && groupACL.isEmpty { userACL = [caller.uid] }
         let isPrivate = !userACL.isEmpty || !groupACL.isEmpty
         if isPrivate && !userACL.contains(caller.uid) && caller.uid != 0 { userACL = (userACL + [caller.uid]).sorted() }
 
         let input = try SquashfsFileImport.openSource(source, reference: reference, caller: caller.uid)
         defer { close(input) }
-        let metadata = try SquashfsFileImport.importFile(
-            input, source: source, into: ImageStore(directory: systemConfig.imagePath), reference: reference, userACL: userACL,
-            groupACL: groupACL)
+        let store = ImageStore(directory: systemConfig.imagePath)
+        let metadata: ImageMetadata
+        if isArchive {
+            metadata = try Self.importArchive(
+                input, source: source, into: store, reference: reference, userACL: userACL, groupACL: groupACL)
+        } else {
+            metadata = try SquashfsFileImport.importFile(
+                input, source: source, into: store, reference: reference, userACL: userACL, groupACL: groupACL)
+        }
         let now = clock()
         var row = ImageRow(
             system: system, itype: "custom", tag: canonical, scope: isPrivate ? ImageRow.privateScope(caller.uid) : "", ownerUID: caller.uid,
@@ -63,6 +75,37 @@ extension GatewayService {
         try state.save(row)
         logger.info("image imported", metadata: ["image": "\(system)/custom:\(canonical)", "id": "\(metadata.digest)", "uid": "\(caller.uid)"])
         return row.record
+    }
+}
+
+extension GatewayService {
+    /// The `format` values of an image archive.
+    static let archiveFormats: Set<String> = ["docker-archive", "oci-archive", "archive"]
+
+    /// Converts the image archive open at `input` into `store`, as a pull would; a private image's
+    /// squashfs file is root's only, as a pulled one is.
+    static func importArchive(
+        _ input: Int32, source: String, into store: ImageStore, reference: ImageReference, userACL: [UInt32], groupACL: [UInt32]
+    ) throws(GatewayError) -> ImageMetadata {
+        var status = stat()
+        guard fstat(input, &status) == 0, status.st_mode & S_IFMT == S_IFREG else {
+            throw .badRequest("import \(reference): \(quoted(source)): not a regular file (an OCI layout directory must be packed: tar -C DIR -cf FILE.tar .)")
+        }
+        let importer = ImageArchiveImporter(store: store, options: ImportOptions(userACL: userACL, groupACL: groupACL))
+        do throws(ImageImportError) {
+            let result = try importer.importArchive(input, name: "import \(reference): \(quoted(source))", as: reference)
+            if !userACL.isEmpty || !groupACL.isEmpty, !result.alreadyPresent, let id = ImageID(result.metadata.digest),
+                chmod(store.imagePath(for: id), 0o600) != 0
+            {
+                throw ImageImportError(.store, "import \(reference): cannot make the image private: \(String(cString: strerror(errno)))")
+            }
+            return result.metadata
+        } catch {
+            switch error.code {
+            case .io, .store, .squashfs: throw .internal(error.message)
+            default: throw .badRequest(error.message)
+            }
+        }
     }
 }
 

@@ -141,13 +141,22 @@ public struct GatewayClient: Sendable {
 
     /// Imports a squashfs file on the gateway host that the caller may read, as a `custom` image.
     public func importImage(
-        _ reference: ImageReference, filepath: String, allowedUIDs: [UInt32] = [], allowedGIDs: [UInt32] = []
+        _ reference: ImageReference, filepath: String, format: String = "squashfs", allowedUIDs: [UInt32] = [],
+        allowedGIDs: [UInt32] = []
     ) throws(GatewayClientError) -> GatewayImageRecord {
         let (type, tag) = Self.imageParts(of: reference)
         let request = GatewayImportRequest(
-            filepath: filepath, allowedUIDs: allowedUIDs.isEmpty ? nil : allowedUIDs, allowedGIDs: allowedGIDs.isEmpty ? nil : allowedGIDs)
-        return try decode(GatewayImageRecord.self, send(.importImage(system: system, type: type, tag: tag), body: try encode(request)))
+            filepath: filepath, format: format, allowedUIDs: allowedUIDs.isEmpty ? nil : allowedUIDs,
+            allowedGIDs: allowedGIDs.isEmpty ? nil : allowedGIDs)
+        // An archive is converted while the request waits, as long as a pull takes.
+        var client = self
+        if format != "squashfs" { client.timeout = max(timeout, Self.conversionTimeout) }
+        return try client.decode(
+            GatewayImageRecord.self, client.send(.importImage(system: system, type: type, tag: tag), body: try encode(request)))
     }
+
+    /// Seconds an archive import may take: the gateway converts it before it answers.
+    public static let conversionTimeout = 3600
 
     /// Expires one image (administrators, or the owner of a private image).
     public func expire(_ reference: ImageReference) throws(GatewayClientError) -> GatewayExpiryResult {

@@ -194,10 +194,12 @@ public struct GatewayPullRequest: Codable, Sendable, Equatable {
 
 /// The JSON body of `POST /api/doimport/...`: a squashfs file on the gateway host to import.
 public struct GatewayImportRequest: Codable, Sendable, Equatable {
-    /// The absolute path of the squashfs file on the gateway host, readable by the caller (the
-    /// gateway opens it with the caller's rights).
+    /// The absolute path of the file on the gateway host, readable by the caller (the gateway opens
+    /// it with the caller's rights).
     public var filepath: String
-    /// The image format; only `squashfs` is supported.
+    /// The file's format: `squashfs` (the default; administrators and import users), or an image
+    /// archive that the gateway converts like a pull (any user): `docker-archive` (`docker save`,
+    /// `podman save`) or `oci-archive` (an OCI image layout as a tar); `archive` takes either.
     public var format: String?
     /// Users allowed to use the image.
     public var allowedUIDs: [UInt32]?

@@ -308,6 +308,73 @@ PROGRESS_LINE='^progress status=(PENDING|PULLING|CONVERSION|READY) received=([0-
     [[ "$stderr" == "shifterimg: import custom.sqfs other:1: not permitted (403 forbidden from gateway "*"administrators and import users only"* ]]
 }
 
+@test "shifterimg gateway: any user imports docker-archive and oci-archive files, converted like a pull and private to them" {
+    local archives=$WORK/archives listing
+    install -d -m 755 "$archives"
+    # Archives as docker save / podman save and an OCI layout packed as a tar are written, by skopeo.
+    skopeo copy -q "oci:$OCI_LAYOUT:layered" "docker-archive:$archives/layered-docker.tar:test/layered:1"
+    skopeo copy -q "oci:$OCI_LAYOUT:layered" "oci-archive:$archives/layered-oci.tar"
+    chown "$BED_USER2" "$archives"/*.tar
+    chmod 600 "$archives"/*.tar
+    # $BED_USER2 is neither an administrator nor an import user.
+    run simg "$BED_USER2" import "$archives/layered-docker.tar" mine-docker:1
+    echo "$output"
+    [ "$status" -eq 0 ]
+    [[ "$output" =~ ^imported\ custom:mine-docker:1\ sha256:[0-9a-f]{64}$ ]]
+    local docker_id=${output##* }
+    run simg "$BED_USER2" import --format oci-archive "$archives/layered-oci.tar" mine-oci:1
+    echo "$output"
+    [ "$status" -eq 0 ]
+    local oci_id=${output##* }
+    # The same image pulled from the registry, for comparison.
+    run simg root pull "$REGISTRY_ANON/test/layered:latest"
+    [ "$status" -eq 0 ]
+    local pulled_id=${output##* }
+    # The OCI layout keeps the registry's manifest, so the id is the pulled image's; docker save's
+    # id is its configuration's digest.
+    [ "$oci_id" = "$pulled_id" ]
+    [ "$docker_id" = "sha256:$(skopeo inspect --raw "oci:$OCI_LAYOUT:layered" | jq -r .config.digest | cut -d: -f2)" ]
+    # Converted alike: the same files, modes, owners and sizes, and the same environment.
+    listing() { unsquashfs -lls "$WORK/images/${1#sha256:}.squashfs" | sed 1,3d | awk '{print $1, $2, $3, $NF}'; }
+    [ "$(listing "$docker_id")" = "$(listing "$pulled_id")" ]
+    [ "$(jq -c .env "$WORK/images/${docker_id#sha256:}.meta.json")" = "$(jq -c .env "$WORK/images/${pulled_id#sha256:}.meta.json")" ]
+    # Private to the user who imported it: the squashfs file is root's alone, others cannot use it.
+    [ "$(stat -c %a "$WORK/images/${docker_id#sha256:}.squashfs")" = 600 ]
+    [ "$(jq -c .userACL "$WORK/images/${docker_id#sha256:}.meta.json")" = "[$UID2]" ]
+    run simg "$BED_USER2" lookup custom:mine-docker:1
+    [ "$status" -eq 0 ]
+    [ "$output" = "$docker_id" ]
+    run simg "$BED_USER" lookup custom:mine-docker:1
+    [ "$status" -eq 1 ]
+    # The gateway opens the archive with the caller's rights: another user cannot import it (with
+    # --format given, shifterimg does not read the file's first bytes itself first).
+    run --separate-stderr simg "$BED_USER" import --format archive "$archives/layered-oci.tar" theirs:1
+    echo "$stderr"
+    [ "$status" -eq 1 ]
+    [[ "$stderr" == *"cannot be opened as uid $UID1: Permission denied"* ]]
+    # Not an archive, an entry that leaves the archive, a directory: one line each, nothing stored.
+    printf 'not an image\n' >"$archives/notes.txt"
+    python3 -c 'import io, sys, tarfile
+with tarfile.open(sys.argv[1], "w") as tar:
+    data = b"x"; info = tarfile.TarInfo("../../escape"); info.size = len(data); tar.addfile(info, io.BytesIO(data))' "$archives/evil.tar"
+    chmod 644 "$archives/notes.txt" "$archives/evil.tar"
+    run --separate-stderr simg "$BED_USER2" import "$archives/notes.txt" bad:1
+    echo "$stderr"
+    [ "$status" -eq 1 ]
+    [[ "$stderr" == "shifterimg: import $archives/notes.txt bad:1: "*"not a tar archive"* ]]
+    run --separate-stderr simg "$BED_USER2" import "$archives/evil.tar" bad:1
+    echo "$stderr"
+    [ "$status" -eq 1 ]
+    [[ "$stderr" == *"entry \"../../escape\" leaves the archive"* ]]
+    run --separate-stderr simg "$BED_USER2" import "$archives" bad:1
+    echo "$stderr"
+    [ "$status" -eq 1 ]
+    [[ "$stderr" == *"is a directory; pack an OCI image layout first (tar -C $archives -cf $archives.tar .)"* ]]
+    run simg "$BED_USER2" lookup custom:bad:1
+    [ "$status" -eq 1 ]
+    [ -z "$(find "$WORK/images" -maxdepth 1 -name '.*staging*' -o -maxdepth 1 -name '.import-*')" ]
+}
+
 @test "shifterimg gateway: saved registry credentials reach the gateway and make the image private" {
     run bash -c "printf '%s\n' '$REGISTRY_PASSWORD' | runuser -u $BED_USER -- env XDG_CONFIG_HOME=$WORK/cfg1 SHIFTER_CA_BUNDLE=$CA_BUNDLE '$SHIFTERIMG' --config '$WORK/udiRoot.conf' login -u '$REGISTRY_USER' --password-stdin '$REGISTRY_TOKEN'"
     echo "$output"
@@ -384,9 +451,19 @@ PROGRESS_LINE='^progress status=(PENDING|PULLING|CONVERSION|READY) received=([0-
     private_id=${output##* }
     [ "$(stat -c %a "$WORK/local-images/${private_id#sha256:}.squashfs")" = 600 ]
     [ "$(stat -c %a "$WORK/local-images/${private_id#sha256:}.meta.json")" = 644 ]
-    run --separate-stderr "$SHIFTERIMG" "${local[@]}" import "$WORK/local.conf" broken:1
+    run --separate-stderr "$SHIFTERIMG" "${local[@]}" import --format squashfs "$WORK/local.conf" broken:1
     [ "$status" -eq 1 ]
     [[ "$stderr" == *"not a squashfs file"* ]]
+    # Without --format, a file that is not squashfs is taken for an image archive.
+    run --separate-stderr "$SHIFTERIMG" "${local[@]}" import "$WORK/local.conf" broken:1
+    [ "$status" -eq 1 ]
+    [[ "$stderr" == *"not a tar archive"* ]]
+    # An image archive, converted here by root.
+    skopeo copy -q "oci:$OCI_LAYOUT:busybox" "oci-archive:$WORK/busybox-oci.tar"
+    run "$SHIFTERIMG" "${local[@]}" import "$WORK/busybox-oci.tar" localarchive:1
+    echo "$output"
+    [ "$status" -eq 0 ]
+    [ "$(unsquashfs -cat "$WORK/local-images/${output##* sha256:}.squashfs" etc/os-release | head -1)" = 'NAME="Shifter test busybox"' ]
     [ -z "$(find "$WORK/local-images" -maxdepth 1 -name '.import-*')" ]
     run --separate-stderr runuser -u "$BED_USER" -- "$SHIFTERIMG" "${local[@]}" import "$WORK/custom.sqfs" usertool:1
     [ "$status" -eq 1 ]
