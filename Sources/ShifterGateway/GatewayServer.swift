@@ -1,3 +1,4 @@
+import Dispatch
 import Hummingbird
 import Logging
 import ServiceLifecycle
@@ -39,10 +40,20 @@ public enum GatewayServer {
             } catch {
                 bodyTooLarge = true
             }
-            let answer = handler.respond(
-                method: request.method.rawValue, path: request.uri.path, // The old Shifter gateway's header for the munge credential.
-                authentication: request.headers.first { $0.name.canonicalName == "authentication" }?.value,
-                body: body, bodyTooLarge: bodyTooLarge)
+            let method = request.method.rawValue, path = request.uri.path
+            // The old Shifter gateway's header for the munge credential.
+            let authentication = request.headers.first { $0.name.canonicalName == "authentication" }?.value
+            let collected = body, tooLarge = bodyTooLarge
+            // A request blocks while it works (munge, the database, and an archive import converts
+            // for minutes): on a thread of Dispatch's pool, not one of the few of Swift's
+            // cooperative pool, which every other request and the server itself run on.
+            let answer = await withCheckedContinuation { continuation in
+                DispatchQueue.global().async {
+                    continuation.resume(
+                        returning: handler.respond(
+                            method: method, path: path, authentication: authentication, body: collected, bodyTooLarge: tooLarge))
+                }
+            }
             return Response(
                 status: HTTPResponse.Status(code: answer.status), headers: [.contentType: answer.contentType], body: ResponseBody(byteBuffer: ByteBuffer(bytes: answer.body)))
         }
