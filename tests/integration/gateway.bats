@@ -259,6 +259,39 @@ PY
     [ "$(grep 'pull finished' "$WORK/gateway.log" | grep -c test/multiarch:latest)" = 1 ]
 }
 
+@test "gateway: two tags of one digest pulled at once convert it once" {
+    # One image under two tags of a repository of its own (in Docker's manifest format, so its
+    # digest is none the store has yet).
+    local tag
+    for tag in a b; do
+        skopeo copy -q -f v2s2 --dest-cert-dir "$CA_DIR" "oci:$OCI_LAYOUT:busybox" "docker://$REGISTRY_ANON/test/twotags:$tag"
+    done
+    [ "$(skopeo inspect --cert-dir "$CA_DIR" "docker://$REGISTRY_ANON/test/twotags:a" | jq -r .Digest)" = \
+      "$(skopeo inspect --cert-dir "$CA_DIR" "docker://$REGISTRY_ANON/test/twotags:b" | jq -r .Digest)" ]
+    # Both pulls wait at the held relay until both have started, then go on together.
+    HOLDING=1
+    rm -f "$WORK/held.release"
+    held=127.0.0.1:$HELD_PORT
+    for tag in a b; do
+        api "$BED_USER" POST "/api/pull/bed/docker/$held/test/twotags:$tag/"
+        [ "$status_code" = 200 ]
+    done
+    wait_status "$BED_USER" "$held/test/twotags:a" PULLING
+    wait_status "$BED_USER" "$held/test/twotags:b" PULLING
+    touch "$WORK/held.release"
+    wait_status "$BED_USER" "$held/test/twotags:a" READY
+    local id_a=$(jq -r .id <<<"$body")
+    wait_status "$BED_USER" "$held/test/twotags:b" READY
+    [ "$(jq -r .id <<<"$body")" = "$id_a" ]
+    wait_logged 'pull finished' test/twotags:a
+    wait_logged 'pull finished' test/twotags:b
+    grep 'pull finished' "$WORK/gateway.log" | grep test/twotags
+    # One of them converted; the other found the image in the store.
+    [ "$(grep 'pull finished' "$WORK/gateway.log" | grep test/twotags | grep -c 'already_present=false')" = 1 ]
+    [ "$(grep 'pull finished' "$WORK/gateway.log" | grep test/twotags | grep -c 'already_present=true')" = 1 ]
+    [ -z "$(find "$WORK/images" -maxdepth 1 -name '.convert-*')" ]
+}
+
 @test "gateway: a private image is invisible to other users" {
     api "$BED_USER" POST /api/pull/bed/docker/test/layered:latest/ "{\"allowed_uids\": [$UID1]}"
     [ "$status_code" = 200 ]

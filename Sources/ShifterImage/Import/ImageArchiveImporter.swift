@@ -50,11 +50,19 @@ public struct ImageArchiveImporter: Sendable {
         events?(.resolved(imageID: image.id.digest, platform: image.platform, layers: image.layers.map {
             LayerDescription(digest: $0.digest, size: FileOperations.size($0.path) ?? 0)
         }))
-        if store.contains(image.id) {
-            try store.tag(reference, as: image.id)
-            events?(.alreadyPresent(imageID: image.id.digest))
-            return ImportResult(metadata: try store.metadata(for: image.id), alreadyPresent: true, summary: nil)
+        return try store.withConversionLock(image.id) { () throws(ImageImportError) -> ImportResult in
+            if store.contains(image.id) {
+                try store.tag(reference, as: image.id)
+                events?(.alreadyPresent(imageID: image.id.digest))
+                return ImportResult(metadata: try store.metadata(for: image.id), alreadyPresent: true, summary: nil)
+            }
+            return try convert(image, name: name, staging: staging, reference: reference, events: events)
         }
+    }
+
+    private func convert(
+        _ image: ArchiveImage, name: String, staging: String, reference: ImageReference, events: (@Sendable (ImportEvent) -> Void)?
+    ) throws(ImageImportError) -> ImportResult {
         let imageFile = staging + "/" + image.id.hex + ".squashfs"
         var squashfsOptions = options.squashfs
         squashfsOptions.modificationTime = image.configuration.created.flatMap(ImageTimestamp.epochSeconds) ?? 0

@@ -109,7 +109,22 @@ public struct ImageImporter: Sendable {
             events?(.alreadyPresent(imageID: id.digest))
             return ImportResult(metadata: try store.metadata(for: id), alreadyPresent: true, summary: nil)
         }
+        // Another import of this digest (another tag of it) may be converting it now: wait for it
+        // rather than convert it twice.
+        return try store.withConversionLock(id) { () throws(ImageImportError) -> ImportResult in
+            if store.contains(id) {
+                try store.tag(reference, as: id)
+                events?(.alreadyPresent(imageID: id.digest))
+                return ImportResult(metadata: try store.metadata(for: id), alreadyPresent: true, summary: nil)
+            }
+            return try convert(reference, client: client, resolved: resolved, id: id, events: events)
+        }
+    }
 
+    private func convert(
+        _ reference: ImageReference, client: RegistryClient, resolved: ResolvedImage, id: ImageID,
+        events: (@Sendable (ImportEvent) -> Void)?
+    ) throws(ImageImportError) -> ImportResult {
         let staging = try store.makeStagingDirectory()
         defer { FileOperations.removeTree(staging) }
         let downloads = LayerDownloads(layers: resolved.layers, directory: staging)

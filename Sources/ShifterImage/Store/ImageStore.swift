@@ -51,6 +51,8 @@ public struct ImageStore: Sendable {
     public var importLimits = ImportLimits.standard
 
     static let stagingPrefix = ".import-"
+    /// The start of the name of a conversion lock file (`withConversionLock`).
+    static let lockPrefix = ".convert-"
 
     /// A store in `directory`, which must exist.
     public init(directory: String) {
@@ -138,6 +140,29 @@ public struct ImageStore: Sendable {
     }
 
     // MARK: - Staging
+
+    /// Runs `body` holding the store's lock for converting image `id` (`flock` on a file in the
+    /// store), so that imports of one digest at once, under two tags or by two gateways sharing the
+    /// store, convert it once: the later ones find it in the store when they get the lock.
+    func withConversionLock<T>(_ id: ImageID, _ body: () throws(ImageImportError) -> T) throws(ImageImportError) -> T {
+        try checkDirectory()
+        let path = directory + "/" + Self.lockPrefix + id.hex + ".lock"
+        let descriptor = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o600)
+        guard descriptor >= 0 else {
+            throw ImageImportError(.store, "image \(id): cannot open the lock \(displayQuoted(path)): \(String(cString: strerror(errno)))")
+        }
+        defer { close(descriptor) }
+        while flock(descriptor, LOCK_EX) != 0 {
+            guard errno == EINTR else {
+                throw ImageImportError(.store, "image \(id): cannot lock \(displayQuoted(path)): \(String(cString: strerror(errno)))")
+            }
+        }
+        let result = try body()
+        // Gone once the image is in: an import that opened it meanwhile finds the image when it
+        // gets the lock, whichever file it locks. After a failure it stays, for the next to take.
+        unlink(path)
+        return result
+    }
 
     /// Creates a private staging directory for one import, after removing those of dead imports.
     func makeStagingDirectory() throws(ImageImportError) -> String {
