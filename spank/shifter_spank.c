@@ -288,6 +288,13 @@ static int image_given_here(void) {
            given_here("container_image", options.container_image);
 }
 
+/* Whether this srun named --volume or --container-mounts itself: its volumes then differ from the
+ * job's even with the job's image, and the step builds its own container. */
+static int volumes_given_here(void) {
+    return given_here(config.long_options ? "shifter_volume" : "volume", options.volume) ||
+           given_here("container_mounts", options.container_mounts);
+}
+
 /* srun inside an allocation whose --image (resolved to image_id) or --volume differs from the
  * job's: the nodes hold the job's prepared root, so the step's tasks are told, through
  * SHIFTER_STEP_IMAGE and SHIFTER_STEP_VOLUME, to run the step's own container instead. */
@@ -364,7 +371,7 @@ static int submit(spank_t sp) {
             goto fail;
         }
     }
-    if (spank_context() == S_CTX_LOCAL && getenv("SLURM_JOB_ID") != NULL && image_given_here() &&
+    if (spank_context() == S_CTX_LOCAL && getenv("SLURM_JOB_ID") != NULL && (image_given_here() || volumes_given_here()) &&
         pass_step_container(image_id, volumes) != 0)
         goto fail;
     rv = 0;
@@ -510,17 +517,8 @@ static int shifter_command(char *path, size_t length) {
     return 0;
 }
 
-/* The value of NAME in a task environment. */
-static const char *environment_value(char **env, const char *name) {
-    size_t length = strlen(name);
-    for (char **entry = env; entry != NULL && *entry != NULL; entry++) {
-        if (strncmp(*entry, name, length) == 0 && (*entry)[length] == '=') return *entry + length + 1;
-    }
-    return NULL;
-}
-
 /* A task of a Pyxis-style step (--container-image): it runs inside the container, as under Pyxis,
- * so the task becomes `shifter [--workdir[=PATH]] [--env=NAME=VALUE...] -- COMMAND...`, which
+ * so the task becomes `shifter --workdir[=PATH] -- COMMAND...`, which
  * enters the job's prepared root (SHIFTER_IMAGE, set for the tasks by the step) as the user. The
  * batch script, which lies in slurmd's spool directory outside the container, is opened here and
  * run through /proc/self/fd. Returns only on failure, having said why. */
@@ -538,10 +536,7 @@ static void enter_container(spank_t sp) {
         fprintf(stderr, "shifter: task: couldn't find the shifter command (set shifter_path= in plugstack.conf)\n");
         return;
     }
-    size_t names = 0;
-    for (const char *c = options.container_env; c != NULL && *c != '\0'; c++) names += *c == ',';
-    if (options.container_env != NULL) names++;
-    char **args = calloc((size_t)argc + names + 4, sizeof(char *));
+    char **args = calloc((size_t)argc + 4, sizeof(char *));
     if (args == NULL) {
         fprintf(stderr, "shifter: task: out of memory\n");
         return;
@@ -554,17 +549,26 @@ static void enter_container(spank_t sp) {
     } else {
         args[n++] = "--workdir"; /* the image's WORKDIR, else the current directory, else / */
     }
+    /* --container-env: the names only, in SHIFTER_KEEP_ENV; shifter takes the values from its own
+     * environment, since its command line can be read by every user of the node. */
+    char **task_env = env;
     if (options.container_env != NULL) {
-        char *list = strdup(options.container_env), *save = NULL;
-        for (char *name = list ? strtok_r(list, ",", &save) : NULL; name != NULL; name = strtok_r(NULL, ",", &save)) {
-            const char *value = environment_value(env, name);
-            if (value == NULL) continue;
-            size_t length = strlen(name) + strlen(value) + 8;
-            char *assignment = malloc(length);
-            if (assignment == NULL) continue;
-            snprintf(assignment, length, "--env=%s=%s", name, value);
-            args[n++] = assignment;
+        size_t count = 0;
+        while (env != NULL && env[count] != NULL) count++;
+        task_env = calloc(count + 2, sizeof(char *));
+        size_t length = strlen(options.container_env) + sizeof("SHIFTER_KEEP_ENV=");
+        char *keep = malloc(length);
+        if (task_env == NULL || keep == NULL) {
+            fprintf(stderr, "shifter: task: out of memory\n");
+            return;
         }
+        snprintf(keep, length, "SHIFTER_KEEP_ENV=%s", options.container_env);
+        size_t m = 0;
+        for (size_t i = 0; i < count; i++) {
+            if (strncmp(env[i], "SHIFTER_KEEP_ENV=", 17) != 0) task_env[m++] = env[i];
+        }
+        task_env[m++] = keep;
+        task_env[m] = NULL;
     }
     args[n++] = "--";
     size_t command = n;
@@ -579,7 +583,7 @@ static void enter_container(spank_t sp) {
         snprintf(script, sizeof(script), "/proc/self/fd/%d", fd);
         args[command] = script;
     }
-    execve(shifter, args, env);
+    execve(shifter, args, task_env);
     fprintf(stderr, "shifter: task: couldn't run %s: %s\n", shifter, strerror(errno));
 }
 

@@ -156,32 +156,33 @@ static int close_all_but(int from, int keep) {
     return 0;
 }
 
-/* Gives the calling process (a single-threaded child) the user's filesystem ids and groups and
- * drops every capability, for the open() checks that follow: they are then the user's, while the
- * real, effective and saved ids stay the caller's (effective and saved root's). The user cannot
- * trace a process whose effective id is root's at any moment, whatever fs.suid_dumpable says; with
- * setresuid there would be a moment between the change and PR_SET_DUMPABLE in which they could.
- * (Where the real id is the user's, in setuid shifter, the user may stop or kill the child, as they
- * may shifter itself: the check then fails.) The system calls by number rather than through glibc,
- * whose wrappers coordinate an id change across a process's threads. Returns 0, or -1 with errno. */
+/* Gives the calling process (a single-threaded child) the user's groups, gid and uid as its
+ * effective (and so filesystem) ids and drops every capability, for the open() checks that follow:
+ * they are then the user's, including those the kernel makes by the effective id. The saved ids
+ * stay root's: the user cannot trace a process whose saved uid is not theirs, at any moment,
+ * whatever fs.suid_dumpable says; with all three ids the user's there would be a moment between
+ * the change and PR_SET_DUMPABLE in which they could. (The real id stays the caller's; where it
+ * is the user's, in setuid shifter, the user may stop or kill the child, as they may shifter
+ * itself: the check then fails.) The system calls by number rather than through glibc, whose
+ * wrappers coordinate an id change across a process's threads. Returns 0, or -1 with errno. */
 static int take_user_file_rights(uid_t uid, gid_t gid, size_t group_count, const gid_t *groups) {
     prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
-    if (syscall(SYS_setgroups, group_count, groups) != 0) return -1;
-    syscall(SYS_setfsgid, gid);
-    syscall(SYS_setfsuid, uid);
+    if (syscall(SYS_setgroups, group_count, groups) != 0 || syscall(SYS_setresgid, (gid_t)-1, gid, (gid_t)0) != 0 ||
+        syscall(SYS_setresuid, (uid_t)-1, uid, (uid_t)0) != 0)
+        return -1;
     /* setfsuid answers with the previous id; asking again with an invalid one reads the current. */
-    if ((uid_t)syscall(SYS_setfsuid, (uid_t)-1) != uid || (gid_t)syscall(SYS_setfsgid, (gid_t)-1) != gid) {
+    if (geteuid() != uid || getegid() != gid || (uid_t)syscall(SYS_setfsuid, (uid_t)-1) != uid ||
+        (gid_t)syscall(SYS_setfsgid, (gid_t)-1) != gid) {
         errno = EPERM;
         return -1;
     }
-    /* Leaving fsuid 0 already clears the capabilities that bypass file permissions; none of the
-     * others has a use here either. */
+    /* Leaving euid 0 cleared the effective capabilities; the permitted ones go too. */
     int cleared = cshifter_clear_capabilities();
     if (cleared != 0) {
         errno = -cleared;
         return -1;
     }
-    /* A change of filesystem ids sets dumpable from fs.suid_dumpable again. */
+    /* A change of effective ids sets dumpable from fs.suid_dumpable again. */
     prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
     return 0;
 }

@@ -109,7 +109,9 @@ public struct PyxisOptions: Sendable, Equatable {
             }
             return "local:" + path
         }
-        if let at = text.firstIndex(of: "@"), !text[..<at].contains("/"), !text[..<at].contains("#") {
+        if let at = text.firstIndex(of: "@"), !text[..<at].contains("/"), !text[..<at].contains("#"),
+            !text[text.index(after: at)...].hasPrefix("sha256:")
+        {
             throw PyxisOptionsError(
                 option: option,
                 reason: "credentials in the image name (USER@) are not taken; pull a private image once with 'shifterimg pull', which reads them, then name it without USER@")

@@ -47,8 +47,12 @@ extension GatewayService {
         let canonical = Self.tagText(reference)
         var userACL = Array(Set(request.allowedUIDs ?? [])).sorted()
         let groupACL = Array(Set(request.allowedGIDs ?? [])).sorted()
-        // An archive a user brings is theirs alone unless they name others.
-        if isArchive && userACL.isEmpty && groupACL.isEmpty { userACL = [caller.uid] }
+        let isAdmin = config.adminUIDs.contains(caller.uid)
+        if isArchive && !isAdmin {
+            try checkArchiveImport(system: system, tag: canonical, groupACL: groupACL, caller: caller)
+            // An archive a user brings is theirs alone unless they name others.
+            if userACL.isEmpty && groupACL.isEmpty { userACL = [caller.uid] }
+        }
         let isPrivate = !userACL.isEmpty || !groupACL.isEmpty
         if isPrivate && !userACL.contains(caller.uid) && caller.uid != 0 { userACL = (userACL + [caller.uid]).sorted() }
 
@@ -57,6 +61,16 @@ extension GatewayService {
         let store = ImageStore(directory: systemConfig.imagePath)
         let metadata: ImageMetadata
         if isArchive {
+            // A conversion takes a core for minutes: no more at once than pulls may run.
+            let admitted = archiveImports.withLock { running -> Bool in
+                guard running < config.workers else { return false }
+                running += 1
+                return true
+            }
+            guard admitted else {
+                throw .busy("import \(reference): the gateway is converting \(config.workers) images already; try again in a few minutes")
+            }
+            defer { archiveImports.withLock { $0 -= 1 } }
             metadata = try Self.importArchive(
                 input, source: source, into: store, reference: reference, userACL: userACL, groupACL: groupACL)
         } else {
@@ -79,6 +93,26 @@ extension GatewayService {
 }
 
 extension GatewayService {
+    /// What a user who is not an administrator may not do with an archive import: take a name
+    /// that another user's image has (the store's tag of `custom:NAME` is one for every user, and
+    /// the runtime finds images by it), or open the image to a group they are not in.
+    func checkArchiveImport(system: String, tag: String, groupACL: [UInt32], caller: AuthenticatedCaller) throws(GatewayError) {
+        if try state.rows(system: system, itype: ImageType.custom.rawValue, tag: tag).contains(where: { $0.ownerUID != caller.uid }) {
+            throw .forbidden("import custom:\(tag): the name is taken by another user's image; choose another")
+        }
+        guard !groupACL.isEmpty else { return }
+        let groups: Set<UInt32>
+        do {
+            let user = try Credentials.passwdEntry(uid: caller.uid)
+            groups = Set(try Credentials.groupList(user: user.name, gid: user.gid, limit: 65536))
+        } catch {
+            throw .forbidden("import custom:\(tag): the groups of uid \(caller.uid) cannot be read on the gateway host: \(error.description)")
+        }
+        if let foreign = groupACL.first(where: { !groups.contains($0) }) {
+            throw .forbidden("import custom:\(tag): group \(foreign) is not one of uid \(caller.uid)'s; an image is opened only to the importer's own groups")
+        }
+    }
+
     /// The `format` values of an image archive.
     static let archiveFormats: Set<String> = ["docker-archive", "oci-archive", "archive"]
 

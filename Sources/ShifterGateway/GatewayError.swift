@@ -29,6 +29,8 @@ public struct GatewayError: Error, Sendable, CustomStringConvertible, Equatable 
     public static func conflict(_ message: String) -> GatewayError { GatewayError(status: 409, code: "conflict", message) }
     /// 500: the gateway failed (database, image store).
     public static func `internal`(_ message: String) -> GatewayError { GatewayError(status: 500, code: "internal", message) }
+    /// 503: the gateway is at a limit of its own; the request may be made again later.
+    public static func busy(_ message: String) -> GatewayError { GatewayError(status: 503, code: "busy", message) }
 
     /// The one-line message.
     public var description: String { message }

@@ -1,6 +1,7 @@
 import Dispatch
 import Hummingbird
 import Logging
+import ShifterImage
 import ServiceLifecycle
 
 #if canImport(Glibc)
@@ -44,14 +45,24 @@ public enum GatewayServer {
             // The old Shifter gateway's header for the munge credential.
             let authentication = request.headers.first { $0.name.canonicalName == "authentication" }?.value
             let collected = body, tooLarge = bodyTooLarge
-            // A request blocks while it works (munge, the database, and an archive import converts
-            // for minutes): on a thread of Dispatch's pool, not one of the few of Swift's
-            // cooperative pool, which every other request and the server itself run on.
+            // A request blocks while it works (munge, the database): on a thread of Dispatch's
+            // pool, not one of the few of Swift's cooperative pool, which every other request and
+            // the server itself run on. An import, which may convert an image for minutes, gets a
+            // thread of its own, so lookups never wait behind one.
             let answer = await withCheckedContinuation { continuation in
-                DispatchQueue.global().async {
+                let work: @Sendable () -> Void = {
                     continuation.resume(
                         returning: handler.respond(
                             method: method, path: path, authentication: authentication, body: collected, bodyTooLarge: tooLarge))
+                }
+                if path.hasPrefix("/api/doimport/") {
+                    do throws(ImageImportError) {
+                        try DetachedThread.start("import", work)
+                    } catch {
+                        DispatchQueue.global().async(execute: work)
+                    }
+                } else {
+                    DispatchQueue.global().async(execute: work)
                 }
             }
             return Response(

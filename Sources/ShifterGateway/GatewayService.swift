@@ -1,3 +1,4 @@
+import Synchronization
 import Logging
 import ShifterCore
 import ShifterGatewayClient
@@ -21,6 +22,8 @@ public final class GatewayService: Sendable {
     let scheduler: PullScheduler
     let logger: Logger
     let clock: @Sendable () -> Double
+    /// Archive imports converting now; at most `config.workers` at once, as for pulls.
+    let archiveImports = Mutex(0)
 
     /// A service over the database at `config.database`.
     public convenience init(config: GatewayConfig, puller: any ImagePulling = RegistryImagePuller(), logger: Logger) throws(GatewayError) {

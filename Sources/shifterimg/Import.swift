@@ -21,10 +21,12 @@ extension Shifterimg {
                 FILE is an image archive written without a registry (docker save, podman save, \
                 skopeo copy ... docker-archive: or oci-archive:, gzip-compressed or not), which the \
                 gateway converts as it would a pull, private to you unless --user or --group name \
-                others; or a squashfs image file, published as it is. The gateway opens FILE with \
+                others (administrators' imports are public unless they do); or a squashfs image \
+                file, published as it is. The gateway opens FILE with \
                 your rights, so FILE must be on a filesystem the gateway host sees at the same path. \
                 An OCI image layout directory is imported once packed: tar -C DIR -cf FILE.tar . \
-                In local mode (imageGateway=local) only root imports.
+                In local mode (imageGateway=local) only root imports, public unless --user or \
+                --group name who may use the image.
                 """)
 
         @OptionGroup var global: GlobalOptions

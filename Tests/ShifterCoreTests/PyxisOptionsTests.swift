@@ -25,6 +25,7 @@ struct PyxisOptionsTests {
         ("nvcr.io#nvidia/pytorch:21.07-py3", "docker:nvcr.io/nvidia/pytorch:21.07-py3"),
         ("127.0.0.1:5000#test/busybox:latest", "docker:127.0.0.1:5000/test/busybox:latest"),
         ("library/centos", "docker:library/centos"),
+        ("ubuntu@sha256:" + String(repeating: "ab", count: 32), "docker:ubuntu@sha256:" + String(repeating: "ab", count: 32)),
     ])
     func images(text: String, expected: String) throws {
         #expect(try request(PyxisOptions(image: text)).image == expected)

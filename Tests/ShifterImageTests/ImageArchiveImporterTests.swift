@@ -111,9 +111,51 @@ struct ImageArchiveImporterTests {
         let storeDirectory = try ScratchDirectory()
         let store = ImageStore(directory: storeDirectory.path)
         let result = try importArchive(try fixture.dockerArchive("docker.tar.gz"), into: store, as: "tool:1")
-        #expect(result.metadata.digest == fixture.configDigest)
+        let manifest = ArchiveContents.synthesisedManifest(config: fixture.configDigest, layers: [fixture.layerDigest])
+        #expect(result.metadata.digest == (try SHA256Hasher.digest(of: Array(manifest.utf8))))
+        #expect(result.metadata.digest != fixture.configDigest)
         #expect(result.metadata.layers == [fixture.layerDigest])
         #expect(result.summary?.entryCount ?? 0 >= 3)
+    }
+
+    @Test("a docker-archive whose configuration is another image's manifest does not take that image's id")
+    func noImpersonation() throws {
+        let fixture = try ArchiveFixture()
+        // The configuration file holds the bytes of the OCI image's manifest, whose digest is that
+        // image's id in the store; the layer beside it is whatever the archive brings.
+        let manifestDigest = try SHA256Hasher.digest(of: [UInt8](fixture.manifest))
+        let path = fixture.scratch.path + "/impostor.tar"
+        try TarBuilder.write([
+            .file("manifest.json", #"[{"Config":"config.json","Layers":["evil.tar"]}]"#),
+            .file("config.json", data: fixture.manifest), .file("evil.tar", data: fixture.layer),
+        ], to: path, compression: .none)
+        let storeDirectory = try ScratchDirectory()
+        let store = ImageStore(directory: storeDirectory.path)
+        let result = try importArchive(path, into: store, as: "impostor:1")
+        #expect(result.metadata.digest != manifestDigest)
+        #expect(!store.contains(try #require(ImageID(manifestDigest))))
+    }
+
+    @Test("an image obtained again is let in: a public request makes it public, a private one adds its users")
+    func admitted() throws {
+        let fixture = try ArchiveFixture()
+        let (path, manifestDigest) = try fixture.ociArchive("oci.tar")
+        let storeDirectory = try ScratchDirectory()
+        let store = ImageStore(directory: storeDirectory.path)
+        let id = try #require(ImageID(manifestDigest))
+        _ = try importArchive(path, into: store, as: "first:1", userACL: [1001])
+        #expect(try store.metadata(for: id).userACL == [1001])
+        let second = try importArchive(path, into: store, as: "second:1", userACL: [1002])
+        #expect(second.alreadyPresent)
+        #expect(try store.metadata(for: id).userACL == [1001, 1002])
+        var status = stat()
+        #expect(stat(store.imagePath(for: id), &status) == 0 && status.st_mode & 0o777 == 0o600)
+        _ = try importArchive(path, into: store, as: "public:1")
+        #expect(try store.metadata(for: id).userACL == [])
+        #expect(stat(store.imagePath(for: id), &status) == 0 && status.st_mode & 0o777 == 0o644)
+        // Public stays public.
+        _ = try importArchive(path, into: store, as: "again:1", userACL: [1003])
+        #expect(try store.metadata(for: id).userACL == [])
     }
 
     @Test("broken archives are refused with the reason, and nothing is stored")

@@ -93,3 +93,15 @@ load helpers
     # None of them is the namespace the tests run in.
     ! grep -q "$(readlink /proc/self/ns/mnt)" <<<"$output" || false
 }
+
+@test "BED_NODES sets the node count; a count the bed cannot make is refused before anything starts" {
+    for bad in 0 65 four -1; do
+        run env BED_NODES="$bad" "$SHIFTER_SOURCE/tests/harness/bed" status
+        [ "$status" -eq 1 ]
+        [ "$output" = "bed: error: BED_NODES=$bad: expected a node count from 1 to 64" ]
+    done
+    # The running bed says how many nodes it has, and Slurm agrees.
+    [ "$BED_NODES" -ge 1 ]
+    [ "$(sinfo -h -N -o %N | sort -u | wc -l)" -eq "$BED_NODES" ]
+    [ "$(wc -w <<<"$BED_NODE_LIST")" -eq "$BED_NODES" ]
+}

@@ -447,8 +447,9 @@ PY
     id=$(jq -r .id <<<"$body")
     install -d -m 755 -o "$BED_USER" "$IMPORTS/plain" "$IMPORTS/fuse"
     install -m 644 -o "$BED_USER" "$WORK/images/${id#sha256:}.squashfs" "$IMPORTS/plain/tool.sqfs"
-    # The import user's FUSE mount of their own directory, open to others (allow_other, which
-    # /etc/fuse.conf may let users set): its daemon could answer the open and then never a read.
+    # A FUSE mount of the import user's directory, open to others (allow_other, as a user's own
+    # mount is where /etc/fuse.conf lets users set it; bindfs runs as root here): a daemon like it
+    # could answer the open and then never a read.
     FUSE_MOUNT=$IMPORTS/fuse
     bindfs -o allow_other "$IMPORTS/plain" "$FUSE_MOUNT"
     [ "$(stat -f -c %T "$FUSE_MOUNT")" = fuseblk ] || [ "$(stat -f -c %T "$FUSE_MOUNT")" = fuse ]

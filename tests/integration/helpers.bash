@@ -89,7 +89,7 @@ on_node() {
 assert_nodes_clean() {
     local node pattern=${1:+job-$1}
     pattern=${pattern:-job-}
-    for node in n1 n2 n3 n4; do
+    for node in ${BED_NODE_LIST:-n1 n2 n3 n4}; do
         if on_node "$node" grep -q "$pattern" /proc/self/mountinfo; then
             echo "node $node still has mounts of $pattern:" >&2
             on_node "$node" grep "$pattern" /proc/self/mountinfo >&2

@@ -130,8 +130,12 @@ as_neighbour_on() {
     assert_nodes_clean "$JOB"
     assert_nodes_clean "$JOB2"
     JOB= JOB2=
-    # Once the caches are gone, so are their blocks.
-    [ "$(charged n3 "$owner_uid")" -eq 0 ]
-    [ "$(charged n3 "$neighbour_uid")" -eq 0 ]
+    # Once the caches are gone, so are their blocks (the kernel frees a loop device's file, and
+    # XFS an unlinked inode, a moment after the last user lets go).
+    local deadline=$((SECONDS + 30))
+    until [ "$(charged n3 "$owner_uid")" -eq 0 ] && [ "$(charged n3 "$neighbour_uid")" -eq 0 ]; do
+        ((SECONDS < deadline)) || { on_node n3 xfs_io -r -c bulkstat "$BED_DIR/cache" | grep -E 'bs_(ino|uid|blocks) '; false; }
+        sleep 0.2
+    done
     [ -z "$(on_node n3 ls -A "$BED_DIR/cache")" ]
 }

@@ -62,7 +62,7 @@ SCRIPT
     assert_nodes_clean "$job"
 }
 
-@test "pyxis: srun --container-image from a login node; the home directory is there only where a site filesystem brings it" {
+@test "pyxis: srun --container-image from a login node; --container-mount-home is refused where no site filesystem brings the home directory" {
     local home
     home=$(getent passwd "$U" | cut -d: -f6)
     echo "in the home directory" >"$home/pyxis-home-test"

@@ -309,8 +309,12 @@ PROGRESS_LINE='^progress status=(PENDING|PULLING|CONVERSION|READY) received=([0-
 }
 
 @test "shifterimg gateway: any user imports docker-archive and oci-archive files, converted like a pull and private to them" {
-    local archives=$WORK/archives listing
+    local archives=$WORK/archives
     install -d -m 755 "$archives"
+    # The image pulled from the registry first, public, for comparison.
+    run simg root pull "$REGISTRY_ANON/test/layered:latest"
+    [ "$status" -eq 0 ]
+    local pulled_id=${output##* }
     # Archives as docker save / podman save and an OCI layout packed as a tar are written, by skopeo.
     skopeo copy -q "oci:$OCI_LAYOUT:layered" "docker-archive:$archives/layered-docker.tar:test/layered:1"
     skopeo copy -q "oci:$OCI_LAYOUT:layered" "oci-archive:$archives/layered-oci.tar"
@@ -326,15 +330,19 @@ PROGRESS_LINE='^progress status=(PENDING|PULLING|CONVERSION|READY) received=([0-
     echo "$output"
     [ "$status" -eq 0 ]
     local oci_id=${output##* }
-    # The same image pulled from the registry, for comparison.
-    run simg root pull "$REGISTRY_ANON/test/layered:latest"
-    [ "$status" -eq 0 ]
-    local pulled_id=${output##* }
-    # The OCI layout keeps the registry's manifest, so the id is the pulled image's; docker save's
-    # id is its configuration's digest.
+    # The OCI layout keeps the registry's manifest, which names every blob by its digest, so the
+    # id is the pulled image's. docker save names its layers by nothing verifiable: its image gets
+    # an id of its own, neither the registry's nor its configuration's digest.
     [ "$oci_id" = "$pulled_id" ]
-    [ "$docker_id" = "sha256:$(skopeo inspect --raw "oci:$OCI_LAYOUT:layered" | jq -r .config.digest | cut -d: -f2)" ]
-    # Converted alike: the same files, modes, owners and sizes, and the same environment.
+    [ "$docker_id" != "$pulled_id" ]
+    [ "$docker_id" != "$(skopeo inspect --raw "oci:$OCI_LAYOUT:layered" | jq -r .config.digest)" ]
+    # The image that was public stays public: a private import of it shuts nobody out.
+    [ "$(jq -c .userACL "$WORK/images/${pulled_id#sha256:}.meta.json")" = "[]" ]
+    run simg "$BED_USER" lookup "$REGISTRY_ANON/test/layered:latest"
+    [ "$status" -eq 0 ]
+    [ "$output" = "$pulled_id" ]
+    # The docker-archive's image, converted here: the same files, modes, owners and sizes, and the
+    # same environment, as the pulled one.
     listing() { unsquashfs -lls "$WORK/images/${1#sha256:}.squashfs" | sed 1,3d | awk '{print $1, $2, $3, $NF}'; }
     [ "$(listing "$docker_id")" = "$(listing "$pulled_id")" ]
     [ "$(jq -c .env "$WORK/images/${docker_id#sha256:}.meta.json")" = "$(jq -c .env "$WORK/images/${pulled_id#sha256:}.meta.json")" ]
@@ -352,6 +360,19 @@ PROGRESS_LINE='^progress status=(PENDING|PULLING|CONVERSION|READY) received=([0-
     echo "$stderr"
     [ "$status" -eq 1 ]
     [[ "$stderr" == *"cannot be opened as uid $UID1: Permission denied"* ]]
+    # A name another user's image has is not taken over, and an image is opened only to the
+    # importer's own groups ($BED_USER2 is not in shiftergrp).
+    install -m 644 "$archives/layered-docker.tar" "$archives/readable.tar"
+    run --separate-stderr simg "$BED_USER" import "$archives/readable.tar" mine-docker:1
+    echo "$stderr"
+    [ "$status" -eq 1 ]
+    [[ "$stderr" == *"the name is taken by another user's image; choose another"* ]]
+    run simg "$BED_USER2" lookup custom:mine-docker:1
+    [ "$output" = "$docker_id" ]
+    run --separate-stderr simg "$BED_USER2" import --group shiftergrp "$archives/readable.tar" shared:1
+    echo "$stderr"
+    [ "$status" -eq 1 ]
+    [[ "$stderr" == *"group $(getent group shiftergrp | cut -d: -f3) is not one of uid $UID2's"* ]]
     # Not an archive, an entry that leaves the archive, a directory: one line each, nothing stored.
     printf 'not an image\n' >"$archives/notes.txt"
     python3 -c 'import io, sys, tarfile
@@ -372,7 +393,7 @@ with tarfile.open(sys.argv[1], "w") as tar:
     [[ "$stderr" == *"is a directory; pack an OCI image layout first (tar -C $archives -cf $archives.tar .)"* ]]
     run simg "$BED_USER2" lookup custom:bad:1
     [ "$status" -eq 1 ]
-    [ -z "$(find "$WORK/images" -maxdepth 1 -name '.*staging*' -o -maxdepth 1 -name '.import-*')" ]
+    [ -z "$(find "$WORK/images" -maxdepth 1 -name '.import-*' -o -maxdepth 1 -name '.convert-*')" ]
 }
 
 @test "shifterimg gateway: saved registry credentials reach the gateway and make the image private" {

@@ -57,15 +57,14 @@ int cshifter_getgrouplist(const char *user, gid_t group, gid_t *groups, int *cou
 #pragma clang assume_nonnull begin
 
 /// Checks whether a user may open the directory `path` as seen from `root`: a child process
-/// chroots into `root`, takes the user's groups and filesystem ids (gid, uid) and no capability,
+/// chroots into `root`, takes the user's groups and effective ids (gid, uid) and no capability,
 /// and opens `path` (`O_RDONLY|O_DIRECTORY`), so the kernel applies every rule (modes, ACLs, root
 /// squash) to every component, symlinks resolved in the container's view. On success
 /// `*device`/`*inode` identify what the user opened. Returns 0, or -errno from the child;
 /// -ETIMEDOUT when the child had no answer within `timeout_ms` (a filesystem that never answers),
 /// after which it is killed. The child keeps none of the caller's descriptors, runs with every
-/// signal blocked, is not dumpable, and keeps the caller's real, effective and saved ids (root's
-/// effective and saved), so the user cannot trace it at any moment. Safe in a multi-threaded
-/// process: the child runs only async-signal-safe calls.
+/// signal blocked, is not dumpable, and keeps root's saved ids, so the user cannot trace it at any
+/// moment. Safe in a multi-threaded process: the child runs only async-signal-safe calls.
 int cshifter_check_directory_access(uid_t uid, gid_t gid, size_t group_count, const gid_t *_Nullable groups,
                                     const char *root, const char *path, int timeout_ms, uint64_t *device,
                                     uint64_t *inode);
@@ -156,7 +155,7 @@ int cshifter_make_mount_read_only(int target_fd);
 #pragma clang assume_nonnull begin
 
 /// Opens `path` read-only with a user's rights, for a multi-threaded process that must keep its
-/// own ids: a child process takes the user's `groups`, all of them, and filesystem ids (`gid`,
+/// own ids: a child process takes the user's `groups`, all of them, and effective ids (`gid`,
 /// `uid`) and no capability, opens `path` (`O_RDONLY|O_NOCTTY|O_NONBLOCK`, symlinks followed), and
 /// passes the descriptor back over a socket (`SCM_RIGHTS`), so the kernel applies every rule
 /// (modes, ACLs, root squash) to every component. Returns the descriptor (close-on-exec), or
@@ -166,8 +165,8 @@ int cshifter_make_mount_read_only(int target_fd);
 /// a user may run, could hold every later read; and 0 when the switch itself failed: socket, fork,
 /// the ids, or -ETIMEDOUT when the child had no answer within `timeout_ms`, after which it is
 /// killed. The child keeps none of the caller's descriptors, blocks every signal, is not dumpable,
-/// keeps the gateway's real, effective and saved ids (root's: the user can neither signal nor trace
-/// it), and runs only async-signal-safe calls.
+/// keeps the gateway's real and saved ids (root's: the user can neither signal nor trace it), and
+/// runs only async-signal-safe calls.
 #define CSHIFTER_OPEN_ON_FUSE 2
 int cshifter_open_as_user(uid_t uid, gid_t gid, size_t group_count, const gid_t *_Nullable groups, const char *path,
                           int timeout_ms, int *user_error);

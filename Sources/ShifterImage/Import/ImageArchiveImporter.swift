@@ -50,14 +50,15 @@ public struct ImageArchiveImporter: Sendable {
         events?(.resolved(imageID: image.id.digest, platform: image.platform, layers: image.layers.map {
             LayerDescription(digest: $0.digest, size: FileOperations.size($0.path) ?? 0)
         }))
-        return try store.withConversionLock(image.id) { () throws(ImageImportError) -> ImportResult in
-            if store.contains(image.id) {
-                try store.tag(reference, as: image.id)
-                events?(.alreadyPresent(imageID: image.id.digest))
-                return ImportResult(metadata: try store.metadata(for: image.id), alreadyPresent: true, summary: nil)
-            }
+        let converted = try store.withConversionLock(image.id) { () throws(ImageImportError) -> ImportResult? in
+            if store.contains(image.id) { return nil }
             return try convert(image, name: name, staging: staging, reference: reference, events: events)
         }
+        if let converted { return converted }
+        let metadata = try store.admit(image.id, userACL: options.userACL, groupACL: options.groupACL)
+        try store.tag(reference, as: image.id)
+        events?(.alreadyPresent(imageID: image.id.digest))
+        return ImportResult(metadata: metadata, alreadyPresent: true, summary: nil)
     }
 
     private func convert(
@@ -133,6 +134,14 @@ struct ArchiveUnpacker {
                 throw ImageImportError(.unsafePath, "\(name): entry \(displayQuoted(text)) leaves the archive")
             }
             if path.isEmpty { continue }
+            // A hard link names an earlier entry of the archive, by its path from the root.
+            if let target = archive_entry_hardlink(entry) {
+                guard let resolved = Self.normalised(String(cString: target)), !resolved.isEmpty else {
+                    throw ImageImportError(.unsafePath, "\(name): link \(displayQuoted(text)) points outside the archive")
+                }
+                links[path] = resolved
+                continue
+            }
             // The AE_IF* macros carry casts Swift cannot import; their values are the POSIX ones.
             switch archive_entry_filetype(entry) & 0o170000 {
             case 0o040000:
@@ -225,10 +234,21 @@ struct ArchiveImage {
 }
 
 /// The files of an unpacked archive, reached by their paths in it (links followed).
-struct ArchiveContents {
+final class ArchiveContents {
     let name: String
     let root: String
     let links: [String: String]
+    /// The most layers an image may have (the kernel's overlay limit is far lower; a registry
+    /// image with more does not exist in practice).
+    static let layerLimit = 1000
+    /// Digests already computed, by path: an index that names one file many times reads it once.
+    private var digests: [String: String] = [:]
+
+    init(name: String, root: String, links: [String: String]) {
+        self.name = name
+        self.root = root
+        self.links = links
+    }
 
     /// The archive's image: an OCI layout's (by `index.json`) or a docker-archive's (by `manifest.json`).
     func image(platform: ImagePlatform) throws(ImageImportError) -> ArchiveImage {
@@ -272,6 +292,9 @@ struct ArchiveContents {
         guard let config = document.config, let layers = document.layers, !layers.isEmpty else {
             throw ImageImportError(.invalidManifest, "\(name): manifest \(manifestDigest) has no config or no layers")
         }
+        guard layers.count <= Self.layerLimit else {
+            throw ImageImportError(.tooLarge, "\(name): manifest \(manifestDigest) lists \(layers.count) layers, over the limit of \(Self.layerLimit)")
+        }
         let configuration = try decode(try blobPath(config.digest), as: ImageConfigurationDocument.self, digest: config.digest)
         var result: [ArchiveImage.Layer] = []
         for layer in layers {
@@ -303,19 +326,36 @@ struct ArchiveContents {
                 "\(name): holds \(entries.count) images\(tags.isEmpty ? "" : " (\(tags.joined(separator: ", ")))"); save one image per archive")
         }
         guard !entry.Layers.isEmpty else { throw ImageImportError(.invalidManifest, "\(name): manifest.json lists no layers") }
+        guard entry.Layers.count <= Self.layerLimit else {
+            throw ImageImportError(.tooLarge, "\(name): manifest.json lists \(entry.Layers.count) layers, over the limit of \(Self.layerLimit)")
+        }
         let configPath = try resolve(entry.Config)
-        // docker's image id: the sha256 of its configuration.
         let configDigest = try fileDigest(configPath)
-        guard let id = ImageID(configDigest) else { throw ImageImportError(.invalidManifest, "\(name): cannot hash the configuration") }
         let configuration = try decode(configPath, as: ImageConfigurationDocument.self)
         var layers: [ArchiveImage.Layer] = []
         for layer in entry.Layers {
             let path = try resolve(layer)
             layers.append(ArchiveImage.Layer(digest: try fileDigest(path), path: root + "/" + path))
         }
+        // docker save names nothing by a digest of its content but the configuration, which says
+        // nothing verifiable of the layer files beside it. The image id is therefore the digest of
+        // a manifest made here of the configuration's and the layers' digests, in a media type of
+        // this importer's own: it names exactly this content, and can be the id of no image that
+        // came with other content (a registry's manifest with these bytes would name the same
+        // files, by their digests).
+        let synthesised = Self.synthesisedManifest(config: configDigest, layers: layers.map(\.digest))
+        guard let id = ImageID(try SHA256Hasher.digest(of: Array(synthesised.utf8))) else {
+            throw ImageImportError(.invalidManifest, "\(name): cannot hash the image's manifest")
+        }
         let platform = ImagePlatform(
             os: configuration.os ?? "linux", architecture: configuration.architecture ?? "amd64", variant: configuration.variant)
         return ArchiveImage(id: id, platform: platform.description, configuration: configuration, layers: layers)
+    }
+
+    /// The manifest a docker-archive's image is named by (see `dockerImage`).
+    static func synthesisedManifest(config: String, layers: [String]) -> String {
+        let layerList = layers.map { #"{"digest":"\#($0)"}"# }.joined(separator: ",")
+        return #"{"schemaVersion":2,"mediaType":"application/vnd.shifter.docker-archive.manifest.v1+json","config":{"digest":"\#(config)"},"layers":[\#(layerList)]}"#
     }
 
     /// The path in the archive of blob `digest` of an OCI layout.
@@ -348,6 +388,13 @@ struct ArchiveContents {
     }
 
     private func fileDigest(_ path: String) throws(ImageImportError) -> String {
+        if let known = digests[path] { return known }
+        let digest = try computeDigest(path)
+        digests[path] = digest
+        return digest
+    }
+
+    private func computeDigest(_ path: String) throws(ImageImportError) -> String {
         let input = open(root + "/" + path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
         guard input >= 0 else { throw ImageImportError(.io, "\(name): cannot read \(displayQuoted(path)): \(String(cString: strerror(errno)))") }
         defer { close(input) }

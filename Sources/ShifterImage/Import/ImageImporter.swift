@@ -105,20 +105,27 @@ public struct ImageImporter: Sendable {
         let layers = resolved.layers.map { LayerDescription(digest: $0.digest, size: $0.size) }
         events?(.resolved(imageID: id.digest, platform: resolved.platform.description, layers: layers))
         if store.contains(id) {
-            try store.tag(reference, as: id)
-            events?(.alreadyPresent(imageID: id.digest))
-            return ImportResult(metadata: try store.metadata(for: id), alreadyPresent: true, summary: nil)
+            return try alreadyPresent(id, reference: reference, events: events)
         }
         // Another import of this digest (another tag of it) may be converting it now: wait for it
         // rather than convert it twice.
-        return try store.withConversionLock(id) { () throws(ImageImportError) -> ImportResult in
-            if store.contains(id) {
-                try store.tag(reference, as: id)
-                events?(.alreadyPresent(imageID: id.digest))
-                return ImportResult(metadata: try store.metadata(for: id), alreadyPresent: true, summary: nil)
-            }
+        let converted = try store.withConversionLock(id) { () throws(ImageImportError) -> ImportResult? in
+            if store.contains(id) { return nil }
             return try convert(reference, client: client, resolved: resolved, id: id, events: events)
         }
+        if let converted { return converted }
+        return try alreadyPresent(id, reference: reference, events: events)
+    }
+
+    /// The result for image `id`, found in the store: this request is let in
+    /// (`ImageStore.admit`), then the tag points at it.
+    func alreadyPresent(
+        _ id: ImageID, reference: ImageReference, events: (@Sendable (ImportEvent) -> Void)?
+    ) throws(ImageImportError) -> ImportResult {
+        let metadata = try store.admit(id, userACL: options.userACL, groupACL: options.groupACL)
+        try store.tag(reference, as: id)
+        events?(.alreadyPresent(imageID: id.digest))
+        return ImportResult(metadata: metadata, alreadyPresent: true, summary: nil)
     }
 
     private func convert(

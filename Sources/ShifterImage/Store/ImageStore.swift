@@ -139,6 +139,42 @@ public struct ImageStore: Sendable {
         try FileOperations.sync(directory, directory: true)
     }
 
+    /// The record of image `id`, already in the store, once a request that obtained it again with
+    /// access lists `userACL` and `groupACL` has been let in: a public request makes a private
+    /// image public (its content came from a public source too), a private one adds its users and
+    /// groups. Without this, whoever obtained an image privately first would shut out everyone who
+    /// pulls it later.
+    func admit(_ id: ImageID, userACL: [UInt32], groupACL: [UInt32]) throws(ImageImportError) -> ImageMetadata {
+        try withConversionLock(id) { () throws(ImageImportError) -> ImageMetadata in
+            var metadata = try metadata(for: id)
+            guard !metadata.userACL.isEmpty || !metadata.groupACL.isEmpty else { return metadata }
+            let isPublic = userACL.isEmpty && groupACL.isEmpty
+            let users = isPublic ? [] : Array(Set(metadata.userACL + userACL)).sorted()
+            let groups = isPublic ? [] : Array(Set(metadata.groupACL + groupACL)).sorted()
+            guard users != metadata.userACL.sorted() || groups != metadata.groupACL.sorted() else { return metadata }
+            metadata.userACL = users
+            metadata.groupACL = groups
+            let record: [UInt8]
+            do {
+                record = try metadata.encoded() + [UInt8(ascii: "\n")]
+            } catch {
+                throw ImageImportError(.store, "image \(id): record \(error)")
+            }
+            let temporary = directory + "/" + Self.stagingPrefix + "record-" + String(getpid()) + "-"
+                + String(UInt64.random(in: 0...UInt64.max), radix: 36)
+            try FileOperations.writeSynced(record, to: temporary)
+            do throws(ImageImportError) {
+                try FileOperations.rename(temporary, to: metadataPath(for: id))
+            } catch {
+                try? FileOperations.removeFile(temporary)
+                throw error
+            }
+            if isPublic { try FileOperations.setMode(imagePath(for: id), 0o644) }
+            try FileOperations.sync(directory, directory: true)
+            return metadata
+        }
+    }
+
     // MARK: - Staging
 
     /// Runs `body` holding the store's lock for converting image `id` (`flock` on a file in the
@@ -153,9 +189,11 @@ public struct ImageStore: Sendable {
         }
         defer { close(descriptor) }
         while flock(descriptor, LOCK_EX) != 0 {
-            guard errno == EINTR else {
-                throw ImageImportError(.store, "image \(id): cannot lock \(displayQuoted(path)): \(String(cString: strerror(errno)))")
-            }
+            if errno == EINTR { continue }
+            // A filesystem without flock (Lustre mounted without -o flock): imports of one digest
+            // at once may both convert it; the commit is atomic and the second finds it there.
+            if errno == ENOSYS || errno == EOPNOTSUPP || errno == ENOLCK { break }
+            throw ImageImportError(.store, "image \(id): cannot lock \(displayQuoted(path)): \(String(cString: strerror(errno)))")
         }
         let result = try body()
         // Gone once the image is in: an import that opened it meanwhile finds the image when it

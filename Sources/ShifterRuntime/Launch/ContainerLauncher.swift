@@ -129,9 +129,16 @@ public enum ContainerLauncher {
 
         let hostEntries = environment
         let shifterVariables = [EnvironmentAssignment(name: "SHIFTER_RUNTIME", value: "1")]
+        // SHIFTER_KEEP_ENV=NAME,...: these keep the host's value over the image's, as if given
+        // with --env (Pyxis' --container-env; values never go on the command line, which every
+        // user of the node may read).
+        let kept = (environmentMap["SHIFTER_KEEP_ENV"] ?? "").split(separator: ",").compactMap { name -> EnvironmentAssignment? in
+            guard EnvironmentAssignment.isValidName(name), let value = environmentMap[String(name)] else { return nil }
+            return EnvironmentAssignment(name: String(name), value: value)
+        }
         let containerEnvironment = ContainerEnvironment.merged(
             host: hostEntries, clearHost: options.clearEnvironment, shifter: shifterVariables,
-            image: image.metadata.env, envFile: envFileAssignments, commandLine: options.environment,
+            image: image.metadata.env, envFile: envFileAssignments, commandLine: kept + options.environment,
             modules: ContainerPlanner.moduleEnvironments(modules), site: config.environment)
 
         say("environment ready")
