@@ -195,11 +195,12 @@ public struct ImageStore: Sendable {
             if errno == ENOSYS || errno == EOPNOTSUPP || errno == ENOLCK { break }
             throw ImageImportError(.store, "image \(id): cannot lock \(displayQuoted(path)): \(String(cString: strerror(errno)))")
         }
-        let result = try body()
-        // Gone once the image is in: an import that opened it meanwhile finds the image when it
-        // gets the lock, whichever file it locks. After a failure it stays, for the next to take.
-        unlink(path)
-        return result
+        // Gone when this import is done, whatever its outcome, so the store keeps no trace of it.
+        // An import that opened the file meanwhile still gets its lock after this one; one that
+        // comes later makes a new file. Either finds the image if this one stored it (after a
+        // failure, both may convert at once: the commit is atomic, so that costs only time).
+        defer { unlink(path) }
+        return try body()
     }
 
     /// Creates a private staging directory for one import, after removing those of dead imports.
