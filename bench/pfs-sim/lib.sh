@@ -6,7 +6,7 @@
 # caches and its own counters, as a Lustre client would.
 #
 # Settings (environment): PFS_META_US (500), PFS_DATA_US (1000), PFS_CACHE_S (60), PFS_THREADS (16),
-# PFS_WRITEBACK (0). See bench/pfs-sim/README.md.
+# PFS_WRITEBACK (0), PFS_MDS_US (unset: no shared metadata server). See bench/pfs-sim/README.md.
 PFS_SIM=$BENCH_ROOT/bench/pfs-sim/pfs-sim
 PFS_DIR=${PFS_DIR:-/var/tmp/shifter-bench/pfs}
 PFS_DATA=$PFS_DIR/data
@@ -25,6 +25,8 @@ pfs_settings() {
     local args=(--meta-us="${PFS_META_US:-500}" --data-us="${PFS_DATA_US:-1000}"
                 --cache-s="${PFS_CACHE_S:-60}" --threads="${PFS_THREADS:-16}")
     [ "${PFS_WRITEBACK:-0}" = 1 ] && args+=(--writeback)
+    # PFS_MDS_US=N: every node's instance queues at one shared metadata server of N µs a request.
+    [ -n "${PFS_MDS_US:-}" ] && args+=(--mds="$PFS_RUN/mds" --mds-us="$PFS_MDS_US")
     printf '%s\n' "${args[@]}"
 }
 

@@ -17,6 +17,11 @@
  *   --writeback      let the kernel cache writes and send them in large requests (default: off,
  *                    every write(2) is one data request)
  *   --threads=N      requests served at once (default 16)
+ *   --mds=FILE       a metadata server shared by every instance given the same FILE: each
+ *                    metadata request also waits its turn there, first come first served, and
+ *                    takes --mds-us of its time, so instances (nodes) contend for it
+ *   --mds-us=N       the shared metadata server's service time per request, microseconds
+ *                    (default 20, i.e. 50,000 requests/s)
  *   --stats=FILE     write the counters to FILE (JSON) on SIGUSR1 and at exit; SIGUSR2 zeroes them
  *   --pidfile=FILE   write the daemon's pid there
  *   -f               stay in the foreground;  -d  FUSE debug output
@@ -55,6 +60,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
@@ -99,12 +105,64 @@ static _Atomic uint64_t bytes_read, bytes_written, delay_ns_total;
 static _Atomic uint64_t stats_seq;
 
 static struct {
-    long meta_us, data_us, data_mbps, threads;
+    long meta_us, data_us, data_mbps, threads, mds_us;
     double cache_s;
     bool writeback;
-    const char *stats_file, *pidfile, *backing;
+    const char *stats_file, *pidfile, *backing, *mds_file;
     uid_t euid;
-} cfg = { .meta_us = 500, .data_us = 1000, .threads = 16, .cache_s = 60.0 };
+} cfg = { .meta_us = 500, .data_us = 1000, .threads = 16, .cache_s = 60.0, .mds_us = 20 };
+
+/* ---- the shared metadata server (--mds) ---------------------------------------------------- */
+
+/* A page of shared memory (a file every instance maps): when the server is next free, on the
+ * machine's monotonic clock, which every process on it shares, and how many requests it served. */
+struct mds {
+    _Atomic uint64_t next_free_ns;
+    _Atomic uint64_t served;
+    _Atomic uint64_t queued_ns; /* time requests waited for their turn, in all */
+};
+_Static_assert(sizeof(_Atomic uint64_t) == 8, "the shared counters must be plain 64-bit words");
+static struct mds *mds;
+
+static uint64_t now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static int mds_open(const char *path) {
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0 || ftruncate(fd, 4096) != 0) {
+        fprintf(stderr, "pfs-sim: --mds=%s: %s\n", path, strerror(errno));
+        if (fd >= 0) close(fd);
+        return -1;
+    }
+    void *page = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    close(fd);
+    if (page == MAP_FAILED) {
+        fprintf(stderr, "pfs-sim: --mds=%s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    mds = page;
+    return 0;
+}
+
+/* mds_wait: the request's turn at the shared server, then its service time. The turn is taken by
+ * one compare-and-swap on the shared "next free" time, so requests are served in the order they
+ * took it, and the server serves one at a time: N clients together get at most 1/service. */
+static uint64_t mds_wait(void) {
+    uint64_t service = (uint64_t)cfg.mds_us * 1000, now = now_ns();
+    uint64_t old = atomic_load(&mds->next_free_ns), start;
+    do {
+        start = old > now ? old : now;
+    } while (!atomic_compare_exchange_weak(&mds->next_free_ns, &old, start + service));
+    atomic_fetch_add(&mds->served, 1);
+    atomic_fetch_add(&mds->queued_ns, start - now);
+    uint64_t end = start + service;
+    struct timespec ts = { .tv_sec = end / 1000000000ull, .tv_nsec = end % 1000000000ull };
+    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR) {}
+    return end - now;
+}
 
 static void sleep_ns(uint64_t ns) {
     if (ns == 0) return;
@@ -119,6 +177,7 @@ static void charge(enum op op, uint64_t bytes) {
     uint64_t ns = 0;
     if (op_kinds[op] == K_META) {
         ns = (uint64_t)cfg.meta_us * 1000;
+        if (mds) atomic_fetch_add(&delay_ns_total, mds_wait());
     } else if (op_kinds[op] == K_DATA) {
         ns = (uint64_t)cfg.data_us * 1000;
         if (cfg.data_mbps > 0) ns += bytes * 1000ull / (uint64_t)cfg.data_mbps; /* bytes/(MB/s) in ns */
@@ -144,6 +203,9 @@ static void write_stats(void) {
     fprintf(f, "  \"bytes_read\": %" PRIu64 ",\n  \"bytes_written\": %" PRIu64 ",\n",
             atomic_load(&bytes_read), atomic_load(&bytes_written));
     fprintf(f, "  \"injected_ms\": %.3f,\n", atomic_load(&delay_ns_total) / 1e6);
+    if (mds)
+        fprintf(f, "  \"mds\": {\"served\": %" PRIu64 ", \"queued_ms\": %.3f, \"service_us\": %ld},\n",
+                atomic_load(&mds->served), atomic_load(&mds->queued_ns) / 1e6, cfg.mds_us);
     fprintf(f, "  \"settings\": {\"meta_us\": %ld, \"data_us\": %ld, \"data_mbps\": %ld, \"cache_s\": %g, "
                "\"writeback\": %s, \"threads\": %ld}\n}\n",
             cfg.meta_us, cfg.data_us, cfg.data_mbps, cfg.cache_s, cfg.writeback ? "true" : "false", cfg.threads);
@@ -651,7 +713,8 @@ static const struct fuse_lowlevel_ops ops = {
 
 static void usage(FILE *f) {
     fprintf(f, "usage: pfs-sim [--meta-us=N] [--data-us=N] [--data-mbps=N] [--cache-s=S] [--writeback]\n"
-               "               [--threads=N] [--stats=FILE] [--pidfile=FILE] [-f] [-d] [-o OPTS]\n"
+               "               [--threads=N] [--mds=FILE [--mds-us=N]] [--stats=FILE] [--pidfile=FILE]\n"
+               "               [-f] [-d] [-o OPTS]\n"
                "               BACKING-DIR MOUNTPOINT\n");
 }
 
@@ -672,6 +735,7 @@ int main(int argc, char **argv) {
         { "data-mbps", required_argument, 0, 'b' }, { "cache-s", required_argument, 0, 'c' },
         { "writeback", no_argument, 0, 'w' }, { "threads", required_argument, 0, 't' },
         { "stats", required_argument, 0, 's' }, { "pidfile", required_argument, 0, 'p' },
+        { "mds", required_argument, 0, 'M' }, { "mds-us", required_argument, 0, 'S' },
         { "help", no_argument, 0, 'h' }, { 0, 0, 0, 0 },
     };
     bool foreground = false, debug = false;
@@ -693,6 +757,8 @@ int main(int argc, char **argv) {
         }
         case 'w': cfg.writeback = true; break;
         case 't': cfg.threads = number("--threads", optarg); break;
+        case 'M': cfg.mds_file = optarg; break;
+        case 'S': cfg.mds_us = number("--mds-us", optarg); break;
         case 's': cfg.stats_file = optarg; break;
         case 'p': cfg.pidfile = optarg; break;
         case 'f': foreground = true; break;
@@ -714,6 +780,7 @@ int main(int argc, char **argv) {
         return 2;
     }
     if (cfg.threads < 1) cfg.threads = 1;
+    if (cfg.mds_file && mds_open(cfg.mds_file) != 0) return 1;
     cfg.euid = geteuid();
     cfg.backing = argv[optind];
     const char *mountpoint = argv[optind + 1];
