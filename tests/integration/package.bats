@@ -38,6 +38,11 @@ teardown() {
     grep -q './usr/share/man/man1/shifter.1.gz$' <<<"$contents"
     grep -qE '^-rwxr-xr-x root/root .* \./usr/sbin/shifter-admin$' <<<"$contents"
     grep -q './usr/share/man/man8/shifter-admin.8.gz$' <<<"$contents"
+    # It asks for a glibc as new as the newest symbol version the binaries need.
+    local glibc
+    glibc=$(cd "$SHIFTER_SOURCE/build" && objdump -p shifter shifterimg shifter-imagegw shifter-admin libshifter.so shifter_spank.so |
+        sed -n 's/.*[[:space:]]GLIBC_\([0-9][0-9.]*\)$/\1/p' | sort -Vu | tail -1)
+    [[ "$(dpkg-deb -f "$deb" Depends)" == "libc6 (>= $glibc), "* ]]
     if [ ! -s "$DEB_ROOT_CACHE" ]; then
         mirror=$(debian_mirror | head -1)
         [ -n "$mirror" ] || skip "no Debian mirror configured for apt"
