@@ -42,6 +42,19 @@ private func copyOut(_ text: String, _ buffer: UnsafeMutablePointer<CChar>?, _ l
     return bytes.count == all.count
 }
 
+/// Copies a request's image and volumes into the caller's buffers, or fails: a value cut short
+/// would reach the prolog as another, valid-looking request.
+private func copyRequest(
+    _ image: String, _ volumes: String, _ imageOut: UnsafeMutablePointer<CChar>?, _ imageLength: Int,
+    _ volumesOut: UnsafeMutablePointer<CChar>?, _ volumesLength: Int, _ msg: UnsafeMutablePointer<CChar>?, _ msglen: Int
+) -> Int32 {
+    guard copyOut(image, imageOut, imageLength), copyOut(volumes, volumesOut, volumesLength) else {
+        copyOut("the image or volume list is too long (\(image.utf8.count + volumes.utf8.count) bytes)", msg, msglen)
+        return shifterInvalid
+    }
+    return shifterOK
+}
+
 private func string(_ pointer: UnsafePointer<CChar>?) -> String? {
     pointer.map { String(cString: $0) }
 }
@@ -117,12 +130,7 @@ public func shifter_request_validate(
         let groups = try JobRootGroups.of(uid: uid, config: site)
         let request = try JobRoot.validate(config: site, configPath: handle.path, image: image, volumes: string(volumes),
                                            modules: string(modules), uid: uid, groups: groups)
-        // A value cut short would reach the prolog as another, valid-looking request.
-        guard copyOut(request.image, imageID, imageIDLength), copyOut(request.volumes, volumesOut, volumesOutLength) else {
-            copyOut("the image or volume list is too long (\(request.image.utf8.count + request.volumes.utf8.count) bytes)", msg, msglen)
-            return shifterInvalid
-        }
-        return shifterOK
+        return copyRequest(request.image, request.volumes, imageID, imageIDLength, volumesOut, volumesOutLength, msg, msglen)
     } catch {
         copyOut(error.message, msg, msglen)
         return shifterInvalid
@@ -155,11 +163,7 @@ public func shifter_pyxis_request(
             var status = stat()
             return stat(path, &status) == 0 && status.st_mode & S_IFMT == S_IFDIR
         }
-        guard copyOut(request.image, imageOut, imageOutLength), copyOut(request.volumes, volumesOut, volumesOutLength) else {
-            copyOut("the image or volume list is too long (\(request.image.utf8.count + request.volumes.utf8.count) bytes)", msg, msglen)
-            return shifterInvalid
-        }
-        return shifterOK
+        return copyRequest(request.image, request.volumes, imageOut, imageOutLength, volumesOut, volumesOutLength, msg, msglen)
     } catch {
         copyOut(error.description, msg, msglen)
         return shifterInvalid

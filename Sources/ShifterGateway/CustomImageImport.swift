@@ -121,10 +121,8 @@ extension GatewayService {
     static func importArchive(
         _ input: Int32, source: String, into store: ImageStore, reference: ImageReference, userACL: [UInt32], groupACL: [UInt32]
     ) throws(GatewayError) -> ImageMetadata {
-        var status = stat()
-        guard fstat(input, &status) == 0, status.st_mode & S_IFMT == S_IFREG else {
-            throw .badRequest("import \(reference): \(quoted(source)): not a regular file (an OCI layout directory must be packed: tar -C DIR -cf FILE.tar .)")
-        }
+        try SquashfsFileImport.requireRegularFile(
+            input, what: "import \(reference): \(quoted(source))", hint: " (an OCI layout directory must be packed: tar -C DIR -cf FILE.tar .)")
         let importer = ImageArchiveImporter(store: store, options: ImportOptions(userACL: userACL, groupACL: groupACL))
         do throws(ImageImportError) {
             let result = try importer.importArchive(input, name: "import \(reference): \(quoted(source))", as: reference)
@@ -219,15 +217,20 @@ enum SquashfsFileImport {
         throw .internal("\(what): cannot take uid \(uid)'s rights to open it: \(reason)")
     }
 
+    /// Refuses what is open at `input` unless it is a regular file: "WHAT: not a regular fileHINT".
+    static func requireRegularFile(_ input: Int32, what: String, hint: String = "") throws(GatewayError) {
+        var status = stat()
+        guard fstat(input, &status) == 0, status.st_mode & S_IFMT == S_IFREG else {
+            throw .badRequest("\(what): not a regular file\(hint)")
+        }
+    }
+
     /// Copies the squashfs file open at `input` (named `source` in messages) into `store` as the
     /// image of `reference`.
     static func importFile(
         _ input: Int32, source: String, into store: ImageStore, reference: ImageReference, userACL: [UInt32], groupACL: [UInt32]
     ) throws(GatewayError) -> ImageMetadata {
-        var status = stat()
-        guard fstat(input, &status) == 0, status.st_mode & S_IFMT == S_IFREG else {
-            throw .badRequest("import \(reference): \(quoted(source)): not a regular file")
-        }
+        try requireRegularFile(input, what: "import \(reference): \(quoted(source))")
         let directory = store.directory
         let staging = directory + "/.gateway-import-\(getpid())-\(UInt64.random(in: 0...UInt64.max))"
         guard mkdir(staging, 0o700) == 0 else { throw .internal("import \(reference): cannot create \(quoted(staging)): \(errnoText())") }
