@@ -64,39 +64,21 @@ static int set_option(char **slot, const char *value, const char *name) {
     return 0;
 }
 
-static int option_image(int val, const char *optarg, int remote) {
-    (void)val; (void)remote;
-    return set_option(&options.image, optarg, "image");
-}
+/* The options that take a string, by the `val` their table entries pass to option_string. */
+enum string_option { OPT_IMAGE, OPT_VOLUME, OPT_MODULE, OPT_CONTAINER_IMAGE, OPT_CONTAINER_MOUNTS, OPT_CONTAINER_WORKDIR,
+                     OPT_CONTAINER_ENV };
 
-static int option_volume(int val, const char *optarg, int remote) {
-    (void)val; (void)remote;
-    return set_option(&options.volume, optarg, "volume");
-}
-
-static int option_module(int val, const char *optarg, int remote) {
-    (void)val; (void)remote;
-    return set_option(&options.module, optarg, "module");
-}
-
-static int option_container_image(int val, const char *optarg, int remote) {
-    (void)val; (void)remote;
-    return set_option(&options.container_image, optarg, "container-image");
-}
-
-static int option_container_mounts(int val, const char *optarg, int remote) {
-    (void)val; (void)remote;
-    return set_option(&options.container_mounts, optarg, "container-mounts");
-}
-
-static int option_container_workdir(int val, const char *optarg, int remote) {
-    (void)val; (void)remote;
-    return set_option(&options.container_workdir, optarg, "container-workdir");
-}
-
-static int option_container_env(int val, const char *optarg, int remote) {
-    (void)val; (void)remote;
-    return set_option(&options.container_env, optarg, "container-env");
+static int option_string(int val, const char *optarg, int remote) {
+    (void)remote;
+    static const char *const names[] = {"image", "volume", "module", "container-image", "container-mounts",
+                                        "container-workdir", "container-env"};
+    char **slots[] = {&options.image, &options.volume, &options.module, &options.container_image,
+                      &options.container_mounts, &options.container_workdir, &options.container_env};
+    if (val < 0 || (size_t)val >= sizeof(slots) / sizeof(slots[0])) {
+        slurm_error("shifter: option value %d is unknown to the plugin", val);
+        return -1;
+    }
+    return set_option(slots[val], optarg, names[val]);
 }
 
 /* val is 1 for the option, 0 for its --no- form; the last one given wins. */
@@ -115,16 +97,16 @@ static int option_container_remap_root(int val, const char *optarg, int remote) 
 /* Pyxis' names and meanings, for job scripts written for Pyxis. */
 static struct spank_option pyxis_option_table[] = {
     {"container-image", "[USER@][REGISTRY#]IMAGE[:TAG]|PATH",
-     "[pyxis] the image to run the tasks in (a Docker image, or the path of an unpacked image directory)", 1, 0,
-     (spank_opt_cb_f)option_container_image},
+     "[pyxis] the image to run the tasks in (a Docker image, or the path of an unpacked image directory)", 1,
+     OPT_CONTAINER_IMAGE, (spank_opt_cb_f)option_string},
     {"container-mounts", "SRC:DST[:FLAGS][,SRC:DST...]",
-     "[pyxis] bind mount[s] inside the container; flags separated with \"+\", e.g. \"ro\"", 1, 0,
-     (spank_opt_cb_f)option_container_mounts},
-    {"container-workdir", "PATH", "[pyxis] working directory inside the container", 1, 0,
-     (spank_opt_cb_f)option_container_workdir},
+     "[pyxis] bind mount[s] inside the container; flags separated with \"+\", e.g. \"ro\"", 1,
+     OPT_CONTAINER_MOUNTS, (spank_opt_cb_f)option_string},
+    {"container-workdir", "PATH", "[pyxis] working directory inside the container", 1, OPT_CONTAINER_WORKDIR,
+     (spank_opt_cb_f)option_string},
     {"container-env", "NAME[,NAME...]",
-     "[pyxis] names of environment variables whose host value is set in the container over the image's", 1, 0,
-     (spank_opt_cb_f)option_container_env},
+     "[pyxis] names of environment variables whose host value is set in the container over the image's", 1,
+     OPT_CONTAINER_ENV, (spank_opt_cb_f)option_string},
     {"container-mount-home", NULL, "[pyxis] bind mount the user's home directory", 0, 1,
      (spank_opt_cb_f)option_container_mount_home},
     {"no-container-mount-home", NULL, "[pyxis] do not bind mount the user's home directory (the default)", 0, 0,
@@ -143,22 +125,22 @@ static int pyxis_requested(void) {
 }
 
 static struct spank_option option_table[] = {
-    {"image", "image", "Container image to run the job in (e.g. docker:ubuntu:22.04)", 1, 0,
-     (spank_opt_cb_f)option_image},
-    {"volume", "volumes", "Volumes to mount in the container (FROM:TO[:FLAGS], ';'-separated)", 1, 0,
-     (spank_opt_cb_f)option_volume},
-    {"module", "modules", "Site modules to load in the container (comma-separated, or none)", 1, 0,
-     (spank_opt_cb_f)option_module},
+    {"image", "image", "Container image to run the job in (e.g. docker:ubuntu:22.04)", 1, OPT_IMAGE,
+     (spank_opt_cb_f)option_string},
+    {"volume", "volumes", "Volumes to mount in the container (FROM:TO[:FLAGS], ';'-separated)", 1, OPT_VOLUME,
+     (spank_opt_cb_f)option_string},
+    {"module", "modules", "Site modules to load in the container (comma-separated, or none)", 1, OPT_MODULE,
+     (spank_opt_cb_f)option_string},
     SPANK_OPTIONS_TABLE_END,
 };
 
 static struct spank_option long_option_table[] = {
-    {"shifter-image", "image", "Container image to run the job in (e.g. docker:ubuntu:22.04)", 1, 0,
-     (spank_opt_cb_f)option_image},
+    {"shifter-image", "image", "Container image to run the job in (e.g. docker:ubuntu:22.04)", 1, OPT_IMAGE,
+     (spank_opt_cb_f)option_string},
     {"shifter-volume", "volumes", "Volumes to mount in the container (FROM:TO[:FLAGS], ';'-separated)", 1,
-     0, (spank_opt_cb_f)option_volume},
-    {"shifter-module", "modules", "Site modules to load in the container (comma-separated, or none)", 1, 0,
-     (spank_opt_cb_f)option_module},
+     OPT_VOLUME, (spank_opt_cb_f)option_string},
+    {"shifter-module", "modules", "Site modules to load in the container (comma-separated, or none)", 1, OPT_MODULE,
+     (spank_opt_cb_f)option_string},
     SPANK_OPTIONS_TABLE_END,
 };
 
@@ -527,13 +509,16 @@ static void enter_container(spank_t sp) {
     char **argv = NULL, **env = NULL;
     uint32_t step_id = 0;
     char shifter[4096], workdir[4200], script[64];
-    if (spank_get_item(sp, S_JOB_ARGV, &argc, &argv) != ESPANK_SUCCESS || spank_get_item(sp, S_JOB_ENV, &env) != ESPANK_SUCCESS ||
-        argc < 1) {
-        fprintf(stderr, "shifter: task: couldn't read the task's command and environment\n");
+    spank_err_t err = spank_get_item(sp, S_JOB_ARGV, &argc, &argv);
+    if (err == ESPANK_SUCCESS) err = spank_get_item(sp, S_JOB_ENV, &env);
+    if (err != ESPANK_SUCCESS || argc < 1) {
+        fprintf(stderr, "shifter: task: couldn't read the task's command and environment from Slurm: %s\n",
+                err != ESPANK_SUCCESS ? spank_strerror(err) : "the command is empty");
         return;
     }
     if (shifter_command(shifter, sizeof(shifter)) != 0) {
-        fprintf(stderr, "shifter: task: couldn't find the shifter command (set shifter_path= in plugstack.conf)\n");
+        fprintf(stderr, "shifter: task: couldn't find the shifter command: this plugin's path is not "
+                        "PREFIX/lib/shifter/shifter_spank.so (set shifter_path= in plugstack.conf)\n");
         return;
     }
     char **args = calloc((size_t)argc + 4, sizeof(char *));

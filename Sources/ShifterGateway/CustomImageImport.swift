@@ -24,8 +24,8 @@ extension GatewayService {
     ) throws(GatewayError) -> GatewayImageRecord {
         let systemConfig = try systemConfig(named: system)
         let format = request.format ?? "squashfs"
-        let isArchive = Self.archiveFormats.contains(format)
-        guard format == "squashfs" || isArchive else {
+        let isArchive = GatewayImportRequest.archiveFormats.contains(format)
+        guard GatewayImportRequest.formats.contains(format) else {
             throw .badRequest("import \(type):\(tag): format \(quoted(format)) is not supported; squashfs, docker-archive, oci-archive or archive")
         }
         // A squashfs file is published as it is, so only those trusted with that may import one.
@@ -113,9 +113,6 @@ extension GatewayService {
         }
     }
 
-    /// The `format` values of an image archive.
-    static let archiveFormats: Set<String> = ["docker-archive", "oci-archive", "archive"]
-
     /// Converts the image archive open at `input` into `store`, as a pull would; a private image's
     /// squashfs file is root's only, as a pulled one is.
     static func importArchive(
@@ -144,8 +141,6 @@ extension GatewayService {
 /// Copies a squashfs file into an image store: into a hidden staging directory first, synced, then
 /// renamed into place (image first, record last), so a reader never sees a partial image.
 enum SquashfsFileImport {
-    /// The squashfs superblock magic, `hsqs`.
-    static let magic: [UInt8] = [0x68, 0x73, 0x71, 0x73]
 
     /// How long opening the file with the caller's rights may take before the opening process is
     /// killed: a path on a filesystem that never answers (a user's FUSE mount, a hung NFS server)
@@ -284,7 +279,7 @@ enum SquashfsFileImport {
             guard count >= 0 else { throw .badRequest("\(what): cannot be read: \(errnoText())") }
             if count == 0 { break }
             if first {
-                guard count >= 4, Array(buffer[0..<4]) == magic else { throw .badRequest("\(what): not a squashfs file") }
+                guard count >= 4, Array(buffer[0..<4]) == SquashfsFileImporter.magic else { throw .badRequest("\(what): not a squashfs file") }
                 first = false
             }
             var written = 0

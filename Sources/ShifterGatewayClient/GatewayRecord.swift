@@ -206,6 +206,11 @@ public struct GatewayImportRequest: Codable, Sendable, Equatable {
     /// Groups allowed to use the image.
     public var allowedGIDs: [UInt32]?
 
+    /// The `format` values of an image archive.
+    public static let archiveFormats: Set<String> = ["docker-archive", "oci-archive", "archive"]
+    /// Every `format` value.
+    public static let formats: Set<String> = archiveFormats.union(["squashfs"])
+
     /// An import request body.
     public init(filepath: String, format: String? = "squashfs", allowedUIDs: [UInt32]? = nil, allowedGIDs: [UInt32]? = nil) {
         self.filepath = filepath

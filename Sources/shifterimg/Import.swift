@@ -51,7 +51,7 @@ extension Shifterimg {
                 let (users, groups) = try global.accessLists()
                 let path = absolutePath(file)
                 let format = try self.format ?? Self.detectFormat(path)
-                guard ["squashfs", "docker-archive", "oci-archive", "archive"].contains(format) else {
+                guard GatewayImportRequest.formats.contains(format) else {
                     throw ImageImportError(.invalidManifest, "--format \(format): expected squashfs, docker-archive, oci-archive or archive")
                 }
                 switch mode {
@@ -94,7 +94,7 @@ extension Shifterimg {
             defer { close(input) }
             var magic = [UInt8](repeating: 0, count: 4)
             let count = magic.withUnsafeMutableBytes { read(input, $0.baseAddress, 4) }
-            return count == 4 && magic == [0x68, 0x73, 0x71, 0x73] ? "squashfs" : "archive"
+            return count == 4 && magic == SquashfsFileImporter.magic ? "squashfs" : "archive"
         }
 
         /// `path` made absolute against the working directory, since the gateway has another one.

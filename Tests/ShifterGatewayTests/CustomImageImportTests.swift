@@ -1,5 +1,6 @@
 import Foundation
 import ShifterGatewayClient
+import ShifterImage
 import Testing
 
 @testable import ShifterGateway
@@ -20,7 +21,7 @@ private struct ImportSources {
     @discardableResult
     func squashfs(_ name: String, mode: Int, group: UInt32 = 0) throws -> String {
         let path = directory + "/" + name
-        let bytes = SquashfsFileImport.magic + (0..<60).map { _ in UInt8.random(in: 0...255) }
+        let bytes = SquashfsFileImporter.magic + (0..<60).map { _ in UInt8.random(in: 0...255) }
         guard FileManager.default.createFile(atPath: path, contents: Data(bytes), attributes: [.posixPermissions: mode]) else {
             throw CocoaError(.fileWriteUnknown)
         }
@@ -149,7 +150,7 @@ struct CustomImageImportWithoutRootTests {
         let gateway = try TestGateway(importUIDs: [other])
         defer { try? FileManager.default.removeItem(atPath: gateway.directory) }
         let path = gateway.directory + "/image.sqfs"
-        #expect(FileManager.default.createFile(atPath: path, contents: Data(SquashfsFileImport.magic + [0, 0, 0, 0])))
+        #expect(FileManager.default.createFile(atPath: path, contents: Data(SquashfsFileImporter.magic + [0, 0, 0, 0])))
         let error = importError(gateway, path, tag: "mine:1", uid: other)
         #expect(error?.status == 403)
         #expect(error?.message.contains("the gateway does not run as root") == true)

@@ -15,7 +15,7 @@ import Glibc
 /// once. The file is copied into a staging directory, hashed on the way, and committed like a pull.
 public struct SquashfsFileImporter: Sendable {
     /// The squashfs superblock magic, `hsqs`.
-    static let magic: [UInt8] = [0x68, 0x73, 0x71, 0x73]
+    public static let magic: [UInt8] = [0x68, 0x73, 0x71, 0x73]
 
     /// The store the image goes into.
     public let store: ImageStore
