@@ -93,12 +93,21 @@ public enum RootTeardown {
     }
 
     /// Whether the root directory of process `pid` (`/proc/PID/root`) is `root` or lies below it;
-    /// false when the process is gone.
+    /// false when the process is gone. A process of another mount namespace shows its root by its
+    /// path there, which on a host running several slurmd (each node in a namespace of its own) is
+    /// the same path for the same job on every node: it counts only when its root is this root's
+    /// very filesystem (a user process that made a namespace of its own inside the container).
     static func isRooted(_ pid: pid_t, at root: String) -> Bool {
         var buffer = [CChar](repeating: 0, count: 4096)
         let count = readlink("/proc/\(pid)/root", &buffer, buffer.count - 1)
         guard count > 0 else { return false }
         let link = String(decoding: buffer.prefix(count).map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        return link == root || link.hasPrefix(root + "/")
+        guard link == root || link.hasPrefix(root + "/") else { return false }
+        var ours = stat(), theirs = stat()
+        guard stat("/proc/self/ns/mnt", &ours) == 0, stat("/proc/\(pid)/ns/mnt", &theirs) == 0 else { return true }
+        if ours.st_ino == theirs.st_ino && ours.st_dev == theirs.st_dev { return true }
+        var here = stat(), there = stat()
+        guard stat(root, &here) == 0, stat("/proc/\(pid)/root", &there) == 0 else { return false }
+        return here.st_dev == there.st_dev
     }
 }

@@ -96,6 +96,32 @@ metrics_file() { echo "$BED_DIR/metrics/shifter-$1.prom"; }
     assert_nodes_clean "$job"
 }
 
+@test "shifter-admin cleanup on one node stops the job's processes there only, where several slurmd share the host" {
+    # The bed's nodes share one kernel, each in a mount namespace of its own: the job's root has the
+    # same path on both nodes, and only the node cleaned up may lose its processes.
+    job=$(submit "$U" -N2 -w n1,n2 -o "$OUT/out" --image="$IMAGE_BUSYBOX" \
+        --wrap 'srun -N2 --ntasks-per-node=1 shifter sh -c "echo started \$SLURMD_NODENAME; exec sleep 300"')
+    wait_for_line "$OUT/out" "started n1"
+    wait_for_line "$OUT/out" "started n2"
+    local pid sleepers=()
+    for pid in $(pgrep -u "$U" -x sleep); do
+        [[ "$(readlink "/proc/$pid/root")" == "$BED_DIR/udiMount/job-$job/root" ]] && sleepers+=("$pid")
+    done
+    [ "${#sleepers[@]}" -eq 2 ]
+    run on_node n1 "$ADMIN" cleanup --job "$job"
+    echo "$output"
+    [ "$status" -eq 0 ]
+    local alive=()
+    # A killed process may stay a zombie a moment, its root already gone.
+    for pid in "${sleepers[@]}"; do readlink "/proc/$pid/root" >/dev/null 2>&1 && alive+=("$pid"); done
+    [ "${#alive[@]}" -eq 1 ]
+    # The one left is n2's.
+    [ "$(readlink "/proc/${alive[0]}/ns/mnt")" = "$(readlink "/proc/$(cat "$SLURM_DIR/slurmd-n2.pid")/ns/mnt")" ]
+    scancel "$job"
+    wait_job "$job"
+    assert_nodes_clean "$job"
+}
+
 @test "shifter-admin finds the cache file of a killed shifter run outside any job once it is old, and removes it" {
     local old=$BED_DIR/cache/shifter-private-a1b2c3.xfs fresh=$BED_DIR/cache/shifter-private-d4e5f6.xfs
     truncate -s 1M "$old" "$fresh"
