@@ -58,6 +58,7 @@ install: all
 	install -m 4755 -o root -g root $(OUT)/shifter $(DESTDIR)$(PREFIX)/bin/shifter
 	install -m 0755 $(OUT)/shifter-admin $(DESTDIR)$(PREFIX)/sbin/shifter-admin
 	install -m 0755 $(OUT)/libshifter.so $(OUT)/shifter_spank.so $(DESTDIR)$(PREFIX)/lib/shifter/
+	install -m 0755 packaging/make-ssh-bundle $(DESTDIR)$(PREFIX)/lib/shifter/make-ssh-bundle
 	install -m 0644 include/shifter.h $(DESTDIR)$(PREFIX)/include/
 	install -m 0644 etc/udiRoot.conf.example etc/plugstack.conf.example $(DESTDIR)$(SYSCONFDIR)/
 	install -m 0644 etc/imagegw.conf.example $(DESTDIR)$(SYSCONFDIR)/

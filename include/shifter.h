@@ -84,6 +84,22 @@ int shifter_job_prolog(const shifter_config *config, uint32_t job_id, uint32_t u
                        const char *image, const char *volumes, const char *modules, char *msg, size_t msglen);
 
 /**
+ * Job prolog as shifter_job_prolog, and, where ssh_keys is not NULL or empty (the job's keys from
+ * shifter_ssh_keys, asked for with --ccm), the job's sshd in the root, started as the user and
+ * listening on the port udiRoot.conf gives node `node` (sshPort, sshNodePorts; node may be NULL).
+ */
+int shifter_job_prolog_ssh(const shifter_config *config, uint32_t job_id, uint32_t uid, uint32_t gid,
+                           const char *image, const char *volumes, const char *modules, const char *ssh_keys,
+                           const char *node, char *msg, size_t msglen);
+
+/**
+ * At submission of a job with --ccm: makes the job's key pairs (the user's and its sshd's) with the
+ * site's ssh-keygen (sshPath) as the calling user, and writes them into `keys` as one line for the
+ * job's environment (under 2 KiB). SHIFTER_EINVAL when the site has no sshPath.
+ */
+int shifter_ssh_keys(const shifter_config *config, char *keys, size_t keys_len, char *msg, size_t msglen);
+
+/**
  * Job epilog: kills what still runs in the job's root on this node, unmounts everything, releases
  * the loop devices and removes the directories. Idempotent; correct after a failed or partial
  * prolog. Returns SHIFTER_ESYSTEM when something could not be removed.

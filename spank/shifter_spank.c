@@ -45,6 +45,7 @@ struct plugin_options {
     char *container_env;
     int container_mount_home; /* -1 not given, 0 --no-container-mount-home, 1 --container-mount-home */
     int container_remap_root;
+    int ccm; /* --ccm (enable_ccm=1): an sshd in the job's container on each node */
 };
 
 static struct plugin_config config;
@@ -93,6 +94,19 @@ static int option_container_remap_root(int val, const char *optarg, int remote) 
     options.container_remap_root = val;
     return 0;
 }
+
+static int option_ccm(int val, const char *optarg, int remote) {
+    (void)val; (void)optarg; (void)remote;
+    options.ccm = 1;
+    return 0;
+}
+
+/* enable_ccm=1: the job's container gets an sshd on each node, as Shifter's CCM mode did. */
+static struct spank_option ccm_option_table[] = {
+    {"ccm", NULL, "Start an sshd in the job's container on each node, so that ssh from one node of the job reaches "
+                  "the container on the others (needs --image)", 0, 1, (spank_opt_cb_f)option_ccm},
+    SPANK_OPTIONS_TABLE_END,
+};
 
 /* Pyxis' names and meanings, for job scripts written for Pyxis. */
 static struct spank_option pyxis_option_table[] = {
@@ -320,8 +334,8 @@ static int submit(spank_t sp) {
         requested_volumes = pyxis_volumes;
     }
     if (requested_image == NULL) {
-        if (options.volume != NULL || options.module != NULL) {
-            slurm_error("shifter: submit: --volume and --module need --image");
+        if (options.volume != NULL || options.module != NULL || options.ccm) {
+            slurm_error("shifter: submit: --volume, --module and --ccm need --image");
             goto fail;
         }
         rv = 0;
@@ -350,6 +364,21 @@ static int submit(spank_t sp) {
         if (err != ESPANK_SUCCESS) {
             slurm_error("shifter: submit: couldn't pass %s=\"%s\" to the job: %s", names[i], values[i],
                         spank_strerror(err));
+            goto fail;
+        }
+    }
+    /* --ccm: the job's keys, made once for all its nodes. A step inside a job has the job's sshd,
+     * if the job asked for one: the prolog has run. */
+    if (options.ccm && !(spank_context() == S_CTX_LOCAL && getenv("SLURM_JOB_ID") != NULL)) {
+        char keys[8192];
+        if (shifter_ssh_keys(site, keys, sizeof(keys), msg, sizeof(msg)) != SHIFTER_OK) {
+            slurm_error("shifter: submit: %s", msg);
+            goto fail;
+        }
+        spank_err_t err = spank_job_control_setenv(sp, "SHIFTER_SSH", keys, 1);
+        explicit_bzero(keys, sizeof(keys));
+        if (err != ESPANK_SUCCESS) {
+            slurm_error("shifter: submit: couldn't pass the job's sshd keys to the job: %s", spank_strerror(err));
             goto fail;
         }
     }
@@ -451,8 +480,10 @@ int slurm_spank_init(spank_t sp, int ac, char **av) {
     shifter_set_log_handler(log_bridge);
     /* sbatch shows only options registered here, not a static spank_options table. */
     struct spank_option *tables[] = {config.long_options ? long_option_table : option_table,
+                                     config.enable_ccm ? ccm_option_table : NULL,
                                      config.pyxis_compat ? pyxis_option_table : NULL};
-    for (size_t t = 0; t < sizeof(tables) / sizeof(tables[0]) && tables[t] != NULL; t++) {
+    for (size_t t = 0; t < sizeof(tables) / sizeof(tables[0]); t++) {
+        if (tables[t] == NULL) continue;
         for (struct spank_option *opt = tables[t]; opt->name != NULL; opt++) {
             spank_err_t err = spank_option_register(sp, opt);
             if (err != ESPANK_SUCCESS) {
@@ -608,8 +639,9 @@ int slurm_spank_job_prolog(spank_t sp, int ac, char **av) {
     if ((site = load_config("prolog")) == NULL) goto fail;
     struct timespec start, end;
     clock_gettime(CLOCK_MONOTONIC, &start);
-    if (shifter_job_prolog(site, job_id, uid, gid, image, getenv("SPANK_SHIFTER_VOLUME"),
-                           getenv("SPANK_SHIFTER_MODULE"), msg, sizeof(msg)) != SHIFTER_OK) {
+    /* SHIFTER_SSH: the job's sshd keys (--ccm), made at submission. */
+    if (shifter_job_prolog_ssh(site, job_id, uid, gid, image, getenv("SPANK_SHIFTER_VOLUME"), getenv("SPANK_SHIFTER_MODULE"),
+                               getenv("SPANK_SHIFTER_SSH"), getenv("SLURMD_NODENAME"), msg, sizeof(msg)) != SHIFTER_OK) {
         /* The reason is kept on the node, and every step of the job fails with it. Returning an
          * error here would drain the node for what is usually the user's mistake. */
         slurm_error("shifter: prolog: node %s: %s", node_name(), msg);

@@ -564,3 +564,103 @@ int cshifter_open_as_user(uid_t uid, gid_t gid, size_t group_count, const gid_t 
     while (waitpid(child, &status, 0) < 0 && errno == EINTR) {}
     return rv;
 }
+
+/* What the daemon's two forks report to the caller: the first child the daemon's pid, the daemon
+ * the step that failed before exec (none when exec succeeded: the pipe then closes). */
+struct daemon_report {
+    int error;
+    pid_t pid;
+};
+
+static void report_and_exit(int fd, int error, pid_t pid) {
+    struct daemon_report report = {error, pid};
+    ssize_t ignored = write(fd, &report, sizeof(report));
+    (void)ignored;
+    _exit(error == 0 ? 0 : 127);
+}
+
+int cshifter_start_daemon(const char *root, uid_t uid, gid_t gid, size_t group_count, const gid_t *groups,
+                          char *const argv[], char *const envp[], int log_fd, int timeout_ms, pid_t *daemon_pid) {
+    int pipefd[2];
+    if (pipe2(pipefd, O_CLOEXEC) != 0) return -errno;
+    sigset_t all, saved_mask;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &saved_mask);
+    pid_t child = fork();
+    if (child < 0) {
+        int saved = errno;
+        pthread_sigmask(SIG_SETMASK, &saved_mask, NULL);
+        close(pipefd[0]);
+        close(pipefd[1]);
+        return -saved;
+    }
+    if (child == 0) {
+        /* A session of its own, out of the caller's process group (which slurmd may kill), then
+         * the daemon, whose parent exits at once so that init reaps it. */
+        if (setsid() < 0) report_and_exit(pipefd[1], errno, 0);
+        pid_t daemon = fork();
+        if (daemon < 0) report_and_exit(pipefd[1], errno, 0);
+        if (daemon > 0) report_and_exit(pipefd[1], 0, daemon);
+        /* The caller (slurmd's prolog) may run with its standard streams closed, so the report
+         * pipe, the log and /dev/null may be numbered 0 to 2: each is moved above them before the
+         * standard streams are set. */
+        int report = fcntl(pipefd[1], F_DUPFD_CLOEXEC, 3);
+        if (report < 0) report_and_exit(pipefd[1], errno, 0);
+        int log_copy = fcntl(log_fd, F_DUPFD_CLOEXEC, 3);
+        int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+        int null_copy = null < 0 ? -1 : fcntl(null, F_DUPFD_CLOEXEC, 3);
+        if (log_copy < 0 || null_copy < 0) report_and_exit(report, errno, 0);
+        if (dup2(null_copy, 0) < 0 || dup2(log_copy, 1) < 0 || dup2(log_copy, 2) < 0) report_and_exit(report, errno, 0);
+        if (close_all_but(3, report) != 0) report_and_exit(report, EMFILE, 0);
+        if (chroot(root) != 0 || chdir("/") != 0) report_and_exit(report, errno, 0);
+        prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+        /* As for the user's command in shifter: no capability can come back, through a setuid or
+         * file-capability program the container reaches, or otherwise. */
+        int dropped = cshifter_drop_bounding_set();
+        if (dropped != 0) report_and_exit(report, -dropped, 0);
+        if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) report_and_exit(report, errno, 0);
+        if (syscall(SYS_setgroups, group_count, groups) != 0 || syscall(SYS_setresgid, gid, gid, gid) != 0 ||
+            syscall(SYS_setresuid, uid, uid, uid) != 0)
+            report_and_exit(report, errno, 0);
+        if (getuid() != uid || geteuid() != uid || getgid() != gid || getegid() != gid) report_and_exit(report, EPERM, 0);
+        /* The caller's handlers are gone with exec, but what it ignores would stay ignored. */
+        struct sigaction standard;
+        memset(&standard, 0, sizeof(standard));
+        standard.sa_handler = SIG_DFL;
+        for (int sig = 1; sig < NSIG; sig++) sigaction(sig, &standard, NULL);
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        umask(077);
+        execve(argv[0], argv, envp);
+        report_and_exit(report, errno, 0);
+    }
+    pthread_sigmask(SIG_SETMASK, &saved_mask, NULL);
+    close(pipefd[1]);
+    int status;
+    while (waitpid(child, &status, 0) < 0 && errno == EINTR) {}
+    struct daemon_report first = {EIO, 0}, second = {0, 0};
+    ssize_t got = -1;
+    int polled = wait_readable(pipefd[0], timeout_ms);
+    if (polled > 0) {
+        do { got = read(pipefd[0], &first, sizeof(first)); } while (got < 0 && errno == EINTR);
+    }
+    if (got != (ssize_t)sizeof(first) || first.error != 0 || first.pid <= 0) {
+        close(pipefd[0]);
+        return got == (ssize_t)sizeof(first) && first.error != 0 ? -first.error : -EIO;
+    }
+    /* The daemon's own report, or the end of the pipe when its exec succeeded. */
+    polled = wait_readable(pipefd[0], timeout_ms);
+    got = -1;
+    if (polled > 0) {
+        do { got = read(pipefd[0], &second, sizeof(second)); } while (got < 0 && errno == EINTR);
+    }
+    close(pipefd[0]);
+    if (got == 0) {
+        *daemon_pid = first.pid;
+        return 0;
+    }
+    kill(first.pid, SIGKILL);
+    if (got == (ssize_t)sizeof(second) && second.error != 0) return -second.error;
+    return polled == 0 ? -ETIMEDOUT : -EIO;
+}

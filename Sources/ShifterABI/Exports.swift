@@ -176,6 +176,15 @@ public func shifter_job_prolog(
     _ volumes: UnsafePointer<CChar>?, _ modules: UnsafePointer<CChar>?,
     _ msg: UnsafeMutablePointer<CChar>?, _ msglen: Int
 ) -> Int32 {
+    shifter_job_prolog_ssh(config, jobID, uid, gid, image, volumes, modules, nil, nil, msg, msglen)
+}
+
+@_cdecl("shifter_job_prolog_ssh")
+public func shifter_job_prolog_ssh(
+    _ config: OpaquePointer?, _ jobID: UInt32, _ uid: UInt32, _ gid: UInt32, _ image: UnsafePointer<CChar>?,
+    _ volumes: UnsafePointer<CChar>?, _ modules: UnsafePointer<CChar>?, _ sshKeys: UnsafePointer<CChar>?,
+    _ node: UnsafePointer<CChar>?, _ msg: UnsafeMutablePointer<CChar>?, _ msglen: Int
+) -> Int32 {
     guard let site = handle(config) else {
         copyOut("shifter_job_prolog: no configuration", msg, msglen)
         return shifterConfigError
@@ -184,14 +193,45 @@ public func shifter_job_prolog(
         copyOut("job \(jobID): no image given", msg, msglen)
         return shifterInvalid
     }
+    var keys: SSHKeys?
+    if let text = string(sshKeys), !text.isEmpty {
+        guard let decoded = SSHKeys.decode(text) else {
+            copyOut("job \(jobID): the job's sshd keys (SHIFTER_SSH) are not four base64 parts", msg, msglen)
+            return shifterInvalid
+        }
+        keys = decoded
+    }
     do {
         try JobRoot.prepare(config: site, jobID: jobID, uid: uid, gid: gid, image: image,
-                            volumes: string(volumes), modules: string(modules),
+                            volumes: string(volumes), modules: string(modules), ssh: keys,
+                            node: string(node).flatMap { $0.isEmpty ? nil : $0 },
                             warn: { log(0, "shifter: prolog: job \(jobID): \($0)") })
         return shifterOK
     } catch {
         copyOut(error.message, msg, msglen)
         return shifterSystemError
+    }
+}
+
+@_cdecl("shifter_ssh_keys")
+public func shifter_ssh_keys(
+    _ config: OpaquePointer?, _ keys: UnsafeMutablePointer<CChar>?, _ keysLength: Int,
+    _ msg: UnsafeMutablePointer<CChar>?, _ msglen: Int
+) -> Int32 {
+    guard let site = handle(config) else {
+        copyOut("shifter_ssh_keys: no configuration", msg, msglen)
+        return shifterConfigError
+    }
+    do {
+        let made = try ContainerSSH.makeKeys(config: site)
+        guard copyOut(made.encoded, keys, keysLength) else {
+            copyOut("--ccm: the job's keys do not fit in \(keysLength) bytes", msg, msglen)
+            return shifterSystemError
+        }
+        return shifterOK
+    } catch {
+        copyOut(error.message, msg, msglen)
+        return error.message.contains("sshPath") ? shifterInvalid : shifterSystemError
     }
 }
 

@@ -74,6 +74,15 @@ public struct SiteConfig: Sendable, Equatable {
     public var perNodeCacheAllowedFsType: [String] = ["xfs"]
     /// `mkfsXfsPath`: the mkfs.xfs used to format per-node caches.
     public var mkfsXfsPath: String = "/sbin/mkfs.xfs"
+    /// `sshPath`: the site's OpenSSH for containers (`bin/sshd`, `bin/ssh`, `bin/ssh-keygen`, runnable
+    /// in any image, as `make-ssh-bundle` makes it), bound read-only at the same path in a job's
+    /// container when the job asks for sshd (`--ccm`); `nil`: no sshd in containers.
+    public var sshPath: String?
+    /// `sshPort`: the port each node's sshd of a job listens on (an unprivileged one: it runs as the user).
+    public var sshPort: Int = 1204
+    /// `sshNodePorts`: nodes whose sshd listens elsewhere, for hosts that run several slurmd:
+    /// the node name, and the address and port ssh reaches it at.
+    public var sshNodePorts: [SSHNodePort] = []
     /// `mountPropagationStyle`: the propagation of mounts that request none.
     public var mountPropagationStyle: MountPropagation = .private
     /// `defaultModules`: modules loaded when the user names none.
@@ -319,6 +328,9 @@ struct SiteConfigParser {
             let existing = firstOccurrence ? [] : config.perNodeCacheAllowedFsType
             config.perNodeCacheAllowedFsType = existing + types.filter { !existing.contains($0) }
         case "mkfsXfsPath": config.mkfsXfsPath = try values.path()
+        case "sshPath": config.sshPath = try values.optionalPath()
+        case "sshPort": config.sshPort = try values.integer(in: 1024...65535)
+        case "sshNodePorts": config.sshNodePorts += try values.sshNodePorts()
         case "mountPropagationStyle": config.mountPropagationStyle = try values.choice(of: MountPropagation.self)
         case "defaultModules": config.defaultModules += try values.moduleNames()
         case "gatewayTimeout": config.gatewayTimeout = try values.integer(in: 1...86400)
@@ -509,11 +521,53 @@ struct ValueReader {
         }
     }
 
+    /// `NODE=PORT` or `NODE=ADDRESS:PORT`, space-separated.
+    func sshNodePorts() throws(SiteConfigError) -> [SSHNodePort] {
+        try words.map { (word) throws(SiteConfigError) -> SSHNodePort in
+            let parts = word.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            let where_ = parts.count == 2 ? parts[1] : ""
+            let colon = where_.lastIndex(of: ":")
+            let address = colon.map { String(where_[..<$0]) }
+            let portText = colon.map { where_[where_.index(after: $0)...] } ?? where_
+            let safe = { (text: Substring) in
+                !text.isEmpty && text.utf8.allSatisfy { isASCIIAlphanumeric($0) || $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: "_") }
+            }
+            guard parts.count == 2, safe(parts[0]), address.map({ safe(Substring($0)) }) ?? true,
+                  portText.utf8.count <= 5, portText.utf8.allSatisfy(isASCIIDigit), let port = Int(portText), (1024...65535).contains(port) else {
+                throw failure("\(quoted(word)) is not NODE=PORT or NODE=ADDRESS:PORT with a port from 1024 to 65535")
+            }
+            return SSHNodePort(node: String(parts[0]), address: address, port: port)
+        }
+    }
+
     /// Module lists are written with commas (`--module=a,b`) or spaces; both are accepted.
     func moduleNames() throws(SiteConfigError) -> [String] {
         try value.split(whereSeparator: { isConfigWhitespace($0) || $0 == "," }).map { (word) throws(SiteConfigError) -> String in
             guard SiteModule.isValidName(word) else { throw failure("module name \(quoted(word)) may only use letters, digits, \"_\" and \"-\"") }
             return String(word)
         }
+    }
+}
+
+/// Where one node's sshd of a job listens (`sshNodePorts`).
+public struct SSHNodePort: Sendable, Equatable {
+    /// The node's name, as Slurm knows it (`SLURMD_NODENAME`).
+    public var node: String
+    /// The address ssh connects to, where the name does not resolve to the node.
+    public var address: String?
+    /// The port.
+    public var port: Int
+
+    public init(node: String, address: String? = nil, port: Int) {
+        self.node = node
+        self.address = address
+        self.port = port
+    }
+}
+
+extension SiteConfig {
+    /// The port the sshd of a job listens on on node `node`.
+    public func sshPort(onNode node: String?) -> Int {
+        node.flatMap { name in sshNodePorts.last(where: { $0.node == name })?.port } ?? sshPort
     }
 }

@@ -56,10 +56,26 @@ public struct RootBuilder {
         case .perNodeCache: "cache"
         case .gpu: "gpu"
         case .rootHook: "hooks"
+        case .sshd: "sshd"
         }
     }
 
     private var layout: RootLayout { plan.layout }
+
+    /// The user as the container's passwd shows them. sshd logs a user in only with a shell that
+    /// exists, so where the job has an sshd and the image lacks the user's shell (a host's
+    /// /bin/bash in a busybox image), the entry gives /bin/sh.
+    private func accountUser() -> ContainerUser {
+        var user = plan.user
+        let hasSSHD = plan.steps.contains { if case .sshd = $0 { true } else { false } }
+        guard hasSSHD else { return user }
+        do throws(SystemError) {
+            let shell = try ContainedPath(root: layout.root, path: user.shell)
+            if try shell.status().kind == .regular { return user }
+        } catch {}
+        user.shell = "/bin/sh"
+        return user
+    }
 
     private func run(_ step: PlannedStep) throws(RuntimeError) {
         do {
@@ -88,7 +104,7 @@ public struct RootBuilder {
                 let imagePasswd = try imageAccounts("/etc/passwd")
                 let imageGroup = try imageAccounts("/etc/group")
                 let passwd = ContainerPlanner.passwd(image: imagePasswd.map { String(decoding: $0, as: UTF8.self) },
-                                                     user: plan.user)
+                                                     user: accountUser())
                 let group = ContainerPlanner.group(image: imageGroup.map { String(decoding: $0, as: UTF8.self) },
                                                    user: plan.user)
                 try ContainedPath.writeFile(root: layout.root, path: "/etc/passwd", Array(passwd.utf8), mode: 0o644)
@@ -116,6 +132,8 @@ public struct RootBuilder {
                 try Mounts.setPropagation(layout.root, style == .slave ? .slavePropagation : .privatePropagation)
             case .readOnlyRoot:
                 try Mounts.makeReadOnly(ContainedPath(hostPath: layout.root))
+            case .sshd(let setup):
+                try ContainerSSH.start(setup, layout: layout, user: plan.user)
             }
         } catch {
             throw RuntimeError.from(error)

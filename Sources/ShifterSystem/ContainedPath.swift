@@ -87,7 +87,8 @@ public struct ContainedPath: ~Copyable {
     }
 
     /// Writes a file at `path` inside the root, never following a symlink out of it.
-    public static func writeFile(root: String, path: String, _ bytes: [UInt8], mode: mode_t = 0o644) throws(SystemError) {
+    public static func writeFile(root: String, path: String, _ bytes: [UInt8], mode: mode_t = 0o644,
+                                 owner: (uid: uid_t, gid: gid_t)? = nil) throws(SystemError) {
         guard path.hasPrefix("/"), path.count > 1, let slash = path.lastIndex(of: "/") else {
             throw SystemError("write", path, errno: EINVAL)
         }
@@ -99,7 +100,7 @@ public struct ContainedPath: ~Copyable {
            let kind = try? existing.status().kind, kind != .regular {
             _ = unlinkat(parent.descriptor, name, kind == .directory ? AT_REMOVEDIR : 0)
         }
-        try FileSystem.writeFile(parent.procPath + "/" + name, bytes, mode: mode)
+        try FileSystem.writeFile(parent.procPath + "/" + name, bytes, mode: mode, owner: owner)
     }
 
     deinit { close(descriptor) }

@@ -63,6 +63,22 @@ struct SiteConfigTests {
         #expect(throws: SiteConfigError.self) { try SiteConfig.parse(minimalConfig + "nodeMetricsPath=relative/dir\n", source: "udiRoot.conf") }
     }
 
+    @Test func sshdSettings() throws {
+        let (config, warnings) = try SiteConfig.parse(minimalConfig + "sshPath=/opt/shifter/ssh\nsshPort=2222\nsshNodePorts=n1=2201 n2=127.0.0.1:2202\n", source: "udiRoot.conf")
+        #expect(warnings.isEmpty)
+        #expect(config.sshPath == "/opt/shifter/ssh")
+        #expect(config.sshNodePorts == [SSHNodePort(node: "n1", port: 2201), SSHNodePort(node: "n2", address: "127.0.0.1", port: 2202)])
+        #expect(config.sshPort(onNode: "n2") == 2202)
+        #expect(config.sshPort(onNode: "n9") == 2222)
+        #expect(config.sshPort(onNode: nil) == 2222)
+        let (defaults, _) = try SiteConfig.parse(minimalConfig, source: "udiRoot.conf")
+        #expect(defaults.sshPath == nil)
+        #expect(defaults.sshPort == 1204)
+        for bad in ["sshPort=22", "sshPort=70000", "sshNodePorts=n1", "sshNodePorts=n1=80", "sshNodePorts==2201", "sshNodePorts=n1=a;b:2201"] {
+            #expect(throws: SiteConfigError.self, "\(bad)") { try SiteConfig.parse(minimalConfig + bad + "\n", source: "udiRoot.conf") }
+        }
+    }
+
     @Test func parsesOldShifterSample() throws {
         let (config, warnings) = try SiteConfig.parse(oldShifterSampleConfig, source: "udiRoot.conf")
         #expect(config.udiMount == "/var/udiMount")

@@ -57,6 +57,7 @@ private func request(_ config: SiteConfig, volumes: [VolumeSpec] = []) -> Contai
             case .rootHook(_, let name): "hook:\(name)"
             case .propagation: "propagation"
             case .readOnlyRoot: "read-only root"
+            case .sshd: "sshd"
             }
         }
         #expect(kinds == ["private dirs", "dirs", "scratch", "dirs", "image", "overlay", "accounts", "file", "copy", "copy", "proc",

@@ -56,6 +56,18 @@ int cshifter_getgrouplist(const char *user, gid_t group, gid_t *groups, int *cou
 
 #pragma clang assume_nonnull begin
 
+/// Starts `argv` (an absolute path, run with `envp`) as a daemon of the user's inside `root`: in a
+/// session of its own, reparented to init, chrooted to `root`, with the user's groups and all three
+/// ids, an empty capability bounding set and no_new_privs, every signal at its default, standard
+/// input from /dev/null and standard output and error to `log_fd`, and no other descriptor of the
+/// caller's. Returns 0 with `*daemon_pid` once the exec
+/// succeeded, or -errno of the step that failed (the exec's own error included); -ETIMEDOUT when
+/// no answer came within `timeout_ms`. Safe in a multi-threaded process.
+int cshifter_start_daemon(const char *_Nonnull root, uid_t uid, gid_t gid, size_t group_count,
+                          const gid_t *_Nullable groups, char *_Nullable const *_Nonnull argv,
+                          char *_Nullable const *_Nonnull envp, int log_fd, int timeout_ms,
+                          pid_t *_Nonnull daemon_pid);
+
 /// Checks whether a user may open the directory `path` as seen from `root`: a child process
 /// chroots into `root`, takes the user's groups and effective ids (gid, uid) and no capability,
 /// and opens `path` (`O_RDONLY|O_DIRECTORY`), so the kernel applies every rule (modes, ACLs, root

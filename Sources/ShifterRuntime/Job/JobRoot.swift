@@ -75,15 +75,17 @@ public enum JobRoot {
     /// first. On failure nothing is left but a record of the reason (see `failureReason`). The
     /// outcome and the time of each phase go to the node's metrics (`nodeMetricsPath`); a problem
     /// with those goes to `warn` and never fails the build.
+    /// With `ssh` (the job's keys, made at submission for `--ccm`), the root gets the job's sshd,
+    /// listening on the port `sshPort`/`sshNodePorts` give node `node`.
     public static func prepare(config: SiteConfig, jobID: UInt32, uid: UInt32, gid: UInt32, image: String,
-                               volumes: String?, modules: String?,
+                               volumes: String?, modules: String?, ssh: SSHKeys? = nil, node: String? = nil,
                                warn: (String) -> Void = { _ in }) throws(RuntimeError) {
         let layout = RootLayout.job(jobID, config: config)
         var timer = PhaseTimer()
         RootTeardown.teardown(layout, killProcesses: true)
         do {
             try build(config: config, layout: layout, jobID: jobID, uid: uid, gid: gid, image: image,
-                      volumes: volumes, modules: modules, timer: &timer)
+                      volumes: volumes, modules: modules, ssh: ssh, node: node, timer: &timer)
         } catch {
             let reason = "job \(jobID): \(error.message)"
             _ = try? FileSystem.makeDirectories(config.udiMount, mode: 0o700)
@@ -102,7 +104,7 @@ public enum JobRoot {
     }
 
     private static func build(config: SiteConfig, layout: RootLayout, jobID: UInt32, uid: UInt32, gid: UInt32,
-                              image: String, volumes: String?, modules: String?,
+                              image: String, volumes: String?, modules: String?, ssh: SSHKeys?, node: String?,
                               timer: inout PhaseTimer) throws(RuntimeError) {
         let (plan, state) = try timer.measure("resolve") { () throws(RuntimeError) -> (ContainerPlan, PreparedRootState) in
             let user = try jobUser(uid: uid, gid: gid, config: config)
@@ -115,15 +117,24 @@ public enum JobRoot {
             let resolved = try ImageResolver.resolve(reference, config: config, uid: uid, groups: [gid] + user.groups)
             let volumeList = try parseVolumes(volumes, config: config)
             let moduleList = try selectModules(modules, config: config)
+            var sshSetup: SSHSetup?
+            if let ssh {
+                guard let bundle = config.sshPath else {
+                    throw RuntimeError("the job asked for sshd (--ccm), but this node has no sshPath in udiRoot.conf")
+                }
+                sshSetup = SSHSetup(bundle: bundle, port: config.sshPort(onNode: node), defaultPort: config.sshPort,
+                                    nodePorts: config.sshNodePorts, keys: ssh, jobID: jobID, node: node)
+            }
             let gpu = moduleList.contains(where: { $0.name == GPUSetup.moduleName })
                 ? try GPUSetup.discover(environment: gpuEnvironment()) : nil
             let request = ContainerRequest(
                 config: config,
                 image: resolved.imageFile.map(ImageSource.squashfs) ?? .directory(resolved.localDirectory ?? "/nonexistent"),
                 metadata: resolved.metadata, user: user, volumes: volumeList, modules: moduleList,
-                siteEtcFiles: try ContainerPlanner.siteEtcFileNames(config.etcPath), gpu: gpu)
+                siteEtcFiles: try ContainerPlanner.siteEtcFileNames(config.etcPath), gpu: gpu, ssh: sshSetup)
             let state = PreparedRootState(jobID: jobID, uid: uid, gid: gid, image: resolved.id,
-                                          volumes: volumeList.map(\.canonical), modules: moduleList.map(\.name))
+                                          volumes: volumeList.map(\.canonical), modules: moduleList.map(\.name),
+                                          sshPath: sshSetup?.bundle)
             return (ContainerPlanner.plan(request, layout: layout), state)
         }
         try RootBuilder(plan: plan).build(timer: &timer)

@@ -122,7 +122,7 @@ public enum ContainerLauncher {
         var cwdBuffer = [CChar](repeating: 0, count: 4096)
         if getcwd(&cwdBuffer, cwdBuffer.count) != nil { currentDirectory = String(cString: cwdBuffer) }
 
-        let layout = try withTerminationSignalsBlocked { () throws(RuntimeError) -> RootLayout in
+        let (layout, prepared) = try withTerminationSignalsBlocked { () throws(RuntimeError) -> (RootLayout, PreparedRootState?) in
             try enterOrBuildRoot(config: config, image: image, user: user, options: options,
                                  modules: modules, environment: environmentMap, say: say)
         }
@@ -139,7 +139,7 @@ public enum ContainerLauncher {
         let containerEnvironment = ContainerEnvironment.merged(
             host: hostEntries, clearHost: options.clearEnvironment, shifter: shifterVariables,
             image: image.metadata.env, envFile: envFileAssignments, commandLine: kept + options.environment,
-            modules: ContainerPlanner.moduleEnvironments(modules), site: config.environment)
+            modules: ContainerPlanner.moduleEnvironments(modules) + sshEnvironment(prepared), site: config.environment)
 
         say("environment ready")
         let command: [String]
@@ -253,11 +253,20 @@ public enum ContainerLauncher {
         return try body()
     }
 
-    /// Finds the job's prepared root when it matches, or builds a private one in a new mount
-    /// namespace that disappears with the command.
+    /// The site's ssh at the end of `PATH` in a job's root with an sshd (`--ccm`): the image's own
+    /// ssh, where it has one, comes first.
+    static func sshEnvironment(_ prepared: PreparedRootState?) -> [SiteModule] {
+        guard let bundle = prepared?.sshPath else { return [] }
+        var module = SiteModule(name: "ccm")
+        module.environment.append = [EnvironmentAssignment(name: "PATH", value: bundle + "/bin")]
+        return [module]
+    }
+
+    /// Finds the job's prepared root when it matches (with its record), or builds a private one
+    /// in a new mount namespace that disappears with the command.
     static func enterOrBuildRoot(config: SiteConfig, image: ResolvedImage, user: ContainerUser,
                                  options: ShifterOptions, modules: [SiteModule], environment: [String: String],
-                                 say: (String) -> Void) throws(RuntimeError) -> RootLayout {
+                                 say: (String) -> Void) throws(RuntimeError) -> (RootLayout, PreparedRootState?) {
         if let jobText = environment["SLURM_JOB_ID"] ?? environment["SLURM_JOBID"], let jobID = UInt32(jobText) {
             if let record = JobRoot.state(config: config, jobID: jobID) {
                 let mismatch = record.mismatch(uid: user.uid, image: image.id,
@@ -267,14 +276,14 @@ public enum ContainerLauncher {
                     say("not using the prepared root of job \(jobID): \(mismatch)")
                 } else {
                     say("entering the prepared root of job \(jobID)")
-                    return RootLayout.job(jobID, config: config)
+                    return (RootLayout.job(jobID, config: config), record)
                 }
             }
         }
         let gpu = modules.contains(where: { $0.name == GPUSetup.moduleName })
             ? try GPUSetup.discover(environment: environment) : nil
-        return try buildPrivateRoot(config: config, image: image, user: user, volumes: options.volumes,
-                                    modules: modules, gpu: gpu, say: say)
+        return (try buildPrivateRoot(config: config, image: image, user: user, volumes: options.volumes,
+                                     modules: modules, gpu: gpu, say: say), nil)
     }
 
     static func buildPrivateRoot(config: SiteConfig, image: ResolvedImage, user: ContainerUser, volumes: [VolumeSpec],

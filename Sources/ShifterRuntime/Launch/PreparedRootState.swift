@@ -17,8 +17,13 @@ public struct PreparedRootState: Codable, Sendable, Equatable {
     public var volumes: [String]
     /// Names of the modules loaded.
     public var modules: [String]
+    /// The site's OpenSSH (`sshPath`) where the job has an sshd in the root (`--ccm`): its `bin`
+    /// ends the tasks' `PATH`, so `ssh NODE` works in images without an ssh of their own.
+    public var sshPath: String?
 
-    public init(jobID: UInt32, uid: UInt32, gid: UInt32, image: String, volumes: [String], modules: [String]) {
+    public init(jobID: UInt32, uid: UInt32, gid: UInt32, image: String, volumes: [String], modules: [String],
+                sshPath: String? = nil) {
+        self.sshPath = sshPath
         self.jobID = jobID
         self.uid = uid
         self.gid = gid

@@ -44,6 +44,9 @@ public enum PlannedStep: Sendable, Equatable {
     case rootHook(script: String, name: String)
     /// Set the propagation of every mount of the root.
     case propagation(MountPropagation)
+    /// The job's sshd (`--ccm`): its files in the container, and the daemon, started as the user
+    /// inside the root once everything is mounted.
+    case sshd(SSHSetup)
     /// Make the root's own filesystem (the overlay) read-only, so nobody can write into the
     /// container's `/`; the mounts below it (site mounts, `/tmp`, volumes, per-node caches) stay as
     /// they are (`mountUdiRootWritable=0`). The last step: everything before writes into the root.
@@ -113,10 +116,12 @@ public struct ContainerRequest: Sendable, Equatable {
     public var siteEtcFiles: [String]
     /// The GPU driver to expose, when the `gpu` module is loaded.
     public var gpu: GPUSetup?
+    /// The job's sshd, when it asked for one (`--ccm`).
+    public var ssh: SSHSetup?
 
     public init(config: SiteConfig, image: ImageSource, metadata: ImageMetadata, user: ContainerUser,
                 volumes: [VolumeSpec], modules: [SiteModule],
-                siteEtcFiles: [String] = [], gpu: GPUSetup? = nil) {
+                siteEtcFiles: [String] = [], gpu: GPUSetup? = nil, ssh: SSHSetup? = nil) {
         self.config = config
         self.image = image
         self.metadata = metadata
@@ -125,6 +130,7 @@ public struct ContainerRequest: Sendable, Equatable {
         self.modules = modules
         self.siteEtcFiles = siteEtcFiles
         self.gpu = gpu
+        self.ssh = ssh
     }
 }
 
@@ -195,6 +201,10 @@ public enum ContainerPlanner {
                                        recursive: true, readOnly: true, propagation: style, allowDevices: false))
             }
         }
+        if let ssh = request.ssh {
+            steps.append(.hostBind(source: ssh.bundle, containerPath: ssh.bundle, recursive: false, readOnly: true,
+                                   propagation: style, allowDevices: false))
+        }
         if let gpu = request.gpu { steps.append(.gpu(gpu)) }
         if let hook = config.sitePostMountHook { steps.append(.rootHook(script: hook, name: "sitePostMountHook")) }
         // Root's scripts run before anything of the user's is mounted: a root hook walking the
@@ -209,6 +219,8 @@ public enum ContainerPlanner {
                 steps.append(.userVolume(volume))
             }
         }
+        // Last, so that the user's sessions see every mount of the job's own tasks.
+        if let ssh = request.ssh { steps.append(.sshd(ssh)) }
         steps.append(.propagation(config.mountPropagationStyle))
         if !config.mountUdiRootWritable { steps.append(.readOnlyRoot) }
         return ContainerPlan(layout: layout, user: request.user, steps: steps, propagation: style,

@@ -1,0 +1,282 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CShifterSys
+import ShifterCore
+import ShifterSystem
+
+/// The key pairs of one job's sshd (`--ccm`), made once at submission so that every node of the
+/// job holds the same ones: the user's, which the job's tasks log in with, and the host's, which
+/// ssh checks every node's sshd against (a process of another user that took the port first is
+/// refused). Ed25519, kept as the base64 text of the OpenSSH files, so the job's environment can
+/// carry them to the prolog.
+public struct SSHKeys: Sendable, Equatable {
+    /// The body of the user's OpenSSH private key file (its base64 lines, joined).
+    public var userPrivate: String
+    /// The user's public key blob (the base64 word of an `ssh-ed25519` line).
+    public var userPublic: String
+    /// The body of the host's private key file.
+    public var hostPrivate: String
+    /// The host's public key blob.
+    public var hostPublic: String
+
+    public init(userPrivate: String, userPublic: String, hostPrivate: String, hostPublic: String) {
+        self.userPrivate = userPrivate
+        self.userPublic = userPublic
+        self.hostPrivate = hostPrivate
+        self.hostPublic = hostPublic
+    }
+
+    /// The four parts, `.`-separated (a character base64 does not use).
+    public var encoded: String { [userPrivate, userPublic, hostPrivate, hostPublic].joined(separator: ".") }
+
+    /// The keys from `encoded`, or nil when `text` is not four base64 parts.
+    public static func decode(_ text: String) -> SSHKeys? {
+        let parts = text.split(separator: ".", omittingEmptySubsequences: false).map(String.init)
+        guard parts.count == 4, parts.allSatisfy(isBase64) else { return nil }
+        return SSHKeys(userPrivate: parts[0], userPublic: parts[1], hostPrivate: parts[2], hostPublic: parts[3])
+    }
+
+    static func isBase64(_ text: String) -> Bool {
+        !text.isEmpty && text.utf8.count <= 16384 && text.utf8.allSatisfy { byte in
+            (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte) || (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte)
+                || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) || byte == UInt8(ascii: "+") || byte == UInt8(ascii: "/") || byte == UInt8(ascii: "=")
+        }
+    }
+
+    static let privateKeyHeader = "-----BEGIN OPENSSH PRIVATE KEY-----"
+    static let privateKeyFooter = "-----END OPENSSH PRIVATE KEY-----"
+
+    /// An OpenSSH private key file with `body`, in lines of 70 characters as ssh-keygen writes them.
+    static func privateKeyFile(_ body: String) -> String {
+        var lines = [privateKeyHeader]
+        var rest = Substring(body)
+        while !rest.isEmpty {
+            lines.append(String(rest.prefix(70)))
+            rest = rest.dropFirst(70)
+        }
+        lines.append(privateKeyFooter)
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    /// The body of an OpenSSH private key file, or nil when `text` is not one.
+    static func body(ofPrivateKeyFile text: String) -> String? {
+        let lines = text.split(whereSeparator: { $0 == "\n" || $0 == "\r" }).map(String.init)
+        guard lines.count > 2, lines.first == privateKeyHeader, lines.last == privateKeyFooter else { return nil }
+        let body = lines.dropFirst().dropLast().joined()
+        return isBase64(body) ? body : nil
+    }
+
+    /// The key blob of an `ssh-ed25519 BLOB [COMMENT]` line, or nil.
+    static func blob(ofPublicKeyLine text: String) -> String? {
+        let words = text.split(whereSeparator: { $0 == " " || $0 == "\n" }).map(String.init)
+        guard words.count >= 2, words[0] == "ssh-ed25519", isBase64(words[1]) else { return nil }
+        return words[1]
+    }
+}
+
+/// How one node's sshd of a job is set up: the site's OpenSSH, where it listens, and the job's keys.
+public struct SSHSetup: Sendable, Equatable {
+    /// The site's OpenSSH (`sshPath`), bound read-only at the same path in the container.
+    public var bundle: String
+    /// The port this node's sshd listens on.
+    public var port: Int
+    /// The site's `sshPort`, where ssh reaches the nodes `nodePorts` does not name.
+    public var defaultPort: Int
+    /// The site's `sshNodePorts`.
+    public var nodePorts: [SSHNodePort]
+    /// The job's keys.
+    public var keys: SSHKeys
+    /// The job, and this node's name, which the sessions find in `SLURM_JOB_ID` and `SLURMD_NODENAME`.
+    public var jobID: UInt32
+    public var node: String?
+
+    public init(bundle: String, port: Int, defaultPort: Int, nodePorts: [SSHNodePort], keys: SSHKeys,
+                jobID: UInt32, node: String?) {
+        self.jobID = jobID
+        self.node = node?.utf8.allSatisfy({ byte in
+            (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte) || (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte)
+                || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) || byte == UInt8(ascii: "-") || byte == UInt8(ascii: ".")
+                || byte == UInt8(ascii: "_")
+        }) == true ? node : nil
+        self.bundle = bundle
+        self.port = port
+        self.defaultPort = defaultPort
+        self.nodePorts = nodePorts
+        self.keys = keys
+    }
+
+    /// The job's sshd and ssh files in the container.
+    public static let directory = "/etc/ssh/shifter"
+    /// What sshd says once it listens (LogLevel INFO, on its standard error with `-e`).
+    static let listeningLine = "Server listening on "
+
+    /// The sshd of the site's OpenSSH.
+    public var sshd: String { bundle + "/bin/sshd" }
+
+    /// sshd's configuration: the user's own sshd (it runs as the user, so serves no one else),
+    /// public keys of the job only, no PAM, no passwords.
+    func sshdConfig(userName: String) -> String {
+        let directory = Self.directory
+        return """
+            # The sshd of a Shifter job (--ccm): it runs as the job's user, in the job's container.
+            Port \(port)
+            HostKey \(directory)/ssh_host_ed25519_key
+            AuthorizedKeysFile \(directory)/authorized_keys
+            AllowUsers \(userName)
+            PubkeyAuthentication yes
+            PasswordAuthentication no
+            KbdInteractiveAuthentication no
+            PermitRootLogin no
+            UsePAM no
+            UseDNS no
+            PidFile none
+            PrintMotd no
+            PrintLastLog no
+            LogLevel INFO
+            SetEnv SLURM_JOB_ID=\(jobID)\(node.map { " SLURMD_NODENAME=" + $0 } ?? "")
+
+            """
+    }
+
+    /// The container's `/etc/ssh/ssh_config`: the job's key and host key, and each node's port.
+    func sshConfig() -> String {
+        let directory = Self.directory
+        var text = "# Written by Shifter for a job with sshd (--ccm): ssh reaches the job's other nodes.\n"
+        var seen: Set<String> = []
+        for entry in nodePorts.reversed() where seen.insert(entry.node).inserted {
+            text += "Host \(entry.node)\n"
+            if let address = entry.address { text += "    HostName \(address)\n" }
+            text += "    Port \(entry.port)\n"
+        }
+        text += """
+            Host *
+                Port \(defaultPort)
+                IdentityFile \(directory)/id_ed25519
+                UserKnownHostsFile \(directory)/known_hosts
+                GlobalKnownHostsFile \(directory)/known_hosts
+                StrictHostKeyChecking yes
+                CheckHostIP no
+                PasswordAuthentication no
+                BatchMode yes
+                LogLevel ERROR
+
+            """
+        return text
+    }
+}
+
+/// The per-job sshd of `--ccm`: keys at submission, the daemon in each node's prolog.
+public enum ContainerSSH {
+    /// How long sshd may take to listen.
+    static let startLimit: Duration = .seconds(10)
+
+    /// Makes a job's keys with the site's `ssh-keygen`, as the submitting user, in a private
+    /// temporary directory that is removed again.
+    public static func makeKeys(config: SiteConfig) throws(RuntimeError) -> SSHKeys {
+        guard let bundle = config.sshPath else {
+            throw RuntimeError("--ccm: this site has no sshd for containers (sshPath is not set in udiRoot.conf)")
+        }
+        let keygen = bundle + "/bin/ssh-keygen"
+        guard FileSystem.exists(keygen) else {
+            throw RuntimeError("--ccm: the site's ssh-keygen \(keygen) is not on this host (sshPath in udiRoot.conf)")
+        }
+        var template = Array(((getenv("TMPDIR").map { String(cString: $0) }.flatMap { $0.hasPrefix("/") ? $0 : nil } ?? "/tmp")
+            + "/shifter-ssh.XXXXXX").utf8CString)
+        guard let made = template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) else {
+            throw RuntimeError("--ccm: couldn't make a temporary directory for the job's keys: \(String(cString: strerror(errno)))")
+        }
+        let directory = String(cString: made)
+        defer { _ = try? FileSystem.removeTree(directory) }
+        var parts: [String] = []
+        for name in ["user", "host"] {
+            let file = directory + "/" + name
+            let outcome: ProgramRunner.Outcome
+            do {
+                outcome = try ProgramRunner.run(keygen, ["-q", "-t", "ed25519", "-N", "", "-C", "shifter-job", "-f", file],
+                                                timeLimit: .seconds(30))
+            } catch {
+                throw RuntimeError("--ccm: couldn't run \(keygen): \(error.description)")
+            }
+            guard outcome.status == 0 else {
+                let said = outcome.output.split(separator: "\n").last.map(String.init) ?? "exit status \(outcome.status)"
+                throw RuntimeError("--ccm: \(keygen) failed: \(said)")
+            }
+            guard let privateText = try? FileSystem.readFile(file, limit: 65536),
+                  let publicText = try? FileSystem.readFile(file + ".pub", limit: 65536),
+                  let body = SSHKeys.body(ofPrivateKeyFile: String(decoding: privateText, as: UTF8.self)),
+                  let blob = SSHKeys.blob(ofPublicKeyLine: String(decoding: publicText, as: UTF8.self)) else {
+                throw RuntimeError("--ccm: \(keygen) did not write an ed25519 key pair")
+            }
+            parts += [body, blob]
+        }
+        return SSHKeys(userPrivate: parts[0], userPublic: parts[1], hostPrivate: parts[2], hostPublic: parts[3])
+    }
+
+    /// Writes the job's ssh files into the container, starts sshd in it as the user, and waits
+    /// until it listens. Its messages go to `sshd.log` beside the root (root's only). The epilog
+    /// stops it with everything else that runs in the root.
+    static func start(_ setup: SSHSetup, layout: RootLayout, user: ContainerUser) throws(RuntimeError) {
+        let directory = SSHSetup.directory
+        let owner = (uid: uid_t(user.uid), gid: gid_t(user.gid))
+        do throws(SystemError) {
+            _ = try ContainedPath.makingDirectories(root: layout.root, path: directory)
+            try ContainedPath.writeFile(root: layout.root, path: directory + "/sshd_config",
+                                        Array(setup.sshdConfig(userName: user.name).utf8), mode: 0o644)
+            try ContainedPath.writeFile(root: layout.root, path: directory + "/ssh_host_ed25519_key",
+                                        Array(SSHKeys.privateKeyFile(setup.keys.hostPrivate).utf8), mode: 0o600, owner: owner)
+            try ContainedPath.writeFile(root: layout.root, path: directory + "/id_ed25519",
+                                        Array(SSHKeys.privateKeyFile(setup.keys.userPrivate).utf8), mode: 0o600, owner: owner)
+            try ContainedPath.writeFile(root: layout.root, path: directory + "/id_ed25519.pub",
+                                        Array("ssh-ed25519 \(setup.keys.userPublic) shifter-job\n".utf8), mode: 0o644)
+            try ContainedPath.writeFile(root: layout.root, path: directory + "/authorized_keys",
+                                        Array("ssh-ed25519 \(setup.keys.userPublic) shifter-job\n".utf8), mode: 0o600, owner: owner)
+            try ContainedPath.writeFile(root: layout.root, path: directory + "/known_hosts",
+                                        Array("* ssh-ed25519 \(setup.keys.hostPublic)\n".utf8), mode: 0o644)
+            try ContainedPath.writeFile(root: layout.root, path: "/etc/ssh/ssh_config", Array(setup.sshConfig().utf8), mode: 0o644)
+        } catch {
+            throw RuntimeError("sshd: couldn't write its files: \(error.description)")
+        }
+        let logPath = layout.base + "/sshd.log"
+        let log = open(logPath, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0o600)
+        guard log >= 0 else { throw RuntimeError("sshd: couldn't create \(logPath): \(String(cString: strerror(errno)))") }
+        defer { close(log) }
+        let arguments = [setup.sshd, "-D", "-e", "-f", directory + "/sshd_config"]
+        let environment = ["PATH=/usr/local/bin:/usr/bin:/bin", "LANG=C"]
+        var pid: pid_t = 0
+        let groups = ([user.gid] + user.groups).map { gid_t($0) }
+        let result = withCStrings(arguments) { argv in
+            withCStrings(environment) { envp in
+                groups.withUnsafeBufferPointer { buffer in
+                    cshifter_start_daemon(layout.root, user.uid, user.gid, buffer.count, buffer.baseAddress, argv, envp,
+                                          log, 30_000, &pid)
+                }
+            }
+        }
+        if result < 0 {
+            throw RuntimeError("sshd: couldn't start \(setup.sshd) in the container: \(String(cString: strerror(-result)))")
+        }
+        // sshd says when it listens; until then it may still fail (a port in use, a bad key).
+        let deadline = ContinuousClock.now + startLimit
+        while true {
+            let said = (try? FileSystem.readFile(logPath, limit: 65536)).map { String(decoding: $0, as: UTF8.self) } ?? ""
+            if said.contains(SSHSetup.listeningLine) { return }
+            let gone = kill(pid, 0) != 0 && errno == ESRCH
+            if gone || ContinuousClock.now >= deadline {
+                if !gone { kill(pid, SIGKILL) }
+                let lines = said.split(separator: "\n").map(String.init).filter { !$0.isEmpty }
+                let why = lines.suffix(2).joined(separator: "; ")
+                throw RuntimeError("sshd did not start on port \(setup.port): " + (why.isEmpty ? (gone ? "it exited" : "it did not listen within \(startLimit.components.seconds) s") : why))
+            }
+            usleep(10_000)
+        }
+    }
+
+    /// Calls `body` with a NULL-terminated C array of `strings`.
+    private static func withCStrings<R>(_ strings: [String], _ body: (UnsafePointer<UnsafeMutablePointer<CChar>?>) -> R) -> R {
+        var pointers: [UnsafeMutablePointer<CChar>?] = strings.map { strdup($0) }
+        pointers.append(nil)
+        defer { for pointer in pointers { free(pointer) } }
+        return pointers.withUnsafeBufferPointer { body($0.baseAddress!) }
+    }
+}

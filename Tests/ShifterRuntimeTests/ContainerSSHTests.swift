@@ -1,0 +1,95 @@
+import ShifterCore
+import Testing
+@testable import ShifterRuntime
+
+private let body = String(repeating: "b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtzc2gtZW", count: 3) + "Q="
+private let keys = SSHKeys(userPrivate: body, userPublic: "AAAAC3NzaC1lZDI1NTE5AAAAIUser", hostPrivate: body + "AA",
+                           hostPublic: "AAAAC3NzaC1lZDI1NTE5AAAAIHost")
+
+@Suite struct SSHKeysTests {
+    @Test func encodedKeysDecodeToTheSame() {
+        #expect(SSHKeys.decode(keys.encoded) == keys)
+    }
+
+    @Test func refusesWhatIsNotFourBase64Parts() {
+        for text in ["", "a.b.c", "a.b.c.d.e", "a.b..d", "a.b.c.d e", "a.b.c.d\n", "a.b.c.d;rm"] {
+            #expect(SSHKeys.decode(text) == nil, "\(text)")
+        }
+    }
+
+    @Test func privateKeyFileRoundTripsInLinesOf70() throws {
+        let file = SSHKeys.privateKeyFile(body)
+        let lines = file.split(separator: "\n")
+        #expect(lines.first == "-----BEGIN OPENSSH PRIVATE KEY-----")
+        #expect(lines.last == "-----END OPENSSH PRIVATE KEY-----")
+        #expect(lines.dropFirst().dropLast().allSatisfy { $0.count <= 70 })
+        #expect(lines[1].count == 70)
+        #expect(SSHKeys.body(ofPrivateKeyFile: file) == body)
+        #expect(SSHKeys.body(ofPrivateKeyFile: "-----BEGIN RSA PRIVATE KEY-----\nAAAA\n-----END RSA PRIVATE KEY-----\n") == nil)
+    }
+
+    @Test func publicKeyBlobOfEd25519LinesOnly() {
+        #expect(SSHKeys.blob(ofPublicKeyLine: "ssh-ed25519 AAAAC3Nz shifter-job\n") == "AAAAC3Nz")
+        #expect(SSHKeys.blob(ofPublicKeyLine: "ssh-rsa AAAAB3Nz x") == nil)
+        #expect(SSHKeys.blob(ofPublicKeyLine: "ssh-ed25519") == nil)
+    }
+}
+
+@Suite struct SSHSetupTests {
+    private func setup(node: String? = "n2") -> SSHSetup {
+        SSHSetup(bundle: "/opt/shifter/ssh", port: 2202, defaultPort: 1204,
+                 nodePorts: [SSHNodePort(node: "n1", address: "127.0.0.1", port: 2201), SSHNodePort(node: "n2", port: 2202)],
+                 keys: keys, jobID: 77, node: node)
+    }
+
+    @Test func sshdServesOnlyTheUserWithTheJobsKeys() {
+        let config = setup().sshdConfig(userName: "alice")
+        let lines = Set(config.split(separator: "\n").map(String.init))
+        for expected in ["Port 2202", "HostKey /etc/ssh/shifter/ssh_host_ed25519_key",
+                         "AuthorizedKeysFile /etc/ssh/shifter/authorized_keys", "AllowUsers alice", "UsePAM no",
+                         "PasswordAuthentication no", "KbdInteractiveAuthentication no", "PidFile none",
+                         "SetEnv SLURM_JOB_ID=77 SLURMD_NODENAME=n2"] {
+            #expect(lines.contains(expected), "\(expected)")
+        }
+        // A node name that is not a plain name is left out rather than written into the file.
+        #expect(setup(node: "n2\nAllowUsers *").sshdConfig(userName: "alice").contains("SetEnv SLURM_JOB_ID=77\n"))
+    }
+
+    @Test func sshReachesEachNodeAtItsPortAndTrustsOnlyTheJobsHostKey() {
+        let config = setup().sshConfig()
+        #expect(config.contains("Host n1\n    HostName 127.0.0.1\n    Port 2201\n"))
+        #expect(config.contains("Host n2\n    Port 2202\n"))
+        // ssh takes the first value it finds: the nodes' blocks come before the default.
+        let star = config.range(of: "Host *")!.lowerBound
+        #expect(config.range(of: "Host n1")!.lowerBound < star)
+        for expected in ["Port 1204", "StrictHostKeyChecking yes", "UserKnownHostsFile /etc/ssh/shifter/known_hosts",
+                         "IdentityFile /etc/ssh/shifter/id_ed25519", "BatchMode yes"] {
+            #expect(config[star...].contains(expected), "\(expected)")
+        }
+    }
+}
+
+@Suite struct SSHPlanTests {
+    @Test func theSitesSSHIsBoundAndSshdStartsAfterTheUsersVolumes() throws {
+        let config = try SiteConfig.parse("udiMount=/var/udiMount\nloopMount=/var/udiLoopMount\nimagePath=/images\n",
+                                          source: "test").config
+        let setup = SSHSetup(bundle: "/opt/shifter/ssh", port: 1204, defaultPort: 1204, nodePorts: [], keys: keys,
+                             jobID: 1, node: nil)
+        let user = ContainerUser(uid: 1000, gid: 100, groups: [], name: "alice", home: "/home/alice", shell: "/bin/bash")
+        let request = ContainerRequest(config: config, image: .squashfs("/images/a.squashfs"),
+                                       metadata: ImageMetadata(digest: "sha256:" + String(repeating: "a", count: 64)),
+                                       user: user, volumes: [try VolumeSpec.parse("/data:/data")], modules: [], ssh: setup)
+        let steps = ContainerPlanner.plan(request, layout: RootLayout.job(1, config: config)).steps
+        let bind = steps.firstIndex(of: .hostBind(source: "/opt/shifter/ssh", containerPath: "/opt/shifter/ssh",
+                                                  recursive: false, readOnly: true, propagation: .private, allowDevices: false))
+        let volume = steps.firstIndex { if case .userVolume = $0 { true } else { false } }
+        let sshd = steps.firstIndex(of: .sshd(setup))
+        #expect(bind != nil && volume != nil && sshd != nil)
+        #expect(bind! < volume! && volume! < sshd!)
+        var without = request
+        without.ssh = nil
+        #expect(!ContainerPlanner.plan(without, layout: RootLayout.job(1, config: config)).steps.contains { step in
+            if case .sshd = step { true } else { false }
+        })
+    }
+}
