@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include <slurm/spank.h>
@@ -605,6 +606,13 @@ static void enter_container(spank_t sp) {
 
 int slurm_spank_task_init(spank_t sp, int ac, char **av) {
     (void)ac; (void)av;
+    /* Slurm gives every task the job control environment as SLURM_SPANK_*: the job's sshd keys
+     * (--ccm) are for the prolog alone, and must not reach the tasks' environment, where a job
+     * script's `env` would print them into an output file others may read. */
+    spank_err_t unset = spank_unsetenv(sp, "SLURM_SPANK_SHIFTER_SSH");
+    if (unset != ESPANK_SUCCESS && unset != ESPANK_ENV_NOEXIST)
+        slurm_error("shifter: task: couldn't remove SLURM_SPANK_SHIFTER_SSH from the task's environment: %s",
+                    spank_strerror(unset));
     if (prolog_failure[0] != '\0') {
         fprintf(stderr, "%s\n", prolog_failure);
         fflush(stderr);
@@ -616,6 +624,15 @@ int slurm_spank_task_init(spank_t sp, int ac, char **av) {
         _exit(127);
     }
     return 0;
+}
+
+/* User and system time of the process and of the children it has waited for, in microseconds. */
+static long cpu_micros(const struct rusage *self, const struct rusage *children) {
+    const struct timeval *times[] = {&self->ru_utime, &self->ru_stime, &children->ru_utime, &children->ru_stime};
+    long total = 0;
+    for (size_t i = 0; i < sizeof(times) / sizeof(times[0]); i++)
+        total += (long)times[i]->tv_sec * 1000000L + (long)times[i]->tv_usec;
+    return total;
 }
 
 int slurm_spank_job_prolog(spank_t sp, int ac, char **av) {
@@ -638,18 +655,28 @@ int slurm_spank_job_prolog(spank_t sp, int ac, char **av) {
     }
     if ((site = load_config("prolog")) == NULL) goto fail;
     struct timespec start, end;
+    struct rusage self_before, self_after, children_before, children_after;
+    getrusage(RUSAGE_SELF, &self_before);
+    getrusage(RUSAGE_CHILDREN, &children_before);
     clock_gettime(CLOCK_MONOTONIC, &start);
-    /* SHIFTER_SSH: the job's sshd keys (--ccm), made at submission. */
+    /* SHIFTER_SSH: the job's sshd keys (--ccm), made at submission; taken only where the site
+     * offers --ccm (a job's control environment can also come from another client than ours). */
+    const char *ssh_keys = config.enable_ccm ? getenv("SPANK_SHIFTER_SSH") : NULL;
     if (shifter_job_prolog_ssh(site, job_id, uid, gid, image, getenv("SPANK_SHIFTER_VOLUME"), getenv("SPANK_SHIFTER_MODULE"),
-                               getenv("SPANK_SHIFTER_SSH"), getenv("SLURMD_NODENAME"), msg, sizeof(msg)) != SHIFTER_OK) {
+                               ssh_keys, getenv("SLURMD_NODENAME"), msg, sizeof(msg)) != SHIFTER_OK) {
         /* The reason is kept on the node, and every step of the job fails with it. Returning an
          * error here would drain the node for what is usually the user's mistake. */
         slurm_error("shifter: prolog: node %s: %s", node_name(), msg);
     } else {
         clock_gettime(CLOCK_MONOTONIC, &end);
+        getrusage(RUSAGE_SELF, &self_after);
+        getrusage(RUSAGE_CHILDREN, &children_after);
         long micros = (long)(end.tv_sec - start.tv_sec) * 1000000L + (end.tv_nsec - start.tv_nsec) / 1000L;
-        slurm_info("shifter: prolog: node %s: job %u: root ready in %ld.%03ld ms", node_name(), job_id,
-                   micros / 1000L, micros % 1000L);
+        /* CPU time (user and system, with the helpers it waited for, such as mkfs.xfs): on nodes
+         * that share cores, wall time also counts waiting for them. */
+        long cpu = cpu_micros(&self_after, &children_after) - cpu_micros(&self_before, &children_before);
+        slurm_info("shifter: prolog: node %s: job %u: root ready in %ld.%03ld ms (cpu %ld.%03ld ms)", node_name(), job_id,
+                   micros / 1000L, micros % 1000L, cpu / 1000L, cpu % 1000L);
     }
     rv = 0;
 fail:

@@ -612,6 +612,14 @@ int cshifter_start_daemon(const char *root, uid_t uid, gid_t gid, size_t group_c
         if (log_copy < 0 || null_copy < 0) report_and_exit(report, errno, 0);
         if (dup2(null_copy, 0) < 0 || dup2(log_copy, 1) < 0 || dup2(log_copy, 2) < 0) report_and_exit(report, errno, 0);
         if (close_all_but(3, report) != 0) report_and_exit(report, EMFILE, 0);
+        /* slurmd may shield itself from the OOM killer (SLURMD_OOM_ADJ): the user's daemon and
+         * sessions must not inherit that, or other users' jobs would be killed in their place. */
+        int oom = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
+        if (oom >= 0) {
+            ssize_t ignored = write(oom, "0", 1);
+            (void)ignored;
+            close(oom);
+        }
         if (chroot(root) != 0 || chdir("/") != 0) report_and_exit(report, errno, 0);
         prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
         /* As for the user's command in shifter: no capability can come back, through a setuid or
@@ -660,7 +668,8 @@ int cshifter_start_daemon(const char *root, uid_t uid, gid_t gid, size_t group_c
         *daemon_pid = first.pid;
         return 0;
     }
-    kill(first.pid, SIGKILL);
+    /* A daemon that reported has exited (its number may be another process's by now); one that
+     * never answered is still in the root, whose teardown stops it. */
     if (got == (ssize_t)sizeof(second) && second.error != 0) return -second.error;
     return polled == 0 ? -ETIMEDOUT : -EIO;
 }

@@ -114,16 +114,26 @@ public struct SSHSetup: Sendable, Equatable {
     /// The sshd of the site's OpenSSH.
     public var sshd: String { bundle + "/bin/sshd" }
 
-    /// sshd's configuration: the user's own sshd (it runs as the user, so serves no one else),
-    /// public keys of the job only, no PAM, no passwords.
-    func sshdConfig(userName: String) -> String {
+    /// The programs OpenSSH 9.8 and later runs for each connection (`sshd-session`, and from 10.0
+    /// `sshd-auth`), where the site's bundle has them: sshd looks for them at the path it was built
+    /// with, which the container does not have.
+    var helperPrograms: [(option: String, path: String)] {
+        [("SshdSessionPath", bundle + "/libexec/sshd-session"), ("SshdAuthPath", bundle + "/libexec/sshd-auth")]
+            .filter { FileSystem.exists($0.path) }
+    }
+
+    /// sshd's configuration: the user's own sshd (it runs as the user, so it can log in no one
+    /// else), the job's key only, no PAM, no passwords, IPv4 (a port half taken on one address
+    /// family fails the start rather than leave the other family to whoever took it).
+    func sshdConfig() -> String {
         let directory = Self.directory
         return """
             # The sshd of a Shifter job (--ccm): it runs as the job's user, in the job's container.
             Port \(port)
+            AddressFamily inet
             HostKey \(directory)/ssh_host_ed25519_key
             AuthorizedKeysFile \(directory)/authorized_keys
-            AllowUsers \(userName)
+            StrictModes no
             PubkeyAuthentication yes
             PasswordAuthentication no
             KbdInteractiveAuthentication no
@@ -136,7 +146,7 @@ public struct SSHSetup: Sendable, Equatable {
             LogLevel INFO
             SetEnv SLURM_JOB_ID=\(jobID)\(node.map { " SLURMD_NODENAME=" + $0 } ?? "")
 
-            """
+            """ + helperPrograms.map { "\($0.option) \($0.path)\n" }.joined()
     }
 
     /// The container's `/etc/ssh/ssh_config`: the job's key and host key, and each node's port.
@@ -213,35 +223,42 @@ public enum ContainerSSH {
         return SSHKeys(userPrivate: parts[0], userPublic: parts[1], hostPrivate: parts[2], hostPublic: parts[3])
     }
 
-    /// Writes the job's ssh files into the container, starts sshd in it as the user, and waits
-    /// until it listens. Its messages go to `sshd.log` beside the root (root's only). The epilog
-    /// stops it with everything else that runs in the root.
-    static func start(_ setup: SSHSetup, layout: RootLayout, user: ContainerUser) throws(RuntimeError) {
+    /// Writes the job's ssh files into the container: sshd's configuration and host key, the
+    /// user's key (the private ones 0600 and the user's), `known_hosts` and `/etc/ssh/ssh_config`.
+    /// Run with the other `/etc` files, before any host path is bound into the root, so every
+    /// path resolves inside the image's own files.
+    static func writeFiles(_ setup: SSHSetup, layout: RootLayout, user: ContainerUser) throws(RuntimeError) {
         let directory = SSHSetup.directory
         let owner = (uid: uid_t(user.uid), gid: gid_t(user.gid))
+        let publicKey = Array("ssh-ed25519 \(setup.keys.userPublic) shifter-job\n".utf8)
         do throws(SystemError) {
-            _ = try ContainedPath.makingDirectories(root: layout.root, path: directory)
-            try ContainedPath.writeFile(root: layout.root, path: directory + "/sshd_config",
-                                        Array(setup.sshdConfig(userName: user.name).utf8), mode: 0o644)
+            _ = try ContainedPath.makingDirectories(root: layout.root, path: directory, strict: true)
+            try ContainedPath.writeFile(root: layout.root, path: directory + "/sshd_config", Array(setup.sshdConfig().utf8),
+                                        mode: 0o644)
             try ContainedPath.writeFile(root: layout.root, path: directory + "/ssh_host_ed25519_key",
                                         Array(SSHKeys.privateKeyFile(setup.keys.hostPrivate).utf8), mode: 0o600, owner: owner)
             try ContainedPath.writeFile(root: layout.root, path: directory + "/id_ed25519",
                                         Array(SSHKeys.privateKeyFile(setup.keys.userPrivate).utf8), mode: 0o600, owner: owner)
-            try ContainedPath.writeFile(root: layout.root, path: directory + "/id_ed25519.pub",
-                                        Array("ssh-ed25519 \(setup.keys.userPublic) shifter-job\n".utf8), mode: 0o644)
-            try ContainedPath.writeFile(root: layout.root, path: directory + "/authorized_keys",
-                                        Array("ssh-ed25519 \(setup.keys.userPublic) shifter-job\n".utf8), mode: 0o600, owner: owner)
+            try ContainedPath.writeFile(root: layout.root, path: directory + "/id_ed25519.pub", publicKey, mode: 0o644)
+            try ContainedPath.writeFile(root: layout.root, path: directory + "/authorized_keys", publicKey, mode: 0o600,
+                                        owner: owner)
             try ContainedPath.writeFile(root: layout.root, path: directory + "/known_hosts",
                                         Array("* ssh-ed25519 \(setup.keys.hostPublic)\n".utf8), mode: 0o644)
             try ContainedPath.writeFile(root: layout.root, path: "/etc/ssh/ssh_config", Array(setup.sshConfig().utf8), mode: 0o644)
         } catch {
             throw RuntimeError("sshd: couldn't write its files: \(error.description)")
         }
+    }
+
+    /// Starts sshd in the container as the user and waits until it listens. Its messages go to
+    /// `sshd.log` beside the root (root's only). A start that fails leaves the daemon to the
+    /// caller's teardown, which stops everything in the root; so does the epilog.
+    static func start(_ setup: SSHSetup, layout: RootLayout, user: ContainerUser) throws(RuntimeError) {
         let logPath = layout.base + "/sshd.log"
         let log = open(logPath, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0o600)
         guard log >= 0 else { throw RuntimeError("sshd: couldn't create \(logPath): \(String(cString: strerror(errno)))") }
         defer { close(log) }
-        let arguments = [setup.sshd, "-D", "-e", "-f", directory + "/sshd_config"]
+        let arguments = [setup.sshd, "-D", "-e", "-f", SSHSetup.directory + "/sshd_config"]
         let environment = ["PATH=/usr/local/bin:/usr/bin:/bin", "LANG=C"]
         var pid: pid_t = 0
         let groups = ([user.gid] + user.groups).map { gid_t($0) }
@@ -256,17 +273,28 @@ public enum ContainerSSH {
         if result < 0 {
             throw RuntimeError("sshd: couldn't start \(setup.sshd) in the container: \(String(cString: strerror(-result)))")
         }
-        // sshd says when it listens; until then it may still fail (a port in use, a bad key).
+        // Held by a pidfd, which becomes readable when the daemon exits, whoever reaps it (on a
+        // kernel without pidfds, only the log tells).
+        let watch = cshifter_pidfd_open(pid)
+        defer { if watch >= 0 { close(watch) } }
+        if watch == -ESRCH { throw RuntimeError("sshd did not start on port \(setup.port): it exited at once") }
+        func hasExited() -> Bool {
+            guard watch >= 0 else { return false }
+            var ready = pollfd(fd: watch, events: Int16(POLLIN), revents: 0)
+            return poll(&ready, 1, 0) > 0
+        }
+        // sshd says when it listens, and why it cannot (a port in use, a bad key).
         let deadline = ContinuousClock.now + startLimit
         while true {
             let said = (try? FileSystem.readFile(logPath, limit: 65536)).map { String(decoding: $0, as: UTF8.self) } ?? ""
-            if said.contains(SSHSetup.listeningLine) { return }
-            let gone = kill(pid, 0) != 0 && errno == ESRCH
-            if gone || ContinuousClock.now >= deadline {
-                if !gone { kill(pid, SIGKILL) }
-                let lines = said.split(separator: "\n").map(String.init).filter { !$0.isEmpty }
-                let why = lines.suffix(2).joined(separator: "; ")
-                throw RuntimeError("sshd did not start on port \(setup.port): " + (why.isEmpty ? (gone ? "it exited" : "it did not listen within \(startLimit.components.seconds) s") : why))
+            let lines = said.split(separator: "\n").map(String.init).filter { !$0.isEmpty }
+            let failed = lines.contains { $0.hasPrefix("Bind to port") || $0.hasPrefix("Cannot bind") }
+            if !failed, lines.contains(where: { $0.hasPrefix(SSHSetup.listeningLine) }) { return }
+            let gone = hasExited()
+            if failed || gone || ContinuousClock.now >= deadline {
+                let why = lines.filter { !$0.hasPrefix(SSHSetup.listeningLine) }.suffix(2).joined(separator: "; ")
+                throw RuntimeError("sshd did not start on port \(setup.port): " + (why.isEmpty
+                    ? (gone ? "it exited" : "it did not listen within \(startLimit.components.seconds) s") : why))
             }
             usleep(10_000)
         }

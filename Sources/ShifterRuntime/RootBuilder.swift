@@ -42,7 +42,8 @@ public struct RootBuilder {
                 try timer.measure(Self.phase(of: step)) { () throws(RuntimeError) in try run(step) }
             }
         } catch {
-            RootTeardown.teardown(plan.layout)
+            // A step that started something in the root (the job's sshd) leaves nothing running.
+            RootTeardown.teardown(plan.layout, killProcesses: true)
             throw error
         }
     }
@@ -56,7 +57,7 @@ public struct RootBuilder {
         case .perNodeCache: "cache"
         case .gpu: "gpu"
         case .rootHook: "hooks"
-        case .sshd: "sshd"
+        case .sshFiles, .sshd: "sshd"
         }
     }
 
@@ -67,7 +68,7 @@ public struct RootBuilder {
     /// /bin/bash in a busybox image), the entry gives /bin/sh.
     private func accountUser() -> ContainerUser {
         var user = plan.user
-        let hasSSHD = plan.steps.contains { if case .sshd = $0 { true } else { false } }
+        let hasSSHD = plan.steps.contains { if case .sshFiles = $0 { true } else { false } }
         guard hasSSHD else { return user }
         do throws(SystemError) {
             let shell = try ContainedPath(root: layout.root, path: user.shell)
@@ -132,6 +133,8 @@ public struct RootBuilder {
                 try Mounts.setPropagation(layout.root, style == .slave ? .slavePropagation : .privatePropagation)
             case .readOnlyRoot:
                 try Mounts.makeReadOnly(ContainedPath(hostPath: layout.root))
+            case .sshFiles(let setup):
+                try ContainerSSH.writeFiles(setup, layout: layout, user: plan.user)
             case .sshd(let setup):
                 try ContainerSSH.start(setup, layout: layout, user: plan.user)
             }

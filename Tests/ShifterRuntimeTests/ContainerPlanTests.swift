@@ -57,6 +57,7 @@ private func request(_ config: SiteConfig, volumes: [VolumeSpec] = []) -> Contai
             case .rootHook(_, let name): "hook:\(name)"
             case .propagation: "propagation"
             case .readOnlyRoot: "read-only root"
+            case .sshFiles: "ssh files"
             case .sshd: "sshd"
             }
         }

@@ -42,17 +42,19 @@ private let keys = SSHKeys(userPrivate: body, userPublic: "AAAAC3NzaC1lZDI1NTE5A
                  keys: keys, jobID: 77, node: node)
     }
 
-    @Test func sshdServesOnlyTheUserWithTheJobsKeys() {
-        let config = setup().sshdConfig(userName: "alice")
+    @Test func sshdTakesOnlyTheJobsKeyOnOneAddressFamily() {
+        let config = setup().sshdConfig()
         let lines = Set(config.split(separator: "\n").map(String.init))
-        for expected in ["Port 2202", "HostKey /etc/ssh/shifter/ssh_host_ed25519_key",
-                         "AuthorizedKeysFile /etc/ssh/shifter/authorized_keys", "AllowUsers alice", "UsePAM no",
+        for expected in ["Port 2202", "AddressFamily inet", "HostKey /etc/ssh/shifter/ssh_host_ed25519_key",
+                         "AuthorizedKeysFile /etc/ssh/shifter/authorized_keys", "UsePAM no",
                          "PasswordAuthentication no", "KbdInteractiveAuthentication no", "PidFile none",
                          "SetEnv SLURM_JOB_ID=77 SLURMD_NODENAME=n2"] {
             #expect(lines.contains(expected), "\(expected)")
         }
         // A node name that is not a plain name is left out rather than written into the file.
-        #expect(setup(node: "n2\nAllowUsers *").sshdConfig(userName: "alice").contains("SetEnv SLURM_JOB_ID=77\n"))
+        #expect(setup(node: "n2\nAllowUsers *").sshdConfig().contains("SetEnv SLURM_JOB_ID=77\n"))
+        // A bundle without OpenSSH 9.8's helper programs names none.
+        #expect(!config.contains("SshdSessionPath"))
     }
 
     @Test func sshReachesEachNodeAtItsPortAndTrustsOnlyTheJobsHostKey() {
@@ -70,7 +72,7 @@ private let keys = SSHKeys(userPrivate: body, userPublic: "AAAAC3NzaC1lZDI1NTE5A
 }
 
 @Suite struct SSHPlanTests {
-    @Test func theSitesSSHIsBoundAndSshdStartsAfterTheUsersVolumes() throws {
+    @Test func theFilesComeBeforeAnyHostBindAndSshdStartsLast() throws {
         let config = try SiteConfig.parse("udiMount=/var/udiMount\nloopMount=/var/udiLoopMount\nimagePath=/images\n",
                                           source: "test").config
         let setup = SSHSetup(bundle: "/opt/shifter/ssh", port: 1204, defaultPort: 1204, nodePorts: [], keys: keys,
@@ -82,14 +84,19 @@ private let keys = SSHKeys(userPrivate: body, userPublic: "AAAAC3NzaC1lZDI1NTE5A
         let steps = ContainerPlanner.plan(request, layout: RootLayout.job(1, config: config)).steps
         let bind = steps.firstIndex(of: .hostBind(source: "/opt/shifter/ssh", containerPath: "/opt/shifter/ssh",
                                                   recursive: false, readOnly: true, propagation: .private, allowDevices: false))
-        let volume = steps.firstIndex { if case .userVolume = $0 { true } else { false } }
-        let sshd = steps.firstIndex(of: .sshd(setup))
-        #expect(bind != nil && volume != nil && sshd != nil)
-        #expect(bind! < volume! && volume! < sshd!)
+        let firstHostBind = steps.firstIndex { if case .hostBind = $0 { true } else { false } }
+        let files = steps.firstIndex(of: .sshFiles(setup))
+        #expect(bind != nil && files != nil && firstHostBind != nil)
+        // Written while every path in the root is the image's own; started once all is in place.
+        #expect(files! < firstHostBind!)
+        #expect(steps.last == .sshd(setup))
         var without = request
         without.ssh = nil
         #expect(!ContainerPlanner.plan(without, layout: RootLayout.job(1, config: config)).steps.contains { step in
-            if case .sshd = step { true } else { false }
+            switch step {
+            case .sshd, .sshFiles: true
+            default: false
+            }
         })
     }
 }

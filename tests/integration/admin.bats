@@ -103,8 +103,9 @@ metrics_file() { echo "$BED_DIR/metrics/shifter-$1.prom"; }
         --wrap 'srun -N2 --ntasks-per-node=1 shifter sh -c "echo started \$SLURMD_NODENAME; exec sleep 300"')
     wait_for_line "$OUT/out" "started n1"
     wait_for_line "$OUT/out" "started n2"
+    # The tasks' processes (the shell that printed "started", or the sleep it became: one pid).
     local pid sleepers=()
-    for pid in $(pgrep -u "$U" -x sleep); do
+    for pid in $(pgrep -u "$U" -f "exec sleep 300|^sleep 300"); do
         [[ "$(readlink "/proc/$pid/root")" == "$BED_DIR/udiMount/job-$job/root" ]] && sleepers+=("$pid")
     done
     [ "${#sleepers[@]}" -eq 2 ]

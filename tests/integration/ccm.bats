@@ -16,8 +16,9 @@ setup() {
 }
 
 teardown() {
-    # A job the test left running holds its nodes for the next test.
+    # A job the test left running holds its nodes for the next test, and a squatting sshd its port.
     [ -p "$OUT/go" ] && timeout 5 sh -c "echo go > '$OUT/go'" 2>/dev/null || true
+    [ -f "$OUT/squatter.pid" ] && kill "$(cat "$OUT/squatter.pid")" 2>/dev/null || true
     rm -rf "$OUT"
 }
 
@@ -33,11 +34,13 @@ sshd_of_user() { pgrep -u "$U" -f "$(dirname "$SSH")/sshd" || true; }
 echo "$SLURMD_NODENAME $(head -1 /etc/os-release) uid=$(id -u) job=$SLURM_JOB_ID"
 SCRIPT
     cat >"$OUT/from-n1.sh" <<SCRIPT
+echo "task sees keys: \$(env | grep -c SHIFTER_SSH)"
 for node in n2 n3 n4; do ssh \$node sh $OUT/remote.sh || echo "ssh \$node failed: \$?"; done
 SCRIPT
     mkfifo -m 666 "$OUT/go"
     cat >"$OUT/job.sh" <<SCRIPT
 #!/bin/sh
+echo "batch script sees keys: \$(env | grep -c SHIFTER_SSH)"
 srun -N1 -w n1 shifter sh $OUT/from-n1.sh
 echo ready
 cat $OUT/go >/dev/null
@@ -50,6 +53,9 @@ SCRIPT
         grep -qxF "$node NAME=\"Shifter test busybox\" uid=$uid job=$job" "$OUT/out"
     done
     ! grep -q failed "$OUT/out" || false
+    # The job's private keys reached the prolog, not the job's environment.
+    grep -qxF "batch script sees keys: 0" "$OUT/out"
+    grep -qxF "task sees keys: 0" "$OUT/out"
     # One sshd a node, the user's own, chrooted into the job's root, with no way back to privilege.
     [ "$(sshd_of_user | wc -l)" -eq 4 ]
     local pid
@@ -91,6 +97,7 @@ SCRIPT
     chown "$BED_USER2" "$squat/config"
     runuser -u "$BED_USER2" -- "$(dirname "$SSH")/sshd" -D -e -f "$squat/config" 2>"$OUT/squat.log" &
     local squatter=$!
+    echo "$squatter" >"$OUT/squatter.pid"
     local deadline=$((SECONDS + 30))
     until grep -q "Server listening" "$OUT/squat.log"; do
         ((SECONDS < deadline)) || { cat "$OUT/squat.log"; kill "$squatter"; false; }

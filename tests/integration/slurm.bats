@@ -35,11 +35,19 @@ teardown() {
     assert_nodes_clean "$job"
 }
 
-@test "the prolog logs how long each node took to build the root" {
+@test "the prolog logs how long each node took to build the root, and the CPU time it used" {
     job=$(submit "$U" -N2 -o /dev/null --image="$IMAGE_BUSYBOX" --wrap true)
     wait_job "$job"
-    run grep -h "shifter: prolog: node n[0-9]: job $job: root ready in" "$SLURM_DIR"/log/slurmd-n*.log
+    run grep -hE "shifter: prolog: node n[0-9]: job $job: root ready in [0-9]+\.[0-9]{3} ms \(cpu [0-9]+\.[0-9]{3} ms\)$" "$SLURM_DIR"/log/slurmd-n*.log
+    echo "$output"
     [ "${#lines[@]}" -eq 2 ]
+    # Building a root takes some CPU, and no more than the wall time it took.
+    local line wall cpu
+    for line in "${lines[@]}"; do
+        wall=$(sed -E 's/.*root ready in ([0-9.]+) ms.*/\1/' <<<"$line")
+        cpu=$(sed -E 's/.*\(cpu ([0-9.]+) ms\)/\1/' <<<"$line")
+        awk -v w="$wall" -v c="$cpu" 'BEGIN { exit !(c > 0 && c <= w * 2 + 1) }'
+    done
 }
 
 @test "two jobs with different images share a node, each in its own root" {

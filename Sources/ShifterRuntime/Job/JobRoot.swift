@@ -142,7 +142,7 @@ public enum JobRoot {
             do throws(SystemError) {
                 try FileSystem.writeFile(layout.stateFile, state.encoded(), mode: 0o600)
             } catch {
-                RootTeardown.teardown(layout)
+                RootTeardown.teardown(layout, killProcesses: true)
                 throw RuntimeError("couldn't record the root: \(error.description)")
             }
         }

@@ -44,8 +44,11 @@ public enum PlannedStep: Sendable, Equatable {
     case rootHook(script: String, name: String)
     /// Set the propagation of every mount of the root.
     case propagation(MountPropagation)
-    /// The job's sshd (`--ccm`): its files in the container, and the daemon, started as the user
-    /// inside the root once everything is mounted.
+    /// The job's ssh files (`--ccm`): sshd's configuration and keys, the user's key, `known_hosts`
+    /// and `/etc/ssh/ssh_config`, written with the other `/etc` files, before any host path is
+    /// bound into the root.
+    case sshFiles(SSHSetup)
+    /// The job's sshd, started as the user inside the root once the root is complete (the last step).
     case sshd(SSHSetup)
     /// Make the root's own filesystem (the overlay) read-only, so nobody can write into the
     /// container's `/`; the mounts below it (site mounts, `/tmp`, volumes, per-node caches) stay as
@@ -219,10 +222,11 @@ public enum ContainerPlanner {
                 steps.append(.userVolume(volume))
             }
         }
-        // Last, so that the user's sessions see every mount of the job's own tasks.
-        if let ssh = request.ssh { steps.append(.sshd(ssh)) }
         steps.append(.propagation(config.mountPropagationStyle))
         if !config.mountUdiRootWritable { steps.append(.readOnlyRoot) }
+        // Last: the user's sessions see the root as the job's tasks do, and nothing after it can
+        // fail with the daemon running.
+        if let ssh = request.ssh { steps.append(.sshd(ssh)) }
         return ContainerPlan(layout: layout, user: request.user, steps: steps, propagation: style,
                              imageLoopDirectIO: config.imageLoopDirectIO)
     }
@@ -237,6 +241,7 @@ public enum ContainerPlanner {
                            mode: 0o644))
         steps.append(.copyHostFile(hostPath: "/etc/hosts", containerPath: "/etc/hosts"))
         steps.append(.copyHostFile(hostPath: "/etc/resolv.conf", containerPath: "/etc/resolv.conf"))
+        if let ssh = request.ssh { steps.append(.sshFiles(ssh)) }
         if let etcPath = request.config.etcPath {
             for name in request.siteEtcFiles.sorted() where !name.contains("/") && name != "." && name != ".." {
                 steps.append(.copyHostFile(hostPath: etcPath + "/" + name, containerPath: "/etc/" + name))
