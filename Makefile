@@ -25,7 +25,7 @@ HARDENING_LD = -Wl,-z,relro -Wl,-z,now -Wl,-z,noexecstack
 BINARIES = $(OUT)/shifter $(OUT)/shifterimg $(OUT)/shifter-imagegw $(OUT)/shifter-admin $(OUT)/libshifter.so
 PLUGIN = $(OUT)/shifter_spank.so
 
-.PHONY: all deps swift test unit integration install deb rpm demo soak fuzz bench clean bed-up bed-down
+.PHONY: all deps swift test unit integration install deb rpm demo soak fuzz bench scale clean bed-up bed-down
 
 all: $(BINARIES) $(PLUGIN)
 
@@ -81,6 +81,9 @@ fuzz:
 QUICK ?= 0
 bench:
 	QUICK=$(QUICK) bench/run-all
+
+scale:
+	bench/scale/run.sh
 
 deb: all
 	packaging/build-deb

@@ -238,8 +238,16 @@ def main():
     w("bench/runtime/run.sh       # container entry         -> bench/runtime/results.csv")
     w("bench/slurm/run.sh         # job overhead            -> bench/slurm/results.csv")
     w("bench/plot.py              # bench/plots/*.png from the CSV files")
+    w("make scale                 # 1 to 32 nodes, on its own -> bench/scale/RESULTS.md")
     w("```")
     w("")
+    # ---- Scale: its own run (make scale), its goals from its RESULTS.md ------------------------
+    scale_text = text("scale/RESULTS.md")
+    if "## Goals" in scale_text:
+        for line in scale_text.split("## Goals", 1)[1].splitlines():
+            cells = [c.strip() for c in line.strip().strip("|").split("|")]
+            if len(cells) == 3 and cells[0] not in ("goal", "---") and cells[2] in ("met", "missed"):
+                goals.append(("Scale (`make scale`)", cells[0], cells[1], cells[2]))
     w("## Goals")
     w("")
     w("| benchmark | goal | measured | |")
@@ -290,6 +298,13 @@ def main():
     w("")
     w("![Job overhead](bench/plots/slurm.png)")
     w("")
+
+    scale = text("scale/RESULTS.md")
+    if scale:
+        w("## 6. Scale: 1 to 32 nodes (`make scale`)")
+        w("")
+        w(body(scale).replace("](../plots/", "](bench/plots/").replace("\n## ", "\n### ").strip())
+        w("")
 
     w("## The simulated parallel filesystem")
     w("")

@@ -33,7 +33,7 @@ for nodes in 1 2 4; do
     done
     for id in "${ids[@]}"; do wait_gone "$id"; done
     pattern=$(printf 'job %s: root ready in|' "${ids[@]}"); pattern=${pattern%|}
-    prolog[$nodes]=$(grep -hE "$pattern" "$SLURM_DIR"/log/slurmd-n*.log | sed -E 's/.*root ready in ([0-9.]+) ms/\1/' \
+    prolog[$nodes]=$(grep -hE "$pattern" "$SLURM_DIR"/log/slurmd-n*.log | sed -E 's/.*root ready in ([0-9.]+) ms.*/\1/' \
         | sort -n | awk '{v[NR]=$1} END {if (NR == 0) print "n/a"; else if (NR % 2) print v[(NR+1)/2]; else printf "%.3f\n", (v[NR/2]+v[NR/2+1])/2}')
 done
 
