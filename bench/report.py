@@ -305,6 +305,9 @@ def main():
         w("")
         w(body(scale).replace("](../plots/", "](bench/plots/").replace("\n## ", "\n### ").strip())
         w("")
+        w("What the slopes give at 10,000 nodes, and what the wall times on one 2-core machine cannot show: "
+          "[bench/slurm/SCALING.md](bench/slurm/SCALING.md), \"Measured from 1 to 32 nodes\".")
+        w("")
 
     w("## The simulated parallel filesystem")
     w("")

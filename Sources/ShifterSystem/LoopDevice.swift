@@ -31,7 +31,12 @@ public struct LoopDevice: Sendable {
         let control = try check("open", "/dev/loop-control") { open("/dev/loop-control", O_RDWR | O_CLOEXEC) }
         defer { close(control) }
         var lastError: SystemError = SystemError("attach loop device for", file, errno: EBUSY)
-        for _ in 0..<16 {
+        // The kernel names the lowest free device to everyone who asks at once, and only one of
+        // them binds it: the others ask again. Prologs of several nodes of one host, or many ranks
+        // each building their own root on a node, are that many at once; a random pause of up to
+        // a millisecond spreads them.
+        for attempt in 0..<attachAttempts {
+            if attempt > 0 { usleep(UInt32.random(in: 0...1000)) }
             let index = try checkShim("find a free loop device for", file, cshifter_loop_get_free(control))
             let path = "/dev/loop\(index)"
             let device = try openDevice(path, index: index, readOnly: readOnly)
@@ -43,6 +48,9 @@ public struct LoopDevice: Sendable {
         }
         throw lastError
     }
+
+    /// How many times a bind that another process won is tried again with the next free device.
+    static let attachAttempts = 256
 
     /// Closes the descriptor; with autoclear the binding lives on while the device is mounted.
     public func release() {

@@ -62,6 +62,8 @@ bed_size() {
 
 # The gateway, with the image store on the simulated filesystem's backing storage.
 start_gateway() {
+    mkdir -p "$STORE"
+    chmod 755 "$STORE"
     GW_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
     cat >"$OUT/imagegw.conf" <<CONF
 {
@@ -145,8 +147,14 @@ job_start() {
     last=$(grep -E '^[0-9]+\.[0-9]+$' "$OUT/tasks.$tag" | sort -n | tail -n 1)
     [ "$(grep -cE '^[0-9]+\.[0-9]+$' "$OUT/tasks.$tag")" = "$n" ] ||
         { log "$tag: not every task ran:"; cat "$OUT/tasks.$tag" "$OUT/job.$tag.log" >&2; exit 1; }
-    local prolog
-    read -r -a prolog < <(prolog_times "$job")
+    # Each node's prolog writes its line into that node's slurmd log itself, which may come a
+    # moment after the job has left the queue.
+    local prolog i
+    for i in $(seq 100); do
+        read -r -a prolog < <(prolog_times "$job")
+        [ "${prolog[4]}" = "$n" ] && break
+        sleep 0.1
+    done
     [ "${prolog[4]}" = "$n" ] || { log "$tag: $n nodes but ${prolog[4]} prolog lines"; exit 1; }
     echo "start,$n,$rep,$(echo "$last - $t0" | bc -l | awk '{printf "%.3f", $1}'),${prolog[0]},${prolog[1]},${prolog[2]},${prolog[3]},$((after - before)),$(meta_per_node),,," >> "$CSV"
     log "$(tail -n 1 "$CSV")"

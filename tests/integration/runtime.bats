@@ -25,6 +25,22 @@ teardown() {
     [ "$status" -eq 0 ]
 }
 
+@test "32 shifter runs at once, each building its own root, all get a loop device" {
+    # They all ask the kernel for a free loop device at the same moment, and it names the same one
+    # to all of them: each must try again until it binds one.
+    local out i failed=0
+    out=$(mktemp -d /tmp/shifter-many.XXXXXX)
+    for i in $(seq 32); do
+        shifter_as "$U" --image="$IMAGE_BUSYBOX" sh -c 'head -1 /etc/os-release' >"$out/$i" 2>&1 &
+    done
+    wait
+    for i in $(seq 32); do
+        grep -qxF 'NAME="Shifter test busybox"' "$out/$i" || { failed=$((failed + 1)); cat "$out/$i"; }
+    done
+    rm -rf "$out"
+    [ "$failed" -eq 0 ]
+}
+
 @test "the container process has no capabilities and no_new_privs set" {
     run shifter_as "$U" --image="$IMAGE_BUSYBOX" grep -E '^(CapEff|CapPrm|CapBnd|CapInh|CapAmb|NoNewPrivs):' /proc/self/status
     [ "$status" -eq 0 ]
