@@ -187,24 +187,33 @@ static int take_user_file_rights(uid_t uid, gid_t gid, size_t group_count, const
     return 0;
 }
 
-int cshifter_check_directory_access(uid_t uid, gid_t gid, size_t group_count, const gid_t *groups,
-                                    const char *root, const char *path, int timeout_ms, uint64_t *device,
-                                    uint64_t *inode) {
-    int pipefd[2];
+/* Makes a close-on-exec pipe for the child's answer and forks with every signal blocked: a child
+ * that becomes the user may then be signalled by the user, and no handler of the parent's
+ * (slurmd's, slurmstepd's) may run in it (SIGKILL still ends it). Returns the child's pid in the
+ * parent, which must restore *saved_mask, 0 in the child, or -errno with nothing left open. */
+static pid_t fork_with_pipe(int pipefd[2], sigset_t *saved_mask) {
     if (pipe2(pipefd, O_CLOEXEC) != 0) return -errno;
-    /* The child runs with every signal blocked: once it is the user, the user may signal it, and
-     * no handler of the parent's (slurmstepd's) may then run in it. SIGKILL still ends it. */
-    sigset_t all, saved_mask;
+    sigset_t all;
     sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &saved_mask);
+    pthread_sigmask(SIG_SETMASK, &all, saved_mask);
     pid_t child = fork();
     if (child < 0) {
         int saved = errno;
-        pthread_sigmask(SIG_SETMASK, &saved_mask, NULL);
+        pthread_sigmask(SIG_SETMASK, saved_mask, NULL);
         close(pipefd[0]);
         close(pipefd[1]);
         return -saved;
     }
+    return child;
+}
+
+int cshifter_check_directory_access(uid_t uid, gid_t gid, size_t group_count, const gid_t *groups,
+                                    const char *root, const char *path, int timeout_ms, uint64_t *device,
+                                    uint64_t *inode) {
+    int pipefd[2];
+    sigset_t saved_mask;
+    pid_t child = fork_with_pipe(pipefd, &saved_mask);
+    if (child < 0) return child;
     if (child == 0) {
         struct access_result result = {0, 0, 0};
         /* The parent may be slurmd or slurmstepd: the user's process must hold none of its files,
@@ -582,18 +591,9 @@ static void report_and_exit(int fd, int error, pid_t pid) {
 int cshifter_start_daemon(const char *root, uid_t uid, gid_t gid, size_t group_count, const gid_t *groups,
                           char *const argv[], char *const envp[], int log_fd, int timeout_ms, pid_t *daemon_pid) {
     int pipefd[2];
-    if (pipe2(pipefd, O_CLOEXEC) != 0) return -errno;
-    sigset_t all, saved_mask;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &saved_mask);
-    pid_t child = fork();
-    if (child < 0) {
-        int saved = errno;
-        pthread_sigmask(SIG_SETMASK, &saved_mask, NULL);
-        close(pipefd[0]);
-        close(pipefd[1]);
-        return -saved;
-    }
+    sigset_t saved_mask;
+    pid_t child = fork_with_pipe(pipefd, &saved_mask);
+    if (child < 0) return child;
     if (child == 0) {
         /* A session of its own, out of the caller's process group (which slurmd may kill), then
          * the daemon, whose parent exits at once so that init reaps it. */

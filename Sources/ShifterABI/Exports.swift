@@ -222,6 +222,10 @@ public func shifter_ssh_keys(
         copyOut("shifter_ssh_keys: no configuration", msg, msglen)
         return shifterConfigError
     }
+    guard site.sshPath != nil else {
+        copyOut("--ccm: this site has no sshd for containers (sshPath is not set in udiRoot.conf)", msg, msglen)
+        return shifterInvalid
+    }
     do {
         let made = try ContainerSSH.makeKeys(config: site)
         guard copyOut(made.encoded, keys, keysLength) else {
@@ -231,7 +235,7 @@ public func shifter_ssh_keys(
         return shifterOK
     } catch {
         copyOut(error.message, msg, msglen)
-        return error.message.contains("sshPath") ? shifterInvalid : shifterSystemError
+        return shifterSystemError
     }
 }
 
