@@ -10,6 +10,10 @@ import PackageDescription
 //   ShifterImage    registry client, layer flattening into squashfs, the image store.
 // Node-side products (libshifter.so, shifter) must link glibc and the C/C++ runtime only, so they
 // never depend on ShifterImage or the system libraries it wraps.
+// The node path's code (every `srun shifter` runs it) reaches the metadata of its generic types
+// through accessor functions, not by mangled names that the runtime demangles on first use.
+let nodeStartup: [SwiftSetting] = [.unsafeFlags(["-Xfrontend", "-disable-concrete-type-metadata-mangled-name-accessors"])]
+
 let package = Package(
     name: "shifter",
     products: [
@@ -31,17 +35,29 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
     ],
     targets: [
-        .target(name: "ShifterCore"),
+        .target(name: "ShifterCore", swiftSettings: nodeStartup),
         .target(name: "CShifterSys", cSettings: [.define("_GNU_SOURCE")]),
-        .target(name: "ShifterSystem", dependencies: ["CShifterSys"]),
-        .target(name: "ShifterRuntime", dependencies: ["ShifterCore", "ShifterSystem"]),
+        .target(name: "ShifterSystem", dependencies: ["CShifterSys"], swiftSettings: nodeStartup),
+        .target(name: "ShifterRuntime", dependencies: ["ShifterCore", "ShifterSystem"], swiftSettings: nodeStartup),
         .target(
             name: "ShifterABI",
             dependencies: ["ShifterRuntime"],
             // Slurm dlclose()s plugins; a Swift image must never be unloaded.
             linkerSettings: [.unsafeFlags(["-Xlinker", "-z", "-Xlinker", "nodelete"])]
         ),
-        .executableTarget(name: "shifter-command", dependencies: ["ShifterRuntime"]),
+        // The setuid command starts on every node for every task: linked statically (glibc and the
+        // Swift runtime), it has no dynamic loader, no shared libraries to map and no relocations
+        // to resolve by name before its first line, and it never loads a library named by the
+        // caller's environment. static-pie keeps its own addresses random (ASLR).
+        .executableTarget(
+            name: "shifter-command",
+            dependencies: ["ShifterRuntime"],
+            swiftSettings: nodeStartup,
+            linkerSettings: [.unsafeFlags([
+                "-static-executable", "-use-ld=lld", "-Xclang-linker", "-static-pie",
+                "-Xlinker", "--gc-sections", "-Xlinker", "-z", "-Xlinker", "now", "-Xlinker", "-z", "-Xlinker", "pack-relative-relocs",
+            ])]
+        ),
         .executableTarget(
             name: "shifter-admin",
             dependencies: ["ShifterRuntime", .product(name: "ArgumentParser", package: "swift-argument-parser")]
@@ -52,7 +68,9 @@ let package = Package(
         .systemLibrary(name: "CSquashfs", pkgConfig: "libsquashfs1", providers: [.apt(["libsquashfs-dev"])]),
         .systemLibrary(name: "CMunge", pkgConfig: "munge", providers: [.apt(["libmunge-dev"])]),
         .systemLibrary(name: "CCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
-        .target(name: "ShifterImage", dependencies: ["ShifterCore", "CCurl", "CArchive", "CSquashfs", "CCrypto"]),
+        // gzip layers are inflated with ISA-L's igzip, on a thread of their own (Debian: libisal-dev).
+        .target(name: "CGzipStream", linkerSettings: [.linkedLibrary("isal"), .linkedLibrary("pthread")]),
+        .target(name: "ShifterImage", dependencies: ["ShifterCore", "CCurl", "CArchive", "CSquashfs", "CCrypto", "CGzipStream"]),
         .executableTarget(
             name: "shifterimg",
             dependencies: ["ShifterImage", "ShifterGatewayClient", .product(name: "ArgumentParser", package: "swift-argument-parser")]
@@ -83,7 +101,7 @@ let package = Package(
         ),
         .testTarget(name: "ShifterSystemTests", dependencies: ["ShifterSystem"]),
         .testTarget(name: "ShifterRuntimeTests", dependencies: ["ShifterRuntime", "ShifterSystem"]),
-        .testTarget(name: "ShifterImageTests", dependencies: ["ShifterImage"]),
+        .testTarget(name: "ShifterImageTests", dependencies: ["ShifterImage", "CGzipStream"]),
         .testTarget(name: "ShifterGatewayTests", dependencies: ["ShifterGateway", "ShifterGatewayClient"]),
     ],
     swiftLanguageModes: [.v6]

@@ -194,6 +194,17 @@ def main():
                 met = float(value[:-1]) >= float(re.sub(r"[^0-9.]", "", goal))
             goals.append(("Import", f"{what}: {goal}", value, "met" if met else "missed"))
 
+    # ---- Container entry -------------------------------------------------------------------
+    rt = {r["way"]: float(r["median_ms"]) for r in rows("runtime") if r.get("median_ms")}
+    if all(k in rt for k in ("chroot", "shifter_prepared", "ch_run")):
+        over = rt["shifter_prepared"] - rt["chroot"]
+        goals.append(("Container entry", "prepared root: at most bare chroot + 1 ms (median)",
+                      f"chroot + {over:.2f} ms ({rt['shifter_prepared']:.2f} against {rt['chroot']:.2f})",
+                      "met" if over <= 1 else f"missed by {over - 1:.2f} ms"))
+        goals.append(("Container entry", "prepared root: faster than ch-run",
+                      f"{rt['ch_run'] / rt['shifter_prepared']:.2f}× ch-run's speed",
+                      "met" if rt["shifter_prepared"] < rt["ch_run"] else "missed"))
+
     # ---- The document ---------------------------------------------------------------------
     minutes = int(a.seconds or 0) / 60
     w("# Benchmarks")

@@ -1,9 +1,3 @@
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
-
 /// The `<digest>.meta.json` record written beside each converted image (SPEC section 7).
 ///
 /// The JSON keys are the property names. On decoding only `format` and `digest` are required;
@@ -99,56 +93,37 @@ public struct ImageMetadata: Codable, Sendable, Equatable {
 
     /// Decodes a `.meta.json` file's bytes.
     public static func decode(_ bytes: [UInt8]) throws(ImageMetadataError) -> ImageMetadata {
-        do {
-            return try JSONDecoder().decode(ImageMetadata.self, from: Data(bytes))
-        } catch let error as DecodingError {
-            throw ImageMetadataError(reason: oneLineReason(error))
+        do throws(JSONError) {
+            let record = try JSONRecord(JSONValue.parse(bytes))
+            guard let format = try record.string("format") else { throw JSONError("missing key \"format\"") }
+            guard let digest = try record.string("digest") else { throw JSONError("missing key \"digest\"") }
+            return ImageMetadata(
+                format: format, digest: digest, manifestDigest: try record.string("manifestDigest") ?? "",
+                layers: try record.strings("layers") ?? [], env: try record.strings("env") ?? [],
+                entrypoint: try record.strings("entrypoint"), cmd: try record.strings("cmd"),
+                workdir: try record.string("workdir"), user: try record.string("user"),
+                labels: try record.stringMap("labels") ?? [:], userACL: try record.uint32s("userACL") ?? [],
+                groupACL: try record.uint32s("groupACL") ?? [], source: try record.string("source") ?? "",
+                created: try record.string("created") ?? "")
         } catch {
-            throw ImageMetadataError(reason: "not valid JSON")
+            throw ImageMetadataError(reason: error.reason)
         }
     }
 
     /// The record as pretty-printed JSON with sorted keys, so equal records give equal files.
     public func encoded() throws(ImageMetadataError) -> [UInt8] {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        do {
-            return Array(try encoder.encode(self))
-        } catch {
-            throw ImageMetadataError(reason: "cannot be encoded as JSON")
-        }
-    }
-
-    /// Foundation's decoding messages span lines and name internal types; this keeps the key path only.
-    private static func oneLineReason(_ error: DecodingError) -> String {
-        func keyPath(_ path: [any CodingKey]) -> String {
-            let text = path.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }.joined(separator: ".")
-            return text.isEmpty ? "the top level" : quoted(text)
-        }
-        switch error {
-        case .keyNotFound(let key, let context):
-            return "missing key \(quoted(key.stringValue))" + (context.codingPath.isEmpty ? "" : " in \(keyPath(context.codingPath))")
-        case .typeMismatch(let type, let context):
-            return "\(keyPath(context.codingPath)) should be \(describe(type))"
-        case .valueNotFound(let type, let context):
-            return "\(keyPath(context.codingPath)) is null but should be \(describe(type))"
-        case .dataCorrupted(let context):
-            let detail = context.debugDescription.isEmpty ? "" : " (\(escaped(context.debugDescription)))"
-            return (context.codingPath.isEmpty ? "not valid JSON" : "\(keyPath(context.codingPath)) has an invalid value") + detail
-        @unknown default:
-            return "not a valid image record"
-        }
-    }
-
-    private static func describe(_ type: Any.Type) -> String {
-        switch type {
-        case is String.Type: return "a string"
-        case is UInt32.Type: return "an unsigned 32-bit number"
-        case is [String].Type: return "a list of strings"
-        case is [UInt32].Type: return "a list of numbers"
-        case is [String: String].Type: return "an object of strings"
-        default: return "of another type"
-        }
+        var members: [String: JSONValue] = [
+            "format": .string(format), "digest": .string(digest), "manifestDigest": .string(manifestDigest),
+            "layers": .strings(layers), "env": .strings(env),
+            "labels": .object(labels.mapValues(JSONValue.string)),
+            "userACL": .array(userACL.map(JSONValue.number)), "groupACL": .array(groupACL.map(JSONValue.number)),
+            "source": .string(source), "created": .string(created),
+        ]
+        if let entrypoint { members["entrypoint"] = .strings(entrypoint) }
+        if let cmd { members["cmd"] = .strings(cmd) }
+        if let workdir { members["workdir"] = .string(workdir) }
+        if let user { members["user"] = .string(user) }
+        return JSONValue.object(members).encoded(pretty: true)
     }
 }
 

@@ -13,13 +13,13 @@ public enum NormalisedPath {
     public static func parse(_ text: some StringProtocol) throws(PathRuleViolation) -> String {
         if text.isEmpty { throw PathRuleViolation(reason: "path is empty") }
         guard text.hasPrefix("/") else { throw PathRuleViolation(reason: "path \(quoted(text)) must be absolute") }
-        if let bad = text.unicodeScalars.first(where: { !isAllowed($0) }) {
+        if !text.utf8.allSatisfy(isAllowed), let bad = text.unicodeScalars.first(where: { !isAllowed($0) }) {
             throw PathRuleViolation(
                 reason: "path \(quoted(text)) contains \(quoted(String(bad))); only letters, digits and _ . / + - are allowed"
             )
         }
         var components: [Substring] = []
-        for component in text.split(separator: "/") where component != "." {
+        for component in text.splitBytes(where: { $0 == UInt8(ascii: "/") }) where component != "." {
             if component == ".." { throw PathRuleViolation(reason: "path \(quoted(text)) may not contain \"..\"") }
             components.append(Substring(component))
         }
@@ -37,9 +37,11 @@ public enum NormalisedPath {
     }
 
     private static func isAllowed(_ scalar: Unicode.Scalar) -> Bool {
-        guard scalar.isASCII else { return false }
-        let byte = UInt8(scalar.value)
-        return isASCIIAlphanumeric(byte) || byte == UInt8(ascii: "_") || byte == UInt8(ascii: ".")
+        scalar.isASCII && isAllowed(UInt8(scalar.value))
+    }
+
+    private static func isAllowed(_ byte: UInt8) -> Bool {
+        isASCIIAlphanumeric(byte) || byte == UInt8(ascii: "_") || byte == UInt8(ascii: ".")
             || byte == UInt8(ascii: "/") || byte == UInt8(ascii: "+") || byte == UInt8(ascii: "-")
     }
 }

@@ -133,14 +133,14 @@ public struct SiteConfig: Sendable, Equatable {
         var pending: String?
         var pendingLine = 0
         var lineNumber = 0
-        // "\r\n" is one Character in Swift, so splitting on "\n" alone would keep CRLF lines joined.
-        for rawLine in text.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" }) {
+        // Split by bytes: a CRLF line ends in "\r", dropped here.
+        for rawLine in text.splitBytes(omittingEmpty: false, where: { $0 == UInt8(ascii: "\n") }) {
             lineNumber += 1
-            var line = Substring(rawLine)
-            if line.hasSuffix("\r") { line = line.dropLast() }
+            var line = rawLine
+            if line.utf8.last == UInt8(ascii: "\r") { line = line.dropLast() }
             if pending == nil {
-                let content = line.drop(while: isConfigWhitespace)
-                if content.isEmpty || content.hasPrefix("#") { continue }
+                let content = trimmed(line)
+                if content.isEmpty || content.utf8.first == UInt8(ascii: "#") { continue }
             }
             let withoutTrailing = trimmed(line, leading: false)
             if withoutTrailing.hasSuffix("\\") {
@@ -236,15 +236,37 @@ public struct SiteConfigError: Error, Sendable, CustomStringConvertible, Equatab
     }
 }
 
-func isConfigWhitespace(_ character: Character) -> Bool {
-    character == " " || character == "\t" || character == "\r" || character == "\u{0B}" || character == "\u{0C}"
+/// Space, tab, CR, VT and FF. The configuration is read by bytes, not Characters: every `shifter`
+/// start parses it, and ASCII bytes never occur inside a multi-byte UTF-8 sequence.
+func isConfigWhitespace(_ byte: UInt8) -> Bool {
+    byte == 0x20 || byte == 0x09 || byte == 0x0D || byte == 0x0B || byte == 0x0C
 }
 
 func trimmed(_ text: Substring, leading: Bool = true) -> Substring {
-    var result = text
-    if leading { result = result.drop(while: isConfigWhitespace) }
-    while let last = result.last, isConfigWhitespace(last) { result = result.dropLast() }
-    return result
+    let bytes = text.utf8
+    var start = bytes.startIndex, end = bytes.endIndex
+    if leading { while start < end, isConfigWhitespace(bytes[start]) { start = bytes.index(after: start) } }
+    while end > start, isConfigWhitespace(bytes[bytes.index(before: end)]) { end = bytes.index(before: end) }
+    return text[start..<end]
+}
+
+extension StringProtocol {
+    /// The pieces between bytes for which `isSeparator` holds, which must be ASCII; by bytes, so no
+    /// Character is formed.
+    func splitBytes(omittingEmpty: Bool = true, where isSeparator: (UInt8) -> Bool) -> [SubSequence] {
+        var pieces: [SubSequence] = []
+        let bytes = utf8
+        var start = bytes.startIndex, index = start
+        while index < bytes.endIndex {
+            if isSeparator(bytes[index]) {
+                if !omittingEmpty || start < index { pieces.append(self[start..<index]) }
+                start = bytes.index(after: index)
+            }
+            index = bytes.index(after: index)
+        }
+        if !omittingEmpty || start < bytes.endIndex { pieces.append(self[start..<bytes.endIndex]) }
+        return pieces
+    }
 }
 
 /// The state of one `udiRoot.conf` parse.
@@ -263,7 +285,7 @@ struct SiteConfigParser {
         if let hash = commentStart(content) { content = content[..<hash] }
         content = trimmed(content)
         if content.isEmpty { return }
-        guard let equals = content.firstIndex(of: "=") else {
+        guard let equals = content.utf8.firstIndex(of: UInt8(ascii: "=")) else {
             throw SiteConfigError(source: source, line: line, reason: "expected key=value, found \(quoted(content))")
         }
         let key = String(trimmed(content[..<equals]))
@@ -279,10 +301,13 @@ struct SiteConfigParser {
 
     /// A `#` at the start or after whitespace starts a comment; one inside a value (a URL) does not.
     private func commentStart(_ text: Substring) -> Substring.Index? {
-        var previous: Character?
-        for index in text.indices {
-            if text[index] == "#", previous.map(isConfigWhitespace) ?? true { return index }
-            previous = text[index]
+        var previous: UInt8?
+        let bytes = text.utf8
+        var index = bytes.startIndex
+        while index < bytes.endIndex {
+            if bytes[index] == UInt8(ascii: "#"), previous.map(isConfigWhitespace) ?? true { return index }
+            previous = bytes[index]
+            index = bytes.index(after: index)
         }
         return nil
     }
@@ -423,7 +448,7 @@ struct ValueReader {
         SiteConfigError(source: source, line: line, reason: "\(key): \(reason)")
     }
 
-    private var words: [Substring] { value.split(whereSeparator: { isConfigWhitespace($0) }) }
+    private var words: [Substring] { value.splitBytes(where: isConfigWhitespace) }
 
     func path() throws(SiteConfigError) -> String {
         do {
@@ -515,7 +540,7 @@ struct ValueReader {
     }
 
     func filesystemTypes() throws(SiteConfigError) -> [String] {
-        try value.split(whereSeparator: { isConfigWhitespace($0) || $0 == "," }).map { (word) throws(SiteConfigError) -> String in
+        try value.splitBytes(where: { isConfigWhitespace($0) || $0 == UInt8(ascii: ",") }).map { (word) throws(SiteConfigError) -> String in
             guard word.utf8.allSatisfy(isLowercaseAlphanumeric) else { throw failure("\(quoted(word)) is not a filesystem type name") }
             return String(word)
         }
@@ -542,7 +567,7 @@ struct ValueReader {
 
     /// Module lists are written with commas (`--module=a,b`) or spaces; both are accepted.
     func moduleNames() throws(SiteConfigError) -> [String] {
-        try value.split(whereSeparator: { isConfigWhitespace($0) || $0 == "," }).map { (word) throws(SiteConfigError) -> String in
+        try value.splitBytes(where: { isConfigWhitespace($0) || $0 == UInt8(ascii: ",") }).map { (word) throws(SiteConfigError) -> String in
             guard SiteModule.isValidName(word) else { throw failure("module name \(quoted(word)) may only use letters, digits, \"_\" and \"-\"") }
             return String(word)
         }

@@ -77,7 +77,7 @@ public struct VolumeSpec: Hashable, Sendable {
     /// Parses one `FROM:TO[:FLAG...]` volume.
     public static func parse(_ text: String) throws(VolumeSpecError) -> VolumeSpec {
         let fail = { (reason: String) in VolumeSpecError(input: text, reason: reason) }
-        let fields = text.split(separator: ":", omittingEmptySubsequences: false)
+        let fields = text.splitBytes(omittingEmpty: false, where: { $0 == UInt8(ascii: ":") })
         guard fields.count >= 2, let fromText = fields.first else {
             throw fail("expected FROM:TO[:FLAGS]")
         }
@@ -213,7 +213,7 @@ public struct SiteMount: Hashable, Sendable {
     /// Parses one `FROM[:TO[:FLAG...]]` entry.
     public static func parse(_ text: String) throws(VolumeSpecError) -> SiteMount {
         let fail = { (reason: String) in VolumeSpecError(input: text, reason: reason, subject: "siteFs entry") }
-        let fields = text.split(separator: ":", omittingEmptySubsequences: false)
+        let fields = text.splitBytes(omittingEmpty: false, where: { $0 == UInt8(ascii: ":") })
         guard let fromText = fields.first else { throw fail("expected FROM[:TO[:FLAGS]]") }
         let toText = fields.count > 1 ? fields[1] : fromText
         let source: String
@@ -239,7 +239,7 @@ public struct SiteMount: Hashable, Sendable {
     /// Parses entries separated by `;` or whitespace (the old Shifter sample used spaces).
     public static func parseList(_ text: String) throws(VolumeSpecError) -> [SiteMount] {
         var mounts: [SiteMount] = []
-        for entry in text.split(whereSeparator: { $0 == ";" || $0.isWhitespace }) {
+        for entry in text.splitBytes(where: { $0 == UInt8(ascii: ";") || isConfigWhitespace($0) || $0 == UInt8(ascii: "\n") }) {
             mounts.append(try parse(String(entry)))
         }
         return mounts

@@ -5,6 +5,7 @@ import Glibc
 #endif
 
 // The setuid user command. All logic lives in ShifterRuntime; see ContainerLauncher.
+let started = ContainerLauncher.wallClock()
 var environment: [String] = []
 if var cursor = environ as UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>? {
     while let entry = cursor.pointee {
@@ -12,4 +13,4 @@ if var cursor = environ as UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>? {
         cursor += 1
     }
 }
-exit(ContainerLauncher.run(arguments: Array(CommandLine.arguments.dropFirst()), environment: environment))
+exit(ContainerLauncher.run(arguments: Array(CommandLine.arguments.dropFirst()), environment: environment, started: started))

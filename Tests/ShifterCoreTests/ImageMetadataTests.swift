@@ -39,7 +39,9 @@ struct ImageMetadataTests {
         ("[]", "should be"),
         (#"{"format":"squashfs"}"#, #"missing key "digest""#),
         (#"{"format":"squashfs","digest":3}"#, #""digest" should be a string"#),
-        (#"{"format":"squashfs","digest":"d","userACL":[-1]}"#, "JSON"),
+        (#"{"format":"squashfs","digest":"d","userACL":[-1]}"#, #""userACL" should be a list of unsigned 32-bit numbers"#),
+        (#"{"format":"squashfs","digest":"d"} x"#, "not valid JSON"),
+        (#"{"format":"squashfs","digest":"d","digest":"e"}"#, "duplicate key"),
         (#"{"format":"squashfs","digest":"d","labels":{"a":1}}"#, "labels"),
         (#"{"format":"squashfs","digest":"d","env":null}"#, ""),
     ])

@@ -47,10 +47,20 @@ for _ in $(seq 100); do nsenter -t "$(cat "$SLURM_DIR/slurmd-n1.pid")" -m test -
 time_it shifter_prepared nsenter -t "$(cat "$SLURM_DIR/slurmd-n1.pid")" -m env SLURM_JOB_ID="$JOB" \
     setpriv --reuid="$(id -u "$BED_USER")" --regid="$(id -g "$BED_USER")" --init-groups -- \
     "$PREFIX/bin/shifter" --image="id:${digest}" /bin/true
-# Its own work in that case, from its parsed options to the exec of the command (`shifter -v`).
-INPROCESS_MS=$(nsenter -t "$(cat "$SLURM_DIR/slurmd-n1.pid")" -m env SLURM_JOB_ID="$JOB" \
-    setpriv --reuid="$(id -u "$BED_USER")" --regid="$(id -g "$BED_USER")" --init-groups -- \
-    "$PREFIX/bin/shifter" -v --image="id:${digest}" /bin/true 2>&1 | sed -n 's/^shifter: \[\([0-9.]*\) ms\] exec .*/\1/p' | tail -n 1)
+# The same entry, RUNS times with `shifter -v`: the shell's clock just before it execs shifter
+# against the time `shifter -v` gives for the first line of main (exec to main: the kernel's exec,
+# the loader, the C and Swift runtimes' start), and shifter's own work from main to the exec of the
+# command. Medians of each.
+for _ in $(seq "$RUNS"); do
+    nsenter -t "$(cat "$SLURM_DIR/slurmd-n1.pid")" -m env SLURM_JOB_ID="$JOB" \
+        setpriv --reuid="$(id -u "$BED_USER")" --regid="$(id -g "$BED_USER")" --init-groups -- \
+        bash -c 'echo "exec at $EPOCHREALTIME" >&2; exec "$0" -v --image="$1" /bin/true' "$PREFIX/bin/shifter" "id:${digest}" 2>&1 |
+        awk '/^exec at / { exec = $3 } /\] main began at / { main = $(NF - 4) }
+             /\] exec / { own = substr($2, 2) } END { printf "%.3f %.3f\n", (main - exec) * 1000, own }'
+done > "$OUT/phases"
+median_column() { cut -d' ' -f"$1" "$OUT/phases" | sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+median[shifter_exec_to_main]=$(median_column 1)
+INPROCESS_MS=$(median_column 2)
 
 # Charliecloud on a directory image (unprivileged user namespace).
 rm -rf "$OUT/chdir"; unsquashfs -q -d "$OUT/chdir" "$squashfs" >/dev/null
@@ -79,7 +89,7 @@ base=${median[chroot]}
 report() {
     echo "| way | median (ms) | × bare chroot | note |"
     echo "|---|---|---|---|"
-    for name in chroot shifter_prepared shifter_private ch_run crun podman; do
+    for name in chroot shifter_prepared shifter_exec_to_main shifter_private ch_run crun podman; do
         local m=${median[$name]:-}
         if [ -n "$m" ]; then
             printf '| %s | %.2f | %.2f | %s |\n' "$name" "$m" "$(echo "$m / $base" | bc -l)" "${note[$name]:-}"
@@ -92,11 +102,14 @@ report() {
             printf '\nshifter (prepared) vs %s: %.2f× faster\n' "$peer" "$(echo "${median[$peer]} / ${median[shifter_prepared]}" | bc -l)"
     done
     if [ -n "${INPROCESS_MS:-}" ] && [ -n "${median[shifter_prepared]:-}" ]; then
-        printf '\nWhere the prepared entry'"'"'s %.2f ms over a bare chroot go: shifter'"'"'s own work from its options to the exec\n' \
-            "$(echo "${median[shifter_prepared]} - $base" | bc -l)"
-        printf '(configuration, user, image, the prepared root, environment; `shifter -v`) takes %s ms; the rest is\n' "$INPROCESS_MS"
-        printf 'loading and starting the %s MB setuid binary (dynamic loader, Swift runtime) before its first line runs.\n' \
+        printf '\nWhere the prepared entry'"'"'s %.2f ms go (medians of %s runs of `shifter -v`): from exec to the first line of\n' \
+            "${median[shifter_prepared]}" "$RUNS"
+        printf 'main (the row shifter_exec_to_main: the kernel'"'"'s exec of the %s MB static binary, relocation, the C and\n' \
             "$(( $(stat -c %s "$PREFIX/bin/shifter") / 1048576 ))"
+        printf 'Swift runtimes'"'"' start) %.2f ms; shifter'"'"'s own work from main to the exec of the command (options,\n' \
+            "${median[shifter_exec_to_main]}"
+        printf 'configuration, image, the prepared root, environment) %.2f ms; the rest is the exec of the command and\n' "$INPROCESS_MS"
+        printf 'hyperfine'"'"'s fork and wait, which the bare chroot pays as well (%.2f ms for all of it).\n' "$base"
     fi
     return 0
 }
@@ -104,7 +117,7 @@ report | tee "$OUT/report.md"
 # The same medians as CSV (bench/runtime/results.csv).
 {
     echo "way,median_ms,x_bare_chroot,note"
-    for name in chroot shifter_prepared shifter_private ch_run crun podman; do
+    for name in chroot shifter_prepared shifter_exec_to_main shifter_private ch_run crun podman; do
         m=${median[$name]:-}
         printf '%s,%s,%s,"%s"\n' "$name" "$m" "$([ -n "$m" ] && echo "$m / $base" | bc -l | xargs printf '%.3f')" \
             "$(tr -d '"' <<<"${note[$name]:-}")"

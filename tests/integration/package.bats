@@ -115,7 +115,7 @@ rpm_regular_files() {
     # and nothing of the package's own.
     requires=$(rpm -qp --requires "$rpm")
     echo "$requires"
-    for dep in 'libcurl.so.4()(64bit)' 'libarchive.so.13()(64bit)' 'libsquashfs.so.1()(64bit)' \
+    for dep in 'libcurl.so.4()(64bit)' 'libarchive.so.13()(64bit)' 'libisal.so.2()(64bit)' 'libsquashfs.so.1()(64bit)' \
         'libmunge.so.2()(64bit)' 'libsqlite3.so.0()(64bit)' 'libcrypto.so.3()(64bit)' \
         'libstdc++.so.6()(64bit)' xfsprogs; do
         grep -qxF "$dep" <<<"$requires"

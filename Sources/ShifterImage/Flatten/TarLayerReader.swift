@@ -1,4 +1,5 @@
 import CArchive
+import CGzipStream
 
 #if canImport(Glibc)
 import Glibc
@@ -10,15 +11,24 @@ import Glibc
 /// Only the tar formats are enabled: a layer in any other archive format is an error, not
 /// something to guess at. Compression is detected from the data, not from a media type, because
 /// registries are known to label zstd layers as gzip and the other way round.
+///
+/// gzip, the compression of nearly every layer, is not left to libarchive's zlib: ISA-L's igzip
+/// inflates it several times faster, on a thread of its own a few megabytes ahead of the tar
+/// parsing (`GzipStream`), and libarchive reads the tar from it.
 final class TarLayerReader {
     /// The layer as named in error messages.
     let name: String
     private let archive: OpaquePointer
     private var entry: OpaquePointer?
     private var isOpen = false
+    private var gzip: OpaquePointer?
+
+    /// How gzip layers are inflated: by ISA-L on a thread of its own (the default), or by
+    /// libarchive's zlib on the reading thread.
+    enum GzipInflater: Sendable { case isal, zlib }
 
     /// Opens the layer blob at `path` for reading.
-    init(path: String, name: String) throws(ImageImportError) {
+    init(path: String, name: String, gzip inflater: GzipInflater = .isal) throws(ImageImportError) {
         self.name = name
         guard let archive = archive_read_new() else {
             throw ImageImportError(.invalidLayer, "\(name): cannot create a libarchive reader")
@@ -31,7 +41,16 @@ final class TarLayerReader {
                 throw ImageImportError(.invalidLayer, "\(name): libarchive: \(lastError)")
             }
         }
-        if archive_read_open_filename(archive, path, 1 << 20) != ARCHIVE_OK {
+        if inflater == .isal, let stream = try Self.openGzip(path: path, name: name) {
+            gzip = stream
+            let opened = archive_read_open(archive, UnsafeMutableRawPointer(stream), nil, { _, client, buffer in
+                guard let client, let buffer else { return -1 }
+                return shifter_gzip_read(OpaquePointer(client), buffer)
+            }, nil)
+            if opened != ARCHIVE_OK {
+                throw ImageImportError(.invalidLayer, "\(name): not a readable tar: \(lastError)")
+            }
+        } else if archive_read_open_filename(archive, path, 1 << 20) != ARCHIVE_OK {
             throw ImageImportError(.invalidLayer, "\(name): not a readable tar: \(lastError)")
         }
         isOpen = true
@@ -39,6 +58,27 @@ final class TarLayerReader {
 
     deinit {
         archive_read_free(archive)
+        shifter_gzip_close(gzip)
+    }
+
+    /// The file at `path` inflated by ISA-L when it starts with the gzip magic; nil for any other.
+    private static func openGzip(path: String, name: String) throws(ImageImportError) -> OpaquePointer? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else {
+            throw ImageImportError(.invalidLayer, "\(name): cannot open \(path): \(String(cString: strerror(errno)))")
+        }
+        var magic: [UInt8] = [0, 0]
+        guard pread(fd, &magic, 2, 0) == 2, magic == [0x1F, 0x8B] else {
+            close(fd)
+            return nil
+        }
+        // 8 buffers of 1 MiB: the inflate runs up to 8 MiB ahead of the tar parsing.
+        guard let stream = shifter_gzip_open(fd, 1 << 20, 8) else {
+            let reason = String(cString: strerror(errno))
+            close(fd)
+            throw ImageImportError(.invalidLayer, "\(name): cannot start a gzip thread: \(reason)")
+        }
+        return stream
     }
 
     /// The next entry's header, or `nil` at the end of the tar. Any data of the previous entry that
@@ -83,7 +123,10 @@ final class TarLayerReader {
         return UInt64(max(0, archive_entry_size(entry)))
     }
 
+    /// libarchive's message, or the inflate thread's where it failed: libarchive only sees that
+    /// its read callback returned -1.
     private var lastError: String {
+        if let gzip, let message = shifter_gzip_error(gzip) { return String(cString: message) }
         if let message = archive_error_string(archive) { return String(cString: message) }
         return "unknown libarchive error"
     }

@@ -29,7 +29,10 @@ public enum ContainerLauncher {
 
     /// Runs `shifter` with `arguments` (without the program name). Returns an exit status only
     /// when it could not exec the command.
-    public static func run(arguments: [String], environment: [String]) -> Int32 {
+    /// `started` is the wall-clock time of the first line of `main` (`shifter -v` shows it, so the
+    /// time from exec to `main` can be measured from outside).
+    public static func run(arguments: [String], environment: [String], started: timespec? = nil) -> Int32 {
+        let started = started ?? wallClock()
         // A setuid program inherits whatever its caller set: a SIGCHLD that is ignored would hide
         // the status of the site's hooks, and a loose umask would loosen what root creates.
         signal(SIGCHLD, SIG_DFL)
@@ -40,17 +43,23 @@ public enum ContainerLauncher {
             environmentMap[String(entry[..<equals])] = String(entry[entry.index(after: equals)...])
         }
         do {
-            return try launch(arguments: arguments, environment: environment, environmentMap: environmentMap)
+            return try launch(arguments: arguments, environment: environment, environmentMap: environmentMap,
+                              started: started)
         } catch {
             report(error.message)
             return 1
         }
     }
 
-    static func monotonicMilliseconds() -> Double {
+    /// `CLOCK_REALTIME`, the clock a shell's `$EPOCHREALTIME` reads.
+    public static func wallClock() -> timespec {
         var now = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &now)
-        return Double(now.tv_sec) * 1000 + Double(now.tv_nsec) / 1_000_000
+        clock_gettime(CLOCK_REALTIME, &now)
+        return now
+    }
+
+    static func milliseconds(from start: timespec, to end: timespec) -> Double {
+        Double(end.tv_sec - start.tv_sec) * 1000 + Double(end.tv_nsec - start.tv_nsec) / 1_000_000
     }
 
     static func report(_ message: String) {
@@ -61,7 +70,7 @@ public enum ContainerLauncher {
     }
 
     private static func launch(arguments: [String], environment: [String],
-                               environmentMap: [String: String]) throws(RuntimeError) -> Int32 {
+                               environmentMap: [String: String], started: timespec) throws(RuntimeError) -> Int32 {
         let options: ShifterOptions
         do {
             options = try ShifterOptions.parse(arguments: arguments, environment: environmentMap)
@@ -84,15 +93,16 @@ public enum ContainerLauncher {
             userLimits = ResourceLimits.liftForPrivilegedWork()
         }
         let verbose = options.verbose
-        let started = monotonicMilliseconds()
         let say = { (message: String) in
             if verbose {
-                let elapsed = monotonicMilliseconds() - started
+                let elapsed = milliseconds(from: started, to: wallClock())
                 let whole = Int(elapsed), thousandths = Int((elapsed - Double(whole)) * 1000)
                 report("[\(whole).\(thousandths < 10 ? "00" : thousandths < 100 ? "0" : "")\(thousandths) ms] \(message)")
             }
         }
 
+        let microseconds = String(started.tv_nsec / 1000)
+        say("main began at \(started.tv_sec).\(String(repeating: "0", count: 6 - microseconds.count))\(microseconds) (seconds since the epoch)")
         let real = Credentials.realUser
         // Only root may point a setuid program at another configuration.
         let requestedConfig = options.configPath ?? environmentMap["SHIFTER_CONFIG"]
@@ -103,8 +113,10 @@ public enum ContainerLauncher {
         let config = try SiteConfigLoader.load(configPath, warn: { report("warning: \($0)") })
         say("configuration \(configPath)")
 
+        // The kernel's ids only: the account's entries (name, home, shell, group names), which
+        // may take the site's user database, are looked up only for a private root's /etc.
         let user = try callingUser(config: config)
-        say("user \(user.name) (\(user.uid))")
+        say("user \(user.uid), groups \(([user.gid] + user.groups).map(String.init).joined(separator: ","))")
         guard let reference = try imageReference(options, config: config) else {
             throw RuntimeError("no image given: use --image=REF or set SHIFTER_IMAGE")
         }
@@ -119,8 +131,12 @@ public enum ContainerLauncher {
         let envFileAssignments = try readEnvironmentFiles(options.environmentFiles, user: user)
         say("request checked")
         var currentDirectory: String?
-        var cwdBuffer = [CChar](repeating: 0, count: 4096)
-        if getcwd(&cwdBuffer, cwdBuffer.count) != nil { currentDirectory = String(cString: cwdBuffer) }
+        var cwdBuffer = [UInt8](repeating: 0, count: 4096)
+        if cwdBuffer.withUnsafeMutableBufferPointer({ buffer in
+            buffer.withMemoryRebound(to: CChar.self) { getcwd($0.baseAddress, $0.count) != nil }
+        }) {
+            currentDirectory = String(decoding: cwdBuffer.prefix(while: { $0 != 0 }), as: UTF8.self)
+        }
 
         let (layout, prepared) = try withTerminationSignalsBlocked { () throws(RuntimeError) -> (RootLayout, PreparedRootState?) in
             try enterOrBuildRoot(config: config, image: image, user: user, options: options,
@@ -187,19 +203,31 @@ public enum ContainerLauncher {
         }
     }
 
-    /// The real user, with the groups the session gave it, capped at `maxGroupCount`.
+    /// The real user, with the groups the session gave it, capped at `maxGroupCount`: the
+    /// kernel's ids, without the account's entries (see `withAccountEntries`).
     static func callingUser(config: SiteConfig) throws(RuntimeError) -> ContainerUser {
         let real = Credentials.realUser
         guard real.uid != 0, real.gid != 0 else {
             throw RuntimeError("refusing to run a container as root (uid \(real.uid), gid \(real.gid)); run shifter as a regular user")
         }
         do {
-            let entry = try Credentials.passwdEntry(uid: real.uid)
             var groups = try Credentials.currentGroups().filter { $0 != 0 }
             if groups.count > config.maxGroupCount { groups = Array(groups.prefix(config.maxGroupCount)) }
+            return ContainerUser(uid: real.uid, gid: real.gid, groups: groups, name: "uid \(real.uid)", home: "", shell: "")
+        } catch {
+            throw RuntimeError("couldn't identify the calling user: \(error.description)")
+        }
+    }
+
+    /// `user` with its passwd entry and its groups' names, from the system's user database: what
+    /// a private root's /etc/passwd and /etc/group need. A prepared root's were written by the
+    /// prolog, so entering one never waits on the user database.
+    static func withAccountEntries(_ user: ContainerUser) throws(RuntimeError) -> ContainerUser {
+        do {
+            let entry = try Credentials.passwdEntry(uid: user.uid)
             var names: [UInt32: String] = [:]
-            for gid in [real.gid] + groups { names[gid] = Credentials.groupName(gid: gid) }
-            return ContainerUser(uid: real.uid, gid: real.gid, groups: groups, name: entry.name, home: entry.home,
+            for gid in [user.gid] + user.groups { names[gid] = Credentials.groupName(gid: gid) }
+            return ContainerUser(uid: user.uid, gid: user.gid, groups: user.groups, name: entry.name, home: entry.home,
                                  shell: entry.shell, groupNames: names)
         } catch {
             throw RuntimeError("couldn't identify the calling user: \(error.description)")
@@ -282,7 +310,7 @@ public enum ContainerLauncher {
         }
         let gpu = modules.contains(where: { $0.name == GPUSetup.moduleName })
             ? try GPUSetup.discover(environment: environment) : nil
-        return (try buildPrivateRoot(config: config, image: image, user: user, volumes: options.volumes,
+        return (try buildPrivateRoot(config: config, image: image, user: try withAccountEntries(user), volumes: options.volumes,
                                      modules: modules, gpu: gpu, say: say), nil)
     }
 

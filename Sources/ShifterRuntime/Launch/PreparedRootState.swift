@@ -1,8 +1,3 @@
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
 import ShifterCore
 
 /// What a per-job root was built for, recorded by the prolog beside the root. `shifter` enters a
@@ -34,14 +29,25 @@ public struct PreparedRootState: Codable, Sendable, Equatable {
 
     /// Decodes a record; nil when it is not one.
     public static func decode(_ bytes: [UInt8]) -> PreparedRootState? {
-        try? JSONDecoder().decode(PreparedRootState.self, from: Data(bytes))
+        guard let record = try? JSONRecord(JSONValue.parse(bytes)),
+              let jobID = try? record.uint32("jobID"), let uid = try? record.uint32("uid"),
+              let gid = try? record.uint32("gid"), let image = try? record.string("image"),
+              let volumes = try? record.strings("volumes"), let modules = try? record.strings("modules"),
+              let sshPath = try? record.string("sshPath") as String?? else {
+            return nil
+        }
+        return PreparedRootState(jobID: jobID, uid: uid, gid: gid, image: image, volumes: volumes, modules: modules,
+                                 sshPath: sshPath)
     }
 
-    /// The record as JSON.
+    /// The record as JSON, keys sorted.
     public func encoded() -> [UInt8] {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        return (try? Array(encoder.encode(self))) ?? []
+        var members: [String: JSONValue] = [
+            "jobID": .number(jobID), "uid": .number(uid), "gid": .number(gid), "image": .string(image),
+            "volumes": .strings(volumes), "modules": .strings(modules),
+        ]
+        if let sshPath { members["sshPath"] = .string(sshPath) }
+        return JSONValue.object(members).encoded()
     }
 
     /// Why this root cannot serve a request, or nil when it can. Volumes not given on the command
