@@ -3,7 +3,7 @@
 
 load helpers
 
-# Libraries a compute node may need for libshifter.so and shifter: glibc and the C/C++ runtime.
+# Libraries a compute node may need for libshifter.so: glibc and the C/C++ runtime (shifter needs none).
 allowed_libs='^(linux-vdso\.so\.1|libc\.so\.6|libm\.so\.6|libpthread\.so\.0|libdl\.so\.2|librt\.so\.1|libutil\.so\.1|libstdc\+\+\.so\.6|libgcc_s\.so\.1|/lib64/ld-linux-x86-64\.so\.2)$'
 
 needed_libs() { ldd "$1" | awk '{print $1}'; }
@@ -15,20 +15,27 @@ needed_libs() { ldd "$1" | awk '{print $1}'; }
     ! grep -vE "$allowed_libs" <<<"$output" || false
 }
 
-@test "shifter links glibc and the C/C++ runtime only" {
-    run needed_libs "$SHIFTER_PREFIX/bin/shifter"
-    [ "$status" -eq 0 ]
+@test "shifter is a static position-independent executable: no loader, no shared library, its addresses still random" {
+    file=$SHIFTER_PREFIX/bin/shifter
+    run readelf -lW "$file"
     echo "$output"
-    ! grep -vE "$allowed_libs" <<<"$output" || false
+    [[ "$output" == *"Elf file type is DYN (Position-Independent Executable file)"* ]]
+    [[ "$output" == *"GNU_RELRO"* ]]
+    [[ "$output" != *"INTERP"* ]]
+    run readelf -d "$file"
+    echo "$output"
+    [[ "$output" == *"BIND_NOW"* ]]
+    [[ "$output" == *"PIE"* ]]
+    [ "$(grep -cE '\((NEEDED|RPATH|RUNPATH)\)' <<<"$output")" -eq 0 ]
+    run ldd "$file"
+    [[ "$output" == *"statically linked"* ]]
 }
 
-@test "shifter and libshifter.so carry no RPATH or RUNPATH: a setuid binary searches no directory of its own" {
-    for file in "$SHIFTER_PREFIX/bin/shifter" "$SHIFTER_PREFIX/lib/shifter/libshifter.so"; do
-        run readelf -d "$file"
-        [ "$status" -eq 0 ]
-        [[ "$output" == *"(NEEDED)"* ]]
-        [ "$(grep -cE '\((RPATH|RUNPATH)\)' <<<"$output")" -eq 0 ]
-    done
+@test "libshifter.so carries no RPATH or RUNPATH: it searches no directory of its own" {
+    run readelf -d "$SHIFTER_PREFIX/lib/shifter/libshifter.so"
+    [ "$status" -eq 0 ]
+    [[ "$output" == *"(NEEDED)"* ]]
+    [ "$(grep -cE '\((RPATH|RUNPATH)\)' <<<"$output")" -eq 0 ]
 }
 
 @test "shifter is installed setuid root" {
