@@ -134,6 +134,8 @@ struct GzipStreamTests {
             ("crc", badCRC, "CRC-32 or length check failed"),
             ("data", badData, "gzip:"),
             ("truncated", good.prefix(good.count / 2), "truncated"),
+            ("trailer", good.prefix(good.count - 3), "truncated"),
+            ("no trailer", good.prefix(good.count - 8), "truncated"),
             ("header", Data([0x1F, 0x8B, 0x07, 0, 0, 0, 0, 0, 0, 0]), "gzip:"),
         ]
         for (name, bytes, message) in cases {

@@ -77,8 +77,9 @@ build_wheels_image() {
         if [ ! -f "$wheels/.complete" ]; then
             log "pip download $WHEELS (once)"
             rm -rf "$wheels"; mkdir -p "$wheels"
+            # The bed's CA bundle (REQUESTS_CA_BUNDLE, for its registry) is not PyPI's.
             # shellcheck disable=SC2086
-            python3 -m pip download -q --only-binary :all: --python-version 3.11 --implementation cp \
+            env -u REQUESTS_CA_BUNDLE python3 -m pip download -q --only-binary :all: --python-version 3.11 --implementation cp \
                 --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 -d "$wheels" $WHEELS
             touch "$wheels/.complete"
         fi

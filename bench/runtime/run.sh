@@ -1,6 +1,6 @@
 #!/bin/bash
 # Start-up cost: /bin/true in an image, entered each of the ways a site could, timed side by side
-# in one run (hyperfine medians). Writes bench/runtime/RESULTS.md with WRITE=1.
+# in one run (hyperfine, in interleaved rounds; medians). Writes bench/runtime/RESULTS.md with WRITE=1.
 #
 #   bench/runtime/run.sh            RUNS=30 by default
 . "$(dirname "$0")/../common.sh"
@@ -21,16 +21,40 @@ digest=$(cat "$IMAGE_STORE/tags/docker%3A127.0.0.1%3A5000%2Ftest%2Fbusybox%3Alat
 squashfs=$IMAGE_STORE/${digest#sha256:}.squashfs
 declare -A median note
 
-time_it() { # NAME RUNNER... -- COMMAND
+# The ways are timed in ROUNDS rounds (default 3) of RUNS/ROUNDS runs each, every way once a round,
+# so a change in the machine's load during the run reaches every way alike; a way's median is
+# taken over all its runs.
+ROUNDS=${ROUNDS:-3}
+PER_ROUND=$(( (RUNS + ROUNDS - 1) / ROUNDS ))
+WAYS=()
+declare -A WAY
+time_it() { # NAME RUNNER... -- COMMAND: registers a way; run_rounds times them
     local name=$1; shift
     local runner=()
     while [ "$1" != -- ]; do runner+=("$1"); shift; done; shift
-    if "${runner[@]}" hyperfine -N --runs "$RUNS" --warmup 3 --export-json "$OUT/$name.json" "$*" >"$OUT/$name.log" 2>&1; then
-        median[$name]=$(median_ms "$OUT/$name.json")
-    else
-        median[$name]=""
-        note[$name]=$("${runner[@]}" "$@" 2>&1 | tail -1 || true)
-    fi
+    WAYS+=("$name")
+    local prefix=""
+    [ ${#runner[@]} -gt 0 ] && prefix=$(printf '%q ' "${runner[@]}")
+    WAY[$name]="$prefix hyperfine -N --runs $PER_ROUND --warmup 2 --export-json \"\$json\" $(printf '%q' "$*")"
+    WAY[$name.check]="$prefix $(printf '%q ' "$@")"
+}
+run_rounds() {
+    local round name json
+    for round in $(seq "$ROUNDS"); do
+        for name in "${WAYS[@]}"; do
+            [ -n "${note[$name]:-}" ] && continue
+            json=$OUT/$name.$round.json
+            if ! eval "${WAY[$name]}" >"$OUT/$name.log" 2>&1; then
+                note[$name]=$(eval "${WAY[$name.check]}" 2>&1 | tail -1 || true)
+                [ -n "${note[$name]}" ] || note[$name]="failed (see hyperfine)"
+            fi
+        done
+    done
+    for name in "${WAYS[@]}"; do
+        if [ -n "${note[$name]:-}" ]; then median[$name]=""; continue; fi
+        median[$name]=$(jq -s '[.[].results[0].times[]] | sort | if length % 2 == 1 then .[length / 2 | floor]
+            else (.[length / 2 - 1] + .[length / 2]) / 2 end * 1000' "$OUT/$name".*.json)
+    done
 }
 
 # A bare chroot into the loop-mounted image: the floor.
@@ -75,7 +99,6 @@ mkdir -p "$OUT/bundle"; ln -sfn "$OUT/chdir" "$OUT/bundle/rootfs"
     | del(.process.rlimits) | del(.linux.resources) | .linux.namespaces |= map(select(.type != "cgroup"))' \
     config.json > c && mv c config.json)
 time_it crun -- crun --cgroup-manager=disabled run --bundle "$OUT/bundle" bench-$$
-[ -z "${median[crun]}" ] && note[crun]="crun: $(crun --cgroup-manager=disabled run --bundle "$OUT/bundle" bench-x$$ 2>&1 | tail -1 || true)"
 
 # podman from local storage.
 if podman image exists shifter-bench 2>/dev/null || (cd "$OUT/chdir" && tar -c . | podman import - shifter-bench >/dev/null 2>&1); then
@@ -83,7 +106,10 @@ if podman image exists shifter-bench 2>/dev/null || (cd "$OUT/chdir" && tar -c .
 else
     median[podman]=""; note[podman]="podman could not import the image"
 fi
-[ -z "${median[podman]}" ] && [ -z "${note[podman]:-}" ] && note[podman]="podman: $(podman run --rm shifter-bench /bin/true 2>&1 | tail -1 || true)"
+
+run_rounds
+[ -n "${note[crun]:-}" ] && note[crun]="crun: ${note[crun]}"
+[ -n "${note[podman]:-}" ] && [[ "${note[podman]}" != podman* ]] && note[podman]="podman: ${note[podman]}"
 
 base=${median[chroot]}
 report() {
@@ -127,7 +153,7 @@ if [ "${WRITE:-0}" = 1 ]; then
     {
         echo "# Start-up benchmark"
         echo
-        echo "Command: \`bench/runtime/run.sh\` (RUNS=$RUNS, hyperfine medians, /bin/true in the busybox test image)."
+        echo "Command: \`bench/runtime/run.sh\` (RUNS=$RUNS in $ROUNDS interleaved rounds of hyperfine, medians of all runs, /bin/true in the busybox test image)."
         echo "Machine: $(nproc) cores, $(uname -r), $(date -u +%Y-%m-%d)."
         echo
         cat "$OUT/report.md"
