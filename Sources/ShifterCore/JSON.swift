@@ -274,11 +274,6 @@ public struct JSONRecord {
         return value
     }
 
-    func required<T>(_ key: String, _ read: (String) throws(JSONError) -> T?) throws(JSONError) -> T {
-        guard let value = try read(key) else { throw JSONError("missing key \"\(key)\"") }
-        return value
-    }
-
     public func string(_ key: String) throws(JSONError) -> String? {
         guard let value = member(key) else { return nil }
         guard case .string(let text) = value else { throw JSONError("\"\(key)\" should be a string") }
