@@ -97,7 +97,12 @@ static void *inflate_thread(void *argument) {
         }
         if (!in_member) {
             /* Between members: another starts with the gzip magic; anything else ends the data. */
-            if (state->avail_in < 2 && !at_end_of_file) { if (refill(stream) == 0) at_end_of_file = 1; continue; }
+            if (state->avail_in < 2 && !at_end_of_file) {
+                ssize_t count = refill(stream);
+                if (count < 0) { fail(stream, "gzip: cannot read the layer file"); break; }
+                if (count == 0) at_end_of_file = 1;
+                continue;
+            }
             if (state->avail_in < 2 || state->next_in[0] != 0x1f || state->next_in[1] != 0x8b) break;
             uint8_t *next = state->next_in;
             uint32_t left = state->avail_in;
