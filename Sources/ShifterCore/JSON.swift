@@ -289,25 +289,27 @@ public struct JSONRecord {
     }
 
     public func strings(_ key: String) throws(JSONError) -> [String]? {
-        guard let value = member(key) else { return nil }
-        guard case .array(let items) = value else { throw JSONError("\"\(key)\" should be a list of strings") }
-        var result: [String] = []
-        for item in items {
-            guard case .string(let text) = item else { throw JSONError("\"\(key)\" should be a list of strings") }
-            result.append(text)
+        try list(key, "a list of strings") { item in
+            guard case .string(let text) = item else { return nil }
+            return text
         }
-        return result
     }
 
     public func uint32s(_ key: String) throws(JSONError) -> [UInt32]? {
+        try list(key, "a list of unsigned 32-bit numbers") { item in
+            guard case .number(let text) = item else { return nil }
+            return UInt32(text)
+        }
+    }
+
+    /// The array `key`, each item read by `read` (nil: not the kind `expected` names).
+    private func list<T>(_ key: String, _ expected: String, _ read: (JSONValue) -> T?) throws(JSONError) -> [T]? {
         guard let value = member(key) else { return nil }
-        guard case .array(let items) = value else { throw JSONError("\"\(key)\" should be a list of numbers") }
-        var result: [UInt32] = []
+        guard case .array(let items) = value else { throw JSONError("\"\(key)\" should be \(expected)") }
+        var result: [T] = []
         for item in items {
-            guard case .number(let text) = item, let number = UInt32(text) else {
-                throw JSONError("\"\(key)\" should be a list of unsigned 32-bit numbers")
-            }
-            result.append(number)
+            guard let element = read(item) else { throw JSONError("\"\(key)\" should be \(expected)") }
+            result.append(element)
         }
         return result
     }

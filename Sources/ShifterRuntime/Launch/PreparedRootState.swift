@@ -29,15 +29,18 @@ public struct PreparedRootState: Codable, Sendable, Equatable {
 
     /// Decodes a record; nil when it is not one.
     public static func decode(_ bytes: [UInt8]) -> PreparedRootState? {
-        guard let record = try? JSONRecord(JSONValue.parse(bytes)),
-              let jobID = try? record.uint32("jobID"), let uid = try? record.uint32("uid"),
-              let gid = try? record.uint32("gid"), let image = try? record.string("image"),
-              let volumes = try? record.strings("volumes"), let modules = try? record.strings("modules"),
-              let sshPath = try? record.string("sshPath") as String?? else {
+        do throws(JSONError) {
+            let record = try JSONRecord(JSONValue.parse(bytes))
+            guard let jobID = try record.uint32("jobID"), let uid = try record.uint32("uid"),
+                  let gid = try record.uint32("gid"), let image = try record.string("image"),
+                  let volumes = try record.strings("volumes"), let modules = try record.strings("modules") else {
+                return nil
+            }
+            return PreparedRootState(jobID: jobID, uid: uid, gid: gid, image: image, volumes: volumes, modules: modules,
+                                     sshPath: try record.string("sshPath"))
+        } catch {
             return nil
         }
-        return PreparedRootState(jobID: jobID, uid: uid, gid: gid, image: image, volumes: volumes, modules: modules,
-                                 sshPath: sshPath)
     }
 
     /// The record as JSON, keys sorted.
