@@ -12,7 +12,11 @@ import PackageDescription
 // never depend on ShifterImage or the system libraries it wraps.
 // The node path's code (every `srun shifter` runs it) reaches the metadata of its generic types
 // through accessor functions, not by mangled names that the runtime demangles on first use.
-let nodeStartup: [SwiftSetting] = [.unsafeFlags(["-Xfrontend", "-disable-concrete-type-metadata-mangled-name-accessors"])]
+// Each function in a section of its own, so that the linker can place those a start runs side by
+// side (Sources/shifter-command/startup.order).
+let nodeStartup: [SwiftSetting] = [.unsafeFlags([
+    "-Xfrontend", "-disable-concrete-type-metadata-mangled-name-accessors", "-Xfrontend", "-function-sections",
+])]
 
 let package = Package(
     name: "shifter",
@@ -52,10 +56,15 @@ let package = Package(
         .executableTarget(
             name: "shifter-command",
             dependencies: ["ShifterRuntime"],
+            exclude: ["startup.order"],
             swiftSettings: nodeStartup,
             linkerSettings: [.unsafeFlags([
                 "-static-executable", "-use-ld=lld", "-Xclang-linker", "-static-pie",
                 "-Xlinker", "--gc-sections", "-Xlinker", "-z", "-Xlinker", "now", "-Xlinker", "-z", "-Xlinker", "pack-relative-relocs",
+                // The functions entering a prepared root runs, together, so that a start faults in
+                // a few pages of code instead of pages all over the binary.
+                "-Xlinker", "--symbol-ordering-file=\(Context.packageDirectory)/Sources/shifter-command/startup.order",
+                "-Xlinker", "--no-warn-symbol-ordering",
             ])]
         ),
         .executableTarget(

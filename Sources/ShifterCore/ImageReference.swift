@@ -189,7 +189,7 @@ extension ImageReference {
         guard isLowercaseHex(hex, count: 64) else {
             throw ReferencePartError(reason: "an image id is 64 lowercase hex digits, optionally after \"sha256:\"")
         }
-        return ImageReference(type: .id, repository: "", digest: "sha256:" + hex)
+        return ImageReference(type: .id, repository: "", digest: "sha256:" + String(hex))
     }
 
     private static func parseCustom(_ body: Substring) throws(ReferencePartError) -> ImageReference {

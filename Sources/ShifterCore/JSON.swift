@@ -223,7 +223,10 @@ private struct JSONParser {
             index += 1
             switch byte {
             case UInt8(ascii: "\""):
-                guard let decoded = String(validating: text, as: UTF8.self) else { throw failure("a string that is not UTF-8") }
+                // Decoding repairs what is not UTF-8; the bytes come back unchanged only when they were.
+                // (String(validating:) would do the same through generic code the runtime must look up.)
+                let decoded = String(decoding: text, as: UTF8.self)
+                guard decoded.utf8.elementsEqual(text) else { throw failure("a string that is not UTF-8") }
                 return decoded
             case UInt8(ascii: "\\"):
                 guard index < bytes.count else { throw failure("unterminated string") }

@@ -18,12 +18,26 @@ public enum NormalisedPath {
                 reason: "path \(quoted(text)) contains \(quoted(String(bad))); only letters, digits and _ . / + - are allowed"
             )
         }
-        var components: [Substring] = []
-        for component in text.splitBytes(where: { $0 == UInt8(ascii: "/") }) where component != "." {
-            if component == ".." { throw PathRuleViolation(reason: "path \(quoted(text)) may not contain \"..\"") }
-            components.append(Substring(component))
+        // The bytes are ASCII now: collapse them in one pass, without an intermediate list.
+        let slash = UInt8(ascii: "/"), dot = UInt8(ascii: ".")
+        var output: [UInt8] = []
+        output.reserveCapacity(text.utf8.count)
+        let bytes = text.utf8
+        var index = bytes.startIndex
+        while index < bytes.endIndex {
+            if bytes[index] == slash { index = bytes.index(after: index); continue }
+            let start = index
+            var length = 0
+            while index < bytes.endIndex && bytes[index] != slash { index = bytes.index(after: index); length += 1 }
+            if length == 1 && bytes[start] == dot { continue }
+            if length == 2 && bytes[start] == dot && bytes[bytes.index(after: start)] == dot {
+                throw PathRuleViolation(reason: "path \(quoted(text)) may not contain \"..\"")
+            }
+            output.append(slash)
+            output.append(contentsOf: bytes[start..<index])
         }
-        let result = "/" + components.joined(separator: "/")
+        if output.isEmpty { output.append(slash) }
+        let result = String(decoding: output, as: UTF8.self)
         if result.utf8.count > maximumLength {
             throw PathRuleViolation(reason: "path is longer than \(maximumLength) characters")
         }

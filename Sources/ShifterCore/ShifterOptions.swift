@@ -44,16 +44,29 @@ public struct ShifterOptions: Sendable, Equatable {
         case flag, required, optional
     }
 
-    private static let longOptions: [String: Arity] = [
-        "image": .required, "volume": .required, "env": .required, "env-file": .required, "module": .required,
-        "config": .required, "entrypoint": .optional, "workdir": .optional, "clearenv": .flag, "verbose": .flag,
-        "help": .flag, "version": .flag,
-    ]
+    // Switches rather than dictionaries: a setuid program's start should not pay for building tables.
+    private static func longOption(_ name: String) -> Arity? {
+        switch name {
+        case "image", "volume", "env", "env-file", "module", "config": return .required
+        case "entrypoint", "workdir": return .optional
+        case "clearenv", "verbose", "help", "version": return .flag
+        default: return nil
+        }
+    }
 
-    private static let shortOptions: [Character: (long: String, arity: Arity)] = [
-        "i": ("image", .required), "V": ("volume", .required), "e": ("env", .required), "m": ("module", .required),
-        "w": ("workdir", .optional), "E": ("clearenv", .flag), "v": ("verbose", .flag), "h": ("help", .flag),
-    ]
+    private static func shortOption(_ letter: Character) -> (long: String, arity: Arity)? {
+        switch letter {
+        case "i": return ("image", .required)
+        case "V": return ("volume", .required)
+        case "e": return ("env", .required)
+        case "m": return ("module", .required)
+        case "w": return ("workdir", .optional)
+        case "E": return ("clearenv", .flag)
+        case "v": return ("verbose", .flag)
+        case "h": return ("help", .flag)
+        default: return nil
+        }
+    }
 
     /// The environment variables consulted when an option is not given, in order of preference.
     public static let environmentPrefixes = ["SHIFTER_", "SLURM_SPANK_SHIFTER_"]
@@ -81,7 +94,7 @@ public struct ShifterOptions: Sendable, Equatable {
                 let name = String(body[..<(equals ?? body.endIndex)])
                 let attached = equals.map { String(body[body.index(after: $0)...]) }
                 let display = "--" + name
-                guard let arity = longOptions[name] else {
+                guard let arity = longOption(name) else {
                     throw ShifterOptionsError(option: display, reason: "unknown option")
                 }
                 var value = attached
@@ -103,7 +116,7 @@ public struct ShifterOptions: Sendable, Equatable {
                 while let letter = rest.first {
                     rest = rest.dropFirst()
                     let display = "-" + String(letter)
-                    guard let (name, arity) = shortOptions[letter] else {
+                    guard let (name, arity) = shortOption(letter) else {
                         throw ShifterOptionsError(option: display, reason: "unknown option")
                     }
                     switch arity {

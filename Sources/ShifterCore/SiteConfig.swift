@@ -105,7 +105,7 @@ public struct SiteConfig: Sendable, Equatable {
     }
 
     /// Keys of the old Shifter that mean nothing now; they are accepted with a warning.
-    public static let retiredKeys: Set<String> = [
+    public static let retiredKeys: [String] = [
         "modprobePath", "insmodPath", "cpPath", "mvPath", "chmodPath", "ddPath", "kmodBasePath",
         "kmodCacheFile", "autoLoadKernelModule", "optionalSshdAsRoot", "nodeContextPrefix", "batchType",
     ]
@@ -114,7 +114,7 @@ public struct SiteConfig: Sendable, Equatable {
     public static let requiredKeys = ["udiMount", "loopMount", "imagePath"]
 
     /// Keys whose repeats add to the value instead of replacing it, as in the old Shifter.
-    static let accumulatingKeys: Set<String> = [
+    static let accumulatingKeys: [String] = [
         "siteFs", "siteEnv", "siteEnvAppend", "siteEnvPrepend", "siteEnvUnset", "imageGateway",
         "perNodeCacheAllowedFsType", "defaultModules",
     ]
@@ -145,11 +145,14 @@ public struct SiteConfig: Sendable, Equatable {
             let withoutTrailing = trimmed(line, leading: false)
             if withoutTrailing.hasSuffix("\\") {
                 if pending == nil { pendingLine = lineNumber }
-                pending = (pending ?? "") + withoutTrailing.dropLast()
+                var joined = pending ?? ""
+                joined.append(contentsOf: withoutTrailing.dropLast())
+                pending = joined
                 continue
             }
-            if let joined = pending {
-                try parser.handle(joined + line, line: pendingLine)
+            if var joined = pending {
+                joined.append(contentsOf: line)
+                try parser.handle(joined, line: pendingLine)
                 pending = nil
             } else {
                 try parser.handle(String(line), line: lineNumber)

@@ -163,6 +163,7 @@ struct SiteConfigTests {
         ("udiMount=/a\nloopMount=/b\nimagePath=/c\nudiMount=/z", "udiMount", "/z"),
         ("# only comments\n\n   # indented\nudiMount=/a\nloopMount=/b\nimagePath=/c\n\n", "imagePath", "/c"),
         ("udiMount=/a\nloopMount=/b\nimagePath=\\\n/c", "imagePath", "/c"),
+        ("udiMount=/a\nloopMount=/b\nimagePath=/c\nsiteEnv=A=1 \\\n B=2 \\", "siteEnv", "A=1,B=2"),
         ("udiMount=/a\nloopMount=/b\nimagePath=/c\nmaxGroupCount=65536", "maxGroupCount", "65536"),
     ])
     func parsesValue(text: String, key: String, expected: String) throws {

@@ -39,8 +39,9 @@ public enum ContainerLauncher {
         umask(0o022)
         var environmentMap: [String: String] = [:]
         for entry in environment {
-            guard let equals = entry.firstIndex(of: "=") else { continue }
-            environmentMap[String(entry[..<equals])] = String(entry[entry.index(after: equals)...])
+            // By bytes: a job's environment has a hundred variables, and grapheme breaking costs.
+            guard let equals = entry.utf8.firstIndex(of: UInt8(ascii: "=")) else { continue }
+            environmentMap[String(entry[..<equals])] = String(entry[entry.utf8.index(after: equals)...])
         }
         do {
             return try launch(arguments: arguments, environment: environment, environmentMap: environmentMap,
@@ -93,16 +94,19 @@ public enum ContainerLauncher {
             userLimits = ResourceLimits.liftForPrivilegedWork()
         }
         let verbose = options.verbose
-        let say = { (message: String) in
+        // The message is built only when it is shown: entering a root should not pay for the text.
+        func say(_ message: @autoclosure () -> String) {
             if verbose {
                 let elapsed = milliseconds(from: started, to: wallClock())
                 let whole = Int(elapsed), thousandths = Int((elapsed - Double(whole)) * 1000)
-                report("[\(whole).\(thousandths < 10 ? "00" : thousandths < 100 ? "0" : "")\(thousandths) ms] \(message)")
+                report("[\(whole).\(thousandths < 10 ? "00" : thousandths < 100 ? "0" : "")\(thousandths) ms] \(message())")
             }
         }
 
-        let microseconds = String(started.tv_nsec / 1000)
-        say("main began at \(started.tv_sec).\(String(repeating: "0", count: 6 - microseconds.count))\(microseconds) (seconds since the epoch)")
+        say({
+            let microseconds = String(started.tv_nsec / 1000)
+            return "main began at \(started.tv_sec).\(String(repeating: "0", count: 6 - microseconds.count))\(microseconds) (seconds since the epoch)"
+        }())
         let real = Credentials.realUser
         // Only root may point a setuid program at another configuration.
         let requestedConfig = options.configPath ?? environmentMap["SHIFTER_CONFIG"]
@@ -140,7 +144,7 @@ public enum ContainerLauncher {
 
         let (layout, prepared) = try withTerminationSignalsBlocked { () throws(RuntimeError) -> (RootLayout, PreparedRootState?) in
             try enterOrBuildRoot(config: config, image: image, user: user, options: options,
-                                 modules: modules, environment: environmentMap, say: say)
+                                 modules: modules, environment: environmentMap, say: { say($0) })
         }
 
         let hostEntries = environment
