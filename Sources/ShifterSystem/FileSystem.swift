@@ -116,14 +116,15 @@ public enum FileSystem {
         defer { close(fd) }
         let status = try FileSystem.status(descriptor: fd, path: path)
         var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 65536)
+        // Not zeroed: a file of a few KiB (what shifter reads on every start) touches one page of
+        // it, where zeroing all of it would fault in and clear 64 KiB for nothing.
+        let chunk = UnsafeMutableRawBufferPointer.allocate(byteCount: 65536, alignment: 16)
+        defer { chunk.deallocate() }
         while true {
-            let count = chunk.withUnsafeMutableBytes { buffer in
-                retryingInterrupts { Int32(truncatingIfNeeded: read(fd, buffer.baseAddress, buffer.count)) }
-            }
+            let count = retryingInterrupts { Int32(truncatingIfNeeded: read(fd, chunk.baseAddress, chunk.count)) }
             if count.result < 0 { throw SystemError("read", path, errno: count.errno) }
             if count.result == 0 { return (bytes, status) }
-            bytes.append(contentsOf: chunk[0..<Int(count.result)])
+            bytes.append(contentsOf: UnsafeRawBufferPointer(rebasing: chunk[0..<Int(count.result)]))
             if bytes.count > limit { throw SystemError("read", path, errno: EFBIG) }
         }
     }
