@@ -16,6 +16,7 @@ import PackageDescription
 // side (Sources/shifter-command/startup.order).
 let nodeStartup: [SwiftSetting] = [.unsafeFlags([
     "-Xfrontend", "-disable-concrete-type-metadata-mangled-name-accessors", "-Xfrontend", "-function-sections",
+    "-Xfrontend", "-disable-implicit-string-processing-module-import", "-Xfrontend", "-disable-implicit-concurrency-module-import",
 ])]
 
 let package = Package(

@@ -284,14 +284,14 @@ public enum ContainerSSH {
             return poll(&ready, 1, 0) > 0
         }
         // sshd says when it listens, and why it cannot (a port in use, a bad key).
-        let deadline = ContinuousClock.now + startLimit
+        let deadline = MonotonicClock.seconds + MonotonicClock.seconds(startLimit)
         while true {
             let said = (try? FileSystem.readFile(logPath, limit: 65536)).map { String(decoding: $0, as: UTF8.self) } ?? ""
             let lines = said.split(separator: "\n").map(String.init).filter { !$0.isEmpty }
             let failed = lines.contains { $0.hasPrefix("Bind to port") || $0.hasPrefix("Cannot bind") }
             if !failed, lines.contains(where: { $0.hasPrefix(SSHSetup.listeningLine) }) { return }
             let gone = hasExited()
-            if failed || gone || ContinuousClock.now >= deadline {
+            if failed || gone || MonotonicClock.seconds >= deadline {
                 let why = lines.filter { !$0.hasPrefix(SSHSetup.listeningLine) }.suffix(2).joined(separator: "; ")
                 throw RuntimeError("sshd did not start on port \(setup.port): " + (why.isEmpty
                     ? (gone ? "it exited" : "it did not listen within \(startLimit.components.seconds) s") : why))

@@ -36,7 +36,7 @@ public struct GPUSetup: Sendable, Equatable {
 
     /// True for a file name the NVIDIA driver ships as a user-space library.
     public static func isDriverLibrary(_ name: String) -> Bool {
-        guard name.contains(".so") else { return false }
+        guard name.containsBytes(".so") else { return false }
         let prefixes = ["libcuda.so", "libcudadebugger.so", "libnvidia-", "libnvcuvid.so", "libnvoptix.so",
                         "libGLX_nvidia.so", "libEGL_nvidia.so", "libGLESv1_CM_nvidia.so", "libGLESv2_nvidia.so"]
         return prefixes.contains { name.hasPrefix($0) }
@@ -83,7 +83,7 @@ public struct GPUSetup: Sendable, Equatable {
                 libraries.append(directory + "/" + name)
             }
         }
-        guard libraries.contains(where: { $0.hasSuffix("/libcuda.so.1") || $0.contains("/libcuda.so.") }) else {
+        guard libraries.contains(where: { $0.hasSuffix("/libcuda.so.1") || $0.containsBytes("/libcuda.so.") }) else {
             throw RuntimeError("module gpu: no NVIDIA driver library (libcuda.so.1) in \(libraryDirectories.joined(separator: ", ")); is the driver installed on this node?")
         }
         var tools: [String] = []

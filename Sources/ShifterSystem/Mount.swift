@@ -63,13 +63,14 @@ public enum MountTable {
     /// Parses `/proc/self/mountinfo` text; unparseable lines are skipped.
     public static func parse(_ text: String) -> [MountEntry] {
         text.split(separator: "\n").compactMap { line in
-            let halves = line.split(separator: " - ", maxSplits: 1, omittingEmptySubsequences: false)
-            guard halves.count == 2 else { return nil }
-            let left = halves[0].split(separator: " ")
-            let right = halves[1].split(separator: " ")
+            // Fields are separated by single spaces (the kernel escapes those within a field); a
+            // field "-" ends the optional fields, and the filesystem's fields follow it.
+            let fields = line.split(separator: " ")
+            guard let dash = fields.firstIndex(of: "-") else { return nil }
+            let left = fields[..<dash], right = fields[(dash + 1)...]
             guard left.count >= 6, right.count >= 2 else { return nil }
-            return MountEntry(mountPoint: unescape(left[4]), filesystemType: String(right[0]),
-                              source: unescape(right[1]), options: String(left[5]))
+            return MountEntry(mountPoint: unescape(left[4]), filesystemType: String(right[dash + 1]),
+                              source: unescape(right[dash + 2]), options: String(left[5]))
         }
     }
 

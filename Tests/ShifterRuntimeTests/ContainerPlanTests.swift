@@ -192,9 +192,13 @@ private func request(_ config: SiteConfig, volumes: [VolumeSpec] = []) -> Contai
             40 22 0:35 / /var/udi\\040mount/job-1 rw,nosuid - tmpfs shifter rw
             41 40 7:0 / /var/udi\\040mount/job-1/root ro - overlay shifter ro
             garbage
+            50 22 0:40 / /scratch rw,nodev shared:2 master:1 - xfs /dev/loop0 rw,noquota
+            51 22 0:41 / /cut rw -
             """
         let entries = MountTable.parse(text)
-        #expect(entries.count == 3)
+        #expect(entries.count == 4)
+        #expect(entries[3].mountPoint == "/scratch" && entries[3].filesystemType == "xfs")
+        #expect(entries[3].source == "/dev/loop0" && entries[3].options == "rw,nodev")
         #expect(entries[1].mountPoint == "/var/udi mount/job-1")
         #expect(entries[2].filesystemType == "overlay")
         #expect(MountTable.mountPoints(under: "/var/udi mount/job-1", in: entries)

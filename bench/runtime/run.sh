@@ -61,6 +61,18 @@ run_rounds() {
 mount -o loop,ro "$squashfs" "$MNT"
 time_it chroot -- chroot "$MNT" /bin/true
 
+# The same chroot and exec from a Swift program linked as shifter is: the floor of an entry
+# written in Swift (the static Swift runtime's start). Built with the flags of Package.swift's
+# shifter-command.
+SWIFTC=$(dirname "$(command -v swift 2>/dev/null || echo /opt/swift/usr/bin/swift)")/swiftc
+if "$SWIFTC" -O -static-executable -use-ld=lld -Xclang-linker -static-pie -Xlinker --gc-sections \
+        -Xlinker -z -Xlinker now -Xlinker -z -Xlinker pack-relative-relocs \
+        -o "$OUT/swift-chroot" "$BENCH_ROOT/bench/runtime/swift-chroot.swift" >"$OUT/swiftc.log" 2>&1; then
+    time_it swift_chroot -- "$OUT/swift-chroot" "$MNT" /bin/true
+else
+    median[swift_chroot]=""; note[swift_chroot]="could not build: $(tail -1 "$OUT/swiftc.log")"
+fi
+
 # shifter building a private root (loop attach, overlay, /etc, site mounts, teardown by exit).
 time_it shifter_private as_bench_user -- "$PREFIX/bin/shifter" --image="$IMAGE_BUSYBOX" /bin/true
 
@@ -115,7 +127,7 @@ base=${median[chroot]}
 report() {
     echo "| way | median (ms) | × bare chroot | note |"
     echo "|---|---|---|---|"
-    for name in chroot shifter_prepared shifter_exec_to_main shifter_private ch_run crun podman; do
+    for name in chroot swift_chroot shifter_prepared shifter_exec_to_main shifter_private ch_run crun podman; do
         local m=${median[$name]:-}
         if [ -n "$m" ]; then
             printf '| %s | %.2f | %.2f | %s |\n' "$name" "$m" "$(echo "$m / $base" | bc -l)" "${note[$name]:-}"
@@ -127,6 +139,13 @@ report() {
         [ -n "${median[$peer]:-}" ] && [ -n "${median[shifter_prepared]:-}" ] && \
             printf '\nshifter (prepared) vs %s: %.2f× faster\n' "$peer" "$(echo "${median[$peer]} / ${median[shifter_prepared]}" | bc -l)"
     done
+    if [ -n "${median[swift_chroot]:-}" ] && [ -n "${median[shifter_prepared]:-}" ]; then
+        printf '\nThe goal is chroot + 1 ms. A Swift program that only does what chroot does (swift_chroot: linked as\n'
+        printf 'shifter is, static-pie with the Swift runtime inside) takes chroot + %.2f ms: the start of the Swift runtime.\n' \
+            "$(echo "${median[swift_chroot]} - $base" | bc -l)"
+        printf 'shifter (prepared) takes swift_chroot + %.2f ms: its own work and its larger binary.\n' \
+            "$(echo "${median[shifter_prepared]} - ${median[swift_chroot]}" | bc -l)"
+    fi
     if [ -n "${INPROCESS_MS:-}" ] && [ -n "${median[shifter_prepared]:-}" ]; then
         printf '\nWhere the prepared entry'"'"'s %.2f ms go (medians of %s runs of `shifter -v`): from exec to the first line of\n' \
             "${median[shifter_prepared]}" "$RUNS"
@@ -143,7 +162,7 @@ report | tee "$OUT/report.md"
 # The same medians as CSV (bench/runtime/results.csv).
 {
     echo "way,median_ms,x_bare_chroot,note"
-    for name in chroot shifter_prepared shifter_exec_to_main shifter_private ch_run crun podman; do
+    for name in chroot swift_chroot shifter_prepared shifter_exec_to_main shifter_private ch_run crun podman; do
         m=${median[$name]:-}
         printf '%s,%s,%s,"%s"\n' "$name" "$m" "$([ -n "$m" ] && echo "$m / $base" | bc -l | xargs printf '%.3f')" \
             "$(tr -d '"' <<<"${note[$name]:-}")"
