@@ -198,8 +198,11 @@ def main():
     rt = {r["way"]: float(r["median_ms"]) for r in rows("runtime") if r.get("median_ms")}
     if all(k in rt for k in ("chroot", "shifter_prepared", "ch_run")):
         over = rt["shifter_prepared"] - rt["chroot"]
+        # The floor of an entry written in Swift: a static-pie Swift program that only chroots and execs.
+        floor = (f"; a Swift program that only chroots: chroot + {rt['swift_chroot'] - rt['chroot']:.2f} ms"
+                 if "swift_chroot" in rt else "")
         goals.append(("Container entry", "prepared root: at most bare chroot + 1 ms (median)",
-                      f"chroot + {over:.2f} ms ({rt['shifter_prepared']:.2f} against {rt['chroot']:.2f})",
+                      f"chroot + {over:.2f} ms ({rt['shifter_prepared']:.2f} against {rt['chroot']:.2f}{floor})",
                       "met" if over <= 1 else f"missed by {over - 1:.2f} ms"))
         goals.append(("Container entry", "prepared root: faster than ch-run",
                       f"{rt['ch_run'] / rt['shifter_prepared']:.2f}× ch-run's speed",
