@@ -4,14 +4,16 @@
 # them side by side (Package.swift), so that a start touches a few pages of code, not pages all over
 # the binary. Run it again when the entry path changes much; a stale list costs only locality.
 #
-#   bench/runtime/startup-order.sh      needs root, the test bed and valgrind (installed if missing)
+#   bench/runtime/startup-order.sh      needs root and the test bed; installs valgrind and capsh if missing
 #
 # The installed build runs, as a copy without the setuid bit, under valgrind's callgrind as the
 # bed's user with the capabilities it needs to enter the root, for an `id:` and a `docker:`
 # reference; callgrind records every function up to the first execve.
 . "$(dirname "$0")/../common.sh"
-dpkg-query -W -f='${Status}' valgrind 2>/dev/null | grep -q 'install ok installed' ||
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind >/dev/null
+for package in valgrind libcap2-bin; do   # callgrind; capsh
+    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q 'install ok installed' ||
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$package" >/dev/null
+done
 OUT=$(mktemp -d /tmp/shifter-order.XXXXXX); chmod 755 "$OUT"
 JOB=""
 cleanup() {
