@@ -8,7 +8,7 @@ BED_STARTED=0
 
 bench_deps() {
     local missing=()
-    for package in hyperfine charliecloud crun jq; do
+    for package in hyperfine charliecloud crun podman jq; do
         dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q 'install ok installed' || missing+=("$package")
     done
     if [ ${#missing[@]} -gt 0 ]; then

@@ -133,13 +133,18 @@ def plot_cache():
     save(fig, "cache")
 
 
-def horizontal_bars(name, labels, values, colours, unit, xlabel, title, height):
-    """One bar per case, longest at the bottom, each with its value written at its end."""
+def horizontal_bars(name, labels, values, colours, unit, xlabel, title, height, log=False):
+    """One bar per case, longest at the bottom, each with its value written at its end (a log scale
+    where the cases are orders of magnitude apart)."""
     fig, ax = plt.subplots(figsize=(7, height))
     bars = ax.barh(labels, values, color=colours)
     for bar, value in zip(bars, values):
-        ax.text(bar.get_width(), bar.get_y() + bar.get_height() / 2, f" {value:.1f} {unit}", va="center", fontsize=8)
+        text = f" {value:.2f} {unit}" if value < 10 else f" {value:.1f} {unit}"
+        ax.text(bar.get_width(), bar.get_y() + bar.get_height() / 2, text, va="center", fontsize=8)
     ax.invert_yaxis()
+    if log:
+        ax.set_xscale("log")
+        xlabel += ", log scale"
     ax.set_xlabel(xlabel)
     ax.set_title(title)
     ax.grid(True, axis="x", alpha=0.3)
@@ -163,9 +168,11 @@ def plot_runtime():
     if not data:
         return
     names = [r["way"] for r in data]
-    horizontal_bars("runtime", names, [float(r["median_ms"]) for r in data],
+    values = [float(r["median_ms"]) for r in data]
+    horizontal_bars("runtime", names, values,
                     ["tab:green" if n.startswith("shifter") else "tab:gray" for n in names], "ms",
-                    "median time to run /bin/true in the image (ms)", "Container entry", 3.6)
+                    "median time to run /bin/true in the image (ms)", "Container entry", max(3.6, 0.45 * len(names)),
+                    log=max(values) > 50 * min(values))
 
 
 def plot_slurm():

@@ -199,7 +199,7 @@ def main():
     if all(k in rt for k in ("chroot", "shifter_prepared", "ch_run")):
         over = rt["shifter_prepared"] - rt["chroot"]
         # The floor of an entry written in Swift: a static-pie Swift program that only chroots and execs.
-        floor = (f"; a Swift program that only chroots: chroot + {rt['swift_chroot'] - rt['chroot']:.2f} ms"
+        floor = (f"; a Swift program that only chroots: chroot {rt['swift_chroot'] - rt['chroot']:+.2f} ms"
                  if "swift_chroot" in rt else "")
         goals.append(("Container entry", "prepared root: at most bare chroot + 1 ms (median)",
                       f"chroot + {over:.2f} ms ({rt['shifter_prepared']:.2f} against {rt['chroot']:.2f}{floor})",
