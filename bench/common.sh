@@ -50,3 +50,20 @@ as_bench_user() {
 median_ms() {
     jq -r '.results[0].median * 1000' "$1"
 }
+
+# busybox_digest: the id of the bed's busybox test image.
+busybox_digest() {
+    cat "$IMAGE_STORE/tags/docker%3A127.0.0.1%3A5000%2Ftest%2Fbusybox%3Alatest"
+}
+
+# start_prepared_job: submits a job on n1 that sleeps in the busybox image and sets JOB once its
+# prolog has recorded the prepared root (state.json in n1's mount namespace).
+start_prepared_job() {
+    JOB=$(as_bench_user sbatch --parsable -w n1 -N1 -o /dev/null --image="$IMAGE_BUSYBOX" --wrap "sleep 600" | cut -d';' -f1)
+    until [ "$(squeue -h -j "$JOB" -o %T)" = RUNNING ]; do sleep 0.2; done
+    for _ in $(seq 100); do
+        nsenter -t "$(cat "$SLURM_DIR/slurmd-n1.pid")" -m test -f "$BED_DIR/udiMount/job-$JOB/state.json" && return 0
+        sleep 0.1
+    done
+    bed_die "job $JOB's prepared root on n1 was not recorded within 10 s"
+}

@@ -17,7 +17,7 @@ cleanup() {
 trap cleanup EXIT
 bench_setup
 
-digest=$(cat "$IMAGE_STORE/tags/docker%3A127.0.0.1%3A5000%2Ftest%2Fbusybox%3Alatest")
+digest=$(busybox_digest)
 squashfs=$IMAGE_STORE/${digest#sha256:}.squashfs
 declare -A median note
 
@@ -78,9 +78,7 @@ fi
 time_it shifter_private as_bench_user -- "$PREFIX/bin/shifter" --image="$IMAGE_BUSYBOX" /bin/true
 
 # shifter entering the root the prolog prepared, inside a job on node n1.
-JOB=$(as_bench_user sbatch --parsable -w n1 -N1 -o /dev/null --image="$IMAGE_BUSYBOX" --wrap "sleep 600" | cut -d';' -f1)
-until [ "$(squeue -h -j "$JOB" -o %T)" = RUNNING ]; do sleep 0.2; done
-for _ in $(seq 100); do nsenter -t "$(cat "$SLURM_DIR/slurmd-n1.pid")" -m test -f "$BED_DIR/udiMount/job-$JOB/state.json" && break; sleep 0.1; done
+start_prepared_job
 time_it shifter_prepared nsenter -t "$(cat "$SLURM_DIR/slurmd-n1.pid")" -m env SLURM_JOB_ID="$JOB" \
     setpriv --reuid="$(id -u "$BED_USER")" --regid="$(id -g "$BED_USER")" --init-groups -- \
     "$PREFIX/bin/shifter" --image="id:${digest}" /bin/true
@@ -137,10 +135,12 @@ run_rounds
 [ -n "${note[podman]:-}" ] && [[ "${note[podman]}" != podman* ]] && note[podman]="podman: ${note[podman]}"
 
 base=${median[chroot]}
+# The rows of the table and of results.csv, in this order.
+REPORTED=(chroot swift_chroot shifter_prepared shifter_exec_to_main shifter_private ch_run crun podman)
 report() {
     echo "| way | median (ms) | × bare chroot | note |"
     echo "|---|---|---|---|"
-    for name in chroot swift_chroot shifter_prepared shifter_exec_to_main shifter_private ch_run crun podman; do
+    for name in "${REPORTED[@]}"; do
         local m=${median[$name]:-}
         if [ -n "$m" ]; then
             printf '| %s | %.2f | %.2f | %s |\n' "$name" "$m" "$(echo "$m / $base" | bc -l)" "${note[$name]:-}"
@@ -175,7 +175,7 @@ report | tee "$OUT/report.md"
 # The same medians as CSV (bench/runtime/results.csv).
 {
     echo "way,median_ms,x_bare_chroot,note"
-    for name in chroot swift_chroot shifter_prepared shifter_exec_to_main shifter_private ch_run crun podman; do
+    for name in "${REPORTED[@]}"; do
         m=${median[$name]:-}
         printf '%s,%s,%s,"%s"\n' "$name" "$m" "$([ -n "$m" ] && echo "$m / $base" | bc -l | xargs printf '%.3f')" \
             "$(tr -d '"' <<<"${note[$name]:-}")"

@@ -24,12 +24,10 @@ cleanup() {
 trap cleanup EXIT
 bench_setup
 
-digest=$(cat "$IMAGE_STORE/tags/docker%3A127.0.0.1%3A5000%2Ftest%2Fbusybox%3Alatest")
+digest=$(busybox_digest)
 install -m 0755 "$PREFIX/bin/shifter" "$OUT/shifter"
 mkdir -m 0777 "$OUT/profiles"
-JOB=$(as_bench_user sbatch --parsable -w n1 -N1 -o /dev/null --image="$IMAGE_BUSYBOX" --wrap "sleep 600" | cut -d';' -f1)
-until [ "$(squeue -h -j "$JOB" -o %T)" = RUNNING ]; do sleep 0.2; done
-for _ in $(seq 100); do nsenter -t "$(cat "$SLURM_DIR/slurmd-n1.pid")" -m test -f "$BED_DIR/udiMount/job-$JOB/state.json" && break; sleep 0.1; done
+start_prepared_job
 
 caps=cap_sys_chroot,cap_setuid,cap_setgid,cap_dac_override,cap_dac_read_search,cap_sys_admin,cap_setpcap
 n=0

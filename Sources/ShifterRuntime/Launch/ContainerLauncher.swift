@@ -59,6 +59,12 @@ public enum ContainerLauncher {
         return now
     }
 
+    /// `time` as seconds since the epoch with six decimals, as `$EPOCHREALTIME` prints it.
+    static func epochSeconds(_ time: timespec) -> String {
+        let microseconds = String(time.tv_nsec / 1000)
+        return "\(time.tv_sec).\(String(repeating: "0", count: 6 - microseconds.count))\(microseconds)"
+    }
+
     static func milliseconds(from start: timespec, to end: timespec) -> Double {
         Double(end.tv_sec - start.tv_sec) * 1000 + Double(end.tv_nsec - start.tv_nsec) / 1_000_000
     }
@@ -103,10 +109,7 @@ public enum ContainerLauncher {
             }
         }
 
-        say({
-            let microseconds = String(started.tv_nsec / 1000)
-            return "main began at \(started.tv_sec).\(String(repeating: "0", count: 6 - microseconds.count))\(microseconds) (seconds since the epoch)"
-        }())
+        say("main began at \(epochSeconds(started)) (seconds since the epoch)")
         let real = Credentials.realUser
         // Only root may point a setuid program at another configuration.
         let requestedConfig = options.configPath ?? environmentMap["SHIFTER_CONFIG"]
