@@ -43,8 +43,10 @@ $(filter-out $(OUT)/shifter,$(BINARIES)): swift
 	@mkdir -p $(OUT)
 	cp -f $(SWIFT_BIN)/$(notdir $@) $@
 
-$(PLUGIN): spank/shifter_spank.c spank/shifter_spank.map include/shifter.h $(OUT)/libshifter.so
-	$(CC) $(HARDENING) -shared -Iinclude -o $@ spank/shifter_spank.c \
+PLUGIN_SOURCES = spank/dispatch.c spank/args.c spank/submit.c spank/task.c spank/job.c
+
+$(PLUGIN): $(PLUGIN_SOURCES) spank/shifter_spank.h spank/shifter_spank.map include/shifter.h $(OUT)/libshifter.so
+	$(CC) $(HARDENING) -shared -Iinclude -o $@ $(PLUGIN_SOURCES) \
 	    -Wl,--version-script=spank/shifter_spank.map $(HARDENING_LD) \
 	    -L$(OUT) -lshifter -Wl,-rpath,'$$ORIGIN'
 

@@ -44,9 +44,10 @@ let package = Package(
         .target(name: "CShifterSys", cSettings: [.define("_GNU_SOURCE")]),
         .target(name: "ShifterSystem", dependencies: ["CShifterSys"], swiftSettings: nodeStartup),
         .target(name: "ShifterRuntime", dependencies: ["ShifterCore", "ShifterSystem"], swiftSettings: nodeStartup),
+        .systemLibrary(name: "CShifterABI"),
         .target(
             name: "ShifterABI",
-            dependencies: ["ShifterRuntime"],
+            dependencies: ["ShifterRuntime", "CShifterABI"],
             // Slurm dlclose()s plugins; a Swift image must never be unloaded.
             linkerSettings: [.unsafeFlags(["-Xlinker", "-z", "-Xlinker", "nodelete"])]
         ),
@@ -111,6 +112,7 @@ let package = Package(
         ),
         .testTarget(name: "ShifterSystemTests", dependencies: ["ShifterSystem"]),
         .testTarget(name: "ShifterRuntimeTests", dependencies: ["ShifterRuntime", "ShifterSystem"]),
+        .testTarget(name: "ShifterABITests", dependencies: ["ShifterABI", "CShifterABI", "ShifterRuntime"]),
         .testTarget(name: "ShifterImageTests", dependencies: ["ShifterImage", "CGzipStream"]),
         .testTarget(name: "ShifterGatewayTests", dependencies: ["ShifterGateway", "ShifterGatewayClient"]),
     ],

@@ -5,6 +5,13 @@
  * one-line message saying what failed, on what and why into (msg, msglen), NUL-terminated and
  * truncated to fit. msg may be NULL when msglen is 0. No function throws, traps or exits, so the
  * library is safe inside slurmd and slurmstepd. The library never unloads (it is linked -z nodelete).
+ *
+ * The ABI grows by fields, never by functions. An operation that takes a request struct reads its
+ * first field, `size`, which the caller sets to sizeof the struct it was compiled with (as clone3's
+ * struct clone_args and openat2's struct open_how do). New fields go at the end, and a new
+ * SHIFTER_*_SIZE_VER<n> names each size. The library reads a smaller, older struct as if the fields
+ * it lacks were zero (NULL), and refuses with SHIFTER_EINVAL a larger, newer one whose fields
+ * beyond those it knows are not all zero, and any smaller than the first version.
  */
 #ifndef SHIFTER_H
 #define SHIFTER_H
@@ -19,10 +26,13 @@ extern "C" {
 enum {
     SHIFTER_OK = 0,
     SHIFTER_ECONFIG = -1,   /* the site configuration is missing, unsafe or invalid */
-    SHIFTER_EINVAL = -2,    /* a request (image, volumes, modules) is invalid or not allowed */
-    SHIFTER_ESYSTEM = -3,   /* building or removing a container root failed */
-    SHIFTER_ENOTFOUND = -4, /* no such prepared root */
+    SHIFTER_EINVAL = -2,    /* the request is invalid: a malformed image, volume, module or option,
+                               or a request struct this library cannot read */
+    SHIFTER_ESYSTEM = -3,   /* the node failed: a mount, loop device, lookup or helper program */
+    SHIFTER_ENOTFOUND = -4, /* what the request names does not exist: an image, a prepared root */
     SHIFTER_EPROLOG = -5,   /* the job's prolog failed on this node; msg holds its reason */
+    SHIFTER_EPERM = -6,     /* the user may not have what was asked: a private image, a local
+                               image where the site allows none, a container for root */
 };
 
 /* Message levels passed to the log handler. */
@@ -63,34 +73,55 @@ int shifter_request_validate(const shifter_config *config, const char *image, co
                              const char *modules, uint32_t uid, char *image_id, size_t image_id_len,
                              char *volumes_out, size_t volumes_out_len, char *msg, size_t msglen);
 
+/** Pyxis-style options, as given at submission (see shifter_pyxis_request). */
+struct shifter_pyxis_options {
+    size_t size;                  /* sizeof(struct shifter_pyxis_options) */
+    uint32_t uid;                 /* the submitting user */
+    int32_t mount_home;           /* --container-mount-home: 1, --no-container-mount-home: 0, neither: -1 */
+    int32_t remap_root;           /* --container-remap-root: 1 */
+    const char *image;            /* --container-image */
+    const char *mounts;           /* --container-mounts */
+    const char *workdir;          /* --container-workdir */
+    const char *env_names;        /* --container-env */
+};
+#define SHIFTER_PYXIS_OPTIONS_SIZE_VER0 56
+
 /**
- * Translates Pyxis-style options (--container-image, --container-mounts, --container-workdir,
- * --container-env, --container-mount-home: 1, --no-container-mount-home: 0, neither: -1,
- * --container-remap-root: 1) of user uid, submitting from the current directory, into Shifter's
- * image reference and volumes, which shifter_request_validate then checks. The home directory is
- * in a container only where a siteFs entry of config brings it. Any string may be
+ * Translates Pyxis-style options of the user, submitting from the current directory, into
+ * Shifter's image reference and volumes, which shifter_request_validate then checks. The home
+ * directory is in a container only where a siteFs entry of config brings it. Any string may be
  * NULL. Returns SHIFTER_EINVAL with the option and the reason in msg when one cannot be taken.
  */
-int shifter_pyxis_request(const shifter_config *config, const char *image, const char *mounts, const char *workdir, const char *env_names,
-                          int mount_home, int remap_root, uint32_t uid, char *image_out, size_t image_out_len,
-                          char *volumes_out, size_t volumes_out_len, char *msg, size_t msglen);
+int shifter_pyxis_request(const shifter_config *config, const struct shifter_pyxis_options *options,
+                          char *image_out, size_t image_out_len, char *volumes_out, size_t volumes_out_len,
+                          char *msg, size_t msglen);
+
+/** A job's prolog on one node (see shifter_job_prolog). */
+struct shifter_prolog_request {
+    size_t size;                  /* sizeof(struct shifter_prolog_request) */
+    uint32_t job_id;
+    uint32_t uid;
+    uint32_t gid;
+    const char *image;            /* normally "id:sha256:HEX" */
+    const char *volumes;          /* may be NULL */
+    const char *modules;          /* may be NULL */
+    /* SHIFTER_PROLOG_REQUEST_SIZE_VER1: */
+    const char *ssh_keys;         /* the job's keys from shifter_ssh_keys (--ccm); NULL or "": no sshd */
+    const char *node;             /* this node's name, for sshNodePorts and the job's cgroup; may be NULL */
+};
+#define SHIFTER_PROLOG_REQUEST_SIZE_VER0 48
+#define SHIFTER_PROLOG_REQUEST_SIZE_VER1 64
 
 /**
- * Job prolog: builds the container root of job `job_id` on this node for uid:gid, with the image
- * (normally "id:sha256:HEX"), volumes and modules (either may be NULL). On failure nothing is left
- * mounted, and the reason is kept for shifter_job_status.
+ * Job prolog: builds the container root of the job on this node for uid:gid, with the image,
+ * volumes and modules and, where ssh_keys is given, the job's sshd, started as the user and
+ * listening on the port udiRoot.conf gives the node (sshPort, sshNodePorts). On failure nothing is
+ * left mounted, and the reason is kept for shifter_job_status. Logs how long the build took
+ * (wall and CPU time) at SHIFTER_LOG_INFO. Fails with SHIFTER_EINVAL, SHIFTER_EPERM,
+ * SHIFTER_ENOTFOUND or SHIFTER_ESYSTEM by what went wrong.
  */
-int shifter_job_prolog(const shifter_config *config, uint32_t job_id, uint32_t uid, uint32_t gid,
-                       const char *image, const char *volumes, const char *modules, char *msg, size_t msglen);
-
-/**
- * Job prolog as shifter_job_prolog, and, where ssh_keys is not NULL or empty (the job's keys from
- * shifter_ssh_keys, asked for with --ccm), the job's sshd in the root, started as the user and
- * listening on the port udiRoot.conf gives node `node` (sshPort, sshNodePorts; node may be NULL).
- */
-int shifter_job_prolog_ssh(const shifter_config *config, uint32_t job_id, uint32_t uid, uint32_t gid,
-                           const char *image, const char *volumes, const char *modules, const char *ssh_keys,
-                           const char *node, char *msg, size_t msglen);
+int shifter_job_prolog(const shifter_config *config, const struct shifter_prolog_request *request,
+                       char *msg, size_t msglen);
 
 /**
  * At submission of a job with --ccm: makes the job's key pairs (the user's and its sshd's) with the
@@ -100,9 +131,11 @@ int shifter_job_prolog_ssh(const shifter_config *config, uint32_t job_id, uint32
 int shifter_ssh_keys(const shifter_config *config, char *keys, size_t keys_len, char *msg, size_t msglen);
 
 /**
- * Job epilog: kills what still runs in the job's root on this node, unmounts everything, releases
- * the loop devices and removes the directories. Idempotent; correct after a failed or partial
- * prolog. Returns SHIFTER_ESYSTEM when something could not be removed.
+ * Job epilog: ends the job's sshd and its sessions on this node (its cgroup, named by
+ * SLURMD_NODENAME as the prolog named it), kills what still runs in the job's root, unmounts
+ * everything, releases the loop devices and removes the directories. Idempotent; correct after a
+ * failed or partial prolog. Returns SHIFTER_ESYSTEM when something could not be removed, a loop
+ * device of the job still bound included.
  */
 int shifter_job_epilog(const shifter_config *config, uint32_t job_id, char *msg, size_t msglen);
 
@@ -113,6 +146,34 @@ int shifter_job_epilog(const shifter_config *config, uint32_t job_id, char *msg,
  */
 int shifter_job_status(const shifter_config *config, uint32_t job_id, uint32_t uid, char *image_id,
                        size_t image_id_len, char *volumes, size_t volumes_len, char *msg, size_t msglen);
+
+/** A task of a Pyxis-style step, which runs inside the job's container (see shifter_task_command). */
+struct shifter_task_request {
+    size_t size;                  /* sizeof(struct shifter_task_request) */
+    uint32_t job_id;
+    uint32_t step_id;             /* SLURM_BATCH_SCRIPT (0xfffffffb) for the batch step */
+    int32_t argc;                 /* the task's command, from Slurm's S_JOB_ARGV */
+    char *const *argv;
+    char *const *envp;            /* the task's environment, from Slurm's S_JOB_ENV */
+    const char *workdir;          /* --container-workdir; NULL: the image's, else the current directory */
+    const char *env_names;        /* --container-env; may be NULL */
+    const char *shifter_path;     /* plugstack shifter_path=; NULL or "": PREFIX/bin/shifter for */
+    const char *plugin_path;      /* the calling plugin's file, PREFIX/lib/shifter/shifter_spank.so */
+};
+#define SHIFTER_TASK_REQUEST_SIZE_VER0 72
+
+/**
+ * What a task of a Pyxis-style step execs instead of its command: *argv_out (argv_out[0] is the
+ * shifter command's path) and *envp_out, NULL-terminated arrays the caller passes to execve and
+ * frees with shifter_strings_free when it does not exec. For the batch step the script, which
+ * lies outside the container, is opened here and runs as /proc/self/fd/N (the descriptor is left
+ * open across exec).
+ */
+int shifter_task_command(const struct shifter_task_request *request, char ***argv_out, char ***envp_out,
+                         char *msg, size_t msglen);
+
+/** Frees a NULL-terminated array of strings from the library, and its strings. NULL is ignored. */
+void shifter_strings_free(char **strings);
 
 /**
  * The `shifter` command: enters the job's prepared root or builds a private one, and execs the

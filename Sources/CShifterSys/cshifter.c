@@ -589,7 +589,8 @@ static void report_and_exit(int fd, int error, pid_t pid) {
 }
 
 int cshifter_start_daemon(const char *root, uid_t uid, gid_t gid, size_t group_count, const gid_t *groups,
-                          char *const argv[], char *const envp[], int log_fd, int timeout_ms, pid_t *daemon_pid) {
+                          char *const argv[], char *const envp[], int log_fd, int cgroup_procs_fd, int timeout_ms,
+                          pid_t *daemon_pid) {
     int pipefd[2];
     sigset_t saved_mask;
     pid_t child = fork_with_pipe(pipefd, &saved_mask);
@@ -601,6 +602,9 @@ int cshifter_start_daemon(const char *root, uid_t uid, gid_t gid, size_t group_c
         pid_t daemon = fork();
         if (daemon < 0) report_and_exit(pipefd[1], errno, 0);
         if (daemon > 0) report_and_exit(pipefd[1], 0, daemon);
+        /* Into the job's cgroup while still root, before anything of the user's runs: every
+         * session the daemon starts is born in it, and the epilog ends them all at once. */
+        if (cgroup_procs_fd >= 0 && write(cgroup_procs_fd, "0", 1) != 1) report_and_exit(pipefd[1], errno ? errno : EIO, 0);
         /* The caller (slurmd's prolog) may run with its standard streams closed, so the report
          * pipe, the log and /dev/null may be numbered 0 to 2: each is moved above them before the
          * standard streams are set. */

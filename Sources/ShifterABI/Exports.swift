@@ -3,6 +3,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import CShifterABI
 import ShifterCore
 import ShifterRuntime
 import ShifterSystem
@@ -13,6 +14,45 @@ private let shifterInvalid: Int32 = -2
 private let shifterSystemError: Int32 = -3
 private let shifterNotFound: Int32 = -4
 private let shifterPrologFailed: Int32 = -5
+private let shifterPermission: Int32 = -6
+
+/// The status a failure of `kind` returns: each kind its own, so that the caller can tell the
+/// user's mistake from the node's.
+func shifterStatus(_ kind: RuntimeError.Kind) -> Int32 {
+    switch kind {
+    case .invalidRequest: shifterInvalid
+    case .permission: shifterPermission
+    case .notFound: shifterNotFound
+    case .system: shifterSystemError
+    }
+}
+
+/// Why a request struct cannot be read.
+struct RequestStructError: Error {
+    var message: String
+}
+
+/// Reads a size-versioned request struct (include/shifter.h): its first field is the size the
+/// caller was compiled with. A smaller, older struct reads as if its missing fields were zero; a
+/// larger, newer one is refused unless every byte beyond the fields this library knows is zero,
+/// as clone3(2) and openat2(2) do with their argument structs.
+func readRequest<Request>(_ pointer: UnsafeRawPointer?, firstVersionSize: Int, name: String,
+                          zero: Request) throws(RequestStructError) -> Request {
+    guard let pointer else { throw RequestStructError(message: "\(name): no request given") }
+    let size = pointer.load(as: Int.self)
+    let known = MemoryLayout<Request>.size
+    guard size >= firstVersionSize else {
+        throw RequestStructError(message: "\(name): the request's size \(size) is smaller than its first version's, \(firstVersionSize)")
+    }
+    if size > known, !UnsafeRawBufferPointer(start: pointer + known, count: size - known).allSatisfy({ $0 == 0 }) {
+        throw RequestStructError(message: "\(name): the request (\(size) bytes) sets fields this libshifter (which knows \(known) bytes) does not know; install the libshifter the caller was built with")
+    }
+    var request = zero
+    withUnsafeMutableBytes(of: &request) { bytes in
+        bytes.copyMemory(from: UnsafeRawBufferPointer(start: pointer, count: min(size, known)))
+    }
+    return request
+}
 
 /// The object behind an opaque `shifter_config *`.
 final class ConfigHandle {
@@ -133,20 +173,28 @@ public func shifter_request_validate(
         return copyRequest(request.image, request.volumes, imageID, imageIDLength, volumesOut, volumesOutLength, msg, msglen)
     } catch {
         copyOut(error.message, msg, msglen)
-        return shifterInvalid
+        return shifterStatus(error.kind)
     }
 }
 
 @_cdecl("shifter_pyxis_request")
 public func shifter_pyxis_request(
-    _ config: OpaquePointer?, _ image: UnsafePointer<CChar>?, _ mounts: UnsafePointer<CChar>?, _ workdir: UnsafePointer<CChar>?,
-    _ environment: UnsafePointer<CChar>?, _ mountHome: Int32, _ remapRoot: Int32, _ uid: UInt32,
+    _ config: OpaquePointer?, _ request: UnsafeRawPointer?,
     _ imageOut: UnsafeMutablePointer<CChar>?, _ imageOutLength: Int, _ volumesOut: UnsafeMutablePointer<CChar>?,
     _ volumesOutLength: Int, _ msg: UnsafeMutablePointer<CChar>?, _ msglen: Int
 ) -> Int32 {
+    let given: shifter_pyxis_options
+    do {
+        given = try readRequest(request, firstVersionSize: Int(SHIFTER_PYXIS_OPTIONS_SIZE_VER0),
+                                name: "shifter_pyxis_request", zero: shifter_pyxis_options())
+    } catch {
+        copyOut(error.message, msg, msglen)
+        return shifterInvalid
+    }
     let options = PyxisOptions(
-        image: string(image), mounts: string(mounts), workdir: string(workdir), environment: string(environment),
-        mountHome: mountHome < 0 ? nil : mountHome != 0, remapRoot: remapRoot != 0)
+        image: string(given.image), mounts: string(given.mounts), workdir: string(given.workdir),
+        environment: string(given.env_names), mountHome: given.mount_home < 0 ? nil : given.mount_home != 0,
+        remapRoot: given.remap_root != 0)
     guard let site = handle(config) else {
         copyOut("shifter_pyxis_request: no configuration", msg, msglen)
         return shifterConfigError
@@ -155,7 +203,7 @@ public func shifter_pyxis_request(
     // the container gets unless the site mounts something else there.
     var sitePaths = site.siteFs.filter { $0.source == $0.target }.map(\.target)
     if !site.siteFs.contains(where: { $0.target == "/tmp" }) { sitePaths.append("/tmp") }
-    let home = try? Credentials.passwdEntry(uid: uid).home
+    let home = try? Credentials.passwdEntry(uid: given.uid).home
     var cwdBuffer = [CChar](repeating: 0, count: 4096)
     let currentDirectory = getcwd(&cwdBuffer, cwdBuffer.count) != nil ? String(cString: cwdBuffer) : nil
     do {
@@ -172,45 +220,146 @@ public func shifter_pyxis_request(
 
 @_cdecl("shifter_job_prolog")
 public func shifter_job_prolog(
-    _ config: OpaquePointer?, _ jobID: UInt32, _ uid: UInt32, _ gid: UInt32, _ image: UnsafePointer<CChar>?,
-    _ volumes: UnsafePointer<CChar>?, _ modules: UnsafePointer<CChar>?,
-    _ msg: UnsafeMutablePointer<CChar>?, _ msglen: Int
+    _ config: OpaquePointer?, _ pointer: UnsafeRawPointer?, _ msg: UnsafeMutablePointer<CChar>?, _ msglen: Int
 ) -> Int32 {
-    shifter_job_prolog_ssh(config, jobID, uid, gid, image, volumes, modules, nil, nil, msg, msglen)
-}
-
-@_cdecl("shifter_job_prolog_ssh")
-public func shifter_job_prolog_ssh(
-    _ config: OpaquePointer?, _ jobID: UInt32, _ uid: UInt32, _ gid: UInt32, _ image: UnsafePointer<CChar>?,
-    _ volumes: UnsafePointer<CChar>?, _ modules: UnsafePointer<CChar>?, _ sshKeys: UnsafePointer<CChar>?,
-    _ node: UnsafePointer<CChar>?, _ msg: UnsafeMutablePointer<CChar>?, _ msglen: Int
-) -> Int32 {
+    let request: shifter_prolog_request
+    do {
+        request = try readRequest(pointer, firstVersionSize: Int(SHIFTER_PROLOG_REQUEST_SIZE_VER0),
+                                  name: "shifter_job_prolog", zero: shifter_prolog_request())
+    } catch {
+        copyOut(error.message, msg, msglen)
+        return shifterInvalid
+    }
     guard let site = handle(config) else {
         copyOut("shifter_job_prolog: no configuration", msg, msglen)
         return shifterConfigError
     }
-    guard let image = string(image), !image.isEmpty else {
+    let jobID = request.job_id
+    guard let image = string(request.image), !image.isEmpty else {
         copyOut("job \(jobID): no image given", msg, msglen)
         return shifterInvalid
     }
     var keys: SSHKeys?
-    if let text = string(sshKeys), !text.isEmpty {
+    if let text = string(request.ssh_keys), !text.isEmpty {
         guard let decoded = SSHKeys.decode(text) else {
             copyOut("job \(jobID): the job's sshd keys (SHIFTER_SSH) are not four base64 parts", msg, msglen)
             return shifterInvalid
         }
         keys = decoded
     }
+    let node = string(request.node).flatMap { $0.isEmpty ? nil : $0 }
+    let started = MonotonicClock.seconds, startedCPU = ResourceUsage.cpuMicroseconds
     do {
-        try JobRoot.prepare(config: site, jobID: jobID, uid: uid, gid: gid, image: image,
-                            volumes: string(volumes), modules: string(modules), ssh: keys,
-                            node: string(node).flatMap { $0.isEmpty ? nil : $0 },
-                            warn: { log(0, "shifter: prolog: job \(jobID): \($0)") })
-        return shifterOK
+        try JobRoot.prepare(config: site, jobID: jobID, uid: request.uid, gid: request.gid, image: image,
+                            volumes: string(request.volumes), modules: string(request.modules), ssh: keys,
+                            node: node, warn: { log(0, "shifter: prolog: job \(jobID): \($0)") })
     } catch {
         copyOut(error.message, msg, msglen)
-        return shifterSystemError
+        return shifterStatus(error.kind)
     }
+    // CPU time (user and system, with the helpers waited for, such as mkfs.xfs) beside wall time:
+    // on nodes that share cores, wall time also counts waiting for them.
+    let wall = Int64((MonotonicClock.seconds - started) * 1e6), cpu = ResourceUsage.cpuMicroseconds - startedCPU
+    log(1, "shifter: prolog: node \(node ?? hostName()): job \(jobID): root ready in \(milliseconds(wall)) ms (cpu \(milliseconds(cpu)) ms)")
+    return shifterOK
+}
+
+/// Microseconds as milliseconds with three decimals.
+private func milliseconds(_ micros: Int64) -> String {
+    let fraction = String(micros % 1000)
+    return "\(micros / 1000)." + String(repeating: "0", count: 3 - fraction.count) + fraction
+}
+
+private func hostName() -> String {
+    var buffer = [CChar](repeating: 0, count: 256)
+    return gethostname(&buffer, buffer.count - 1) == 0 ? String(cString: buffer) : "unknown"
+}
+
+/// Slurm's step id of a job's batch script.
+private let slurmBatchScript: UInt32 = 0xffff_fffb
+
+@_cdecl("shifter_task_command")
+public func shifter_task_command(
+    _ pointer: UnsafeRawPointer?, _ argvOut: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>?,
+    _ envpOut: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>?,
+    _ msg: UnsafeMutablePointer<CChar>?, _ msglen: Int
+) -> Int32 {
+    let request: shifter_task_request
+    do {
+        request = try readRequest(pointer, firstVersionSize: Int(SHIFTER_TASK_REQUEST_SIZE_VER0),
+                                  name: "shifter_task_command", zero: shifter_task_request())
+    } catch {
+        copyOut(error.message, msg, msglen)
+        return shifterInvalid
+    }
+    guard let argvOut, let envpOut else {
+        copyOut("shifter_task_command: no place for the command", msg, msglen)
+        return shifterInvalid
+    }
+    argvOut.pointee = nil
+    envpOut.pointee = nil
+    var command: [String] = []
+    if let argv = request.argv {
+        for index in 0..<Int(max(0, request.argc)) { if let argument = argv[index] { command.append(String(cString: argument)) } }
+    }
+    let environment = strings(request.envp)
+    let plugin = string(request.plugin_path)
+    guard let shifter = PyxisTaskPlan.shifterCommand(configured: string(request.shifter_path), library: plugin) else {
+        copyOut("couldn't find the shifter command: this plugin's path \(plugin ?? "(unknown)") is not PREFIX/lib/shifter/shifter_spank.so (set shifter_path= in plugstack.conf)", msg, msglen)
+        return shifterConfigError
+    }
+    var script: String?
+    if request.step_id == slurmBatchScript, let path = command.first {
+        // The batch script lies in slurmd's spool directory, outside the container: it is opened
+        // here, and the descriptor, left open across exec, is the path the container runs.
+        let fd = open(path, O_RDONLY)
+        guard fd >= 0 else {
+            copyOut("couldn't open the batch script \(path): \(String(cString: strerror(errno)))", msg, msglen)
+            return shifterSystemError
+        }
+        script = "/proc/self/fd/\(fd)"
+    }
+    let plan: PyxisTaskPlan
+    do {
+        plan = try PyxisTaskPlan(shifter: shifter, workdir: string(request.workdir), environmentNames: string(request.env_names),
+                                 command: command, environment: environment, batchScript: script)
+    } catch {
+        copyOut("couldn't read the task's command from Slurm: \(error)", msg, msglen)
+        return shifterInvalid
+    }
+    argvOut.pointee = cStrings(plan.arguments)
+    envpOut.pointee = cStrings(plan.environment)
+    return shifterOK
+}
+
+/// A NULL-terminated array of `strings`, every part from malloc, for shifter_strings_free.
+private func cStrings(_ strings: [String]) -> UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>? {
+    guard let array = malloc((strings.count + 1) * MemoryLayout<UnsafeMutablePointer<CChar>?>.stride)?
+        .bindMemory(to: UnsafeMutablePointer<CChar>?.self, capacity: strings.count + 1) else { return nil }
+    for (index, text) in strings.enumerated() { array[index] = strdup(text) }
+    array[strings.count] = nil
+    return array
+}
+
+private func strings(_ array: UnsafePointer<UnsafeMutablePointer<CChar>?>?) -> [String] {
+    var result: [String] = []
+    guard var cursor = array else { return result }
+    while let entry = cursor.pointee {
+        result.append(String(cString: entry))
+        cursor += 1
+    }
+    return result
+}
+
+@_cdecl("shifter_strings_free")
+public func shifter_strings_free(_ array: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) {
+    guard let array else { return }
+    var index = 0
+    while let entry = array[index] {
+        free(entry)
+        index += 1
+    }
+    free(array)
 }
 
 @_cdecl("shifter_ssh_keys")
@@ -235,7 +384,7 @@ public func shifter_ssh_keys(
         return shifterOK
     } catch {
         copyOut(error.message, msg, msglen)
-        return shifterSystemError
+        return shifterStatus(error.kind)
     }
 }
 
@@ -246,7 +395,10 @@ public func shifter_job_epilog(_ config: OpaquePointer?, _ jobID: UInt32,
         copyOut("shifter_job_epilog: no configuration", msg, msglen)
         return shifterConfigError
     }
-    let problems = JobRoot.remove(config: site, jobID: jobID, warn: { log(0, "shifter: epilog: job \(jobID): \($0)") })
+    // The prolog named the job's sshd cgroup by the node's name, which slurmd gives both.
+    let node = getenv("SLURMD_NODENAME").map { String(cString: $0) }
+    let problems = JobRoot.remove(config: site, jobID: jobID, node: node,
+                                  warn: { log(0, "shifter: epilog: job \(jobID): \($0)") })
     if problems.isEmpty { return shifterOK }
     for problem in problems { log(0, "shifter: epilog: job \(jobID): \(problem)") }
     copyOut("job \(jobID): " + problems.joined(separator: "; "), msg, msglen)
@@ -286,12 +438,6 @@ public func shifter_main(_ argc: Int32, _ argv: UnsafePointer<UnsafeMutablePoint
     if let argv {
         for index in 1..<max(1, Int(argc)) { if let argument = argv[index] { arguments.append(String(cString: argument)) } }
     }
-    var environment: [String] = []
-    if var cursor = envp {
-        while let entry = cursor.pointee {
-            environment.append(String(cString: entry))
-            cursor += 1
-        }
-    }
+    let environment = strings(envp)
     return ContainerLauncher.run(arguments: arguments, environment: environment)
 }

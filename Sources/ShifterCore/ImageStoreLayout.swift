@@ -29,6 +29,14 @@ public struct ImageStoreLayout: Sendable, Equatable {
         Self.hexDigits(of: digest).map { "\(root)/\($0).meta.json" }
     }
 
+    /// `<root>/<hex>.access.json`, or nil for a malformed image id: a private image's access list
+    /// alone, readable by every user, so that job submission (which runs as the user) can check it
+    /// while the full record (`.meta.json`: environment, entrypoint, labels, source) stays root's.
+    /// Public images have none.
+    public func accessFile(digest: String) -> String? {
+        Self.hexDigits(of: digest).map { "\(root)/\($0).access.json" }
+    }
+
     /// The directory of the tag index.
     public var tagDirectory: String { root + "/tags" }
 

@@ -1,4 +1,3 @@
-import CCrypto
 import CShifterSys
 import ShifterCore
 import ShifterGatewayClient
@@ -16,9 +15,11 @@ import Glibc
 #endif
 
 extension GatewayService {
-    /// `POST /api/doimport/SYSTEM/custom/NAME[:TAG]/`: copies a squashfs file on the gateway host,
-    /// opened with the caller's own rights, into the system's store as a `custom` image, named by
-    /// the sha256 of the file. Administrators and `importUsers` only.
+    /// `POST /api/doimport/SYSTEM/custom/NAME[:TAG]/`: imports a file on the gateway host, opened
+    /// with the caller's own rights, into the system's store as a `custom` image: a squashfs file
+    /// as it is, named by its sha256 (administrators and `importUsers` only), or an image archive
+    /// converted as a pull would be (any user). The name is its first importer's
+    /// (`CustomImageNames`): reserved before the file is read, checked again before it is tagged.
     public func importImage(
         system: String, type: String, tag: String, request: GatewayImportRequest, caller: AuthenticatedCaller
     ) throws(GatewayError) -> GatewayImageRecord {
@@ -47,59 +48,60 @@ extension GatewayService {
         let canonical = Self.tagText(reference)
         var userACL = Array(Set(request.allowedUIDs ?? [])).sorted()
         let groupACL = Array(Set(request.allowedGIDs ?? [])).sorted()
-        let isAdmin = config.adminUIDs.contains(caller.uid)
-        if isArchive && !isAdmin {
-            try checkArchiveImport(system: system, tag: canonical, groupACL: groupACL, caller: caller)
+        if !config.adminUIDs.contains(caller.uid) {
+            try checkSharing(tag: canonical, groupACL: groupACL, caller: caller)
             // An archive a user brings is theirs alone unless they name others.
-            if userACL.isEmpty && groupACL.isEmpty { userACL = [caller.uid] }
+            if isArchive && userACL.isEmpty && groupACL.isEmpty { userACL = [caller.uid] }
         }
         let isPrivate = !userACL.isEmpty || !groupACL.isEmpty
         if isPrivate && !userACL.contains(caller.uid) && caller.uid != 0 { userACL = (userACL + [caller.uid]).sorted() }
 
         let input = try SquashfsFileImport.openSource(source, reference: reference, caller: caller.uid)
         defer { close(input) }
-        let store = ImageStore(directory: systemConfig.imagePath)
-        let metadata: ImageMetadata
-        if isArchive {
-            // A conversion takes a core for minutes: no more at once than pulls may run.
-            let admitted = archiveImports.withLock { running -> Bool in
-                guard running < config.workers else { return false }
-                running += 1
-                return true
-            }
-            guard admitted else {
-                throw .busy("import \(reference): the gateway is converting \(config.workers) images already; try again in a few minutes")
-            }
-            defer { archiveImports.withLock { $0 -= 1 } }
-            metadata = try Self.importArchive(
-                input, source: source, into: store, reference: reference, userACL: userACL, groupACL: groupACL)
-        } else {
-            metadata = try SquashfsFileImport.importFile(
-                input, source: source, into: store, reference: reference, userACL: userACL, groupACL: groupACL)
+        // The name is the caller's from here until the import ends (CustomImageNames).
+        let previous = try reserveCustomName(
+            system: system, tag: canonical, caller: caller.uid, source: source, userACL: userACL, groupACL: groupACL)
+        var store = ImageStore(directory: systemConfig.imagePath)
+        store.nameGuard = { [self] (_: ImageReference, _: ImageID) throws(ImageImportError) in
+            try confirmCustomName(system: system, tag: canonical, caller: caller.uid)
         }
-        let now = clock()
-        var row = ImageRow(
-            system: system, itype: "custom", tag: canonical, scope: isPrivate ? ImageRow.privateScope(caller.uid) : "", ownerUID: caller.uid,
-            digest: metadata.digest, status: .ready)
-        row.userACL = userACL
-        row.groupACL = groupACL
-        row.metadata = metadata
-        row.lastPull = now
-        row.statusMessage = "imported from \(source)"
-        try state.save(row)
+        let metadata: ImageMetadata
+        do throws(GatewayError) {
+            if isArchive {
+                // A conversion takes a core for minutes: no more at once than pulls may run.
+                let admitted = archiveImports.withLock { running -> Bool in
+                    guard running < config.workers else { return false }
+                    running += 1
+                    return true
+                }
+                guard admitted else {
+                    throw .busy("import \(reference): the gateway is converting \(config.workers) images already; try again in a few minutes")
+                }
+                defer { archiveImports.withLock { $0 -= 1 } }
+                metadata = try Self.importArchive(
+                    input, source: source, into: store, reference: reference, userACL: userACL, groupACL: groupACL, caller: caller.uid,
+                    config: config, importsByUser: archiveImportsByUser)
+            } else {
+                metadata = try SquashfsFileImport.importFile(
+                    input, source: source, into: store, reference: reference, userACL: userACL, groupACL: groupACL)
+            }
+        } catch {
+            releaseCustomName(system: system, tag: canonical, caller: caller.uid, previous: previous)
+            throw error
+        }
+        let row = try finishCustomImport(
+            system: system, tag: canonical, caller: caller.uid, metadata: metadata, userACL: userACL, groupACL: groupACL, source: source)
         logger.info("image imported", metadata: ["image": "\(system)/custom:\(canonical)", "id": "\(metadata.digest)", "uid": "\(caller.uid)"])
         return row.record
     }
 }
 
 extension GatewayService {
-    /// What a user who is not an administrator may not do with an archive import: take a name
-    /// that another user's image has (the store's tag of `custom:NAME` is one for every user, and
-    /// the runtime finds images by it), or open the image to a group they are not in.
-    func checkArchiveImport(system: String, tag: String, groupACL: [UInt32], caller: AuthenticatedCaller) throws(GatewayError) {
-        if try state.rows(system: system, itype: ImageType.custom.rawValue, tag: tag).contains(where: { $0.ownerUID != caller.uid }) {
-            throw .forbidden("import custom:\(tag): the name is taken by another user's image; choose another")
-        }
+    /// Whom a user who is not an administrator may share an import with: any user (an image
+    /// shared with someone runs for them only under its own name, which is the importer's alone),
+    /// but only groups they are in themselves, so nobody opens an image to a group as a whole that
+    /// they do not belong to. Administrators may name any user and group.
+    func checkSharing(tag: String, groupACL: [UInt32], caller: AuthenticatedCaller) throws(GatewayError) {
         guard !groupACL.isEmpty else { return }
         let groups: Set<UInt32>
         do {
@@ -114,13 +116,25 @@ extension GatewayService {
     }
 
     /// Converts the image archive open at `input` into `store`, as a pull would; a private image's
-    /// squashfs file is root's only, as a pulled one is.
+    /// squashfs file is root's only, as a pulled one is. The import counts in `importsByUser` as one
+    /// of `caller`'s, of whom at most `config.archiveImportsPerUser` run at once, and is held to
+    /// the configuration's limits.
     static func importArchive(
-        _ input: Int32, source: String, into store: ImageStore, reference: ImageReference, userACL: [UInt32], groupACL: [UInt32]
+        _ input: Int32, source: String, into store: ImageStore, reference: ImageReference, userACL: [UInt32], groupACL: [UInt32],
+        caller: UInt32, config: GatewayConfig, importsByUser: ArchiveImportsByUser
     ) throws(GatewayError) -> ImageMetadata {
+        // One user's imports never take every worker: the others' can still start.
+        let limit = config.archiveImportsPerUser
+        guard importsByUser.claim(caller, limit: limit) else {
+            throw .tooManyRequests(
+                "import \(reference): uid \(caller) already runs \(limit) archive import\(limit == 1 ? "" : "s"), the most one user may at once (archiveImportsPerUser); try again when \(limit == 1 ? "it" : "one") ends")
+        }
+        defer { importsByUser.release(caller) }
         try SquashfsFileImport.requireRegularFile(
             input, what: "import \(reference): \(quoted(source))", hint: " (an OCI layout directory must be packed: tar -C DIR -cf FILE.tar .)")
-        let importer = ImageArchiveImporter(store: store, options: ImportOptions(userACL: userACL, groupACL: groupACL))
+        var store = store
+        store.importLimits = config.importLimits
+        let importer = ImageArchiveImporter(store: store, options: ImportOptions(userACL: userACL, groupACL: groupACL), limits: config.archiveLimits)
         do throws(ImageImportError) {
             let result = try importer.importArchive(input, name: "import \(reference): \(quoted(source))", as: reference)
             if !userACL.isEmpty || !groupACL.isEmpty, !result.alreadyPresent, let id = ImageID(result.metadata.digest),
@@ -130,16 +144,25 @@ extension GatewayService {
             }
             return result.metadata
         } catch {
-            switch error.code {
-            case .io, .store, .squashfs: throw .internal(error.message)
-            default: throw .badRequest(error.message)
-            }
+            throw GatewayError(importError: error)
         }
     }
 }
 
-/// Copies a squashfs file into an image store: into a hidden staging directory first, synced, then
-/// renamed into place (image first, record last), so a reader never sees a partial image.
+extension GatewayError {
+    /// The answer for an import the image library refused: the store's or the system's failures
+    /// are the gateway's (500), a name another import holds is 403, the rest is the request's (400).
+    init(importError error: ImageImportError) {
+        switch error.code {
+        case .io, .store, .squashfs: self = .internal(error.message)
+        case .nameTaken: self = .forbidden(error.message)
+        default: self = .badRequest(error.message)
+        }
+    }
+}
+
+/// The gateway's side of importing a file: opening it with the caller's rights. What goes into the
+/// store goes through the store's own importers (`SquashfsFileImporter`, `ImageArchiveImporter`).
 enum SquashfsFileImport {
 
     /// How long opening the file with the caller's rights may take before the opening process is
@@ -221,111 +244,16 @@ enum SquashfsFileImport {
     }
 
     /// Copies the squashfs file open at `input` (named `source` in messages) into `store` as the
-    /// image of `reference`.
+    /// image of `reference`, the way every import goes (`SquashfsFileImporter`).
     static func importFile(
         _ input: Int32, source: String, into store: ImageStore, reference: ImageReference, userACL: [UInt32], groupACL: [UInt32]
     ) throws(GatewayError) -> ImageMetadata {
-        try requireRegularFile(input, what: "import \(reference): \(quoted(source))")
-        let directory = store.directory
-        let staging = directory + "/.gateway-import-\(getpid())-\(UInt64.random(in: 0...UInt64.max))"
-        guard mkdir(staging, 0o700) == 0 else { throw .internal("import \(reference): cannot create \(quoted(staging)): \(errnoText())") }
-        defer { try? FileManager.default.removeItem(atPath: staging) }
-        let staged = staging + "/image.squashfs"
-        let hex = try copyHashing(input, to: staged, what: "import \(reference): \(quoted(source))")
-        guard let id = ImageID(hex) else { throw .internal("import \(reference): the file digest is malformed") }
-        let mode: mode_t = userACL.isEmpty && groupACL.isEmpty ? 0o644 : 0o600
-        let metadata = ImageMetadata(
-            format: "squashfs", digest: id.digest, manifestDigest: id.digest, userACL: userACL, groupACL: groupACL,
-            source: reference.canonical, created: ImageTimestamp.string(from: Date()))
-        if !store.contains(id) {
-            let record: [UInt8]
-            do {
-                record = try metadata.encoded() + [UInt8(ascii: "\n")]
-            } catch {
-                throw .internal("import \(reference): \(error)")
-            }
-            let stagedRecord = staging + "/image.meta.json"
-            guard FileManager.default.createFile(atPath: stagedRecord, contents: Data(record)) else {
-                throw .internal("import \(reference): cannot write \(quoted(stagedRecord))")
-            }
-            try syncFile(stagedRecord)
-            // The record stays readable: submission checks the ACL in it as the user.
-            guard chmod(staged, mode) == 0, chmod(stagedRecord, 0o644) == 0 else {
-                throw .internal("import \(reference): cannot set the mode of the staged image: \(errnoText())")
-            }
-            guard rename(staged, store.imagePath(for: id)) == 0, rename(stagedRecord, store.metadataPath(for: id)) == 0 else {
-                throw .internal("import \(reference): cannot move the image into \(quoted(directory)): \(errnoText())")
-            }
-            try syncFile(directory)
+        do throws(ImageImportError) {
+            return try SquashfsFileImporter(store: store).importFile(
+                descriptor: input, name: "import \(reference): \(quoted(source))", as: reference, userACL: userACL, groupACL: groupACL)
+        } catch {
+            throw GatewayError(importError: error)
         }
-        try writeTag(reference, id: id, store: store)
-        return (try? store.metadata(for: id)) ?? metadata
-    }
-
-    /// Copies `input` to a new file at `path`, synced, and returns the sha256 of the bytes in hex.
-    /// The copy is refused if it does not start with the squashfs magic.
-    private static func copyHashing(_ input: Int32, to path: String, what: String) throws(GatewayError) -> String {
-        let output = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
-        guard output >= 0 else { throw .internal("\(what): cannot create \(quoted(path)): \(errnoText())") }
-        defer { close(output) }
-        guard let context = EVP_MD_CTX_new() else { throw .internal("\(what): libcrypto cannot create a digest context") }
-        defer { EVP_MD_CTX_free(context) }
-        guard EVP_DigestInit_ex(context, EVP_sha256(), nil) == 1 else { throw .internal("\(what): libcrypto cannot start sha256") }
-        var buffer = [UInt8](repeating: 0, count: 1 << 20)
-        var first = true
-        while true {
-            let count = buffer.withUnsafeMutableBytes { read(input, $0.baseAddress, $0.count) }
-            if count < 0 && errno == EINTR { continue }
-            guard count >= 0 else { throw .badRequest("\(what): cannot be read: \(errnoText())") }
-            if count == 0 { break }
-            if first {
-                guard count >= 4, Array(buffer[0..<4]) == SquashfsFileImporter.magic else { throw .badRequest("\(what): not a squashfs file") }
-                first = false
-            }
-            var written = 0
-            while written < count {
-                let result = buffer.withUnsafeBytes { write(output, $0.baseAddress.map { $0 + written }, count - written) }
-                if result < 0 && errno == EINTR { continue }
-                guard result > 0 else { throw .internal("\(what): cannot write \(quoted(path)): \(errnoText())") }
-                written += result
-            }
-            _ = buffer.withUnsafeBytes { EVP_DigestUpdate(context, $0.baseAddress, count) }
-        }
-        guard !first else { throw .badRequest("\(what): the file is empty") }
-        guard fsync(output) == 0 else { throw .internal("\(what): cannot sync \(quoted(path)): \(errnoText())") }
-        var digest = [UInt8](repeating: 0, count: 32)
-        var length: UInt32 = 0
-        guard EVP_DigestFinal_ex(context, &digest, &length) == 1, length == 32 else {
-            throw .internal("\(what): libcrypto cannot finish sha256")
-        }
-        return digest.map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined()
-    }
-
-    /// Points the tag index entry of `reference` at `id`, replacing it atomically.
-    private static func writeTag(_ reference: ImageReference, id: ImageID, store: ImageStore) throws(GatewayError) {
-        guard let tagFile = store.layout.tagFile(for: reference) else { return }
-        let tags = store.layout.tagDirectory
-        if mkdir(tags, 0o755) != 0 && errno != EEXIST {
-            throw .internal("import \(reference): cannot create \(quoted(tags)): \(errnoText())")
-        }
-        let temporary = tags + "/.tag-\(getpid())-\(UInt64.random(in: 0...UInt64.max))"
-        guard FileManager.default.createFile(atPath: temporary, contents: Data((id.digest + "\n").utf8), attributes: [.posixPermissions: 0o644])
-        else {
-            throw .internal("import \(reference): cannot write \(quoted(temporary))")
-        }
-        try syncFile(temporary)
-        guard rename(temporary, tagFile) == 0 else {
-            unlink(temporary)
-            throw .internal("import \(reference): cannot write the tag \(quoted(tagFile)): \(errnoText())")
-        }
-        try syncFile(tags)
-    }
-
-    private static func syncFile(_ path: String) throws(GatewayError) {
-        let descriptor = open(path, O_RDONLY | O_CLOEXEC)
-        guard descriptor >= 0 else { throw .internal("cannot open \(quoted(path)) to sync it: \(errnoText())") }
-        defer { close(descriptor) }
-        guard fsync(descriptor) == 0 else { throw .internal("cannot sync \(quoted(path)): \(errnoText())") }
     }
 
     private static func errnoText() -> String { String(cString: strerror(errno)) }

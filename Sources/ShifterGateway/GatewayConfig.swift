@@ -97,6 +97,14 @@ public struct GatewayConfig: Sendable, Equatable {
     public var importUIDs: Set<UInt32>
     /// Lookups kept for `/api/metrics/`.
     public var lookupHistory: Int
+    /// How far the layers of an image pulled or converted from an archive may expand
+    /// (`imageExpandedSizeLimit`, `imageEntryLimit`).
+    public var importLimits: ImportLimits
+    /// How much of an image archive one import reads and writes (`archiveImportSizeLimit`,
+    /// `archiveImportEntryLimit`).
+    public var archiveLimits: ImageArchiveImporter.Limits
+    /// Archive imports one user may run at once.
+    public var archiveImportsPerUser: Int
 
     /// A configuration with defaults for everything but the systems.
     public init(
@@ -105,7 +113,8 @@ public struct GatewayConfig: Sendable, Equatable {
         defaultRegistry: String = ImageReference.dockerHubRegistry, allowUnlistedRegistries: Bool = false,
         platform: String = "linux/amd64", expireAfter: Double = 90 * 86_400, autoexpireInterval: Double = 86_400,
         jobTimeLimit: Double = 7 * 86_400, minPullInterval: Double = 60, maxBodyBytes: Int = 64 << 10, adminUIDs: Set<UInt32> = [0],
-        importUIDs: Set<UInt32> = [], lookupHistory: Int = 10_000
+        importUIDs: Set<UInt32> = [], lookupHistory: Int = 10_000, importLimits: ImportLimits = .standard,
+        archiveLimits: ImageArchiveImporter.Limits = .standard, archiveImportsPerUser: Int = 1
     ) {
         self.listenHost = listenHost
         self.listenPort = listenPort
@@ -124,6 +133,9 @@ public struct GatewayConfig: Sendable, Equatable {
         self.adminUIDs = adminUIDs.union([0])
         self.importUIDs = importUIDs
         self.lookupHistory = lookupHistory
+        self.importLimits = importLimits
+        self.archiveLimits = archiveLimits
+        self.archiveImportsPerUser = archiveImportsPerUser
     }
 
     /// Reads and checks the configuration file at `path`.
@@ -160,7 +172,8 @@ public struct GatewayConfig: Sendable, Equatable {
         try top.allowOnly([
             "listen", "database", "workers", "systems", "registries", "defaultRegistry", "allowUnlistedRegistries", "platform",
             "expireAfterSeconds", "autoexpireIntervalSeconds", "jobTimeLimitSeconds", "minPullIntervalSeconds", "maxBodyBytes", "admins",
-            "importUsers", "lookupHistory",
+            "importUsers", "lookupHistory", "imageExpandedSizeLimit", "imageEntryLimit", "archiveImportSizeLimit", "archiveImportEntryLimit",
+            "archiveImportsPerUser",
         ])
         var config = GatewayConfig()
         if let listen = try top.string("listen") {
@@ -251,6 +264,20 @@ public struct GatewayConfig: Sendable, Equatable {
         if let count = try top.integer("lookupHistory") {
             guard count >= 0 else { throw top.failure("lookupHistory", "must not be negative") }
             config.lookupHistory = count
+        }
+        if let bytes = try top.size("imageExpandedSizeLimit") { config.importLimits.maximumExpandedBytes = bytes }
+        if let count = try top.integer("imageEntryLimit") {
+            guard (1...1_000_000_000).contains(count) else { throw top.failure("imageEntryLimit", "\(count) is not between 1 and 1000000000") }
+            config.importLimits.maximumEntries = count
+        }
+        if let bytes = try top.size("archiveImportSizeLimit") { config.archiveLimits.maximumBlobBytes = bytes }
+        if let count = try top.integer("archiveImportEntryLimit") {
+            guard (1...1_000_000_000).contains(count) else { throw top.failure("archiveImportEntryLimit", "\(count) is not between 1 and 1000000000") }
+            config.archiveLimits.maximumEntries = count
+        }
+        if let count = try top.integer("archiveImportsPerUser") {
+            guard (1...64).contains(count) else { throw top.failure("archiveImportsPerUser", "\(count) is not between 1 and 64") }
+            config.archiveImportsPerUser = count
         }
         config.adminUIDs = Set(try top.users("admins", userID: userID)).union([0])
         config.importUIDs = Set(try top.users("importUsers", userID: userID))
@@ -367,6 +394,28 @@ private struct ConfigObject {
         guard let number = try number(key) else { return nil }
         guard number.rounded() == number, abs(number) < 1e15 else { throw failure(key, "should be a whole number") }
         return Int(number)
+    }
+
+    /// A byte count: a whole number, or a size such as `"64G"` (powers of 1024, as udiRoot.conf
+    /// writes them); at least 1.
+    func size(_ key: String) throws(GatewayConfigError) -> UInt64? {
+        let bytes: UInt64
+        switch values[key] {
+        case nil, .null?: return nil
+        case .string(let text)?:
+            do {
+                bytes = try ByteSize.parse(text)
+            } catch {
+                throw failure(key, "\(quoted(text)): \(error.reason)")
+            }
+        case .number?:
+            guard let number = try integer(key), number >= 0 else { throw failure(key, "must not be negative") }
+            bytes = UInt64(number)
+        default:
+            throw failure(key, "should be a number of bytes or a size such as \"64G\"")
+        }
+        guard bytes > 0 else { throw failure(key, "must be at least 1 byte") }
+        return bytes
     }
 
     func bool(_ key: String) throws(GatewayConfigError) -> Bool? {

@@ -1,3 +1,5 @@
+import ShifterImage
+
 /// A request the gateway refuses or cannot serve: the HTTP status, a short stable code for the
 /// `error` key of the JSON body, and a one-line message naming what failed, on what, and why.
 public struct GatewayError: Error, Sendable, CustomStringConvertible, Equatable {
@@ -27,6 +29,9 @@ public struct GatewayError: Error, Sendable, CustomStringConvertible, Equatable 
     public static func wrongMethod(_ message: String) -> GatewayError { GatewayError(status: 405, code: "method-not-allowed", message) }
     /// 409: the request conflicts with the image's state (in use, pull running).
     public static func conflict(_ message: String) -> GatewayError { GatewayError(status: 409, code: "conflict", message) }
+    /// 429: the caller runs as much at once as one user may (`archiveImportsPerUser`); the
+    /// request may be made again when one of theirs ends.
+    public static func tooManyRequests(_ message: String) -> GatewayError { GatewayError(status: 429, code: "too-many-requests", message) }
     /// 500: the gateway failed (database, image store).
     public static func `internal`(_ message: String) -> GatewayError { GatewayError(status: 500, code: "internal", message) }
     /// 503: the gateway is at a limit of its own; the request may be made again later.
@@ -37,22 +42,8 @@ public struct GatewayError: Error, Sendable, CustomStringConvertible, Equatable 
 }
 
 /// Quotes text from a request for a one-line message: printable ASCII stays, anything else is
-/// escaped, and long input is cut, so a hostile path cannot add lines to a log.
+/// escaped, and long input is cut, so a hostile path cannot add lines to a log (the image
+/// library's `displayQuoted`, which messages about images use too).
 func quoted(_ text: some StringProtocol, limit: Int = 160) -> String {
-    var result = "\""
-    for (count, byte) in text.utf8.enumerated() {
-        if count >= limit {
-            result += "..."
-            break
-        }
-        switch byte {
-        case UInt8(ascii: "\""): result += "\\\""
-        case UInt8(ascii: "\\"): result += "\\\\"
-        case 0x20..<0x7F: result.unicodeScalars.append(Unicode.Scalar(byte))
-        default:
-            let hex = String(byte, radix: 16)
-            result += "\\x" + (hex.count == 1 ? "0" + hex : hex)
-        }
-    }
-    return result + "\""
+    displayQuoted(text, limit: limit)
 }

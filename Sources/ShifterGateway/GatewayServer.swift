@@ -29,6 +29,7 @@ public enum GatewayServer {
             }
         }
         let service = try GatewayService(config: config, puller: puller, logger: logger)
+        service.tidyStores()
         try service.resumeInterruptedPulls()
         let handler = GatewayRequestHandler(service: service, authenticator: authenticator, logger: logger)
         let maxBody = config.maxBodyBytes

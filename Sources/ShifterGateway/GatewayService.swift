@@ -24,6 +24,8 @@ public final class GatewayService: Sendable {
     let clock: @Sendable () -> Double
     /// Archive imports converting now; at most `config.workers` at once, as for pulls.
     let archiveImports = Mutex(0)
+    /// Archive imports running now, by the caller's uid; at most `config.archiveImportsPerUser` each.
+    let archiveImportsByUser = ArchiveImportsByUser()
 
     /// A service over the database at `config.database`.
     public convenience init(config: GatewayConfig, puller: any ImagePulling = RegistryImagePuller(), logger: Logger) throws(GatewayError) {
@@ -53,6 +55,13 @@ public final class GatewayService: Sendable {
         var failed = 0
         for row in try state.rows(statuses: [.pending, .pulling, .conversion]) {
             let key = PullKey(system: row.system, itype: row.itype, tag: row.tag, scope: row.scope)
+            if row.itype == ImageType.custom.rawValue {
+                // An import reads a file the caller named, with the caller's rights: nothing to
+                // resume without them. The record stays the owner's, so the name stays theirs.
+                try fail(row, "the gateway stopped during the import; import the file again")
+                failed += 1
+                continue
+            }
             if row.needsCredentials {
                 try fail(row, "the gateway stopped during the pull and does not keep registry credentials; pull again")
                 failed += 1
@@ -81,6 +90,47 @@ public final class GatewayService: Sendable {
             logger.notice("interrupted pulls", metadata: ["resumed": "\(resumed)", "failed": "\(failed)"])
         }
         return (resumed, failed)
+    }
+
+    /// Puts each system's store in order before requests come: what imports killed with the last
+    /// gateway left in staging goes, and private images of a store written by an older version get
+    /// their access list in a file of their own and a record only root reads. A store that cannot
+    /// be tidied is logged and served as it is.
+    public func tidyStores() {
+        var seen: Set<String> = []
+        for system in config.systems.values.sorted(by: { $0.name < $1.name }) where seen.insert(system.imagePath).inserted {
+            let store = ImageStore(directory: system.imagePath)
+            store.removeAbandonedStaging(atStart: true)
+            do throws(ImageImportError) {
+                let closed = try store.closePrivateRecords()
+                if !closed.isEmpty {
+                    logger.notice("private image records closed", metadata: ["store": "\(system.imagePath)", "images": "\(closed.count)"])
+                }
+            } catch {
+                logger.error("cannot close private image records", metadata: ["store": "\(system.imagePath)", "error": "\(error)"])
+            }
+        }
+        // Names that records of several users hold (left by earlier versions): neither the
+        // gateway nor the store's tag names an image for them until an administrator expires all
+        // but one, so no job runs one user's image under a name another user chose.
+        for system in config.systems.values.sorted(by: { $0.name < $1.name }) {
+            let contested: Set<String>
+            do {
+                contested = CustomImageNames.contested(try state.rows(system: system.name))
+            } catch {
+                logger.error("cannot read the image records", metadata: ["system": "\(system.name)", "error": "\(error)"])
+                continue
+            }
+            let store = ImageStore(directory: system.imagePath)
+            for tag in contested.sorted() {
+                if let reference = try? ImageReference.parse("custom:" + tag), let tagFile = store.layout.tagFile(for: reference) {
+                    try? FileManager.default.removeItem(atPath: tagFile)
+                }
+                logger.error(
+                    "custom image name held by several users; expire all but one of its images",
+                    metadata: ["image": "\(system.name)/custom:\(tag)"])
+            }
+        }
     }
 
     /// Stops starting pulls. Pulls still queued or running stay PENDING in the database and are
@@ -131,6 +181,11 @@ public final class GatewayService: Sendable {
     public func lookup(system: String, type: String, tag: String, caller: AuthenticatedCaller) throws(GatewayError) -> GatewayImageRecord {
         _ = try systemConfig(named: system)
         let (itype, canonical) = try normalise(type: type, tag: tag)
+        if itype == ImageType.custom.rawValue,
+            !CustomImageNames.contested(try state.rows(system: system, itype: itype, tag: canonical)).isEmpty
+        {
+            throw .conflict("image custom:\(canonical): the name is held by images of several users, from an earlier version of the gateway; an administrator must expire all but one")
+        }
         let found = try visibleRow(system: system, itype: itype, tag: canonical, caller: caller)
         metrics.countLookup(found: found != nil)
         guard let row = found else {
@@ -374,7 +429,7 @@ public final class GatewayService: Sendable {
         }
         return PullJob(
             reference: reference, imagePath: system.imagePath, userACL: userACL, groupACL: groupACL, credentials: effective,
-            transport: TransportOptions(caBundle: registry.caBundle), platform: platform)
+            transport: TransportOptions(caBundle: registry.caBundle), platform: platform, importLimits: config.importLimits)
     }
 
     private func siteCredentials(_ registry: RegistryConfig) throws(GatewayError) -> RegistryCredentials {

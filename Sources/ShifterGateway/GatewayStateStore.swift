@@ -36,8 +36,9 @@ struct ImageRow: Sendable, Equatable {
     /// When the pending pull was queued, for queue order.
     var queuedAt: Double?
 
-    /// Whether the record is private.
-    var isPrivate: Bool { !scope.isEmpty }
+    /// Whether the record is private: pulled privately, or with an access list (a `custom:`
+    /// image has one record whatever its access list, see `CustomImageNames`).
+    var isPrivate: Bool { !scope.isEmpty || !userACL.isEmpty || !groupACL.isEmpty }
 
     /// The scope of a private record pulled by `uid`.
     static func privateScope(_ uid: UInt32) -> String { "uid:\(uid)" }
@@ -156,6 +157,31 @@ final class GatewayStateStore: Sendable {
             if let next {
                 try transaction.execute(
                     "INSERT OR REPLACE INTO images (\(Self.columns)) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", Self.bindings(next))
+            }
+            return value
+        }
+    }
+
+    /// Reads every record of one tag (all scopes), lets `change` decide, and writes the records it
+    /// returns and removes those of the scopes it names, in one transaction: what `change` saw is
+    /// what it changes, whatever other requests do meanwhile.
+    func updateTag<Value>(
+        system: String, itype: String, tag: String,
+        _ change: ([ImageRow]) throws(GatewayError) -> (save: [ImageRow], removeScopes: [String], value: Value)
+    ) throws(GatewayError) -> Value {
+        try database.transaction { (transaction: SQLiteTransaction) throws(GatewayError) -> Value in
+            let current = try transaction.query(
+                "SELECT \(Self.columns) FROM images WHERE system = ? AND itype = ? AND tag = ?", [.text(system), .text(itype), .text(tag)]
+            ).compactMap(Self.decode)
+            let (save, removeScopes, value) = try change(current)
+            for scope in removeScopes {
+                try transaction.execute(
+                    "DELETE FROM images WHERE system = ? AND itype = ? AND tag = ? AND scope = ?",
+                    [.text(system), .text(itype), .text(tag), .text(scope)])
+            }
+            for row in save {
+                try transaction.execute(
+                    "INSERT OR REPLACE INTO images (\(Self.columns)) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", Self.bindings(row))
             }
             return value
         }

@@ -22,6 +22,8 @@ public struct PullJob: Sendable {
     public var transport: TransportOptions
     /// The platform picked from a multi-platform image.
     public var platform: ImagePlatform
+    /// How far the image's layers may expand (`imageExpandedSizeLimit`, `imageEntryLimit`).
+    public var importLimits: ImportLimits = .standard
 }
 
 /// What a pull produced.
@@ -46,22 +48,18 @@ public struct RegistryImagePuller: ImagePulling {
     /// A puller.
     public init() {}
 
-    /// Pulls `job` with `ImageImporter`. A private image's squashfs file is made readable by root
-    /// only. Its `.meta.json` stays readable: job submission, which runs as the user, checks the
-    /// ACL there before the runtime (root) checks it again on the node.
+    /// Pulls `job` with `ImageImporter`. The store makes a private image's squashfs file and full
+    /// record root's, and leaves its access list readable: job submission, which runs as the user,
+    /// checks it there before the runtime (root) checks it again on the node.
     public func pull(_ job: PullJob, events: @escaping @Sendable (ImportEvent) -> Void) throws(ImageImportError) -> PulledImage {
         let options = ImportOptions(platform: job.platform, transport: job.transport, userACL: job.userACL, groupACL: job.groupACL)
-        let importer = ImageImporter(store: ImageStore(directory: job.imagePath), options: options)
+        var store = ImageStore(directory: job.imagePath)
+        store.importLimits = job.importLimits
+        let importer = ImageImporter(store: store, options: options)
         let downloaded = ByteCounter()
         let result = try importer.pull(job.reference, credentials: job.credentials) { event in
             if case .downloaded(_, _, let size) = event { downloaded.add(size) }
             events(event)
-        }
-        if !job.userACL.isEmpty || !job.groupACL.isEmpty, !result.alreadyPresent, let id = ImageID(result.metadata.digest) {
-            let store = importer.store
-            for path in [store.imagePath(for: id)] where chmod(path, 0o600) != 0 {
-                throw ImageImportError(.store, "image \(id): cannot make \(path) private: \(String(cString: strerror(errno)))")
-            }
         }
         return PulledImage(metadata: result.metadata, alreadyPresent: result.alreadyPresent, bytesDownloaded: downloaded.value)
     }

@@ -19,6 +19,8 @@ extension GatewayClientError {
                 return "not found (404 from \(gateway); an image private to other users is not shown): \(reason)"
             case 409:
                 return "refused for now (409 conflict from \(gateway)): \(reason)"
+            case 429:
+                return "refused for now (429 too many requests from \(gateway)): \(reason)"
             case 500..<600:
                 return "\(gateway) failed (\(httpStatus ?? 0)): \(reason)"
             default:

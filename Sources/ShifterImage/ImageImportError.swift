@@ -34,6 +34,8 @@ public struct ImageImportError: Error, CustomStringConvertible, Sendable, Equata
         public static let tooLarge = Code(name: "too-large")
         /// The image store refused an operation (missing image, permissions, bad record).
         public static let store = Code(name: "store")
+        /// The tag's name belongs to another importer (`ImageStore.nameGuard` refused it).
+        public static let nameTaken = Code(name: "name-taken")
 
         /// The short name.
         public var description: String { name }
@@ -56,7 +58,7 @@ public struct ImageImportError: Error, CustomStringConvertible, Sendable, Equata
 
 /// Quotes bytes from an image or a registry for a one-line message: printable ASCII stays, anything
 /// else is escaped, and long input is cut, so a hostile name cannot add lines to a log.
-func displayQuoted(_ bytes: some Sequence<UInt8>, limit: Int = 160) -> String {
+public func displayQuoted(_ bytes: some Sequence<UInt8>, limit: Int = 160) -> String {
     var result = "\""
     var count = 0
     for byte in bytes {
@@ -78,6 +80,6 @@ func displayQuoted(_ bytes: some Sequence<UInt8>, limit: Int = 160) -> String {
 }
 
 /// Quotes a string from an image or a registry for a one-line message.
-func displayQuoted(_ text: some StringProtocol, limit: Int = 160) -> String {
+public func displayQuoted(_ text: some StringProtocol, limit: Int = 160) -> String {
     displayQuoted(Array(text.utf8), limit: limit)
 }

@@ -90,10 +90,14 @@ public struct SSHSetup: Sendable, Equatable {
     /// The job, and this node's name, which the sessions find in `SLURM_JOB_ID` and `SLURMD_NODENAME`.
     public var jobID: UInt32
     public var node: String?
+    /// The cgroup2 group of the daemon and its sessions, relative to the hierarchy's mount
+    /// (`JobControlGroup.name`), from the node's name as Slurm gave it, as the epilog names it.
+    public var controlGroup: String
 
     public init(bundle: String, port: Int, defaultPort: Int, nodePorts: [SSHNodePort], keys: SSHKeys,
                 jobID: UInt32, node: String?) {
         self.jobID = jobID
+        self.controlGroup = JobControlGroup.name(jobID: jobID, node: node)
         self.node = node?.utf8.allSatisfy({ byte in
             (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte) || (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte)
                 || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) || byte == UInt8(ascii: "-") || byte == UInt8(ascii: ".")
@@ -110,6 +114,9 @@ public struct SSHSetup: Sendable, Equatable {
     public static let directory = "/etc/ssh/shifter"
     /// What sshd says once it listens (LogLevel INFO, on its standard error with `-e`).
     static let listeningLine = "Server listening on "
+    /// The size of the tmpfs that holds sshd's log: each connection, a stranger's included, adds
+    /// a few hundred bytes, and a full log must fill nothing else.
+    public static let logSizeLimit: UInt64 = 1 << 20
 
     /// The sshd of the site's OpenSSH.
     public var sshd: String { bundle + "/bin/sshd" }
@@ -124,9 +131,15 @@ public struct SSHSetup: Sendable, Equatable {
 
     /// sshd's configuration: the user's own sshd (it runs as the user, so it can log in no one
     /// else), the job's key only, no PAM, no passwords, IPv4 (a port half taken on one address
-    /// family fails the start rather than leave the other family to whoever took it).
-    func sshdConfig() -> String {
+    /// family fails the start rather than leave the other family to whoever took it). Anyone who
+    /// reaches the port can open connections before authenticating, so those are bounded: few at
+    /// once (`MaxStartups`), each for a short time (`LoginGraceTime`), and from OpenSSH 9.8 (the
+    /// bundle has `sshd-session`) a source that keeps failing is refused for a while
+    /// (`PerSourcePenalties`, spelled out because the site's own sshd_config never applies here).
+    /// `programs` stands for the bundle's helper programs (`helperPrograms`) where a test gives it.
+    func sshdConfig(helperPrograms programs: [(option: String, path: String)]? = nil) -> String {
         let directory = Self.directory
+        let programs = programs ?? helperPrograms
         return """
             # The sshd of a Shifter job (--ccm): it runs as the job's user, in the job's container.
             Port \(port)
@@ -144,10 +157,17 @@ public struct SSHSetup: Sendable, Equatable {
             PrintMotd no
             PrintLastLog no
             LogLevel INFO
+            MaxStartups 10:30:60
+            LoginGraceTime 20
             SetEnv SLURM_JOB_ID=\(jobID)\(node.map { " SLURMD_NODENAME=" + $0 } ?? "")
 
-            """ + helperPrograms.map { "\($0.option) \($0.path)\n" }.joined()
+            """ + programs.map { "\($0.option) \($0.path)\n" }.joined()
+            + (programs.contains { $0.option == "SshdSessionPath" } ? Self.perSourcePenalties + "\n" : "")
     }
+
+    /// OpenSSH 9.8's own defaults for penalties: a source whose connections crash sshd, fail to
+    /// log in, close before authenticating or exceed `LoginGraceTime` is refused for a while.
+    static let perSourcePenalties = "PerSourcePenalties crash:90 authfail:5 noauth:1 grace-exceeded:20 max:600 min:15"
 
     /// The container's `/etc/ssh/ssh_config`: the job's key and host key, and each node's port.
     func sshConfig() -> String {
@@ -250,14 +270,55 @@ public enum ContainerSSH {
         }
     }
 
+    /// Mounts the small tmpfs of sshd's log beside the root (root's only, `.sshdLog`): a flood of
+    /// connections fills it and nothing else, neither the container's writable layer on the
+    /// scratch filesystem nor the node's memory. The root's teardown detaches it with the scratch.
+    static func mountLog(layout: RootLayout, sizeLimit: UInt64) throws(SystemError) {
+        try FileSystem.makeDirectory(layout.sshdLogDirectory, mode: 0o700)
+        try Mounts.mount(source: "shifter-sshd-log", target: layout.sshdLogDirectory, type: "tmpfs",
+                         flags: [.noSetuid, .noDevices, .noExec], data: "mode=0700,size=\(sizeLimit),nr_inodes=16")
+    }
+
+    /// Makes the job's cgroup for sshd and its sessions on this node (`.sshdControlGroup`), below
+    /// the cgroup2 hierarchy's mount. Without one (a host with cgroup v1 only) the job goes on as
+    /// before, with a line to `warn`: its sessions are then found by their root alone.
+    static func makeControlGroup(_ name: String, warn: (String) -> Void) throws(RuntimeError) {
+        guard let mount = ControlGroup.unifiedMountPoint() else {
+            warn("sshd: no cgroup2 hierarchy is mounted on this node, so the job's ssh sessions are in no group of the job; the epilog finds them by their root only")
+            return
+        }
+        let group = ControlGroup(path: mount + "/" + name)
+        // A group left by an earlier attempt of this job holds nothing of this one's.
+        if group.exists, let problem = JobControlGroup.end(group).first { throw RuntimeError("sshd: " + problem) }
+        do throws(SystemError) {
+            try group.create()
+        } catch {
+            throw RuntimeError("sshd: couldn't make the job's cgroup: \(error.description)")
+        }
+    }
+
     /// Starts sshd in the container as the user and waits until it listens. Its messages go to
-    /// `sshd.log` beside the root (root's only). A start that fails leaves the daemon to the
-    /// caller's teardown, which stops everything in the root; so does the epilog.
+    /// `sshd.log` on the log's own tmpfs beside the root (`mountLog`). Where the job's cgroup was
+    /// made (`makeControlGroup`), the daemon joins it before it drops root. A start that fails
+    /// leaves the daemon to the caller's teardown, which stops everything in the root and the
+    /// group; so does the epilog.
     static func start(_ setup: SSHSetup, layout: RootLayout, user: ContainerUser) throws(RuntimeError) {
-        let logPath = layout.base + "/sshd.log"
+        let logPath = layout.sshdLogDirectory + "/sshd.log"
         let log = open(logPath, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0o600)
         guard log >= 0 else { throw RuntimeError("sshd: couldn't create \(logPath): \(String(cString: strerror(errno)))") }
         defer { close(log) }
+        var procs: Int32 = -1
+        if let mount = ControlGroup.unifiedMountPoint() {
+            let group = ControlGroup(path: mount + "/" + setup.controlGroup)
+            if group.exists {
+                do throws(SystemError) {
+                    procs = try group.openProcesses()
+                } catch {
+                    throw RuntimeError("sshd: couldn't join the job's cgroup: \(error.description)")
+                }
+            }
+        }
+        defer { if procs >= 0 { close(procs) } }
         let arguments = [setup.sshd, "-D", "-e", "-f", SSHSetup.directory + "/sshd_config"]
         let environment = ["PATH=/usr/local/bin:/usr/bin:/bin", "LANG=C"]
         var pid: pid_t = 0
@@ -266,7 +327,7 @@ public enum ContainerSSH {
             withCStrings(environment) { envp in
                 groups.withUnsafeBufferPointer { buffer in
                     cshifter_start_daemon(layout.root, user.uid, user.gid, buffer.count, buffer.baseAddress, argv, envp,
-                                          log, 30_000, &pid)
+                                          log, procs, 30_000, &pid)
                 }
             }
         }

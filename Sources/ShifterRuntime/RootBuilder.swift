@@ -7,8 +7,26 @@ import ShifterSystem
 
 /// A failure while building, entering or tearing down a container, as one line a user can act on.
 public struct RuntimeError: Error, CustomStringConvertible, Sendable {
+    /// What kind of failure it is, for a caller that answers each differently (the C ABI maps
+    /// each to its own `SHIFTER_E*` status).
+    public enum Kind: Sendable, Equatable, CaseIterable {
+        /// The request itself is wrong: a malformed image reference, volume or option.
+        case invalidRequest
+        /// The user may not have what was asked: a private image, a local image where the site
+        /// allows none, a root for root.
+        case permission
+        /// What was asked for does not exist: an image not in the store.
+        case notFound
+        /// The node failed to do it: a mount, a loop device, a lookup, a helper program.
+        case system
+    }
+
     public var message: String
-    public init(_ message: String) { self.message = message }
+    public var kind: Kind
+    public init(_ message: String, kind: Kind = .system) {
+        self.message = message
+        self.kind = kind
+    }
     public var description: String { message }
 
     /// `error`, from a step that mixes system calls with its own checks, as one line: a failed
@@ -35,16 +53,27 @@ public struct RootBuilder {
         try build(timer: &timer)
     }
 
-    /// Builds the root, adding the time of each step to its phase in `timer`.
-    public func build(timer: inout PhaseTimer) throws(RuntimeError) {
+    /// Builds the root, adding the time of each step to its phase in `timer`. What a step can do
+    /// without, and the job should know (no cgroup2 for the sshd), goes to `warn`.
+    public func build(timer: inout PhaseTimer, warn: (String) -> Void = { _ in }) throws(RuntimeError) {
         do {
             for step in plan.steps {
-                try timer.measure(Self.phase(of: step)) { () throws(RuntimeError) in try run(step) }
+                try timer.measure(Self.phase(of: step)) { () throws(RuntimeError) in try run(step, warn: warn) }
             }
         } catch {
             // A step that started something in the root (the job's sshd) leaves nothing running.
-            RootTeardown.teardown(plan.layout, killProcesses: true)
+            RootTeardown.teardown(plan.layout, killProcesses: true, controlGroups: controlGroups())
             throw error
+        }
+    }
+
+    /// The job's sshd group the plan makes, where it exists.
+    private func controlGroups() -> [ControlGroup] {
+        guard let mount = ControlGroup.unifiedMountPoint() else { return [] }
+        return plan.steps.compactMap { step in
+            guard case .sshdControlGroup(let name) = step else { return nil }
+            let group = ControlGroup(path: mount + "/" + name)
+            return group.exists ? group : nil
         }
     }
 
@@ -57,7 +86,7 @@ public struct RootBuilder {
         case .perNodeCache: "cache"
         case .gpu: "gpu"
         case .rootHook: "hooks"
-        case .sshFiles, .sshd: "sshd"
+        case .sshFiles, .sshdLog, .sshdControlGroup, .sshd: "sshd"
         }
     }
 
@@ -78,7 +107,7 @@ public struct RootBuilder {
         return user
     }
 
-    private func run(_ step: PlannedStep) throws(RuntimeError) {
+    private func run(_ step: PlannedStep, warn: (String) -> Void) throws(RuntimeError) {
         do {
             switch step {
             case .hostDirectories(let paths):
@@ -135,6 +164,10 @@ public struct RootBuilder {
                 try Mounts.makeReadOnly(ContainedPath(hostPath: layout.root))
             case .sshFiles(let setup):
                 try ContainerSSH.writeFiles(setup, layout: layout, user: plan.user)
+            case .sshdLog(let sizeLimit):
+                try ContainerSSH.mountLog(layout: layout, sizeLimit: sizeLimit)
+            case .sshdControlGroup(let name):
+                try ContainerSSH.makeControlGroup(name, warn: warn)
             case .sshd(let setup):
                 try ContainerSSH.start(setup, layout: layout, user: plan.user)
             }

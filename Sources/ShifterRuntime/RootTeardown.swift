@@ -8,11 +8,20 @@ import ShifterSystem
 /// unmounting releases them. It never throws: it is safe to run twice, after a partial build, or
 /// on a root that never existed, and it reports what it could not undo.
 public enum RootTeardown {
-    /// Tears down `layout`; returns one line per thing left behind (empty when clean).
+    /// Tears down `layout`; returns one line per thing left behind (empty when clean). With
+    /// `killProcesses`, the processes of `controlGroups` (the job's sshd and its sessions) are
+    /// ended first, all at once, then whatever else still runs in the root.
     @discardableResult
-    public static func teardown(_ layout: RootLayout, killProcesses: Bool = false) -> [String] {
-        if killProcesses { killProcessesInside(layout.root) }
+    public static func teardown(_ layout: RootLayout, killProcesses: Bool = false,
+                                controlGroups: [ControlGroup] = []) -> [String] {
         var problems: [String] = []
+        if killProcesses {
+            for group in controlGroups { problems += JobControlGroup.end(group) }
+            killProcessesInside(layout.root)
+        }
+        // Whether the loop devices let go is known only after the unmounts, by which time the
+        // mounts that named them are gone.
+        let loops = loopBindings(under: [layout.base, layout.imageMount])
         for top in [layout.base, layout.imageMount] {
             // Detaching the top mount takes everything below it along, so no path inside the
             // container (some run through directories users can change) is resolved again as root.
@@ -37,6 +46,7 @@ public enum RootTeardown {
                 }
             }
         }
+        problems += loopsStillBound(loops)
         do {
             try FileSystem.removeFile(layout.failureFile)
         } catch {
@@ -50,6 +60,29 @@ public enum RootTeardown {
             }
         }
         return problems
+    }
+
+    /// The loop devices the root bound (the image, per-node caches): mounted at or below `tops`
+    /// and nowhere else, as bound now. A host filesystem on a loop device that a site mount binds
+    /// into the root stays mounted on the host, and is not the root's to release.
+    static func loopBindings(under tops: [String]) -> [LoopBinding] {
+        let entries = ((try? MountTable.current()) ?? []).filter { $0.source.hasPrefix("/dev/loop") }
+        let inside = { (entry: MountEntry) in tops.contains { entry.mountPoint == $0 || entry.mountPoint.hasPrefix($0 + "/") } }
+        let elsewhere = Set(entries.filter { !inside($0) }.map(\.source))
+        var seen: Set<String> = []
+        return entries.filter(inside).map(\.source).filter { !elsewhere.contains($0) && seen.insert($0).inserted }
+            .compactMap(LoopBinding.current)
+    }
+
+    /// One line for each of `loops` that is still bound as it was: with autoclear the kernel
+    /// unbinds a device when its filesystem's last mount goes, so a binding that outlives the
+    /// unmounts means a mount of the job's is still held, by a process that neither the job's
+    /// cgroup nor its root held (another mount namespace), and the job is not clean.
+    static func loopsStillBound(_ loops: [LoopBinding]) -> [String] {
+        loops.compactMap { before in
+            guard let now = LoopBinding.current(before.device), now == before else { return nil }
+            return "loop device \(before.device) is still bound to \(before.backingFile) after its mounts were detached: a process outside the job's root and cgroup still holds the job's mount of it"
+        }
     }
 
     /// Kills every process whose root directory is the container root or lies below it, and waits

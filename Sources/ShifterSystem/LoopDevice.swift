@@ -80,3 +80,27 @@ private func makedev(_ major: UInt32, _ minor: UInt32) -> dev_t {
     let major64 = UInt64(major), minor64 = UInt64(minor)
     return dev_t((major64 & 0xfffff000) << 32 | (major64 & 0xfff) << 8 | (minor64 & 0xffffff00) << 12 | (minor64 & 0xff))
 }
+
+/// What a loop device is bound to now, as sysfs shows it.
+public struct LoopBinding: Sendable, Equatable {
+    /// The device node, e.g. `/dev/loop3`.
+    public var device: String
+    /// The backing file's path (with " (deleted)" once it has no name).
+    public var backingFile: String
+    /// The disk sequence number (`diskseq`, Linux 5.15), which the kernel raises each time the
+    /// device is bound: the same number means the same binding, not a later one to the same file.
+    public var sequence: UInt64?
+
+    /// The binding of `device` (`/dev/loopN`), or nil when it is bound to nothing or is no loop device.
+    public static func current(_ device: String) -> LoopBinding? {
+        guard device.hasPrefix("/dev/loop"), let index = UInt32(device.dropFirst("/dev/loop".count)) else { return nil }
+        let directory = "/sys/block/loop\(index)"
+        func line(_ path: String) -> String? {
+            (try? FileSystem.readFile(path, limit: 8192)).flatMap { bytes in
+                String(decoding: bytes, as: UTF8.self).split(separator: "\n").first.map(String.init)
+            }
+        }
+        guard let backing = line(directory + "/loop/backing_file") else { return nil }
+        return LoopBinding(device: device, backingFile: backing, sequence: line(directory + "/diskseq").flatMap { UInt64($0) })
+    }
+}

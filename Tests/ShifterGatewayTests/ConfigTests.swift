@@ -1,4 +1,5 @@
 import Foundation
+import ShifterImage
 import Testing
 
 @testable import ShifterGateway
@@ -44,6 +45,27 @@ import Testing
         #expect(config.autoexpireInterval == seconds)
     }
 
+    /// The limits of an import: sizes as bytes or with a unit, as udiRoot.conf writes them; the
+    /// importers' own defaults where unset.
+    @Test(arguments: [
+        ("", ImportLimits.standard, ImageArchiveImporter.Limits.standard, 1),
+        (
+            #", "imageExpandedSizeLimit": "16M", "imageEntryLimit": 100000, "archiveImportSizeLimit": 1048576, "archiveImportEntryLimit": 500, "archiveImportsPerUser": 2"#,
+            ImportLimits(maximumExpandedBytes: 16 << 20, maximumEntries: 100_000), ImageArchiveImporter.Limits(maximumBlobBytes: 1 << 20, maximumEntries: 500), 2
+        ),
+        (
+            #", "imageExpandedSizeLimit": 1073741824, "archiveImportSizeLimit": "2g""#,
+            ImportLimits(maximumExpandedBytes: 1 << 30, maximumEntries: ImportLimits.standard.maximumEntries),
+            ImageArchiveImporter.Limits(maximumBlobBytes: 2 << 30, maximumEntries: ImageArchiveImporter.Limits.standard.maximumEntries), 1
+        ),
+    ])
+    func readsTheImportLimits(members: String, layers: ImportLimits, archive: ImageArchiveImporter.Limits, perUser: Int) throws {
+        let config = try Self.parse("{\"systems\": {\"c\": {\"imagePath\": \"/i\"}}\(members)}")
+        #expect(config.importLimits == layers)
+        #expect(config.archiveLimits == archive)
+        #expect(config.archiveImportsPerUser == perUser)
+    }
+
     @Test func readsTheExample() throws {
         let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../etc/imagegw.conf.example")
         let data = try Data(contentsOf: url)
@@ -76,6 +98,13 @@ import Testing
         ("{\"systems\": {\"c\": {\"imagePath\": \"/i\"}}, \"autoexpireIntervalSeconds\": \"60\"}", "autoexpireIntervalSeconds\": should be a number"),
         ("{\"systems\": {\"c\": {\"imagePath\": \"/i\"}}, \"autoexpireIntervalSeconds\": true}", "autoexpireIntervalSeconds\": should be a number"),
         ("{\"systems\": {\"c\": {\"imagePath\": \"/i\"}}, \"autoexpireIntervalSeconds\": 31536001}", "autoexpireIntervalSeconds\": must be at most 31536000"),
+        ("{\"systems\": {\"c\": {\"imagePath\": \"/i\"}}, \"archiveImportSizeLimit\": \"10GB\"}", "key \"archiveImportSizeLimit\": \"10GB\": unknown unit"),
+        ("{\"systems\": {\"c\": {\"imagePath\": \"/i\"}}, \"archiveImportSizeLimit\": 0}", "key \"archiveImportSizeLimit\": must be at least 1 byte"),
+        ("{\"systems\": {\"c\": {\"imagePath\": \"/i\"}}, \"imageExpandedSizeLimit\": -1}", "key \"imageExpandedSizeLimit\": must not be negative"),
+        ("{\"systems\": {\"c\": {\"imagePath\": \"/i\"}}, \"imageExpandedSizeLimit\": true}", "key \"imageExpandedSizeLimit\": should be a number of bytes"),
+        ("{\"systems\": {\"c\": {\"imagePath\": \"/i\"}}, \"imageEntryLimit\": 0}", "key \"imageEntryLimit\": 0 is not between 1 and 1000000000"),
+        ("{\"systems\": {\"c\": {\"imagePath\": \"/i\"}}, \"archiveImportEntryLimit\": 1.5}", "key \"archiveImportEntryLimit\": should be a whole number"),
+        ("{\"systems\": {\"c\": {\"imagePath\": \"/i\"}}, \"archiveImportsPerUser\": 0}", "key \"archiveImportsPerUser\": 0 is not between 1 and 64"),
     ])
     func refusesBadFiles(text: String, reason: String) {
         do {

@@ -1,4 +1,5 @@
 import Foundation
+import ShifterCore
 import ShifterGatewayClient
 import ShifterImage
 import Testing
@@ -32,10 +33,10 @@ private struct ImportSources {
     func remove() { try? FileManager.default.removeItem(atPath: directory) }
 }
 
-private func importError(_ gateway: TestGateway, _ path: String, tag: String, uid: UInt32) -> GatewayError? {
+private func importError(_ gateway: TestGateway, _ path: String, tag: String, uid: UInt32, format: String? = nil) -> GatewayError? {
     do {
         _ = try gateway.service.importImage(
-            system: "cluster", type: "custom", tag: tag, request: GatewayImportRequest(filepath: path),
+            system: "cluster", type: "custom", tag: tag, request: GatewayImportRequest(filepath: path, format: format),
             caller: AuthenticatedCaller(uid: uid, groups: [uid]))
         return nil
     } catch {
@@ -121,6 +122,35 @@ struct CustomImageImportAsCallerTests {
         }
         let path = try sources.squashfs("root.sqfs", mode: 0o600)
         #expect(importError(gateway, path, tag: "roots:1", uid: 0) == nil)
+    }
+
+    /// A name is its first importer's: nobody else replaces it, root and squashfs imports included,
+    /// and the store's tag and the gateway's record keep naming one image.
+    @Test func nobodyImportsUnderAnotherImportersName() throws {
+        let gateway = try TestGateway(importUIDs: [nobody])
+        let sources = try ImportSources()
+        defer {
+            sources.remove()
+            try? FileManager.default.removeItem(atPath: gateway.directory)
+        }
+        let first = try sources.squashfs("first.sqfs", mode: 0o644)
+        let second = try sources.squashfs("second.sqfs", mode: 0o644)
+        let owned = try gateway.service.importImage(
+            system: "cluster", type: "custom", tag: "owned:1", request: GatewayImportRequest(filepath: first, allowedUIDs: [nobody]),
+            caller: AuthenticatedCaller(uid: nobody, groups: [nobody]))
+        for format in ["squashfs", "docker-archive"] {
+            let refused = importError(gateway, second, tag: "owned:1", uid: 0, format: format)
+            #expect(refused?.status == 403, "\(format)")
+            #expect(refused?.message == "import custom:owned:1: the name is taken by another user's image; choose another")
+        }
+        let store = ImageStore(directory: gateway.directory + "/images")
+        let tagged = try store.find(try ImageReference.parse("custom:owned:1"))
+        #expect(tagged?.digest == owned.id)
+        let looked = try gateway.service.lookup(system: "cluster", type: "custom", tag: "owned:1", caller: AuthenticatedCaller(uid: nobody, groups: [nobody]))
+        #expect(looked.id == owned.id)
+        // Its owner replaces it; the refused imports left nothing in the store.
+        #expect(importError(gateway, second, tag: "owned:1", uid: nobody) == nil)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: store.directory).filter { $0.hasPrefix(".") }.isEmpty)
     }
 
     /// A FIFO does not hold the open (O_NONBLOCK), and is refused as not a regular file.

@@ -133,6 +133,83 @@ struct SquashfsFileImporterTests {
         #expect(try FileOperations.directoryEntries(storeDirectory).isEmpty)
     }
 
+    /// A private image's full record (environment, labels, source) is root's alone; its access
+    /// list, all that job submission reads as the user, is in a readable file of its own. Made
+    /// public again, the record is readable and the access list gone.
+    @Test func aPrivateImagesRecordIsRootsAndItsAccessListReadable() throws {
+        let scratch = try ScratchDirectory()
+        let storeDirectory = scratch.path + "/store"
+        try FileManager.default.createDirectory(atPath: storeDirectory, withIntermediateDirectories: true)
+        let store = ImageStore(directory: storeDirectory)
+        let file = try fakeImage(scratch, name: "private.sqfs", content: Array("hsqs-secret".utf8))
+        let imported = try SquashfsFileImporter(store: store).importFile(
+            file, as: try ImageReference.parse("custom:secret"), userACL: [1001], groupACL: [2001])
+        let id = try #require(ImageID(imported.digest))
+        func mode(_ path: String) -> mode_t? {
+            var status = stat()
+            return stat(path, &status) == 0 ? status.st_mode & 0o777 : nil
+        }
+        #expect(mode(store.metadataPath(for: id)) == 0o600)
+        #expect(mode(store.imagePath(for: id)) == 0o600)
+        #expect(mode(store.accessPath(for: id)) == 0o644)
+        #expect(mode(store.layout.tagDirectory) == 0o711)
+        let access = try ImageMetadata.decode(Array(try #require(FileManager.default.contents(atPath: store.accessPath(for: id)))))
+        #expect(access.userACL == [1001] && access.groupACL == [2001] && access.digest == id.digest)
+        #expect(access.source.isEmpty && access.env.isEmpty && access.labels.isEmpty)
+        // The same file imported publicly (by someone who could read it) makes the image public.
+        let opened = try SquashfsFileImporter(store: store).importFile(file, as: try ImageReference.parse("custom:open"))
+        // The readable record names the image by the public name, never the private one.
+        #expect(opened.source == (try ImageReference.parse("custom:open")).canonical)
+        #expect(try store.metadata(for: id).source == opened.source)
+        #expect(mode(store.metadataPath(for: id)) == 0o644)
+        #expect(mode(store.imagePath(for: id)) == 0o644)
+        #expect(mode(store.accessPath(for: id)) == nil)
+    }
+
+    /// A store written before access lists had files of their own: its private records are closed
+    /// and given one, its public ones left alone.
+    @Test func closesThePrivateRecordsOfAnOlderStore() throws {
+        let scratch = try ScratchDirectory()
+        let store = ImageStore(directory: scratch.path)
+        let hidden = ImageMetadata(format: "squashfs", digest: "sha256:" + String(repeating: "a", count: 64),
+                                   manifestDigest: "sha256:" + String(repeating: "a", count: 64), userACL: [1001], source: "custom:x")
+        let open = ImageMetadata(format: "squashfs", digest: "sha256:" + String(repeating: "b", count: 64),
+                                 manifestDigest: "sha256:" + String(repeating: "b", count: 64), source: "custom:y")
+        for record in [hidden, open] {
+            let id = try #require(ImageID(record.digest))
+            #expect(FileManager.default.createFile(atPath: store.imagePath(for: id), contents: Data("hsqs".utf8)))
+            #expect(FileManager.default.createFile(atPath: store.metadataPath(for: id), contents: Data(try record.encoded()),
+                                                   attributes: [.posixPermissions: 0o644]))
+        }
+        let closed = try store.closePrivateRecords()
+        #expect(closed.map(\.digest) == [hidden.digest])
+        var status = stat()
+        #expect(stat(store.metadataPath(for: try #require(ImageID(hidden.digest))), &status) == 0 && status.st_mode & 0o777 == 0o600)
+        #expect(stat(store.metadataPath(for: try #require(ImageID(open.digest))), &status) == 0 && status.st_mode & 0o777 == 0o644)
+        #expect(FileManager.default.fileExists(atPath: store.accessPath(for: try #require(ImageID(hidden.digest)))))
+        #expect(try store.closePrivateRecords().isEmpty)
+    }
+
+    /// The store's name guard is asked under the image's lock before anything is stored or tagged:
+    /// a refusal leaves the store as it was.
+    @Test func aNameTheGuardRefusesLeavesNothing() throws {
+        let scratch = try ScratchDirectory()
+        let storeDirectory = scratch.path + "/store"
+        try FileManager.default.createDirectory(atPath: storeDirectory, withIntermediateDirectories: true)
+        var store = ImageStore(directory: storeDirectory)
+        store.nameGuard = { (reference: ImageReference, _: ImageID) throws(ImageImportError) in
+            throw ImageImportError(.nameTaken, "\(reference): taken")
+        }
+        let file = try fakeImage(scratch, name: "a.sqfs", content: Array("hsqs-a".utf8))
+        do {
+            _ = try SquashfsFileImporter(store: store).importFile(file, as: try ImageReference.parse("custom:a"))
+            Issue.record("imported under a name the guard refused")
+        } catch let error as ImageImportError {
+            #expect(error.code == .nameTaken)
+        }
+        #expect(try FileOperations.directoryEntries(storeDirectory).isEmpty)
+    }
+
     @Test func refusesANonCustomName() throws {
         let scratch = try ScratchDirectory()
         let file = try fakeImage(scratch, name: "a.sqfs", content: Array("hsqs".utf8))

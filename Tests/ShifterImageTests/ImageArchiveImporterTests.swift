@@ -1,5 +1,7 @@
+import CArchive
 import Foundation
 import ShifterCore
+import Synchronization
 import Testing
 @testable import ShifterImage
 
@@ -29,12 +31,20 @@ private struct ArchiveFixture {
 
     func hex(_ digest: String) -> String { String(digest.dropFirst("sha256:".count)) }
 
-    var manifest: Data {
-        Data(#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"\#(configDigest)","size":\#(config.count)},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"\#(layerDigest)","size":\#(layer.count)}]}"#.utf8)
+    var manifest: Data { manifest(layerSize: layer.count) }
+
+    /// The image's manifest, which gives the layer's size as `layerSize`.
+    func manifest(layerSize: Int) -> Data {
+        Data(#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"\#(configDigest)","size":\#(config.count)},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"\#(layerDigest)","size":\#(layerSize)}]}"#.utf8)
     }
 
-    /// An OCI layout as a tar; `mutate` may change its entries.
-    func ociArchive(_ name: String, mutate: (inout [TarEntry], String) -> Void = { _, _ in }) throws -> (path: String, manifestDigest: String) {
+    /// An OCI layout as a tar, compressed with `compression`, whose manifest gives the layer's size
+    /// as `layerSize`; `mutate` may change its entries.
+    func ociArchive(
+        _ name: String, compression: TarBuilder.Compression = .none, layerSize: Int? = nil,
+        mutate: (inout [TarEntry], String) -> Void = { _, _ in }
+    ) throws -> (path: String, manifestDigest: String) {
+        let manifest = self.manifest(layerSize: layerSize ?? layer.count)
         let manifestDigest = try SHA256Hasher.digest(of: [UInt8](manifest))
         let index = #"{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"\#(manifestDigest)","size":\#(manifest.count),"platform":{"architecture":"amd64","os":"linux"}}]}"#
         var entries: [TarEntry] = [
@@ -44,7 +54,7 @@ private struct ArchiveFixture {
         ]
         mutate(&entries, manifestDigest)
         let path = scratch.path + "/" + name
-        try TarBuilder.write(entries, to: path, compression: .none)
+        try TarBuilder.write(entries, to: path, compression: compression)
         return (path, manifestDigest)
     }
 
@@ -62,23 +72,87 @@ private struct ArchiveFixture {
     }
 }
 
-private func importArchive(_ path: String, into store: ImageStore, as name: String, userACL: [UInt32] = []) throws -> ImportResult {
+private func importArchive(
+    _ path: String, into store: ImageStore, as name: String, userACL: [UInt32] = [], limits: ImageArchiveImporter.Limits = .standard,
+    events: (@Sendable (ImportEvent) -> Void)? = nil
+) throws -> ImportResult {
     let input = open(path, O_RDONLY | O_CLOEXEC)
     guard input >= 0 else { throw ImageImportError(.io, "cannot open \(path)") }
     defer { close(input) }
-    let importer = ImageArchiveImporter(store: store, options: ImportOptions(userACL: userACL))
-    return try importer.importArchive(input, name: "archive", as: try ImageReference.parse("custom:" + name))
+    let importer = ImageArchiveImporter(store: store, options: ImportOptions(userACL: userACL), limits: limits)
+    return try importer.importArchive(input, name: "archive", as: try ImageReference.parse("custom:" + name), events: events)
 }
 
-private func failure(_ path: String, into store: ImageStore) -> ImageImportError? {
+private func failure(_ path: String, into store: ImageStore, limits: ImageArchiveImporter.Limits = .standard) -> ImageImportError? {
     do {
-        _ = try importArchive(path, into: store, as: "bad:1")
+        _ = try importArchive(path, into: store, as: "bad:1", limits: limits)
         return nil
     } catch let error as ImageImportError {
         return error
     } catch {
         return ImageImportError(.io, "\(error)")
     }
+}
+
+/// The files in the store's staging directories, and their bytes, all together.
+private func stagingUsage(_ store: ImageStore) -> (files: Int, bytes: Int64) {
+    let directories = (try? FileOperations.directoryEntries(store.directory).filter { $0.hasPrefix(ImageStore.stagingPrefix) }) ?? []
+    var usage: (files: Int, bytes: Int64) = (0, 0)
+    for directory in directories {
+        let top = store.directory + "/" + directory
+        guard let walker = FileManager.default.enumerator(atPath: top) else { continue }
+        for case let path as String in walker {
+            var status = stat()
+            guard lstat(top + "/" + path, &status) == 0, status.st_mode & S_IFMT == S_IFREG else { continue }
+            usage.files += 1
+            usage.bytes += Int64(status.st_size)
+        }
+    }
+    return usage
+}
+
+/// Writes a pax tar holding one sparse file of `size` bytes whose only data is its last 4 KiB, as
+/// `tar --sparse` writes a disk image: a few kilobytes of archive.
+private func writeSparseTar(_ path: String, entry name: String, size: Int64) throws {
+    guard let archive = archive_write_new() else { throw TarBuilder.Failure(description: "archive_write_new failed") }
+    defer { archive_write_free(archive) }
+    archive_write_set_format_pax(archive)
+    guard archive_write_open_filename(archive, path) == ARCHIVE_OK, let entry = archive_entry_new() else {
+        throw TarBuilder.Failure(description: "cannot open \(path)")
+    }
+    defer { archive_entry_free(entry) }
+    archive_entry_copy_pathname(entry, name)
+    archive_entry_set_filetype(entry, 0o100000)
+    archive_entry_set_perm(entry, 0o644)
+    archive_entry_set_size(entry, size)
+    archive_entry_sparse_add_entry(entry, size - 4096, 4096)
+    guard archive_write_header(archive, entry) == ARCHIVE_OK else {
+        throw TarBuilder.Failure(description: "writing header \(name): " + String(cString: archive_error_string(archive)))
+    }
+    // The writer takes the whole file and keeps only the data the sparse map names.
+    let chunk = [UInt8](repeating: 0, count: 1 << 20)
+    var left = size
+    while left > 0 {
+        let count = Int(min(left, Int64(chunk.count)))
+        guard archive_write_data(archive, chunk, count) == count else { throw TarBuilder.Failure(description: "writing data of \(name)") }
+        left -= Int64(count)
+    }
+    guard archive_write_close(archive) == ARCHIVE_OK else { throw TarBuilder.Failure(description: "closing \(path)") }
+}
+
+/// Archives that would have an import write far more than they hold, or that are mostly what
+/// their index does not name.
+enum OversizedArchive: String, CaseIterable, Sendable {
+    /// A sparse file of 64 MiB in about 10 KB, no index.
+    case sparse
+    /// 10,000 empty files and 32 MiB of zeros, zstd-compressed, no index.
+    case floodWithoutIndex
+    /// An image and 200 more entries, with a limit of 100 entries.
+    case tooManyEntries
+    /// An image whose manifest gives its layer one byte more than the archive holds.
+    case layerLargerThanTheArchiveHolds
+    /// An image whose configuration and layer take more than the limit of 100 bytes.
+    case overTheByteLimit
 }
 
 @Suite("Image archives")
@@ -187,5 +261,64 @@ struct ImageArchiveImporterTests {
         #expect(failure(plain, into: store)?.message.hasSuffix("is it an image archive?") == true)
         #expect(try store.images().isEmpty)
         #expect(try FileOperations.directoryEntries(store.directory).filter { $0.hasPrefix(ImageStore.stagingPrefix) }.isEmpty)
+    }
+
+    @Test("only the files the index names reach staging: a huge entry and a flood of small ones beside the image are never written")
+    func onlyNamedFilesAreStaged() throws {
+        let fixture = try ArchiveFixture()
+        let (path, manifestDigest) = try fixture.ociArchive("padded.tar.zst", compression: .zstd) { entries, _ in
+            entries.append(.file("junk/zeros", data: Data(count: 64 << 20)))
+            entries += (0..<10_000).map { .file("flood/\($0)", "") }
+        }
+        let storeDirectory = try ScratchDirectory()
+        let store = ImageStore(directory: storeDirectory.path)
+        // Staging as it is when the image has been found, before the conversion.
+        let staged = Mutex<(files: Int, bytes: Int64)?>(nil)
+        let result = try importArchive(path, into: store, as: "padded:1") { event in
+            if case .resolved = event { staged.withLock { $0 = stagingUsage(store) } }
+        }
+        #expect(result.metadata.digest == manifestDigest)
+        let usage = try #require(staged.withLock { $0 })
+        #expect(usage.files == 2)
+        #expect(usage.bytes == Int64(fixture.config.count + fixture.layer.count))
+    }
+
+    /// Each refused with its reason before anything is written. The store's directory does not
+    /// exist: an import that made its staging directory, or wrote anything, would fail on the
+    /// store instead.
+    @Test(arguments: OversizedArchive.allCases)
+    func refusedBeforeAnythingIsWritten(_ archive: OversizedArchive) throws {
+        let fixture = try ArchiveFixture()
+        let layerEntry = "blobs/sha256/" + fixture.hex(fixture.layerDigest)
+        var limits = ImageArchiveImporter.Limits.standard
+        let path: String
+        let reason: String
+        switch archive {
+        case .sparse:
+            path = fixture.scratch.path + "/sparse.tar"
+            try writeSparseTar(path, entry: "disk.img", size: 64 << 20)
+            reason = "archive: entry \"disk.img\" is a sparse file, which no image archive holds"
+        case .floodWithoutIndex:
+            path = fixture.scratch.path + "/flood.tar.zst"
+            try TarBuilder.write((0..<10_000).map { .file("f/\($0)", "") } + [.file("zeros", data: Data(count: 32 << 20))], to: path, compression: .zstd)
+            reason = "archive: has neither index.json (an OCI image layout) nor manifest.json (docker save); is it an image archive?"
+        case .tooManyEntries:
+            path = try fixture.ociArchive("entries.tar", compression: .gzip) { entries, _ in entries += (0..<200).map { .file("f/\($0)", "") } }.path
+            limits.maximumEntries = 100
+            reason = "archive: more than 100 entries, the limit for an image archive (archiveImportEntryLimit)"
+        case .layerLargerThanTheArchiveHolds:
+            let built = try fixture.ociArchive("size.tar", layerSize: fixture.layer.count + 1)
+            path = built.path
+            reason = "archive: entry \"\(layerEntry)\" is \(fixture.layer.count) bytes, but manifest \(built.manifestDigest) says \(fixture.layer.count + 1) for blob \(fixture.layerDigest)"
+        case .overTheByteLimit:
+            path = try fixture.ociArchive("bytes.tar").path
+            limits.maximumBlobBytes = 100
+            reason = ", more than 100, the limit for an import (archiveImportSizeLimit)"
+        }
+        let store = ImageStore(directory: fixture.scratch.path + "/no-store")
+        let error = try #require(failure(path, into: store, limits: limits))
+        #expect(error.message.hasPrefix("archive: "))
+        #expect(error.message.contains(reason), "\(error.message)")
+        #expect(!FileManager.default.fileExists(atPath: store.directory))
     }
 }

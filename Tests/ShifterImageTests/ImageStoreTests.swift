@@ -44,7 +44,7 @@ struct ImageStoreTests {
         #expect(try FileOperations.directoryEntries(scratch.path + "/tags").isEmpty)
     }
 
-    @Test func aPrivateImageFileIsReadableByRootOnlyItsRecordByAll() throws {
+    @Test func aPrivateImageFileAndRecordAreRootsItsAccessListReadableByAll() throws {
         let scratch = try ScratchDirectory()
         let store = ImageStore(directory: scratch.path)
         let id = try #require(ImageID(hex))
@@ -57,7 +57,8 @@ struct ImageStoreTests {
 
         var status = stat()
         #expect(stat(scratch.path + "/\(hex).squashfs", &status) == 0 && status.st_mode & 0o777 == 0o600)
-        #expect(stat(scratch.path + "/\(hex).meta.json", &status) == 0 && status.st_mode & 0o777 == 0o644)
+        #expect(stat(scratch.path + "/\(hex).meta.json", &status) == 0 && status.st_mode & 0o777 == 0o600)
+        #expect(stat(scratch.path + "/\(hex).access.json", &status) == 0 && status.st_mode & 0o777 == 0o644)
     }
 
     @Test func aSecondCommitOfTheSameDigestKeepsTheFirstImage() throws {

@@ -58,6 +58,8 @@ private func request(_ config: SiteConfig, volumes: [VolumeSpec] = []) -> Contai
             case .propagation: "propagation"
             case .readOnlyRoot: "read-only root"
             case .sshFiles: "ssh files"
+            case .sshdLog: "sshd log"
+            case .sshdControlGroup: "sshd cgroup"
             case .sshd: "sshd"
             }
         }

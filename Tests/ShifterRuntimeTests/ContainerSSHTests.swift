@@ -57,6 +57,21 @@ private let keys = SSHKeys(userPrivate: body, userPublic: "AAAAC3NzaC1lZDI1NTE5A
         #expect(!config.contains("SshdSessionPath"))
     }
 
+    /// Anyone who reaches the port may connect: few unauthenticated connections at once, each for
+    /// a short time, and penalties for a source that keeps failing where OpenSSH has them (9.8,
+    /// whose bundle has sshd-session).
+    @Test func connectionsBeforeLoginAreBounded() {
+        let lines = setup().sshdConfig().split(separator: "\n").map(String.init)
+        #expect(lines.contains("MaxStartups 10:30:60"))
+        #expect(lines.contains("LoginGraceTime 20"))
+        #expect(!lines.contains { $0.hasPrefix("PerSourcePenalties") })
+        let newer = setup().sshdConfig(helperPrograms: [("SshdSessionPath", "/opt/shifter/ssh/libexec/sshd-session")])
+            .split(separator: "\n").map(String.init)
+        #expect(newer.contains("SshdSessionPath /opt/shifter/ssh/libexec/sshd-session"))
+        #expect(newer.contains("PerSourcePenalties crash:90 authfail:5 noauth:1 grace-exceeded:20 max:600 min:15"))
+        #expect(newer.contains("MaxStartups 10:30:60"))
+    }
+
     @Test func sshReachesEachNodeAtItsPortAndTrustsOnlyTheJobsHostKey() {
         let config = setup().sshConfig()
         #expect(config.contains("Host n1\n    HostName 127.0.0.1\n    Port 2201\n"))
@@ -89,14 +104,49 @@ private let keys = SSHKeys(userPrivate: body, userPublic: "AAAAC3NzaC1lZDI1NTE5A
         #expect(bind != nil && files != nil && firstHostBind != nil)
         // Written while every path in the root is the image's own; started once all is in place.
         #expect(files! < firstHostBind!)
-        #expect(steps.last == .sshd(setup))
+        // The log's tmpfs and the job's cgroup are in place before the daemon, which comes last.
+        #expect(Array(steps.suffix(3)) == [.sshdLog(sizeLimit: 1 << 20), .sshdControlGroup("shifter/job-1"), .sshd(setup)])
         var without = request
         without.ssh = nil
         #expect(!ContainerPlanner.plan(without, layout: RootLayout.job(1, config: config)).steps.contains { step in
             switch step {
-            case .sshd, .sshFiles: true
+            case .sshd, .sshFiles, .sshdLog, .sshdControlGroup: true
             default: false
             }
         })
+    }
+}
+
+
+/// The cgroup of a job's sshd is named by job and node, so the groups of one job's nodes on one
+/// host (one cgroup tree) are apart, and the epilog finds its own by the same name.
+@Suite struct JobControlGroupTests {
+    @Test(arguments: [
+        (5, "n1", "shifter/job-5-n1"),
+        (5, "n2", "shifter/job-5-n2"),
+        (123456, "node-0017.cluster", "shifter/job-123456-node-0017.cluster"),
+        (5, nil, "shifter/job-5"),
+        (5, "", "shifter/job-5"),
+        (5, "../../x", "shifter/job-5-.._.._x"),
+        (5, "n1\nx y", "shifter/job-5-n1_x_y"),
+        (5, String(repeating: "a", count: 100), "shifter/job-5-" + String(repeating: "a", count: 64)),
+    ] as [(UInt32, String?, String)])
+    func nameIsOnePathComponentPerJobAndNode(jobID: UInt32, node: String?, expected: String) {
+        let name = JobControlGroup.name(jobID: jobID, node: node)
+        #expect(name == expected)
+        #expect(name.split(separator: "/").count == 2)
+    }
+
+    @Test func theSetupCarriesTheNameFromTheNodeAsSlurmGaveIt() {
+        let setup = SSHSetup(bundle: "/b", port: 1, defaultPort: 1, nodePorts: [], keys: keys, jobID: 9, node: "n 3")
+        #expect(setup.node == nil)
+        #expect(setup.controlGroup == JobControlGroup.name(jobID: 9, node: "n 3"))
+    }
+
+    @Test func anAdministratorsCleanupTakesEveryNodesGroupOfTheJobAndNoOther() {
+        #expect(JobControlGroup.isGroup("job-5", ofJob: 5))
+        #expect(JobControlGroup.isGroup("job-5-n1", ofJob: 5))
+        #expect(!JobControlGroup.isGroup("job-55-n1", ofJob: 5))
+        #expect(!JobControlGroup.isGroup("job-50", ofJob: 5))
     }
 }

@@ -59,8 +59,20 @@ def main() -> None:
             "labels": config.get("Labels") or {}, "userACL": [int(owner)] if owner else [], "groupACL": [], "source": canonical,
             "created": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         }
-        with open(os.path.join(store, hexdigits + ".meta.json"), "w") as f:
+        # As the image store writes a private image: its file and full record root's alone, its
+        # access list readable by everyone in a file of its own; a public one all readable.
+        record = os.path.join(store, hexdigits + ".meta.json")
+        access = os.path.join(store, hexdigits + ".access.json")
+        with open(record, "w") as f:
             json.dump(meta, f, indent=2, sort_keys=True)
+        os.chmod(record, 0o600 if owner else 0o644)
+        os.chmod(image, 0o600 if owner else 0o644)
+        if owner:
+            with open(access, "w") as f:
+                json.dump({key: meta[key] for key in ("format", "digest", "manifestDigest", "userACL", "groupACL")}, f)
+            os.chmod(access, 0o644)
+        elif os.path.exists(access):
+            os.unlink(access)
         with open(os.path.join(store, "tags", tag_file_name(canonical)), "w") as f:
             f.write(digest + "\n")
         print(f"{canonical} {digest}")

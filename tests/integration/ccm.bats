@@ -13,12 +13,16 @@ setup() {
     chmod 777 "$OUT"
     SSH=$(sed -n 's/^sshPath=//p' /etc/shifter/udiRoot.conf)/bin/ssh
     PORT_N2=$(sed -n 's/^sshNodePorts=.*n2=127.0.0.1:\([0-9]*\).*/\1/p' /etc/shifter/udiRoot.conf)
+    PORT_N1=$(sed -n 's/^sshNodePorts=.*n1=127.0.0.1:\([0-9]*\).*/\1/p' /etc/shifter/udiRoot.conf)
+    CGROUP2=$(awk '$9 == "cgroup2" { print $5; exit }' /proc/self/mountinfo)
 }
 
 teardown() {
     # A job the test left running holds its nodes for the next test, and a squatting sshd its port.
     [ -p "$OUT/go" ] && timeout 5 sh -c "echo go > '$OUT/go'" 2>/dev/null || true
     [ -f "$OUT/squatter.pid" ] && kill "$(cat "$OUT/squatter.pid")" 2>/dev/null || true
+    [ -f "$OUT/reader.pid" ] && kill "$(cat "$OUT/reader.pid")" 2>/dev/null || true
+    [ -n "${job:-}" ] && scancel "$job" 2>/dev/null && wait_job "$job" || true
     rm -rf "$OUT"
 }
 
@@ -118,6 +122,116 @@ SCRIPT
     grep -qxF "ssh exit 255" "$OUT/out"
     # n2's prolog said why its sshd did not start.
     grep -q "job $job: sshd did not start on port $PORT_N2: .*Address already in use" "$SLURM_DIR/log/slurmd-n2.log"
+    assert_nodes_clean "$job"
+}
+
+@test "ccm: a process started over ssh that keeps forking and exiting ends with the job; no mount or loop device is left, the node stays in service" {
+    [ -n "$PORT_N1" ] || skip "the bed's udiRoot.conf has no sshNodePorts"
+    [ -n "$CGROUP2" ] || skip "no cgroup2 hierarchy is mounted on this host"
+    # Each generation starts the next in the background and exits a moment later: its pid
+    # changes faster than a scan of /proc can follow it. Every generation holds the write end of
+    # the fifo "alive", so its reader here meets the end only once the last of them has gone.
+    cat >"$OUT/hop.sh" <<'SCRIPT'
+i=0
+while [ $i -lt 500 ]; do i=$((i + 1)); done
+sh "$0" &
+SCRIPT
+    mkfifo -m 666 "$OUT/go" "$OUT/alive"
+    timeout 120 cat "$OUT/alive" >"$OUT/alive.out" 2>/dev/null &
+    echo $! >"$OUT/reader.pid"
+    cat >"$OUT/job.sh" <<SCRIPT
+#!/bin/sh
+srun -N1 -w n1 shifter $SSH n1 "exec >$OUT/alive 2>/dev/null </dev/null; echo started; sh $OUT/hop.sh"
+echo "ssh exit \$?"
+echo ready
+cat $OUT/go >/dev/null
+SCRIPT
+    chmod 644 "$OUT"/*.sh
+    job=$(submit "$U" -N1 -w n1 -o "$OUT/out" --image="$IMAGE_BUSYBOX" --ccm "$OUT/job.sh")
+    wait_for_line "$OUT/out" ready
+    cat "$OUT/out"
+    grep -qxF "ssh exit 0" "$OUT/out"
+    grep -qxF started "$OUT/alive.out"
+    # The job's sshd is in the job's group on n1, and the chain, which outlived its session, with it.
+    local group=$CGROUP2/shifter/job-$job-n1 pid
+    for pid in $(sshd_of_user); do grep -qxF "0::/shifter/job-$job-n1" "/proc/$pid/cgroup"; done
+    [ "$(wc -l <"$group/cgroup.procs")" -ge 2 ]
+    echo go >"$OUT/go"
+    wait_job "$job"
+    [ "$(job_state "$job")" = COMPLETED ]
+    # The reader met the fifo's end: no process of the chain is left.
+    wait "$(cat "$OUT/reader.pid")"
+    [ -z "$(sshd_of_user)" ]
+    [ ! -e "$group" ]
+    assert_nodes_clean "$job"
+    # The epilog counted the node clean, and it was: in service, not drained.
+    [ "$(sinfo -h -n n1 -o %t)" = idle ]
+    ! grep -q "shifter: epilog: job $job:" "$SLURM_DIR/log/slurmd-n1.log" || false
+}
+
+@test "ccm: another user's flood of connections to a job's sshd fills only the sshd log's own capped tmpfs, not the container's writable layer" {
+    [ -n "$PORT_N1" ] || skip "the bed's udiRoot.conf has no sshNodePorts"
+    mkfifo -m 666 "$OUT/go"
+    # Free blocks of the container's / (the overlay reports its writable layer) before and after.
+    cat >"$OUT/job.sh" <<SCRIPT
+#!/bin/sh
+srun -N1 -w n1 shifter stat -f -c %a / >$OUT/before
+echo ready
+cat $OUT/go >/dev/null
+srun -N1 -w n1 shifter stat -f -c %a / >$OUT/after
+echo done
+SCRIPT
+    chmod 644 "$OUT/job.sh"
+    job=$(submit "$U" -N1 -w n1 -o "$OUT/out" --image="$IMAGE_BUSYBOX" --ccm "$OUT/job.sh")
+    wait_for_line "$OUT/out" ready
+    local log=$BED_DIR/udiMount/job-$job/sshd-log
+    # The log's tmpfs: 1 MiB, root's only.
+    [ "$(on_node n1 stat -f -c '%t %b %S' "$log")" = "1021994 256 4096" ]
+    [ "$(on_node n1 stat -c '%a %U' "$log")" = "700 root" ]
+    # 300 connections of junk from the other user, 25 at a time, each until sshd hangs up (or
+    # 10 s); the whole flood within 120 s.
+    cat >"$OUT/flood.py" <<'PY'
+import socket, sys, time
+port, deadline = int(sys.argv[1]), time.monotonic() + 120
+closed = 0
+for batch in range(12):
+    sockets = []
+    for _ in range(25):
+        try:
+            s = socket.create_connection(("127.0.0.1", port), timeout=10)
+        except OSError:
+            continue
+        sockets.append(s)
+        try:
+            s.sendall(b"GET / HTTP/1.0\r\n\r\n" + b"x" * 200 + b"\r\n")
+        except OSError:
+            pass
+    for s in sockets:
+        try:
+            while s.recv(4096):
+                pass
+            closed += 1
+        except OSError:
+            pass
+        s.close()
+    if time.monotonic() > deadline:
+        break
+print("closed by sshd:", closed)
+PY
+    chmod 644 "$OUT/flood.py"
+    run as_user "$BED_USER2" timeout 150 /usr/bin/python3 "$OUT/flood.py" "$PORT_N1"
+    echo "$output"
+    [ "$status" -eq 0 ]
+    [[ "$output" == *"closed by sshd: "* ]]
+    # sshd wrote about each connection before it hung up: the flood reached the log.
+    [ "$(on_node n1 stat -c %s "$log/sshd.log")" -gt 10000 ]
+    echo go >"$OUT/go"
+    wait_job "$job"
+    cat "$OUT/out"
+    grep -qxF done "$OUT/out"
+    echo "free blocks of the writable layer: $(cat "$OUT/before") before, $(cat "$OUT/after") after"
+    [ -s "$OUT/before" ]
+    [ "$(cat "$OUT/before")" = "$(cat "$OUT/after")" ]
     assert_nodes_clean "$job"
 }
 

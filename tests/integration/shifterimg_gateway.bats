@@ -2,7 +2,8 @@
 # shifterimg against a running shifter-imagegw, as root and the two non-root users with their own
 # munge credentials: pull (public, private with --user, with saved registry credentials), progress
 # in a pipe and on a terminal, images, lookup, expire and rm by the owner and refused for others,
-# autoexpire, import, an unreachable gateway, and the commands of local mode that need no gateway.
+# autoexpire, import (archive bombs refused before they expand, one archive import per user at a
+# time), an unreachable gateway, and the commands of local mode that need no gateway.
 
 load helpers
 bats_require_minimum_version 1.5.0
@@ -396,6 +397,216 @@ with tarfile.open(sys.argv[1], "w") as tar:
     [ -z "$(find "$WORK/images" -maxdepth 1 -name '.import-*' -o -maxdepth 1 -name '.convert-*')" ]
 }
 
+# gateway_written: the bytes the gateway has written so far, all its threads together (wchar in
+# /proc/PID/io: every write(2) to a file, its log and its database included).
+gateway_written() {
+    awk '$1 == "wchar:" { print $2 }' "/proc/$(cat "$WORK/gateway.pid")/io"
+}
+
+# hold_conversion_lock ID: takes the store's conversion lock of image ID (on descriptor $HOLD), so
+# an import of that image waits for it: a running import the test can see, and end when it likes.
+hold_conversion_lock() {
+    LOCK=$WORK/images/.convert-${1#sha256:}.lock
+    exec {HOLD}>"$LOCK"
+    flock -x "$HOLD"
+}
+
+# wait_for_lock_waiter PID: returns once a process waits for $LOCK (a flock that waits shows in
+# /proc/locks with "->" before it); fails when PID ended first, or after a minute.
+wait_for_lock_waiter() {
+    local inode
+    inode=$(stat -c %i "$LOCK")
+    for _ in $(seq 600); do
+        grep -qE -- "-> FLOCK +ADVISORY +WRITE +[0-9]+ +[0-9a-f]+:[0-9a-f]+:$inode " /proc/locks && return 0
+        kill -0 "$1" 2>/dev/null || return 1
+        sleep 0.1
+    done
+    return 1
+}
+
+# release_conversion_lock: lets go of the lock hold_conversion_lock took.
+release_conversion_lock() {
+    flock -u "$HOLD"
+    exec {HOLD}>&-
+}
+
+@test "shifterimg gateway: a sparse archive, a zstd bomb and a file flood are refused with one line, and nothing is written" {
+    local archives=$WORK/bombs
+    install -d -m 755 "$archives" "$archives/src"
+    # 2 GiB with 4 bytes of data at the end, as tar --sparse keeps it: about 10 KB of archive.
+    truncate -s 2G "$archives/src/disk.img"
+    printf 'data' | dd of="$archives/src/disk.img" bs=1 seek=$(((2 << 30) - 4)) conv=notrunc status=none
+    tar --sparse -C "$archives/src" -cf "$archives/sparse.tar" disk.img
+    # 2 GiB of zeros as a plain file, compressed by zstd to about 70 KB.
+    truncate -s 2G "$archives/src/zeros"
+    tar --zstd -C "$archives/src" -cf "$archives/bomb.tar.zst" zeros
+    rm -rf "$archives/src"
+    # 100,000 empty files, gzip-compressed to about 600 KB.
+    python3 -c 'import io, sys, tarfile
+with tarfile.open(sys.argv[1], "w:gz") as tar:
+    for n in range(100000):
+        tar.addfile(tarfile.TarInfo("f/%d" % n), io.BytesIO(b""))' "$archives/flood.tar.gz"
+    chown "$BED_USER2" "$archives"/*
+    chmod 600 "$archives"/*
+    [ "$(stat -c %s "$archives/sparse.tar")" -lt 65536 ]
+    [ "$(stat -c %s "$archives/bomb.tar.zst")" -lt 262144 ]
+    local name reason before after
+    for name in sparse.tar bomb.tar.zst flood.tar.gz; do
+        case $name in
+            sparse.tar) reason='entry "disk.img" is a sparse file, which no image archive holds' ;;
+            bomb.tar.zst) reason='has neither index.json (an OCI image layout) nor manifest.json (docker save); is it an image archive?' ;;
+            flood.tar.gz) reason='more than 65536 entries, the limit for an image archive (archiveImportEntryLimit)' ;;
+        esac
+        before=$(gateway_written)
+        run --separate-stderr simg "$BED_USER2" import "$archives/$name" bomb:1
+        after=$(gateway_written)
+        echo "$name: $stderr; the gateway wrote $((after - before)) bytes"
+        [ "$status" -eq 1 ]
+        [ "$(printf '%s\n' "$stderr" | wc -l)" -eq 1 ]
+        [[ "$stderr" == "shifterimg: import $archives/$name bomb:1: "*"$reason" ]]
+        # Its log line and its database, nothing of the gigabytes the archive stands for; no
+        # staging directory was made.
+        [ $((after - before)) -lt 1048576 ]
+        [ -z "$(find "$WORK/images" -maxdepth 1 -name '.import-*')" ]
+    done
+    run simg "$BED_USER2" lookup custom:bomb:1
+    [ "$status" -eq 1 ]
+}
+
+@test "shifterimg gateway: a user runs one archive import at a time (429 for the next); another user's import goes on meanwhile" {
+    local archives=$WORK/held
+    install -d -m 755 "$archives"
+    skopeo copy -q "oci:$OCI_LAYOUT:busybox" "oci-archive:$archives/busybox.tar"
+    skopeo copy -q "oci:$OCI_LAYOUT:layered" "oci-archive:$archives/layered.tar"
+    chmod 644 "$archives"/*.tar
+    # The busybox archive's image is named by its manifest's digest. While the test holds the
+    # store's conversion lock for it, $BED_USER's import of it runs, waiting for the lock.
+    local id held
+    id=$(tar -xOf "$archives/busybox.tar" --wildcards --no-anchored index.json | jq -r '.manifests[0].digest')
+    hold_conversion_lock "$id"
+    simg "$BED_USER" import "$archives/busybox.tar" held:1 >"$archives/held.out" 2>&1 3>&- {HOLD}>&- &
+    held=$!
+    wait_for_lock_waiter "$held"
+    run --separate-stderr simg "$BED_USER" import "$archives/layered.tar" second:1
+    echo "$stderr"
+    [ "$status" -eq 1 ]
+    [ "$(printf '%s\n' "$stderr" | wc -l)" -eq 1 ]
+    [[ "$stderr" == "shifterimg: import $archives/layered.tar second:1: refused for now (429 too many requests from gateway "*"uid $UID1 already runs 1 archive import, the most one user may at once (archiveImportsPerUser); try again when it ends" ]]
+    run simg "$BED_USER2" import "$archives/layered.tar" admitted:1
+    echo "$output"
+    [ "$status" -eq 0 ]
+    [[ "$output" =~ ^imported\ custom:admitted:1\ sha256:[0-9a-f]{64}$ ]]
+    # The lock let go, the held import ends, and the user may import again.
+    release_conversion_lock
+    wait "$held"
+    cat "$archives/held.out"
+    [ "$(cat "$archives/held.out")" = "imported custom:held:1 $id" ]
+    run simg "$BED_USER" import "$archives/layered.tar" second:1
+    echo "$output"
+    [ "$status" -eq 0 ]
+}
+
+@test "shifterimg gateway: a custom: name is its first importer's, reserved while the import runs; the tag and the gateway agree; private records are closed" {
+    local dir=$WORK/names
+    install -d -m 755 "$dir" "$dir/src"
+    echo "the owner's image" >"$dir/src/who"
+    mksquashfs "$dir/src" "$dir/owner.sqfs" -quiet -no-progress -noappend >/dev/null
+    skopeo copy -q "oci:$OCI_LAYOUT:layered" "oci-archive:$dir/other.tar"
+    chown "$BED_USER" "$dir/owner.sqfs"
+    chown "$BED_USER2" "$dir/other.tar"
+    chmod 600 "$dir/owner.sqfs" "$dir/other.tar"
+    local id held
+    id=sha256:$(sha256sum "$dir/owner.sqfs" | cut -d' ' -f1)
+    # While the test holds the store's conversion lock of the owner's image, the owner's import
+    # (an import user's squashfs file, shared with $BED_USER2) runs, waiting for it: the slow import
+    # of the attack, made observable.
+    hold_conversion_lock "$id"
+    simg "$BED_USER" --user "$BED_USER2" import "$dir/owner.sqfs" contested:1 >"$dir/held.out" 2>&1 3>&- {HOLD}>&- &
+    held=$!
+    wait_for_lock_waiter "$held"
+    # Meanwhile another user's import of the name, of any kind and by anyone, root included, is
+    # refused at once: the name was reserved when the import started.
+    run --separate-stderr simg "$BED_USER2" import "$dir/other.tar" contested:1
+    echo "$stderr"
+    [ "$status" -eq 1 ]
+    [[ "$stderr" == "shifterimg: import $dir/other.tar contested:1: "*"the name is taken by another user's image; choose another" ]]
+    run --separate-stderr simg root import "$dir/owner.sqfs" contested:1
+    echo "$stderr"
+    [ "$status" -eq 1 ]
+    [[ "$stderr" == *"the name is taken by another user's image; choose another" ]]
+    release_conversion_lock
+    wait "$held"
+    cat "$dir/held.out"
+    [ "$(cat "$dir/held.out")" = "imported custom:contested:1 $id" ]
+    # After it too; the store's tag and the gateway's answer name the owner's image for both users.
+    run --separate-stderr simg "$BED_USER2" import "$dir/other.tar" contested:1
+    [ "$status" -eq 1 ]
+    [[ "$stderr" == *"the name is taken by another user's image; choose another" ]]
+    [ "$(cat "$WORK/images/tags/custom%3Acontested%3A1")" = "$id" ]
+    run simg "$BED_USER2" lookup custom:contested:1
+    [ "$output" = "$id" ]
+    run simg "$BED_USER" lookup custom:contested:1
+    [ "$output" = "$id" ]
+    [ -z "$(find "$WORK/images" -maxdepth 1 -name '.import-*' -o -maxdepth 1 -name '.convert-*')" ]
+    # The private image's full record (environment, labels, source) is root's; its access list
+    # alone is readable, and nobody lists the names in the tag index (a name one knows resolves).
+    local record=$WORK/images/${id#sha256:}.meta.json access=$WORK/images/${id#sha256:}.access.json
+    [ "$(stat -c '%a %U' "$record")" = "600 root" ]
+    [ "$(stat -c '%a %U' "$access")" = "644 root" ]
+    [ "$(stat -c %a "$WORK/images/tags")" = 711 ]
+    run runuser -u "$BED_USER2" -- cat "$record"
+    [ "$status" -eq 1 ]
+    [[ "$output" == *"Permission denied"* ]]
+    run runuser -u "$BED_USER2" -- jq -c '[.userACL, .source, .env]' "$access"
+    [ "$status" -eq 0 ]
+    [ "$output" = "[[$UID1,$UID2],\"\",[]]" ]
+    run runuser -u "$BED_USER2" -- ls "$WORK/images/tags"
+    [ "$status" -ne 0 ]
+    [[ "$output" == *"Permission denied"* ]]
+    run runuser -u "$BED_USER2" -- cat "$WORK/images/tags/custom%3Acontested%3A1"
+    [ "$output" = "$id" ]
+}
+
+@test "shifterimg gateway: a gateway killed during a squashfs import leaves nothing in the store after a restart; the name stays the importer's" {
+    local dir=$WORK/killed
+    install -d -m 755 "$dir" "$dir/src"
+    echo "cut short" >"$dir/src/what"
+    mksquashfs "$dir/src" "$dir/cut.sqfs" -quiet -no-progress -noappend >/dev/null
+    chown "$BED_USER" "$dir/cut.sqfs"
+    chmod 644 "$dir/cut.sqfs"
+    local id held
+    id=sha256:$(sha256sum "$dir/cut.sqfs" | cut -d' ' -f1)
+    # The import waits for the image's conversion lock, which the test holds, with the file copied
+    # into staging: killed there, the gateway leaves staging, a lock file and a reservation.
+    hold_conversion_lock "$id"
+    simg "$BED_USER" import "$dir/cut.sqfs" cut:1 >"$dir/held.out" 2>&1 3>&- {HOLD}>&- &
+    held=$!
+    wait_for_lock_waiter "$held"
+    [ -n "$(find "$WORK/images" -maxdepth 1 -name '.import-*')" ]
+    kill -KILL "$(cat "$WORK/gateway.pid")"
+    wait "$held" || true
+    release_conversion_lock
+    start_gateway "$PORT"
+    # Nothing of the import is left, and no tag names a missing image.
+    [ -z "$(find "$WORK/images" -maxdepth 1 -name '.import-*' -o -maxdepth 1 -name '.convert-*')" ]
+    [ ! -e "$WORK/images/tags/custom%3Acut%3A1" ]
+    [ ! -e "$WORK/images/${id#sha256:}.squashfs" ]
+    # The record says what happened, and the name is still the importer's: another user cannot take
+    # it, the importer imports again.
+    run --separate-stderr simg "$BED_USER" lookup custom:cut:1
+    echo "$stderr"
+    [ "$status" -eq 1 ]
+    [[ "$stderr" == *"the gateway stopped during the import; import the file again"* ]]
+    run --separate-stderr simg "$BED_USER2" import --format oci-archive "$dir/cut.sqfs" cut:1
+    echo "$stderr"
+    [ "$status" -eq 1 ]
+    [[ "$stderr" == *"the name is taken by another user's image; choose another" ]]
+    run simg "$BED_USER" import "$dir/cut.sqfs" cut:1
+    echo "$output"
+    [ "$status" -eq 0 ]
+    [ "$output" = "imported custom:cut:1 $id" ]
+}
+
 @test "shifterimg gateway: saved registry credentials reach the gateway and make the image private" {
     run bash -c "printf '%s\n' '$REGISTRY_PASSWORD' | runuser -u $BED_USER -- env XDG_CONFIG_HOME=$WORK/cfg1 SHIFTER_CA_BUNDLE=$CA_BUNDLE '$SHIFTERIMG' --config '$WORK/udiRoot.conf' login -u '$REGISTRY_USER' --password-stdin '$REGISTRY_TOKEN'"
     echo "$output"
@@ -463,7 +674,8 @@ with tarfile.open(sys.argv[1], "w") as tar:
     run "$SHIFTERIMG" "${local[@]}" lookup custom:localtool:2
     [ "$output" = "$id" ]
     [ "$(stat -c %a "$WORK/local-images/${id#sha256:}.squashfs")" = 644 ]
-    # A private import: only root (the runtime) reads the file; its record stays readable.
+    # A private import: only root (the runtime) reads the file and its record; its access list
+    # alone stays readable.
     mkdir -p "$WORK/privtree/etc" && echo private > "$WORK/privtree/etc/marker"
     mksquashfs "$WORK/privtree" "$WORK/private.sqfs" -quiet -noappend >/dev/null
     run "$SHIFTERIMG" "${local[@]}" import --user "$BED_USER" "$WORK/private.sqfs" privtool:1
@@ -471,7 +683,8 @@ with tarfile.open(sys.argv[1], "w") as tar:
     [ "$status" -eq 0 ]
     private_id=${output##* }
     [ "$(stat -c %a "$WORK/local-images/${private_id#sha256:}.squashfs")" = 600 ]
-    [ "$(stat -c %a "$WORK/local-images/${private_id#sha256:}.meta.json")" = 644 ]
+    [ "$(stat -c %a "$WORK/local-images/${private_id#sha256:}.meta.json")" = 600 ]
+    [ "$(stat -c %a "$WORK/local-images/${private_id#sha256:}.access.json")" = 644 ]
     run --separate-stderr "$SHIFTERIMG" "${local[@]}" import --format squashfs "$WORK/local.conf" broken:1
     [ "$status" -eq 1 ]
     [[ "$stderr" == *"not a squashfs file"* ]]

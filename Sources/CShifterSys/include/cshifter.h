@@ -60,12 +60,13 @@ int cshifter_getgrouplist(const char *user, gid_t group, gid_t *groups, int *cou
 /// session of its own, reparented to init, chrooted to `root`, with the user's groups and all three
 /// ids, an empty capability bounding set and no_new_privs, every signal at its default, standard
 /// input from /dev/null and standard output and error to `log_fd`, and no other descriptor of the
-/// caller's. Returns 0 with `*daemon_pid` once the exec
+/// caller's. With `cgroup_procs_fd` (a group's `cgroup.procs` opened for writing; -1 for none) the
+/// daemon moves itself into that cgroup before it drops root. Returns 0 with `*daemon_pid` once the exec
 /// succeeded, or -errno of the step that failed (the exec's own error included); -ETIMEDOUT when
 /// no answer came within `timeout_ms`. Safe in a multi-threaded process.
 int cshifter_start_daemon(const char *_Nonnull root, uid_t uid, gid_t gid, size_t group_count,
                           const gid_t *_Nullable groups, char *_Nullable const *_Nonnull argv,
-                          char *_Nullable const *_Nonnull envp, int log_fd, int timeout_ms,
+                          char *_Nullable const *_Nonnull envp, int log_fd, int cgroup_procs_fd, int timeout_ms,
                           pid_t *_Nonnull daemon_pid);
 
 /// Checks whether a user may open the directory `path` as seen from `root`: a child process

@@ -122,7 +122,7 @@ public struct ImageImporter: Sendable {
     func alreadyPresent(
         _ id: ImageID, reference: ImageReference, events: (@Sendable (ImportEvent) -> Void)?
     ) throws(ImageImportError) -> ImportResult {
-        let metadata = try store.admit(id, userACL: options.userACL, groupACL: options.groupACL)
+        let metadata = try store.admit(id, as: reference, userACL: options.userACL, groupACL: options.groupACL)
         try store.tag(reference, as: id)
         events?(.alreadyPresent(imageID: id.digest))
         return ImportResult(metadata: metadata, alreadyPresent: true, summary: nil)

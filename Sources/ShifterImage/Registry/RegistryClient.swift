@@ -420,14 +420,8 @@ final class FileBodySink: ResponseBodySink {
         if received + Int64(bytes.count) > expectedSize {
             throw ImageImportError(.digestMismatch, "\(what): more than the \(expectedSize) bytes the manifest declares")
         }
-        var offset = 0
-        while offset < bytes.count {
-            let count = write(descriptor, bytes.baseAddress.map { $0 + offset }, bytes.count - offset)
-            if count < 0 && errno == EINTR { continue }
-            guard count > 0 else {
-                throw ImageImportError(.io, "\(displayQuoted(path)): write failed: \(FileOperations.lastErrorText)")
-            }
-            offset += count
+        if let failure = FileOperations.writeAll(descriptor, bytes) {
+            throw ImageImportError(.io, "\(displayQuoted(path)): write failed: \(failure)")
         }
         hasher.update(bytes)
         received += Int64(bytes.count)

@@ -21,6 +21,19 @@ enum FileOperations {
         }
     }
 
+    /// Writes all of `bytes` to `descriptor`, going on after short writes and `EINTR`; returns the
+    /// errno text of a failed `write(2)`, or nil.
+    static func writeAll(_ descriptor: Int32, _ bytes: UnsafeRawBufferPointer) -> String? {
+        var offset = 0
+        while offset < bytes.count {
+            let count = write(descriptor, bytes.baseAddress.map { $0 + offset }, bytes.count - offset)
+            if count < 0 && errno == EINTR { continue }
+            guard count > 0 else { return lastErrorText }
+            offset += count
+        }
+        return nil
+    }
+
     /// Writes `bytes` to a new file at `path` with `mode`, and syncs it.
     static func writeSynced(_ bytes: [UInt8], to path: String, mode: mode_t = 0o644) throws(ImageImportError) {
         let descriptor = retryingOnInterrupt { open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode) }
@@ -28,15 +41,8 @@ enum FileOperations {
             throw ImageImportError(.io, "\(displayQuoted(path)): cannot create: \(lastErrorText)")
         }
         defer { close(descriptor) }
-        var written = 0
-        while written < bytes.count {
-            let count = bytes[written...].withUnsafeBytes { buffer in
-                retryingOnInterrupt { write(descriptor, buffer.baseAddress, buffer.count) }
-            }
-            guard count > 0 else {
-                throw ImageImportError(.io, "\(displayQuoted(path)): write failed: \(lastErrorText)")
-            }
-            written += count
+        if let failure = bytes.withUnsafeBytes({ writeAll(descriptor, $0) }) {
+            throw ImageImportError(.io, "\(displayQuoted(path)): write failed: \(failure)")
         }
         guard fchmod(descriptor, mode) == 0, retryingOnInterrupt({ fsync(descriptor) }) == 0 else {
             throw ImageImportError(.io, "\(displayQuoted(path)): cannot finish writing: \(lastErrorText)")

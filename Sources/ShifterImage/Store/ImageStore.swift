@@ -50,6 +50,15 @@ public struct ImageStore: Sendable {
     /// How far the layers of an image imported into this store may expand.
     public var importLimits = ImportLimits.standard
 
+    /// Called under the image's conversion lock just before a tag is written: throws to keep the
+    /// tag from being written. The gateway checks here that the name still belongs to the importer,
+    /// so no import can move another user's `custom:` name, whatever ran meanwhile.
+    public var nameGuard: (@Sendable (ImageReference, ImageID) throws(ImageImportError) -> Void)?
+
+    /// The mode of the tag directory: searchable, not listable, so a user who knows a name resolves
+    /// it and nobody lists the names of others' private images.
+    static let tagDirectoryMode: mode_t = 0o711
+
     static let stagingPrefix = ".import-"
     /// The start of the name of a conversion lock file (`withConversionLock`).
     static let lockPrefix = ".convert-"
@@ -67,6 +76,11 @@ public struct ImageStore: Sendable {
     /// The record of `id`.
     public func metadataPath(for id: ImageID) -> String {
         layout.metadataFile(digest: id.digest) ?? directory + "/" + id.hex + ".meta.json"
+    }
+
+    /// The access list of private image `id`, readable by every user (see `ImageStoreLayout.accessFile`).
+    public func accessPath(for id: ImageID) -> String {
+        layout.accessFile(digest: id.digest) ?? directory + "/" + id.hex + ".access.json"
     }
 
     /// Whether `id` is complete in the store.
@@ -135,6 +149,7 @@ public struct ImageStore: Sendable {
             }
         }
         try FileOperations.removeFile(metadataPath(for: id))
+        try FileOperations.removeFile(accessPath(for: id))
         try FileOperations.removeFile(imagePath(for: id))
         try FileOperations.sync(directory, directory: true)
     }
@@ -144,35 +159,95 @@ public struct ImageStore: Sendable {
     /// image public (its content came from a public source too), a private one adds its users and
     /// groups. Without this, whoever obtained an image privately first would shut out everyone who
     /// pulls it later.
-    func admit(_ id: ImageID, userACL: [UInt32], groupACL: [UInt32]) throws(ImageImportError) -> ImageMetadata {
+    ///
+    /// The name it is asked for (`reference`) must pass `nameGuard` first: a request refused its
+    /// name changes nothing. A private image made public takes that name as its `source`, so the
+    /// now readable record never shows the name its first, private, importer gave it.
+    func admit(_ id: ImageID, as reference: ImageReference, userACL: [UInt32], groupACL: [UInt32]) throws(ImageImportError) -> ImageMetadata {
         try withConversionLock(id) { () throws(ImageImportError) -> ImageMetadata in
+            try nameGuard?(reference, id)
             var metadata = try metadata(for: id)
-            guard !metadata.userACL.isEmpty || !metadata.groupACL.isEmpty else { return metadata }
+            guard !metadata.isPublic else { return metadata }
             let isPublic = userACL.isEmpty && groupACL.isEmpty
             let users = isPublic ? [] : Array(Set(metadata.userACL + userACL)).sorted()
             let groups = isPublic ? [] : Array(Set(metadata.groupACL + groupACL)).sorted()
             guard users != metadata.userACL.sorted() || groups != metadata.groupACL.sorted() else { return metadata }
             metadata.userACL = users
             metadata.groupACL = groups
-            let record: [UInt8]
-            do {
-                record = try metadata.encoded() + [UInt8(ascii: "\n")]
-            } catch {
-                throw ImageImportError(.store, "image \(id): record \(error)")
-            }
-            let temporary = directory + "/" + Self.stagingPrefix + "record-" + String(getpid()) + "-"
-                + String(UInt64.random(in: 0...UInt64.max), radix: 36)
-            try FileOperations.writeSynced(record, to: temporary)
-            do throws(ImageImportError) {
-                try FileOperations.rename(temporary, to: metadataPath(for: id))
-            } catch {
-                try? FileOperations.removeFile(temporary)
-                throw error
-            }
-            if isPublic { try FileOperations.setMode(imagePath(for: id), 0o644) }
-            try FileOperations.sync(directory, directory: true)
+            if isPublic { metadata.source = reference.canonical }
+            try replaceRecord(metadata, of: id)
             return metadata
         }
+    }
+
+    /// Replaces the record of `id`, already in the store, with `metadata`, and sets the modes that
+    /// go with its access list: a private image's file and full record are root's alone and its
+    /// access list is readable; a public one's are readable and it has no access list. Each file
+    /// is replaced by a rename, so a reader sees the old or the new one.
+    private func replaceRecord(_ metadata: ImageMetadata, of id: ImageID) throws(ImageImportError) {
+        let isPrivate = !metadata.isPublic
+        if isPrivate {
+            // The access list first, so a user let in by this change finds themselves on it by
+            // the time the record says so.
+            try replaceFile(accessPath(for: id), with: Self.accessRecord(metadata, id: id), mode: 0o644)
+        }
+        try replaceFile(metadataPath(for: id), with: Self.record(metadata, id: id), mode: isPrivate ? 0o600 : 0o644)
+        try FileOperations.setMode(imagePath(for: id), isPrivate ? 0o600 : 0o644)
+        if !isPrivate { try FileOperations.removeFile(accessPath(for: id)) }
+        try FileOperations.sync(directory, directory: true)
+    }
+
+    /// Writes `bytes` to a new file in the store with `mode`, synced, and renames it to `path`.
+    private func replaceFile(_ path: String, with bytes: [UInt8], mode: mode_t) throws(ImageImportError) {
+        let temporary = directory + "/" + Self.stagingPrefix + "record-" + String(getpid()) + "-"
+            + String(UInt64.random(in: 0...UInt64.max), radix: 36)
+        do throws(ImageImportError) {
+            try FileOperations.writeSynced(bytes, to: temporary, mode: mode)
+            // The creation mode passed the umask; the mode the file must have does not depend on it.
+            try FileOperations.setMode(temporary, mode)
+            try FileOperations.rename(temporary, to: path)
+        } catch {
+            try? FileOperations.removeFile(temporary)
+            throw error
+        }
+    }
+
+    /// The bytes of the record of `id`.
+    static func record(_ metadata: ImageMetadata, id: ImageID) throws(ImageImportError) -> [UInt8] {
+        do {
+            return try metadata.encoded() + [UInt8(ascii: "\n")]
+        } catch {
+            throw ImageImportError(.store, "image \(id): record \(error)")
+        }
+    }
+
+    /// The bytes of the access list of private image `id`: its id and access lists, nothing else.
+    static func accessRecord(_ metadata: ImageMetadata, id: ImageID) throws(ImageImportError) -> [UInt8] {
+        let access = ImageMetadata(
+            format: metadata.format, digest: metadata.digest, manifestDigest: metadata.manifestDigest, userACL: metadata.userACL,
+            groupACL: metadata.groupACL, source: "", created: "")
+        return try record(access, id: id)
+    }
+
+    /// Gives every private image of a store written before access lists had files of their own
+    /// an access list, and makes its full record root's. Returns the ids it changed.
+    public func closePrivateRecords() throws(ImageImportError) -> [ImageID] {
+        try checkDirectory()
+        var changed: [ImageID] = []
+        for name in try FileOperations.directoryEntries(directory) where name.hasSuffix(".meta.json") {
+            guard let id = ImageID(name.dropLast(".meta.json".count)), contains(id) else { continue }
+            try withConversionLock(id) { () throws(ImageImportError) in
+                var status = stat()
+                let record = try metadata(for: id)
+                guard !record.isPublic, stat(metadataPath(for: id), &status) == 0,
+                    status.st_mode & 0o077 != 0 || !FileOperations.exists(accessPath(for: id))
+                else { return }
+                try replaceRecord(record, of: id)
+                changed.append(id)
+            }
+        }
+        if FileOperations.exists(layout.tagDirectory) { try FileOperations.setMode(layout.tagDirectory, Self.tagDirectoryMode) }
+        return changed
     }
 
     // MARK: - Staging
@@ -183,22 +258,36 @@ public struct ImageStore: Sendable {
     func withConversionLock<T>(_ id: ImageID, _ body: () throws(ImageImportError) -> T) throws(ImageImportError) -> T {
         try checkDirectory()
         let path = directory + "/" + Self.lockPrefix + id.hex + ".lock"
-        let descriptor = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o600)
-        guard descriptor >= 0 else {
-            throw ImageImportError(.store, "image \(id): cannot open the lock \(displayQuoted(path)): \(String(cString: strerror(errno)))")
+        var descriptor: Int32 = -1
+        // The holder removes the file when it is done (so the store keeps no trace of it), and a
+        // waiter that opened it before then gets a lock on a file that no longer has the name: it
+        // must not count, or two imports would hold "the" lock at once. So the lock held is the one
+        // on the file the name still gives, or it is taken again on the new one.
+        while true {
+            descriptor = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o600)
+            guard descriptor >= 0 else {
+                throw ImageImportError(.store, "image \(id): cannot open the lock \(displayQuoted(path)): \(String(cString: strerror(errno)))")
+            }
+            var locked = true
+            while flock(descriptor, LOCK_EX) != 0 {
+                if errno == EINTR { continue }
+                // A filesystem without flock (Lustre mounted without -o flock): imports of one digest
+                // at once may both convert it; the commit is atomic and the second finds it there.
+                if errno == ENOSYS || errno == EOPNOTSUPP || errno == ENOLCK {
+                    locked = false
+                    break
+                }
+                let reason = String(cString: strerror(errno))
+                close(descriptor)
+                throw ImageImportError(.store, "image \(id): cannot lock \(displayQuoted(path)): \(reason)")
+            }
+            var held = stat(), named = stat()
+            if !locked || (fstat(descriptor, &held) == 0 && lstat(path, &named) == 0 && held.st_dev == named.st_dev && held.st_ino == named.st_ino) {
+                break
+            }
+            close(descriptor)
         }
         defer { close(descriptor) }
-        while flock(descriptor, LOCK_EX) != 0 {
-            if errno == EINTR { continue }
-            // A filesystem without flock (Lustre mounted without -o flock): imports of one digest
-            // at once may both convert it; the commit is atomic and the second finds it there.
-            if errno == ENOSYS || errno == EOPNOTSUPP || errno == ENOLCK { break }
-            throw ImageImportError(.store, "image \(id): cannot lock \(displayQuoted(path)): \(String(cString: strerror(errno)))")
-        }
-        // Gone when this import is done, whatever its outcome, so the store keeps no trace of it.
-        // An import that opened the file meanwhile still gets its lock after this one; one that
-        // comes later makes a new file. Either finds the image if this one stored it (after a
-        // failure, both may convert at once: the commit is atomic, so that costs only time).
         defer { unlink(path) }
         return try body()
     }
@@ -223,41 +312,54 @@ public struct ImageStore: Sendable {
         imageFile: String, metadata: ImageMetadata, id: ImageID, reference: ImageReference, stagingDirectory: String
     ) throws(ImageImportError) {
         if contains(id) {
-            try tag(reference, as: id)
+            try writeTag(reference, as: id)
             return
         }
+        // Asked before anything is stored as well, so a refused name leaves no untagged image.
+        try nameGuard?(reference, id)
         let stagedRecord = stagingDirectory + "/" + id.hex + ".meta.json"
-        let record: [UInt8]
-        do {
-            record = try metadata.encoded()
-        } catch {
-            throw ImageImportError(.store, "image \(id): record \(error)")
-        }
+        let record = try Self.record(metadata, id: id)
         // A private image is for the users and groups on its access list, which the runtime (as
-        // root) checks: nobody else may read its file. Its record stays readable, for that check
-        // at submission, which runs as the user.
-        let isPrivate = !metadata.userACL.isEmpty || !metadata.groupACL.isEmpty
+        // root) checks: nobody else may read its file or its full record (environment, labels and
+        // source may hold what its owner keeps to themselves). Its access list alone stays
+        // readable, in a file of its own, for the check at submission, which runs as the user.
+        let isPrivate = !metadata.isPublic
         try FileOperations.setMode(imageFile, isPrivate ? 0o600 : 0o644)
         try FileOperations.sync(imageFile)
-        try FileOperations.writeSynced(record + [UInt8(ascii: "\n")], to: stagedRecord)
+        try FileOperations.writeSynced(record, to: stagedRecord, mode: 0o600)
+        try FileOperations.setMode(stagedRecord, isPrivate ? 0o600 : 0o644)
+        if isPrivate {
+            let stagedAccess = stagingDirectory + "/" + id.hex + ".access.json"
+            try FileOperations.writeSynced(try Self.accessRecord(metadata, id: id), to: stagedAccess, mode: 0o644)
+            try FileOperations.setMode(stagedAccess, 0o644)
+            try FileOperations.rename(stagedAccess, to: accessPath(for: id))
+        }
         try FileOperations.rename(imageFile, to: imagePath(for: id))
         try FileOperations.rename(stagedRecord, to: metadataPath(for: id))
         try FileOperations.sync(directory, directory: true)
-        try tag(reference, as: id)
+        try writeTag(reference, as: id)
     }
 
-    /// Points the tag index entry of `reference` at `id`, replacing it atomically.
+    /// Points the tag index entry of `reference` at `id`, replacing it atomically, under the
+    /// image's conversion lock and after `nameGuard` let it.
     func tag(_ reference: ImageReference, as id: ImageID) throws(ImageImportError) {
+        try withConversionLock(id) { () throws(ImageImportError) in try writeTag(reference, as: id) }
+    }
+
+    /// `tag`, for a caller that holds the conversion lock of `id`: the one writer of the tag index.
+    private func writeTag(_ reference: ImageReference, as id: ImageID) throws(ImageImportError) {
         guard let tagFile = layout.tagFile(for: reference) else { return }
+        try nameGuard?(reference, id)
         let tags = layout.tagDirectory
         if !FileOperations.exists(tags) {
             do throws(ImageImportError) {
-                try FileOperations.makeDirectory(tags, mode: 0o755)
+                try FileOperations.makeDirectory(tags, mode: Self.tagDirectoryMode)
             } catch {
                 // Another import may have created it in the meantime.
                 if !FileOperations.exists(tags) { throw error }
             }
         }
+        try FileOperations.setMode(tags, Self.tagDirectoryMode)
         let temporary = tags + "/.tag-" + String(getpid()) + "-" + String(UInt64.random(in: 0...UInt64.max), radix: 36)
         do throws(ImageImportError) {
             try FileOperations.writeSynced(Array((id.digest + "\n").utf8), to: temporary)
@@ -270,12 +372,26 @@ public struct ImageStore: Sendable {
     }
 
     /// Removes staging directories left by imports of this host whose process is gone.
-    func removeAbandonedStaging() {
+    /// Lock files that no import holds go too (an import killed while it held one leaves it).
+    /// `atStart`: the caller is a process that has just started and runs no import yet, so staging
+    /// directories named with its own process id are abandoned too (a gateway restarted in a
+    /// container gets the process id its killed predecessor had).
+    public func removeAbandonedStaging(atStart: Bool = false) {
         let prefix = Self.stagingPrefix + Self.hostName + "-"
-        for name in (try? FileOperations.directoryEntries(directory)) ?? [] where name.hasPrefix(prefix) {
+        let names = (try? FileOperations.directoryEntries(directory)) ?? []
+        for name in names where name.hasPrefix(Self.lockPrefix) && name.hasSuffix(".lock") {
+            let path = directory + "/" + name
+            let descriptor = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW)
+            guard descriptor >= 0 else { continue }
+            // Removed while held, as `withConversionLock` itself does: an import that opened it
+            // meanwhile still gets its lock after this, one that comes later makes a new file.
+            if flock(descriptor, LOCK_EX | LOCK_NB) == 0 { unlink(path) }
+            close(descriptor)
+        }
+        for name in names where name.hasPrefix(prefix) {
             let rest = name.dropFirst(prefix.count)
             guard let pidText = rest.split(separator: "-").first, let pid = pid_t(pidText) else { continue }
-            if kill(pid, 0) != 0 && errno == ESRCH {
+            if (atStart && pid == getpid()) || (kill(pid, 0) != 0 && errno == ESRCH) {
                 FileOperations.removeTree(directory + "/" + name)
             }
         }

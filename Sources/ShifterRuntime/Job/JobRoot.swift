@@ -25,7 +25,7 @@ public enum JobRoot {
                                 modules: String?, uid: UInt32, groups: [UInt32]) throws(RuntimeError) -> ValidatedRequest {
         var reference: ImageReference
         do { reference = try ImageReference.parse(image, defaultType: config.defaultImageType) } catch {
-            throw RuntimeError(error.description)
+            throw RuntimeError(error.description, kind: .invalidRequest)
         }
         if let id = try lookupAtGateway(reference, config: config, configPath: configPath) {
             reference = ImageReference(type: .id, registry: nil, repository: "", tag: nil, digest: id, path: nil)
@@ -82,16 +82,17 @@ public enum JobRoot {
                                warn: (String) -> Void = { _ in }) throws(RuntimeError) {
         let layout = RootLayout.job(jobID, config: config)
         var timer = PhaseTimer()
-        RootTeardown.teardown(layout, killProcesses: true)
+        RootTeardown.teardown(layout, killProcesses: true,
+                              controlGroups: JobControlGroup.existing(jobID: jobID, node: node, anyNode: false))
         do {
             try build(config: config, layout: layout, jobID: jobID, uid: uid, gid: gid, image: image,
-                      volumes: volumes, modules: modules, ssh: ssh, node: node, timer: &timer)
+                      volumes: volumes, modules: modules, ssh: ssh, node: node, timer: &timer, warn: warn)
         } catch {
             let reason = "job \(jobID): \(error.message)"
             _ = try? FileSystem.makeDirectories(config.udiMount, mode: 0o700)
             _ = try? FileSystem.writeFile(layout.failureFile, Array((reason + "\n").utf8), mode: 0o600)
             recordProlog(config: config, succeeded: false, timer: timer, warn: warn)
-            throw RuntimeError(reason)
+            throw RuntimeError(reason, kind: error.kind)
         }
         recordProlog(config: config, succeeded: true, timer: timer, warn: warn)
     }
@@ -105,14 +106,14 @@ public enum JobRoot {
 
     private static func build(config: SiteConfig, layout: RootLayout, jobID: UInt32, uid: UInt32, gid: UInt32,
                               image: String, volumes: String?, modules: String?, ssh: SSHKeys?, node: String?,
-                              timer: inout PhaseTimer) throws(RuntimeError) {
+                              timer: inout PhaseTimer, warn: (String) -> Void) throws(RuntimeError) {
         let (plan, state) = try timer.measure("resolve") { () throws(RuntimeError) -> (ContainerPlan, PreparedRootState) in
             let user = try jobUser(uid: uid, gid: gid, config: config)
             let reference: ImageReference
             do throws(ImageReferenceError) {
                 reference = try ImageReference.parse(image, defaultType: config.defaultImageType)
             } catch {
-                throw RuntimeError(error.description)
+                throw RuntimeError(error.description, kind: .invalidRequest)
             }
             let resolved = try ImageResolver.resolve(reference, config: config, uid: uid, groups: [gid] + user.groups)
             let volumeList = try parseVolumes(volumes, config: config)
@@ -137,36 +138,44 @@ public enum JobRoot {
                                           sshPath: sshSetup?.bundle)
             return (ContainerPlanner.plan(request, layout: layout), state)
         }
-        try RootBuilder(plan: plan).build(timer: &timer)
+        try RootBuilder(plan: plan).build(timer: &timer, warn: warn)
         try timer.measure("record") { () throws(RuntimeError) in
             do throws(SystemError) {
                 try FileSystem.writeFile(layout.stateFile, state.encoded(), mode: 0o600)
             } catch {
-                RootTeardown.teardown(layout, killProcesses: true)
+                RootTeardown.teardown(layout, killProcesses: true,
+                                      controlGroups: JobControlGroup.existing(jobID: jobID, node: node, anyNode: false))
                 throw RuntimeError("couldn't record the root: \(error.description)")
             }
         }
     }
 
     /// Removes the root of job `jobID` on this node, and the per-node cache files a killed prolog
-    /// of the job left behind; returns what could not be removed. The shared cache directory is
+    /// of the job left behind; returns what could not be removed. The job's sshd and its sessions
+    /// end first, with the cgroup of node `node` (`JobControlGroup`), whatever they forked; a loop
+    /// device of the root still bound after the unmounts counts as left. The shared cache directory is
     /// read only where this node's prolog began to create a cache (`cacheMarkerFile`). Where the
     /// job has a root here, the site's `siteEpilogHook` runs first; its failure goes to `warn` and
     /// the removal goes on. An epilog that found something of the job here adds its outcome to the
     /// node's epilog counters. An administrator's cleanup (`byAdministrator`) leaves the metrics
     /// alone, and looks in the cache directory even without the marker, since the administrator
     /// says the job has ended everywhere.
-    public static func remove(config: SiteConfig, jobID: UInt32, byAdministrator: Bool = false,
+    public static func remove(config: SiteConfig, jobID: UInt32, node: String? = nil, byAdministrator: Bool = false,
                               warn: (String) -> Void = { _ in }) -> [String] {
         let layout = RootLayout.job(jobID, config: config)
+        // An administrator says the job has ended everywhere: the groups of all its nodes go.
+        let groups = JobControlGroup.existing(jobID: jobID, node: node, anyNode: byAdministrator)
         // Slurm runs the epilog for every job; most have no container on this node.
-        let hadRoot = [layout.base, layout.imageMount, layout.failureFile, layout.cacheMarkerFile].contains(where: FileSystem.exists)
+        let hadRoot = !groups.isEmpty
+            || [layout.base, layout.imageMount, layout.failureFile, layout.cacheMarkerFile].contains(where: FileSystem.exists)
+        var left: [String] = []
         if let hook = config.siteEpilogHook, FileSystem.exists(layout.base) || FileSystem.exists(layout.imageMount) {
             // Nothing of the job's may still run, and change what the hook looks at, while it runs.
+            for group in groups { left += JobControlGroup.end(group) }
             RootTeardown.killProcessesInside(layout.root)
             if let problem = runEpilogHook(hook, jobID: jobID, config: config, layout: layout) { warn(problem) }
         }
-        var left = RootTeardown.teardown(layout, killProcesses: true)
+        left += RootTeardown.teardown(layout, killProcesses: true, controlGroups: groups)
         if let directory = config.perNodeCachePath, byAdministrator || FileSystem.exists(layout.cacheMarkerFile) {
             let files = PerNodeCache.removeAbandonedFiles(of: layout, in: directory)
             left += files
@@ -236,7 +245,7 @@ public enum JobRoot {
             try VolumeSpec.validate(volumes, against: config)
             return volumes
         } catch {
-            throw RuntimeError(error.description)
+            throw RuntimeError(error.description, kind: .invalidRequest)
         }
     }
 
@@ -245,13 +254,13 @@ public enum JobRoot {
             let request = try (text.flatMap { $0.isEmpty ? nil : $0 }).map(ModuleRequest.parse) ?? .siteDefault
             return try config.selectModules(request)
         } catch {
-            throw RuntimeError(error.description)
+            throw RuntimeError(error.description, kind: .invalidRequest)
         }
     }
 
     /// The job's user, with the groups the system databases give it.
     static func jobUser(uid: UInt32, gid: UInt32, config: SiteConfig) throws(RuntimeError) -> ContainerUser {
-        guard uid != 0, gid != 0 else { throw RuntimeError("refusing to build a container for root") }
+        guard uid != 0, gid != 0 else { throw RuntimeError("refusing to build a container for root", kind: .permission) }
         do {
             let entry = try Credentials.passwdEntry(uid: uid)
             let groups = try Credentials.groupList(user: entry.name, gid: gid, limit: config.maxGroupCount)

@@ -28,43 +28,61 @@ public enum ImageResolver {
         switch reference.type {
         case .local:
             guard config.allowLocalChroot else {
-                throw RuntimeError("image \"\(shown)\": local images are disabled on this system (allowLocalChroot=0)")
+                throw RuntimeError("image \"\(shown)\": local images are disabled on this system (allowLocalChroot=0)", kind: .permission)
             }
-            guard let path = reference.path else { throw RuntimeError("image \"\(shown)\": no directory given") }
+            guard let path = reference.path else { throw RuntimeError("image \"\(shown)\": no directory given", kind: .invalidRequest) }
             // The callers give the user's primary group first.
             _ = try LocalImageAccess.check(path, uid: uid, gid: groups.first ?? LocalImageAccess.overflowGroup,
                                            groups: groups, userName: nil)
             return ResolvedImage(id: path, imageFile: nil, localDirectory: path,
                                  metadata: ImageMetadata(digest: "", manifestDigest: "", source: shown))
         case .id:
-            guard let id = reference.digest else { throw RuntimeError("image \"\(shown)\": no image id") }
+            guard let id = reference.digest else { throw RuntimeError("image \"\(shown)\": no image id", kind: .invalidRequest) }
             digest = id
         case .docker, .custom:
             guard let tagFile = store.tagFile(for: reference),
                   let text = try? FileSystem.readFile(tagFile, limit: 4096),
                   let id = ImageStoreLayout.digest(fromTagFile: String(decoding: text, as: UTF8.self)) else {
-                throw RuntimeError("image \"\(shown)\" is not in the image store \(config.imagePath); pull it first with: shifterimg pull \(shown)")
+                throw RuntimeError("image \"\(shown)\" is not in the image store \(config.imagePath); pull it first with: shifterimg pull \(shown)", kind: .notFound)
             }
             digest = id
         }
         guard let imageFile = store.imageFile(digest: digest), let metadataFile = store.metadataFile(digest: digest) else {
-            throw RuntimeError("image \"\(shown)\": \(digest) is not a sha256 image id")
+            throw RuntimeError("image \"\(shown)\": \(digest) is not a sha256 image id", kind: .invalidRequest)
         }
         let metadata: ImageMetadata
         do {
             metadata = try ImageMetadata.decode(try FileSystem.readFile(metadataFile, limit: 4 << 20))
-        } catch let error as SystemError where error.errno == 2 {
-            throw RuntimeError("image \"\(shown)\" (\(digest)) is not in the image store \(config.imagePath); pull it first with: shifterimg pull \(shown)")
+        } catch let error as SystemError where error.errno == ENOENT {
+            throw RuntimeError("image \"\(shown)\" (\(digest)) is not in the image store \(config.imagePath); pull it first with: shifterimg pull \(shown)", kind: .notFound)
+        } catch let error as SystemError where error.errno == EACCES && geteuid() != 0 {
+            // A private image's full record is root's; a user (job submission) reads its access
+            // list alone, which is all the check below needs. Root (the prolog, shifter) always
+            // has the full record: where even root cannot read it (a root-squashed filesystem),
+            // the error says so rather than run the image without its environment.
+            metadata = try accessList(store.accessFile(digest: digest) ?? metadataFile, image: shown)
         } catch {
             throw RuntimeError("image \"\(shown)\": couldn't read its metadata \(metadataFile): \(error)")
         }
         guard metadata.isAllowed(uid: uid, gids: groups) else {
-            throw RuntimeError("image \"\(shown)\" is private and uid \(uid) is not on its access list")
+            throw RuntimeError("image \"\(shown)\" is private and uid \(uid) is not on its access list", kind: .permission)
         }
         guard FileSystem.exists(imageFile) else {
             throw RuntimeError("image \"\(shown)\": its squashfs file \(imageFile) is missing from the store")
         }
         return ResolvedImage(id: digest, imageFile: imageFile, localDirectory: nil, metadata: metadata)
+    }
+}
+
+extension ImageResolver {
+    /// The access list of a private image (`ImageStoreLayout.accessFile`), as a record with no
+    /// more than the image's id and its users and groups.
+    static func accessList(_ path: String, image shown: String) throws(RuntimeError) -> ImageMetadata {
+        do {
+            return try ImageMetadata.decode(try FileSystem.readFile(path, limit: 1 << 20))
+        } catch {
+            throw RuntimeError("image \"\(shown)\" is private and its access list \(path) cannot be read: \(error)")
+        }
     }
 }
 
@@ -84,7 +102,7 @@ enum LocalImageAccess {
             if error.errno == ETIMEDOUT {
                 throw RuntimeError("image \"local:\(directory)\": it did not answer within \(UserAccess.timeLimit.components.seconds) s when user \(name) opened it (a filesystem that does not respond?)")
             }
-            throw RuntimeError("image \"local:\(directory)\": user \(name) may not open it: \(error.reason)")
+            throw RuntimeError("image \"local:\(directory)\": user \(name) may not open it: \(error.reason)", kind: .permission)
         }
     }
 }

@@ -48,6 +48,14 @@ public enum PlannedStep: Sendable, Equatable {
     /// and `/etc/ssh/ssh_config`, written with the other `/etc` files, before any host path is
     /// bound into the root.
     case sshFiles(SSHSetup)
+    /// The tmpfs of the job's sshd log, `sizeLimit` bytes and root's only, below the scratch
+    /// filesystem (`RootLayout.sshdLogDirectory`): connections from anyone who reaches the port
+    /// fill it, not the container's writable layer.
+    case sshdLog(sizeLimit: UInt64)
+    /// The cgroup2 group (`JobControlGroup.name`, relative to the hierarchy's mount) that the job's
+    /// sshd joins before it drops root, so the epilog ends it and every session at once. Where no
+    /// cgroup2 is mounted, a warning, and the sshd runs as before.
+    case sshdControlGroup(String)
     /// The job's sshd, started as the user inside the root once the root is complete (the last step).
     case sshd(SSHSetup)
     /// Make the root's own filesystem (the overlay) read-only, so nobody can write into the
@@ -226,7 +234,9 @@ public enum ContainerPlanner {
         if !config.mountUdiRootWritable { steps.append(.readOnlyRoot) }
         // Last: the user's sessions see the root as the job's tasks do, and nothing after it can
         // fail with the daemon running.
-        if let ssh = request.ssh { steps.append(.sshd(ssh)) }
+        if let ssh = request.ssh {
+            steps += [.sshdLog(sizeLimit: SSHSetup.logSizeLimit), .sshdControlGroup(ssh.controlGroup), .sshd(ssh)]
+        }
         return ContainerPlan(layout: layout, user: request.user, steps: steps, propagation: style,
                              imageLoopDirectIO: config.imageLoopDirectIO)
     }

@@ -29,6 +29,9 @@ public struct RootLayout: Sendable, Equatable {
     public var work: String { base + "/work" }
     /// The container's `/`.
     public var root: String { base + "/root" }
+    /// The tmpfs of the job's sshd log (`--ccm`), of its own so a flood of connections fills
+    /// nothing else.
+    public var sshdLogDirectory: String { base + "/sshd-log" }
     /// The record of what a per-job root was built for.
     public var stateFile: String { base + "/state.json" }
 

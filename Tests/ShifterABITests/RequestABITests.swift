@@ -1,0 +1,172 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CShifterABI
+import ShifterCore
+import ShifterRuntime
+import Testing
+
+@testable import ShifterABI
+
+/// Calls `body` with `request` laid out in a buffer of `size` bytes whose bytes past the struct are
+/// `tail`, and the struct's `size` field set to `size`.
+private func withRequest<Request, T>(_ request: Request, size: Int, tail: UInt8 = 0,
+                                     _ body: (UnsafeRawPointer) -> T) -> T {
+    let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: max(size, MemoryLayout<Request>.size) + 64, alignment: 16)
+    defer { buffer.deallocate() }
+    buffer.initializeMemory(as: UInt8.self, repeating: tail)
+    withUnsafeBytes(of: request) { buffer.copyMemory(from: $0) }
+    buffer.storeBytes(of: size, as: Int.self)
+    return body(UnsafeRawPointer(buffer.baseAddress!))
+}
+
+private func message(_ call: (UnsafeMutablePointer<CChar>, Int) -> Int32) -> (Int32, String) {
+    var buffer = [CChar](repeating: 0, count: 1024)
+    let status = buffer.withUnsafeMutableBufferPointer { call($0.baseAddress!, $0.count) }
+    return (status, String(cString: buffer))
+}
+
+/// A configuration handle as shifter_config_load makes one, for a site whose store is `top`.
+private func withConfig<T>(_ top: String, _ body: (OpaquePointer) -> T) -> T {
+    let site = SiteConfig(udiMount: top + "/udi", loopMount: top + "/loop", imagePath: top + "/images")
+    let handle = Unmanaged.passRetained(ConfigHandle(site, path: top + "/udiRoot.conf"))
+    defer { handle.release() }
+    return body(OpaquePointer(handle.toOpaque()))
+}
+
+private func taskRequest(_ argv: UnsafePointer<UnsafeMutablePointer<CChar>?>, argc: Int32) -> shifter_task_request {
+    var request = shifter_task_request()
+    request.size = MemoryLayout<shifter_task_request>.size
+    request.argc = argc
+    request.argv = argv
+    request.shifter_path = nil
+    return request
+}
+
+private func task(_ pointer: UnsafeRawPointer) -> (Int32, String, [String]) {
+    var argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?
+    var envp: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?
+    let (status, text) = message { shifter_task_command(pointer, &argv, &envp, $0, $1) }
+    defer { shifter_strings_free(argv); shifter_strings_free(envp) }
+    var arguments: [String] = []
+    var index = 0
+    while let argv, let entry = argv[index] { arguments.append(String(cString: entry)); index += 1 }
+    return (status, text, arguments)
+}
+
+@Suite("The C ABI's versioned requests and status codes")
+struct RequestABITests {
+    @Test("the header's sizes are the structs' sizes")
+    func sizes() {
+        #expect(MemoryLayout<shifter_prolog_request>.size == Int(SHIFTER_PROLOG_REQUEST_SIZE_VER1))
+        #expect(MemoryLayout<shifter_prolog_request>.offset(of: \.ssh_keys) == Int(SHIFTER_PROLOG_REQUEST_SIZE_VER0))
+        #expect(MemoryLayout<shifter_task_request>.size == Int(SHIFTER_TASK_REQUEST_SIZE_VER0))
+        #expect(MemoryLayout<shifter_pyxis_options>.size == Int(SHIFTER_PYXIS_OPTIONS_SIZE_VER0))
+    }
+
+    @Test("an old, smaller prolog request reads as if its missing fields were zero")
+    func oldSize() throws {
+        var request = shifter_prolog_request()
+        request.job_id = 7
+        request.uid = 1000
+        let size = Int(SHIFTER_PROLOG_REQUEST_SIZE_VER0)
+        // The bytes past the old struct are garbage: ssh_keys and node must not be read from them.
+        var bytes = [UInt8](repeating: 0xff, count: MemoryLayout<shifter_prolog_request>.size)
+        withUnsafeBytes(of: request) { for index in 0..<size { bytes[index] = $0[index] } }
+        bytes.withUnsafeMutableBytes { $0.storeBytes(of: size, as: Int.self) }
+        let read = try bytes.withUnsafeBytes { buffer throws(RequestStructError) in
+            try readRequest(buffer.baseAddress, firstVersionSize: size, name: "t", zero: shifter_prolog_request())
+        }
+        #expect(read.job_id == 7 && read.uid == 1000)
+        #expect(read.ssh_keys == nil && read.node == nil)
+        #expect(read.size == size)
+    }
+
+    @Test("an old-size prolog request reaches the prolog")
+    func oldSizeProlog() {
+        let (status, text) = withConfig("/nonexistent") { config in
+            withRequest(shifter_prolog_request(), size: Int(SHIFTER_PROLOG_REQUEST_SIZE_VER0), tail: 0xff) { pointer in
+                message { shifter_job_prolog(config, pointer, $0, $1) }
+            }
+        }
+        // Read, then refused for what it says (no image), not for its size.
+        #expect(status == Int32(SHIFTER_EINVAL))
+        #expect(text == "job 0: no image given")
+    }
+
+    @Test("a newer, larger request is refused when its unknown fields are set, and read when they are zero",
+          arguments: [(UInt8(0), true), (UInt8(1), false)])
+    func largerRequest(tail: UInt8, accepted: Bool) {
+        let command = strdup("hostname")
+        defer { free(command) }
+        let argv: [UnsafeMutablePointer<CChar>?] = [command, nil]
+        let (status, text, arguments) = argv.withUnsafeBufferPointer { argv in
+            var request = taskRequest(argv.baseAddress!, argc: 1)
+            request.shifter_path = UnsafePointer(strdup("/usr/bin/shifter"))
+            defer { free(UnsafeMutableRawPointer(mutating: request.shifter_path)) }
+            return withRequest(request, size: MemoryLayout<shifter_task_request>.size + 16, tail: tail) { task($0) }
+        }
+        if accepted {
+            #expect(status == Int32(SHIFTER_OK))
+            #expect(arguments == ["/usr/bin/shifter", "--workdir", "--", "hostname"])
+        } else {
+            #expect(status == Int32(SHIFTER_EINVAL))
+            #expect(text.contains("sets fields this libshifter"))
+        }
+    }
+
+    @Test("a request smaller than the first version is refused")
+    func tooSmall() {
+        let (status, text) = withConfig("/nonexistent") { config in
+            withRequest(shifter_prolog_request(), size: 8) { pointer in message { shifter_job_prolog(config, pointer, $0, $1) } }
+        }
+        #expect(status == Int32(SHIFTER_EINVAL))
+        #expect(text.contains("smaller than its first version's"))
+    }
+
+    @Test("each kind of failure has its own status", arguments: RuntimeError.Kind.allCases)
+    func kinds(kind: RuntimeError.Kind) {
+        let expected: [RuntimeError.Kind: Int32] = [
+            .invalidRequest: Int32(SHIFTER_EINVAL), .permission: Int32(SHIFTER_EPERM), .notFound: Int32(SHIFTER_ENOTFOUND),
+            .system: Int32(SHIFTER_ESYSTEM),
+        ]
+        #expect(shifterStatus(kind) == expected[kind])
+        #expect(Set(RuntimeError.Kind.allCases.map(shifterStatus)).count == RuntimeError.Kind.allCases.count)
+    }
+
+    @Test("a request names its failure's kind through the status", arguments: [
+        ("docker:test/absent:1", nil, Int32(SHIFTER_ENOTFOUND)),
+        ("docker:Not An Image", nil, Int32(SHIFTER_EINVAL)),
+        ("docker:test/absent:1", "/tmp:/etc/x", Int32(SHIFTER_ENOTFOUND)),
+        ("local:/usr", nil, Int32(SHIFTER_EPERM)),
+    ] as [(String, String?, Int32)])
+    func validateKinds(image: String, volumes: String?, expected: Int32) {
+        let (status, text) = withConfig("/nonexistent") { config in
+            message { shifter_request_validate(config, image, volumes, nil, 1, nil, 0, nil, 0, $0, $1) }
+        }
+        #expect(status == expected, "\(text)")
+    }
+
+    @Test("the task of a Pyxis-style step execs shifter with its command")
+    func taskCommand() {
+        let command = strdup("true")
+        defer { free(command) }
+        let argv: [UnsafeMutablePointer<CChar>?] = [command, nil]
+        let result = argv.withUnsafeBufferPointer { argv in
+            var request = taskRequest(argv.baseAddress!, argc: 1)
+            return "/opt/shifter".withCString { path in
+                "/data".withCString { workdir in
+                    request.shifter_path = path
+                    request.workdir = workdir
+                    return withRequest(request, size: MemoryLayout<shifter_task_request>.size) { task($0) }
+                }
+            }
+        }
+        #expect(result.0 == Int32(SHIFTER_OK))
+        #expect(result.2 == ["/opt/shifter", "--workdir=/data", "--", "true"])
+        let empty = withRequest(taskRequest([nil], argc: 0), size: MemoryLayout<shifter_task_request>.size) { pointer in
+            "/opt/shifter".withCString { _ in task(pointer) }
+        }
+        #expect(empty.0 != Int32(SHIFTER_OK))
+    }
+}

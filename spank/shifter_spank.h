@@ -1,0 +1,63 @@
+/*
+ * The SPANK plugin's private interface. The plugin is a dispatcher: each file serves one Slurm
+ * context, hands Slurm's items to libshifter and carries out what it returns. Every message starts
+ * with "shifter: " and names the phase.
+ */
+#ifndef SHIFTER_SPANK_H
+#define SHIFTER_SPANK_H
+
+#include <stdint.h>
+#include <slurm/spank.h>
+
+#include "shifter.h"
+
+struct plugin_config {
+    char config_path[4096];
+    int long_options;
+    int enable_ccm;
+    int pyxis_compat;
+    char shifter_path[4096]; /* the shifter command Pyxis-style tasks run in; "" for the default */
+};
+
+struct plugin_options {
+    char *image;
+    char *volume;
+    char *module;
+    /* The Pyxis-style options (pyxis_compat=1). */
+    char *container_image;
+    char *container_mounts;
+    char *container_workdir;
+    char *container_env;
+    int container_mount_home; /* -1 not given, 0 --no-container-mount-home, 1 --container-mount-home */
+    int container_remap_root;
+    int ccm; /* --ccm (enable_ccm=1): an sshd in the job's container on each node */
+};
+
+extern struct plugin_config config;
+extern struct plugin_options options;
+
+/* args.c: plugstack arguments and options. */
+int parse_plugin_args(int ac, char **av);
+int register_options(spank_t sp);
+int pyxis_requested(void);
+void free_options(void);
+
+/* dispatch.c: what every context needs. */
+void log_bridge(int level, const char *message);
+const char *node_name(void);
+const char *status_kind(int status);
+shifter_config *load_config(const char *phase);
+int job_item(spank_t sp, spank_item_t item, const char *variable, uint32_t *out);
+
+/* submit.c: sbatch, salloc and srun. */
+int submit(spank_t sp);
+
+/* task.c: slurmstepd. */
+int step(spank_t sp);
+int task_init(spank_t sp);
+
+/* job.c: the prolog and epilog in slurmd. */
+int job_prolog(spank_t sp);
+int job_epilog(spank_t sp);
+
+#endif
