@@ -61,6 +61,44 @@ struct ImageStoreTests {
         #expect(stat(scratch.path + "/\(hex).access.json", &status) == 0 && status.st_mode & 0o777 == 0o644)
     }
 
+    /// An import that waited for the conversion lock while its holder removed the lock file holds,
+    /// once it has it, the lock on the file the name gives: nobody else can take that one meanwhile.
+    @Test func aWaiterWhoseLockFileWasRemovedLocksTheNewOne() throws {
+        let scratch = try ScratchDirectory()
+        let store = ImageStore(directory: scratch.path)
+        let id = try #require(ImageID(hex))
+        let path = scratch.path + "/" + ImageStore.lockPrefix + hex + ".lock"
+        let waiterHolds = DispatchSemaphore(value: 0)
+        let checked = DispatchSemaphore(value: 0)
+        let othersCouldLock = LockedFlag()
+        try store.withConversionLock(id) { () throws(ImageImportError) in
+            var status = stat()
+            guard stat(path, &status) == 0 else { throw ImageImportError(.store, "no lock file") }
+            let inode = status.st_ino
+            Thread.detachNewThread {
+                try? store.withConversionLock(id) { () throws(ImageImportError) in
+                    // Another process (a fresh descriptor) tries the lock of the file now named.
+                    let probe = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+                    othersCouldLock.set(probe >= 0 && flock(probe, LOCK_EX | LOCK_NB) == 0)
+                    if probe >= 0 { close(probe) }
+                    waiterHolds.signal()
+                    checked.wait()
+                }
+            }
+            // Return (and remove the file) only once the other import waits for this lock: a flock
+            // that waits shows in /proc/locks with "->" before it.
+            for _ in 0..<500 {
+                let locks = (try? String(contentsOfFile: "/proc/locks", encoding: .utf8)) ?? ""
+                if locks.split(separator: "\n").contains(where: { $0.contains("->") && $0.hasSuffix(":\(inode) 0 EOF") }) { return }
+                usleep(10_000)
+            }
+            throw ImageImportError(.store, "the second import never waited for the lock")
+        }
+        waiterHolds.wait()
+        #expect(!othersCouldLock.value)
+        checked.signal()
+    }
+
     @Test func aSecondCommitOfTheSameDigestKeepsTheFirstImage() throws {
         let scratch = try ScratchDirectory()
         let store = ImageStore(directory: scratch.path)
@@ -122,4 +160,12 @@ struct ImageStoreTests {
         chmod(store.path, 0o644)
         #expect(throws: ImageImportError.self) { try store.credentials(for: "x") }
     }
+}
+
+/// A flag one thread sets and another reads.
+private final class LockedFlag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var stored = false
+    func set(_ value: Bool) { lock.lock(); stored = value; lock.unlock() }
+    var value: Bool { lock.lock(); defer { lock.unlock() }; return stored }
 }

@@ -384,7 +384,7 @@ public struct ImageStore: Sendable {
             let descriptor = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW)
             guard descriptor >= 0 else { continue }
             // Removed while held, as `withConversionLock` itself does: an import that opened it
-            // meanwhile still gets its lock after this, one that comes later makes a new file.
+            // meanwhile finds its name gone once it has the lock, and locks a new file instead.
             if flock(descriptor, LOCK_EX | LOCK_NB) == 0 { unlink(path) }
             close(descriptor)
         }
