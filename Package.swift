@@ -47,7 +47,7 @@ let package = Package(
         .systemLibrary(name: "CShifterABI"),
         .target(
             name: "ShifterABI",
-            dependencies: ["ShifterRuntime", "CShifterABI"],
+            dependencies: ["ShifterCore", "ShifterSystem", "ShifterRuntime", "CShifterABI"],
             // Slurm dlclose()s plugins; a Swift image must never be unloaded.
             linkerSettings: [.unsafeFlags(["-Xlinker", "-z", "-Xlinker", "nodelete"])]
         ),
@@ -71,7 +71,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "shifter-admin",
-            dependencies: ["ShifterRuntime", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["ShifterCore", "ShifterRuntime", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
 
         .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
@@ -84,7 +84,7 @@ let package = Package(
         .target(name: "ShifterImage", dependencies: ["ShifterCore", "CCurl", "CArchive", "CSquashfs", "CCrypto", "CGzipStream"]),
         .executableTarget(
             name: "shifterimg",
-            dependencies: ["ShifterImage", "ShifterGatewayClient", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["ShifterCore", "ShifterImage", "ShifterGatewayClient", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
         // The gateway's REST client, for shifterimg: libcurl and libmunge only, no NIO.
@@ -92,7 +92,7 @@ let package = Package(
         .target(
             name: "ShifterGateway",
             dependencies: [
-                "ShifterGatewayClient", "ShifterImage", "ShifterSystem", "CShifterSys", "CMunge", "CSQLite", "CCrypto",
+                "ShifterCore", "ShifterGatewayClient", "ShifterImage", "ShifterSystem", "CMunge", "CSQLite", "CCrypto",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -111,10 +111,16 @@ let package = Package(
             dependencies: ["ShifterCore", .product(name: "PropertyBased", package: "swift-property-based")]
         ),
         .testTarget(name: "ShifterSystemTests", dependencies: ["ShifterSystem"]),
-        .testTarget(name: "ShifterRuntimeTests", dependencies: ["ShifterRuntime", "ShifterSystem"]),
-        .testTarget(name: "ShifterABITests", dependencies: ["ShifterABI", "CShifterABI", "ShifterRuntime"]),
-        .testTarget(name: "ShifterImageTests", dependencies: ["ShifterImage", "CGzipStream"]),
-        .testTarget(name: "ShifterGatewayTests", dependencies: ["ShifterGateway", "ShifterGatewayClient"]),
+        .testTarget(name: "ShifterRuntimeTests", dependencies: ["ShifterCore", "ShifterRuntime", "ShifterSystem"]),
+        .testTarget(name: "ShifterABITests", dependencies: ["ShifterABI", "CShifterABI", "ShifterCore", "ShifterRuntime"]),
+        .testTarget(name: "ShifterImageTests", dependencies: ["ShifterCore", "ShifterImage", "CArchive", "CGzipStream"]),
+        .testTarget(
+            name: "ShifterGatewayTests",
+            dependencies: [
+                "ShifterCore", "ShifterGateway", "ShifterGatewayClient", "ShifterImage",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
     ],
     swiftLanguageModes: [.v6]
 )

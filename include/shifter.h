@@ -64,14 +64,55 @@ int shifter_config_load(const char *path, shifter_config **config, char *msg, si
 /** Frees a configuration from shifter_config_load. NULL is ignored. */
 void shifter_config_free(shifter_config *config);
 
+/** A job's request at submission (see shifter_request_validate). */
+struct shifter_validate_request {
+    size_t size;                  /* sizeof(struct shifter_validate_request) */
+    uint32_t uid;                 /* the submitting user, checked with its groups */
+    const char *image;
+    const char *volumes;          /* may be NULL */
+    const char *modules;          /* may be NULL */
+};
+#define SHIFTER_VALIDATE_REQUEST_SIZE_VER0 40
+
 /**
- * Checks a job's request at submission for the user uid (with its groups), and resolves the image
- * to its id. `volumes` and `modules` may be NULL. On success `image_id` receives "id:sha256:HEX"
- * (or "local:/path") and `volumes_out` the volumes in canonical form (";"-separated, may be empty).
+ * Checks a job's request at submission, and resolves the image to its id. On success `image_id`
+ * receives "id:sha256:HEX" (or "local:/path") and `volumes_out` the volumes in canonical form
+ * (";"-separated, may be empty).
  */
-int shifter_request_validate(const shifter_config *config, const char *image, const char *volumes,
-                             const char *modules, uint32_t uid, char *image_id, size_t image_id_len,
-                             char *volumes_out, size_t volumes_out_len, char *msg, size_t msglen);
+int shifter_request_validate(const shifter_config *config, const struct shifter_validate_request *request,
+                             char *image_id, size_t image_id_len, char *volumes_out, size_t volumes_out_len,
+                             char *msg, size_t msglen);
+
+/** What sbatch, salloc or srun was given (see shifter_submit). */
+struct shifter_submit_request {
+    size_t size;                  /* sizeof(struct shifter_submit_request) */
+    const char *config_path;      /* udiRoot.conf; NULL: the compiled-in path. Read only when needed */
+    uint32_t uid;                 /* the submitting user */
+    int32_t srun;                 /* 1: srun (Slurm's local context); 0: sbatch or salloc */
+    int32_t long_options;         /* the options are --shifter-image and --shifter-volume */
+    int32_t ccm;                  /* --ccm */
+    int32_t mount_home;           /* --container-mount-home: 1, --no-container-mount-home: 0, neither: -1 */
+    int32_t remap_root;           /* --container-remap-root: 1 */
+    const char *image;            /* --image; any string may be NULL */
+    const char *volume;           /* --volume */
+    const char *module;           /* --module */
+    const char *container_image;  /* the Pyxis-style options (pyxis_compat=1) */
+    const char *container_mounts;
+    const char *container_workdir;
+    const char *container_env;
+    char *const *envp;            /* the command's environment */
+};
+#define SHIFTER_SUBMIT_REQUEST_SIZE_VER0 104
+
+/**
+ * Submission: checks the request, resolves the image and decides what the job and, for an srun
+ * inside a job, the step are told. *job_env receives "NAME=VALUE" entries for
+ * spank_job_control_setenv, *srun_env those for srun's own environment (which srun hands to the
+ * tasks), both NULL-terminated, for shifter_strings_free; either may be empty. On SHIFTER_OK, msg
+ * holds a notice for the user, or "".
+ */
+int shifter_submit(const struct shifter_submit_request *request, char ***job_env, char ***srun_env,
+                   char *msg, size_t msglen);
 
 /** Pyxis-style options, as given at submission (see shifter_pyxis_request). */
 struct shifter_pyxis_options {
@@ -147,6 +188,26 @@ int shifter_job_epilog(const shifter_config *config, uint32_t job_id, char *msg,
 int shifter_job_status(const shifter_config *config, uint32_t job_id, uint32_t uid, char *image_id,
                        size_t image_id_len, char *volumes, size_t volumes_len, char *msg, size_t msglen);
 
+/** A job step in slurmstepd (see shifter_step_environment). */
+struct shifter_step_request {
+    size_t size;                  /* sizeof(struct shifter_step_request) */
+    const char *config_path;      /* udiRoot.conf; NULL: the compiled-in path */
+    uint32_t job_id;
+    uint32_t uid;
+    const char *module;           /* --module; may be NULL */
+    char *const *envp;            /* the step's environment, from Slurm's S_JOB_ENV */
+};
+#define SHIFTER_STEP_REQUEST_SIZE_VER0 40
+
+/**
+ * A job step: *env_out receives the "NAME=VALUE" entries to set in the tasks' environment
+ * (NULL-terminated, for shifter_strings_free; empty when the step has no container). Returns
+ * SHIFTER_EPROLOG when the job's prolog failed on this node, with the line each task reports in
+ * msg. A site configuration that cannot be read is logged and gives no entries: a job that asked
+ * for a container fails in its prolog, which needs the same configuration.
+ */
+int shifter_step_environment(const struct shifter_step_request *request, char ***env_out, char *msg, size_t msglen);
+
 /** A task of a Pyxis-style step, which runs inside the job's container (see shifter_task_command). */
 struct shifter_task_request {
     size_t size;                  /* sizeof(struct shifter_task_request) */
@@ -172,7 +233,8 @@ struct shifter_task_request {
 int shifter_task_command(const struct shifter_task_request *request, char ***argv_out, char ***envp_out,
                          char *msg, size_t msglen);
 
-/** Frees a NULL-terminated array of strings from the library, and its strings. NULL is ignored. */
+/** Frees a NULL-terminated array of strings from the library, and its strings, which it zeroes
+ * first (they may hold keys). NULL is ignored. */
 void shifter_strings_free(char **strings);
 
 /**

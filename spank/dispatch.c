@@ -4,32 +4,18 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
-#include <stdio.h>
 #include <stdlib.h>
-#include <unistd.h>
+#include <string.h>
 
 #include "shifter_spank.h"
 
 SPANK_PLUGIN(shifter, 1)
 
 /* Sends libshifter's messages to Slurm's log. */
-void log_bridge(int level, const char *message) {
-    if (level == SHIFTER_LOG_ERROR) {
-        slurm_error("%s", message);
-    } else if (level == SHIFTER_LOG_INFO) {
-        slurm_info("%s", message);
-    } else {
-        slurm_debug("%s", message);
-    }
-}
-
-/* This node's name as Slurm knows it, for messages. */
-const char *node_name(void) {
-    static char host[256];
-    const char *name = getenv("SLURMD_NODENAME");
-    if (name != NULL && *name != '\0') return name;
-    if (gethostname(host, sizeof(host) - 1) != 0) return "unknown";
-    return host;
+static void log_bridge(int level, const char *message) {
+    if (level == SHIFTER_LOG_ERROR) slurm_error("%s", message);
+    else if (level == SHIFTER_LOG_INFO) slurm_info("%s", message);
+    else slurm_debug("%s", message);
 }
 
 /* What kind of failure a libshifter status is, for the end of a message. */
@@ -44,15 +30,39 @@ const char *status_kind(int status) {
     }
 }
 
+/* Logs a libshifter failure, prefixed with the phase and ending with its kind; 0 for SHIFTER_OK. */
+int report(const char *phase, int status, const char *msg) {
+    if (status != SHIFTER_OK) slurm_error("shifter: %s: %s [%s]", phase, msg, status_kind(status));
+    return status == SHIFTER_OK ? 0 : -1;
+}
+
 /* Loads the site configuration; on failure logs it, prefixed with the phase. */
 shifter_config *load_config(const char *phase) {
     shifter_config *site = NULL;
     char msg[1024];
-    if (shifter_config_load(config.config_path, &site, msg, sizeof(msg)) != SHIFTER_OK) {
+    if (shifter_config_load(config.config_path, &site, msg, sizeof(msg)) != SHIFTER_OK)
         slurm_error("shifter: %s: %s", phase, msg);
-        return NULL;
-    }
     return site;
+}
+
+/* Sets each "NAME=VALUE" of entries (NULL: none) in the job control environment, the tasks'
+ * environment or this process's; logs the first that fails, prefixed with the phase. */
+int set_variables(spank_t sp, enum env_target target, char **entries, const char *phase) {
+    int rv = -1;
+    for (char **entry = entries; entry != NULL && *entry != NULL; entry++) {
+        char *value = strchr(*entry, '=');
+        if (value == NULL) continue;
+        *value = '\0';
+        int failed = target == ENV_JOB_CONTROL ? spank_job_control_setenv(sp, *entry, value + 1, 1) != ESPANK_SUCCESS
+                     : target == ENV_TASKS     ? spank_setenv(sp, *entry, value + 1, 1) != ESPANK_SUCCESS
+                                               : setenv(*entry, value + 1, 1) != 0;
+        if (failed) slurm_error("shifter: %s: couldn't set %s for the %s", phase, *entry, target ? "tasks" : "job");
+        *value = '=';
+        if (failed) goto fail;
+    }
+    rv = 0;
+fail:
+    return rv;
 }
 
 /* Reads a job item (S_JOB_ID, S_JOB_UID, S_JOB_GID), falling back to the environment variable
@@ -64,19 +74,23 @@ int job_item(spank_t sp, spank_item_t item, const char *variable, uint32_t *out)
         return 0;
     }
     const char *text = getenv(variable);
-    if (text == NULL || *text == '\0') return -1;
     char *end = NULL;
     errno = 0;
-    unsigned long parsed = strtoul(text, &end, 10);
-    if (errno != 0 || *end != '\0' || parsed > UINT32_MAX) return -1;
+    unsigned long parsed = text != NULL ? strtoul(text, &end, 10) : 0;
+    if (text == NULL || *text == '\0' || errno != 0 || *end != '\0' || parsed > UINT32_MAX) return -1;
     *out = (uint32_t)parsed;
     return 0;
 }
 
-int slurm_spank_init(spank_t sp, int ac, char **av) {
+/* Reads the plugstack arguments and sends libshifter's messages to Slurm's log. */
+static int setup(int ac, char **av) {
     if (parse_plugin_args(ac, av) != 0) return -1;
     shifter_set_log_handler(log_bridge);
-    return register_options(sp);
+    return 0;
+}
+
+int slurm_spank_init(spank_t sp, int ac, char **av) {
+    return setup(ac, av) != 0 ? -1 : register_options(sp);
 }
 
 int slurm_spank_init_post_opt(spank_t sp, int ac, char **av) {
@@ -99,15 +113,11 @@ int slurm_spank_task_init(spank_t sp, int ac, char **av) {
 
 /* slurmd runs the prolog and epilog in processes of their own that do not call slurm_spank_init. */
 int slurm_spank_job_prolog(spank_t sp, int ac, char **av) {
-    if (parse_plugin_args(ac, av) != 0) return -1;
-    shifter_set_log_handler(log_bridge);
-    return job_prolog(sp);
+    return setup(ac, av) != 0 ? -1 : job_prolog(sp);
 }
 
 int slurm_spank_job_epilog(spank_t sp, int ac, char **av) {
-    if (parse_plugin_args(ac, av) != 0) return -1;
-    shifter_set_log_handler(log_bridge);
-    return job_epilog(sp);
+    return setup(ac, av) != 0 ? -1 : job_epilog(sp);
 }
 
 int slurm_spank_exit(spank_t sp, int ac, char **av) {

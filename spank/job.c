@@ -10,10 +10,9 @@ int job_prolog(spank_t sp) {
     int rv = -1;
     shifter_config *site = NULL;
     char msg[2048];
-    struct shifter_prolog_request request = {.size = sizeof(request), .image = getenv("SPANK_SHIFTER_IMAGE"),
-                                             .volumes = getenv("SPANK_SHIFTER_VOLUME"),
-                                             .modules = getenv("SPANK_SHIFTER_MODULE"),
-                                             .node = getenv("SLURMD_NODENAME")};
+    struct shifter_prolog_request request = {
+        .size = sizeof(request), .image = getenv("SPANK_SHIFTER_IMAGE"), .volumes = getenv("SPANK_SHIFTER_VOLUME"),
+        .modules = getenv("SPANK_SHIFTER_MODULE"), .node = getenv("SLURMD_NODENAME")};
     if (request.image == NULL || *request.image == '\0') {
         rv = 0;
         goto fail;
@@ -28,11 +27,9 @@ int job_prolog(spank_t sp) {
     /* SHIFTER_SSH: the job's sshd keys (--ccm), made at submission; taken only where the site
      * offers --ccm (a job's control environment can also come from another client than ours). */
     request.ssh_keys = config.enable_ccm ? getenv("SPANK_SHIFTER_SSH") : NULL;
-    int status = shifter_job_prolog(site, &request, msg, sizeof(msg));
     /* On failure the reason is kept on the node, and every step of the job fails with it.
      * Returning an error here would drain the node for what is usually the user's mistake. */
-    if (status != SHIFTER_OK)
-        slurm_error("shifter: prolog: node %s: %s [%s]", node_name(), msg, status_kind(status));
+    report("prolog", shifter_job_prolog(site, &request, msg, sizeof(msg)), msg);
     rv = 0;
 fail:
     shifter_config_free(site);
@@ -49,11 +46,7 @@ int job_epilog(spank_t sp) {
         goto fail;
     }
     if ((site = load_config("epilog")) == NULL) goto fail;
-    int status = shifter_job_epilog(site, job_id, msg, sizeof(msg));
-    if (status != SHIFTER_OK) {
-        slurm_error("shifter: epilog: %s [%s]", msg, status_kind(status));
-        goto fail;
-    }
+    if (report("epilog", shifter_job_epilog(site, job_id, msg, sizeof(msg)), msg) != 0) goto fail;
     rv = 0;
 fail:
     shifter_config_free(site);

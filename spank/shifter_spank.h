@@ -6,28 +6,20 @@
 #ifndef SHIFTER_SPANK_H
 #define SHIFTER_SPANK_H
 
-#include <stdint.h>
 #include <slurm/spank.h>
 
 #include "shifter.h"
 
 struct plugin_config {
     char config_path[4096];
-    int long_options;
-    int enable_ccm;
-    int pyxis_compat;
     char shifter_path[4096]; /* the shifter command Pyxis-style tasks run in; "" for the default */
+    int long_options, enable_ccm, pyxis_compat;
 };
 
 struct plugin_options {
-    char *image;
-    char *volume;
-    char *module;
+    char *image, *volume, *module;
     /* The Pyxis-style options (pyxis_compat=1). */
-    char *container_image;
-    char *container_mounts;
-    char *container_workdir;
-    char *container_env;
+    char *container_image, *container_mounts, *container_workdir, *container_env;
     int container_mount_home; /* -1 not given, 0 --no-container-mount-home, 1 --container-mount-home */
     int container_remap_root;
     int ccm; /* --ccm (enable_ccm=1): an sshd in the job's container on each node */
@@ -39,15 +31,15 @@ extern struct plugin_options options;
 /* args.c: plugstack arguments and options. */
 int parse_plugin_args(int ac, char **av);
 int register_options(spank_t sp);
-int pyxis_requested(void);
 void free_options(void);
 
 /* dispatch.c: what every context needs. */
-void log_bridge(int level, const char *message);
-const char *node_name(void);
 const char *status_kind(int status);
+int report(const char *phase, int status, const char *msg);
 shifter_config *load_config(const char *phase);
 int job_item(spank_t sp, spank_item_t item, const char *variable, uint32_t *out);
+enum env_target { ENV_JOB_CONTROL, ENV_TASKS, ENV_PROCESS };
+int set_variables(spank_t sp, enum env_target target, char **entries, const char *phase);
 
 /* submit.c: sbatch, salloc and srun. */
 int submit(spank_t sp);

@@ -150,30 +150,66 @@ public func shifter_config_free(_ config: OpaquePointer?) {
     Unmanaged<ConfigHandle>.fromOpaque(UnsafeRawPointer(config)).release()
 }
 
+/// Loads the site configuration at `path` (nil: the compiled-in path).
+private func loadSite(_ path: UnsafePointer<CChar>?) throws(RuntimeError) -> ConfigHandle {
+    let configPath = string(path) ?? SiteConfigLoader.defaultPath
+    return ConfigHandle(try SiteConfigLoader.load(configPath, warn: { log(1, "shifter: warning: \($0)") }), path: configPath)
+}
+
+/// Checks a request at submission for `uid` (with its groups) and resolves its image.
+private func validate(_ handle: ConfigHandle, image: String, volumes: String?, modules: String?,
+                      uid: UInt32) throws(RuntimeError) -> (image: String, volumes: String) {
+    let groups = try JobRootGroups.of(uid: uid, config: handle.config)
+    let request = try JobRoot.validate(config: handle.config, configPath: handle.path, image: image, volumes: volumes,
+                                       modules: modules, uid: uid, groups: groups)
+    return (request.image, request.volumes)
+}
+
 @_cdecl("shifter_request_validate")
 public func shifter_request_validate(
-    _ config: OpaquePointer?, _ image: UnsafePointer<CChar>?, _ volumes: UnsafePointer<CChar>?,
-    _ modules: UnsafePointer<CChar>?, _ uid: UInt32, _ imageID: UnsafeMutablePointer<CChar>?, _ imageIDLength: Int,
+    _ config: OpaquePointer?, _ pointer: UnsafeRawPointer?, _ imageID: UnsafeMutablePointer<CChar>?, _ imageIDLength: Int,
     _ volumesOut: UnsafeMutablePointer<CChar>?, _ volumesOutLength: Int,
     _ msg: UnsafeMutablePointer<CChar>?, _ msglen: Int
 ) -> Int32 {
+    let request: shifter_validate_request
+    do {
+        request = try readRequest(pointer, firstVersionSize: Int(SHIFTER_VALIDATE_REQUEST_SIZE_VER0),
+                                  name: "shifter_request_validate", zero: shifter_validate_request())
+    } catch {
+        copyOut(error.message, msg, msglen)
+        return shifterInvalid
+    }
     guard let handle = configHandle(config) else {
         copyOut("shifter_request_validate: no configuration", msg, msglen)
         return shifterConfigError
     }
-    let site = handle.config
-    guard let image = string(image), !image.isEmpty else {
+    guard let image = string(request.image), !image.isEmpty else {
         copyOut("no image given", msg, msglen)
         return shifterInvalid
     }
     do {
-        let groups = try JobRootGroups.of(uid: uid, config: site)
-        let request = try JobRoot.validate(config: site, configPath: handle.path, image: image, volumes: string(volumes),
-                                           modules: string(modules), uid: uid, groups: groups)
-        return copyRequest(request.image, request.volumes, imageID, imageIDLength, volumesOut, volumesOutLength, msg, msglen)
+        let valid = try validate(handle, image: image, volumes: string(request.volumes), modules: string(request.modules),
+                                 uid: request.uid)
+        return copyRequest(valid.image, valid.volumes, imageID, imageIDLength, volumesOut, volumesOutLength, msg, msglen)
     } catch {
         copyOut(error.message, msg, msglen)
         return shifterStatus(error.kind)
+    }
+}
+
+/// Shifter's image reference and volumes for Pyxis-style `options` of `uid`, submitting from the
+/// current directory.
+private func pyxisRequest(_ site: SiteConfig, _ options: PyxisOptions, uid: UInt32) throws(PyxisOptionsError) -> PyxisOptions.Request {
+    // The host directories every container shows at their own paths: the site's, and /tmp, which
+    // the container gets unless the site mounts something else there.
+    var sitePaths = site.siteFs.filter { $0.source == $0.target }.map(\.target)
+    if !site.siteFs.contains(where: { $0.target == "/tmp" }) { sitePaths.append("/tmp") }
+    let home = try? Credentials.passwdEntry(uid: uid).home
+    var cwdBuffer = [CChar](repeating: 0, count: 4096)
+    let currentDirectory = getcwd(&cwdBuffer, cwdBuffer.count) != nil ? String(cString: cwdBuffer) : nil
+    return try options.request(home: home, currentDirectory: currentDirectory, sitePaths: sitePaths) { path in
+        var status = stat()
+        return stat(path, &status) == 0 && status.st_mode & S_IFMT == S_IFDIR
     }
 }
 
@@ -199,23 +235,179 @@ public func shifter_pyxis_request(
         copyOut("shifter_pyxis_request: no configuration", msg, msglen)
         return shifterConfigError
     }
-    // The host directories every container shows at their own paths: the site's, and /tmp, which
-    // the container gets unless the site mounts something else there.
-    var sitePaths = site.siteFs.filter { $0.source == $0.target }.map(\.target)
-    if !site.siteFs.contains(where: { $0.target == "/tmp" }) { sitePaths.append("/tmp") }
-    let home = try? Credentials.passwdEntry(uid: given.uid).home
-    var cwdBuffer = [CChar](repeating: 0, count: 4096)
-    let currentDirectory = getcwd(&cwdBuffer, cwdBuffer.count) != nil ? String(cString: cwdBuffer) : nil
     do {
-        let request = try options.request(home: home, currentDirectory: currentDirectory, sitePaths: sitePaths) { path in
-            var status = stat()
-            return stat(path, &status) == 0 && status.st_mode & S_IFMT == S_IFDIR
-        }
+        let request = try pyxisRequest(site, options, uid: given.uid)
         return copyRequest(request.image, request.volumes, imageOut, imageOutLength, volumesOut, volumesOutLength, msg, msglen)
     } catch {
         copyOut(error.description, msg, msglen)
         return shifterInvalid
     }
+}
+
+/// A failure of submission or of a step: the message and the status it returns.
+private struct ExportFailure: Error {
+    var message: String
+    var status: Int32
+    init(_ message: String, _ status: Int32) {
+        self.message = message
+        self.status = status
+    }
+    init(_ error: RuntimeError) { self.init(error.message, shifterStatus(error.kind)) }
+}
+
+/// "NAME=VALUE" entries as a dictionary; the first of a name wins, as getenv(3) finds it.
+private func environmentDictionary(_ entries: [String]) -> [String: String] {
+    var result: [String: String] = [:]
+    for entry in entries {
+        guard let equals = entry.firstIndex(of: "=") else { continue }
+        let name = String(entry[..<equals])
+        if result[name] == nil { result[name] = String(entry[entry.index(after: equals)...]) }
+    }
+    return result
+}
+
+public typealias CStringArray = UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>
+
+/// The variables submission sets: (job control environment, srun's own environment, notice).
+private func submission(_ request: shifter_submit_request) throws(ExportFailure)
+    -> (job: [(name: String, value: String)], srun: [(name: String, value: String)], notice: String) {
+    let options = SlurmSubmission.Options(
+        image: string(request.image), volume: string(request.volume), module: string(request.module), ccm: request.ccm != 0,
+        pyxis: PyxisOptions(image: string(request.container_image), mounts: string(request.container_mounts),
+                            workdir: string(request.container_workdir), environment: string(request.container_env),
+                            mountHome: request.mount_home < 0 ? nil : request.mount_home != 0,
+                            remapRoot: request.remap_root != 0),
+        longOptions: request.long_options != 0)
+    let plan = SlurmSubmission(command: request.srun != 0 ? .srun : .allocator, options: options,
+                               environment: environmentDictionary(strings(request.envp)))
+    var site: ConfigHandle?
+    func loaded() throws(ExportFailure) -> ConfigHandle {
+        if let site { return site }
+        do {
+            let handle = try loadSite(request.config_path)
+            site = handle
+            return handle
+        } catch {
+            throw ExportFailure(error.message, shifterConfigError)
+        }
+    }
+    var requested = (image: options.image, volumes: options.volume)
+    do {
+        try plan.check()
+        if options.pyxisGiven {
+            let pyxis: PyxisOptions.Request
+            do { pyxis = try pyxisRequest(try loaded().config, options.pyxis, uid: request.uid) } catch let error as PyxisOptionsError {
+                throw ExportFailure(error.description, shifterInvalid)
+            }
+            requested = (pyxis.image, pyxis.volumes)
+        }
+        guard try plan.needsImage(requestedImage: requested.image), let image = requested.image else { return ([], [], "") }
+        let valid: (image: String, volumes: String)
+        do {
+            valid = try validate(try loaded(), image: plan.imageToResolve(requested: image), volumes: requested.volumes,
+                                 modules: options.module, uid: request.uid)
+        } catch let error as RuntimeError {
+            throw ExportFailure(error)
+        }
+        var job = plan.jobVariables(imageID: valid.image, volumes: valid.volumes)
+        if plan.makesSSHKeys {
+            let site = try loaded().config
+            guard site.sshPath != nil else {
+                throw ExportFailure("--ccm: this site has no sshd for containers (sshPath is not set in udiRoot.conf)", shifterInvalid)
+            }
+            do { job.append(("SHIFTER_SSH", try ContainerSSH.makeKeys(config: site).encoded)) } catch let error as RuntimeError {
+                throw ExportFailure(error)
+            }
+        }
+        let srun = plan.stepVariables(imageID: valid.image, volumes: valid.volumes)
+        return (job, srun, srun.isEmpty ? "" : SlurmSubmission.stepContainerNotice)
+    } catch let error as SlurmSubmissionError {
+        throw ExportFailure(error.description, shifterInvalid)
+    } catch let error as ExportFailure {
+        throw error
+    } catch {
+        throw ExportFailure("\(error)", shifterSystemError)
+    }
+}
+
+@_cdecl("shifter_submit")
+public func shifter_submit(
+    _ pointer: UnsafeRawPointer?, _ jobOut: UnsafeMutablePointer<CStringArray?>?, _ srunOut: UnsafeMutablePointer<CStringArray?>?,
+    _ msg: UnsafeMutablePointer<CChar>?, _ msglen: Int
+) -> Int32 {
+    guard let jobOut, let srunOut else {
+        copyOut("shifter_submit: no place for the variables", msg, msglen)
+        return shifterInvalid
+    }
+    jobOut.pointee = nil
+    srunOut.pointee = nil
+    do {
+        let request = try readRequest(pointer, firstVersionSize: Int(SHIFTER_SUBMIT_REQUEST_SIZE_VER0),
+                                      name: "shifter_submit", zero: shifter_submit_request())
+        let planned = try submission(request)
+        jobOut.pointee = cStrings(planned.job.map { $0.name + "=" + $0.value })
+        srunOut.pointee = cStrings(planned.srun.map { $0.name + "=" + $0.value })
+        copyOut(planned.notice, msg, msglen)
+        return shifterOK
+    } catch let error as RequestStructError {
+        copyOut(error.message, msg, msglen)
+        return shifterInvalid
+    } catch let error as ExportFailure {
+        copyOut(error.message, msg, msglen)
+        return error.status
+    } catch {
+        copyOut("\(error)", msg, msglen)
+        return shifterSystemError
+    }
+}
+
+@_cdecl("shifter_step_environment")
+public func shifter_step_environment(
+    _ pointer: UnsafeRawPointer?, _ envOut: UnsafeMutablePointer<CStringArray?>?, _ msg: UnsafeMutablePointer<CChar>?, _ msglen: Int
+) -> Int32 {
+    let request: shifter_step_request
+    do {
+        request = try readRequest(pointer, firstVersionSize: Int(SHIFTER_STEP_REQUEST_SIZE_VER0),
+                                  name: "shifter_step_environment", zero: shifter_step_request())
+    } catch {
+        copyOut(error.message, msg, msglen)
+        return shifterInvalid
+    }
+    guard let envOut else {
+        copyOut("shifter_step_environment: no place for the variables", msg, msglen)
+        return shifterInvalid
+    }
+    envOut.pointee = nil
+    let jobID = request.job_id
+    let site: SiteConfig
+    do {
+        site = try loadSite(request.config_path).config
+    } catch {
+        // A job that asked for no container must not fail for it; one that did fails in its
+        // prolog, which needs the same configuration.
+        log(0, "shifter: step: \(error.message)")
+        envOut.pointee = cStrings([])
+        return shifterOK
+    }
+    if let reason = JobRoot.failureReason(config: site, jobID: jobID) {
+        // Failing the step would count as a launch failure and drain the node; each task reports
+        // the reason on its stderr and exits instead, so the job fails with the reason in its output.
+        let node = getenv("SLURMD_NODENAME").map { String(cString: $0) }.flatMap { $0.isEmpty ? nil : $0 } ?? hostName()
+        log(0, "shifter: step: the prolog failed on node \(node): \(reason)")
+        copyOut("shifter: the job's container could not be set up on node \(node): \(reason)", msg, msglen)
+        return shifterPrologFailed
+    }
+    var root: (image: String, volumes: String)?
+    if let state = JobRoot.state(config: site, jobID: jobID), state.uid == request.uid {
+        root = (state.image.hasPrefix("/") ? "local:" + state.image : "id:" + state.image, state.volumes.joined(separator: ";"))
+    }
+    let plan = SlurmStepEnvironment(root: root, stepEnvironment: environmentDictionary(strings(request.envp)),
+                                    module: string(request.module))
+    if plan.ownImage, let image = plan.variables.first?.value {
+        log(1, "shifter: step: job \(jobID): the step runs its own image \(image), not the prepared root's")
+    }
+    envOut.pointee = cStrings(plan.variables.map { $0.name + "=" + $0.value })
+    return shifterOK
 }
 
 @_cdecl("shifter_job_prolog")
@@ -235,26 +427,28 @@ public func shifter_job_prolog(
         return shifterConfigError
     }
     let jobID = request.job_id
+    let node = string(request.node).flatMap { $0.isEmpty ? nil : $0 }
+    // The message names the node: the plugin logs it in slurmd's log, one of many nodes'.
+    let place = "node \(node ?? hostName()): "
     guard let image = string(request.image), !image.isEmpty else {
-        copyOut("job \(jobID): no image given", msg, msglen)
+        copyOut(place + "job \(jobID): no image given", msg, msglen)
         return shifterInvalid
     }
     var keys: SSHKeys?
     if let text = string(request.ssh_keys), !text.isEmpty {
         guard let decoded = SSHKeys.decode(text) else {
-            copyOut("job \(jobID): the job's sshd keys (SHIFTER_SSH) are not four base64 parts", msg, msglen)
+            copyOut(place + "job \(jobID): the job's sshd keys (SHIFTER_SSH) are not four base64 parts", msg, msglen)
             return shifterInvalid
         }
         keys = decoded
     }
-    let node = string(request.node).flatMap { $0.isEmpty ? nil : $0 }
     let started = MonotonicClock.seconds, startedCPU = ResourceUsage.cpuMicroseconds
     do {
         try JobRoot.prepare(config: site, jobID: jobID, uid: request.uid, gid: request.gid, image: image,
                             volumes: string(request.volumes), modules: string(request.modules), ssh: keys,
                             node: node, warn: { log(0, "shifter: prolog: job \(jobID): \($0)") })
     } catch {
-        copyOut(error.message, msg, msglen)
+        copyOut(place + error.message, msg, msglen)
         return shifterStatus(error.kind)
     }
     // CPU time (user and system, with the helpers waited for, such as mkfs.xfs) beside wall time:
@@ -356,6 +550,7 @@ public func shifter_strings_free(_ array: UnsafeMutablePointer<UnsafeMutablePoin
     guard let array else { return }
     var index = 0
     while let entry = array[index] {
+        explicit_bzero(entry, strlen(entry))
         free(entry)
         index += 1
     }

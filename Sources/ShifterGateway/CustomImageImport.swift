@@ -1,4 +1,3 @@
-import CShifterSys
 import ShifterCore
 import ShifterGatewayClient
 import ShifterImage
@@ -180,7 +179,7 @@ enum SquashfsFileImport {
     ///
     /// The gateway is a multi-threaded server and must keep its ids (glibc changes them for every
     /// thread at once), so a child process takes the caller's groups, gid and uid from the system
-    /// databases, opens the file and passes the descriptor back (`cshifter_open_as_user`).
+    /// databases, opens the file and passes the descriptor back (`UserAccess.openFile`).
     /// Per-thread filesystem ids on the request's own thread would avoid the fork, but a failed
     /// restore would leave a server thread with a user's rights for later requests, and that thread
     /// would keep its other capabilities (`CAP_SYS_PTRACE` opens another user's `/proc/PID/fd`
@@ -213,26 +212,24 @@ enum SquashfsFileImport {
             let reason = error.errno == ENOENT ? "uid \(uid) has no passwd entry on the gateway host" : error.description
             throw .forbidden("\(what): cannot be opened with the caller's rights: \(reason)")
         }
-        let parts = openTimeLimit.components
-        let milliseconds = Int32(clamping: parts.seconds * 1000 + parts.attoseconds / 1_000_000_000_000_000)
-        var userError: Int32 = 0
-        let result = groups.map { gid_t($0) }.withUnsafeBufferPointer { buffer in
-            cshifter_open_as_user(uid, user.gid, buffer.count, buffer.baseAddress, source, milliseconds, &userError)
+        do throws(UserOpenError) {
+            return try UserAccess.openFile(source, uid: uid, gid: user.gid, groups: groups, timeLimit: openTimeLimit)
+        } catch {
+            let reason = error.error.reason
+            switch error.cause {
+            case .onFUSE:
+                throw .badRequest(
+                    "\(what): it is on a FUSE filesystem, which the gateway does not read: its daemon could hold the import for ever; copy the file to a local or parallel filesystem and import that")
+            case .user:
+                let message = "\(what): cannot be opened as uid \(uid): \(reason)"
+                throw error.error.errno == EACCES || error.error.errno == EPERM ? .forbidden(message) : .badRequest(message)
+            case .takingRights:
+                if error.error.errno == ETIMEDOUT {
+                    throw .badRequest("\(what): opening it as uid \(uid) had no answer from the filesystem within \(openTimeLimit.components.seconds) s")
+                }
+                throw .internal("\(what): cannot take uid \(uid)'s rights to open it: \(reason)")
+            }
         }
-        if result >= 0 { return result }
-        let reason = String(cString: strerror(-result))
-        if userError == CSHIFTER_OPEN_ON_FUSE {
-            throw .badRequest(
-                "\(what): it is on a FUSE filesystem, which the gateway does not read: its daemon could hold the import for ever; copy the file to a local or parallel filesystem and import that")
-        }
-        if userError != 0 {
-            let message = "\(what): cannot be opened as uid \(uid): \(reason)"
-            throw -result == EACCES || -result == EPERM ? .forbidden(message) : .badRequest(message)
-        }
-        if -result == ETIMEDOUT {
-            throw .badRequest("\(what): opening it as uid \(uid) had no answer from the filesystem within \(parts.seconds) s")
-        }
-        throw .internal("\(what): cannot take uid \(uid)'s rights to open it: \(reason)")
     }
 
     /// Refuses what is open at `input` unless it is a regular file: "WHAT: not a regular fileHINT".

@@ -1,7 +1,6 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import CShifterSys
 import ShifterCore
 import ShifterSystem
 
@@ -319,30 +318,23 @@ public enum ContainerSSH {
             }
         }
         defer { if procs >= 0 { close(procs) } }
-        let arguments = [setup.sshd, "-D", "-e", "-f", SSHSetup.directory + "/sshd_config"]
-        let environment = ["PATH=/usr/local/bin:/usr/bin:/bin", "LANG=C"]
-        var pid: pid_t = 0
-        let groups = ([user.gid] + user.groups).map { gid_t($0) }
-        let result = withCStrings(arguments) { argv in
-            withCStrings(environment) { envp in
-                groups.withUnsafeBufferPointer { buffer in
-                    cshifter_start_daemon(layout.root, user.uid, user.gid, buffer.count, buffer.baseAddress, argv, envp,
-                                          log, procs, 30_000, &pid)
-                }
-            }
-        }
-        if result < 0 {
-            throw RuntimeError("sshd: couldn't start \(setup.sshd) in the container: \(String(cString: strerror(-result)))")
+        let pid: pid_t
+        do throws(SystemError) {
+            pid = try UserDaemon.start(setup.sshd, arguments: ["-D", "-e", "-f", SSHSetup.directory + "/sshd_config"],
+                                       environment: ["PATH=/usr/local/bin:/usr/bin:/bin", "LANG=C"], root: layout.root,
+                                       uid: user.uid, gid: user.gid, groups: [user.gid] + user.groups, log: log,
+                                       controlGroupProcesses: procs >= 0 ? procs : nil)
+        } catch {
+            throw RuntimeError("sshd: couldn't start \(setup.sshd) in the container: \(error.reason)")
         }
         // Held by a pidfd, which becomes readable when the daemon exits, whoever reaps it (on a
         // kernel without pidfds, only the log tells).
-        let watch = cshifter_pidfd_open(pid)
-        defer { if watch >= 0 { close(watch) } }
-        if watch == -ESRCH { throw RuntimeError("sshd did not start on port \(setup.port): it exited at once") }
-        func hasExited() -> Bool {
-            guard watch >= 0 else { return false }
-            var ready = pollfd(fd: watch, events: Int16(POLLIN), revents: 0)
-            return poll(&ready, 1, 0) > 0
+        let watch: ProcessDescriptor?
+        do throws(SystemError) {
+            watch = try ProcessDescriptor(pid: pid)
+        } catch {
+            if error.errno == ESRCH { throw RuntimeError("sshd did not start on port \(setup.port): it exited at once") }
+            watch = nil
         }
         // sshd says when it listens, and why it cannot (a port in use, a bad key).
         let deadline = MonotonicClock.seconds + MonotonicClock.seconds(startLimit)
@@ -351,7 +343,7 @@ public enum ContainerSSH {
             let lines = said.split(separator: "\n").map(String.init).filter { !$0.isEmpty }
             let failed = lines.contains { $0.hasPrefix("Bind to port") || $0.hasPrefix("Cannot bind") }
             if !failed, lines.contains(where: { $0.hasPrefix(SSHSetup.listeningLine) }) { return }
-            let gone = hasExited()
+            let gone = watch?.hasExited() ?? false
             if failed || gone || MonotonicClock.seconds >= deadline {
                 let why = lines.filter { !$0.hasPrefix(SSHSetup.listeningLine) }.suffix(2).joined(separator: "; ")
                 throw RuntimeError("sshd did not start on port \(setup.port): " + (why.isEmpty
@@ -359,13 +351,5 @@ public enum ContainerSSH {
             }
             usleep(10_000)
         }
-    }
-
-    /// Calls `body` with a NULL-terminated C array of `strings`.
-    private static func withCStrings<R>(_ strings: [String], _ body: (UnsafePointer<UnsafeMutablePointer<CChar>?>) -> R) -> R {
-        var pointers: [UnsafeMutablePointer<CChar>?] = strings.map { strdup($0) }
-        pointers.append(nil)
-        defer { for pointer in pointers { free(pointer) } }
-        return pointers.withUnsafeBufferPointer { body($0.baseAddress!) }
     }
 }

@@ -1,7 +1,6 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import CShifterSys
 import ShifterCore
 import ShifterSystem
 
@@ -133,9 +132,7 @@ struct PerNodeCache {
     }
 
     private func checkedMount(device: String, target: borrowing ContainedPath) throws(SystemError) {
-        let result = cshifter_mount_new_filesystem("xfs", device, target.descriptor,
-                                                   Int32(CSHIFTER_BIND_NOSUID) | Int32(CSHIFTER_BIND_NODEV),
-                                                   user.uid, user.gid)
-        if result < 0 { throw SystemError("mount xfs \(device) on", target.path, errno: -result) }
+        try Mounts.mountNewFilesystem(type: "xfs", device: device, onto: target, attributes: [.noSetuid, .noDevices],
+                                      uid: user.uid, gid: user.gid)
     }
 }

@@ -1,7 +1,6 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import CShifterSys
 import ShifterCore
 import ShifterSystem
 

@@ -105,7 +105,7 @@ public enum MountTable {
     }
 }
 
-/// Attributes of a bind mount made with `Mounts.bind(from:onto:...)`.
+/// Attributes of a mount made with `Mounts.bind(from:onto:...)` or `Mounts.mountNewFilesystem`.
 public struct BindAttributes: OptionSet, Sendable {
     public let rawValue: Int32
     public init(rawValue: Int32) { self.rawValue = rawValue }
@@ -142,5 +142,15 @@ extension Mounts {
     /// flags (nosuid, nodev) as they are. The corresponding C function is `mount_setattr(2)`.
     public static func makeReadOnly(_ target: borrowing ContainedPath) throws(SystemError) {
         try checkShim("make read-only the mount at", target.path, cshifter_make_mount_read_only(target.descriptor))
+    }
+
+    /// Mounts a new filesystem of `type` from the block device `device` onto `target`, with
+    /// `attributes`, its root directory owned by `uid`:`gid` with mode 0755 before the mount is
+    /// attached, so no one sees it otherwise. The corresponding C functions are `fsopen(2)`,
+    /// `fsconfig(2)`, `fsmount(2)` and `move_mount(2)`.
+    public static func mountNewFilesystem(type: String, device: String, onto target: borrowing ContainedPath,
+                                          attributes: BindAttributes, uid: UInt32, gid: UInt32) throws(SystemError) {
+        try checkShim("mount \(type) \(device) on", target.path,
+                      cshifter_mount_new_filesystem(type, device, target.descriptor, attributes.rawValue, uid, gid))
     }
 }

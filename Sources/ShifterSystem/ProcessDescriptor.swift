@@ -25,5 +25,12 @@ public struct ProcessDescriptor: ~Copyable {
         try checkShim("send signal \(signal) to process", "\(pid)", cshifter_pidfd_send_signal(descriptor, signal))
     }
 
+    /// Whether the process has exited, whoever reaps it: its pidfd is then readable. The
+    /// corresponding C function is `poll(2)`, with no wait.
+    public func hasExited() -> Bool {
+        var ready = pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)
+        return poll(&ready, 1, 0) > 0
+    }
+
     deinit { close(descriptor) }
 }

@@ -72,7 +72,12 @@ public enum ProgramRunner {
         posix_spawnattr_setsigmask(&attributes, &noSignals)
         posix_spawnattr_setpgroup(&attributes, 0)
         posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETPGROUP))
-        cshifter_spawn_chdir(&actions, "/")
+        let startedInRoot = cshifter_spawn_chdir(&actions, "/")
+        if startedInRoot < 0 {
+            close(pipeFDs[0])
+            close(pipeFDs[1])
+            throw SystemError("start in / the program", path, errno: -startedInRoot)
+        }
         let argv = ([path] + arguments).map { strdup($0) } + [nil]
         defer { argv.forEach { free($0) } }
         let envp = (["PATH=/usr/sbin:/usr/bin:/sbin:/bin"] + environment).map { strdup($0) } + [nil]

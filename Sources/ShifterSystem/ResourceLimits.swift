@@ -1,7 +1,6 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import CShifterSys
 
 /// The resource limits a setuid program inherits from its user, set aside while it works as root.
 /// A user's `ulimit -f 100` would otherwise cut root's writes short (`mkfs.xfs` of a per-node
@@ -40,14 +39,5 @@ public struct ResourceLimits: Sendable {
                 throw SystemError("restore resource limit \(resource) of", "the user", errno: errno)
             }
         }
-    }
-}
-
-extension ProcessControl {
-    /// Makes the process not dumpable: a setuid program working as root is one neither a core
-    /// file nor the user's ptrace may look into, even where `fs.suid_dumpable=1`. `prctl(2)`.
-    public static func setNotDumpable() throws(SystemError) {
-        let result = cshifter_set_not_dumpable()
-        if result < 0 { throw SystemError("set not dumpable", "shifter", errno: -result) }
     }
 }

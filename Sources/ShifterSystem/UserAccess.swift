@@ -39,4 +39,54 @@ public enum UserAccess {
         if result < 0 { throw SystemError("open", path, errno: -result) }
         return (device, inode)
     }
+
+    /// Opens `path` read-only with a user's rights (`groups`, all of them, `gid` and `uid`) from a
+    /// multi-threaded process that must keep its own ids, and returns the descriptor
+    /// (close-on-exec). A child process takes the user's ids, opens the file (symlinks followed,
+    /// `O_NONBLOCK` so a FIFO cannot hold it) and passes the descriptor back, so the kernel applies
+    /// every rule to every component. A file on a FUSE filesystem is refused. The child is
+    /// `cshifter_open_as_user`.
+    public static func openFile(_ path: String, uid: UInt32, gid: UInt32, groups: [UInt32],
+                                timeLimit: Duration = timeLimit) throws(UserOpenError) -> Int32 {
+        let parts = timeLimit.components
+        let milliseconds = Int32(clamping: parts.seconds * 1000 + parts.attoseconds / 1_000_000_000_000_000)
+        var descriptor: Int32 = -1
+        var cause: Int32 = 0
+        let result = groups.map { gid_t($0) }.withUnsafeBufferPointer { buffer in
+            cshifter_open_as_user(uid, gid, buffer.count, buffer.baseAddress, path, milliseconds, &descriptor, &cause)
+        }
+        if result == 0 { return descriptor }
+        let error = SystemError("open", path, errno: -result)
+        switch Int(cause) {
+        case Int(CSHIFTER_OPEN_FAILED_USER): throw UserOpenError(.user, error)
+        case Int(CSHIFTER_OPEN_FAILED_FUSE): throw UserOpenError(.onFUSE, error)
+        default: throw UserOpenError(.takingRights, error)
+        }
+    }
+}
+
+/// Why `UserAccess.openFile` failed, and the errno it failed with.
+public struct UserOpenError: Error, CustomStringConvertible, Sendable {
+    /// Whose the failure is.
+    public enum Cause: Sendable, Equatable {
+        /// The user's own `open(2)` or `fstatfs(2)` failed: it tells the user nothing they could
+        /// not learn with their own rights.
+        case user
+        /// The file is on a FUSE filesystem (`EXDEV`), whose daemon, which a user may run, could
+        /// hold every later read.
+        case onFUSE
+        /// Taking the user's rights failed (socket, fork, the ids), or the child had no answer
+        /// within the time limit (`ETIMEDOUT`).
+        case takingRights
+    }
+
+    public var cause: Cause
+    public var error: SystemError
+
+    public init(_ cause: Cause, _ error: SystemError) {
+        self.cause = cause
+        self.error = error
+    }
+
+    public var description: String { error.description }
 }

@@ -20,6 +20,11 @@ private func withRequest<Request, T>(_ request: Request, size: Int, tail: UInt8 
     return body(UnsafeRawPointer(buffer.baseAddress!))
 }
 
+private func withOptionalCString<T>(_ text: String?, _ body: (UnsafePointer<CChar>?) -> T) -> T {
+    guard let text else { return body(nil) }
+    return text.withCString { body($0) }
+}
+
 private func message(_ call: (UnsafeMutablePointer<CChar>, Int) -> Int32) -> (Int32, String) {
     var buffer = [CChar](repeating: 0, count: 1024)
     let status = buffer.withUnsafeMutableBufferPointer { call($0.baseAddress!, $0.count) }
@@ -62,6 +67,9 @@ struct RequestABITests {
         #expect(MemoryLayout<shifter_prolog_request>.offset(of: \.ssh_keys) == Int(SHIFTER_PROLOG_REQUEST_SIZE_VER0))
         #expect(MemoryLayout<shifter_task_request>.size == Int(SHIFTER_TASK_REQUEST_SIZE_VER0))
         #expect(MemoryLayout<shifter_pyxis_options>.size == Int(SHIFTER_PYXIS_OPTIONS_SIZE_VER0))
+        #expect(MemoryLayout<shifter_validate_request>.size == Int(SHIFTER_VALIDATE_REQUEST_SIZE_VER0))
+        #expect(MemoryLayout<shifter_submit_request>.size == Int(SHIFTER_SUBMIT_REQUEST_SIZE_VER0))
+        #expect(MemoryLayout<shifter_step_request>.size == Int(SHIFTER_STEP_REQUEST_SIZE_VER0))
     }
 
     @Test("an old, smaller prolog request reads as if its missing fields were zero")
@@ -91,7 +99,7 @@ struct RequestABITests {
         }
         // Read, then refused for what it says (no image), not for its size.
         #expect(status == Int32(SHIFTER_EINVAL))
-        #expect(text == "job 0: no image given")
+        #expect(text.hasSuffix(": job 0: no image given") && text.hasPrefix("node "))
     }
 
     @Test("a newer, larger request is refused when its unknown fields are set, and read when they are zero",
@@ -142,9 +150,81 @@ struct RequestABITests {
     ] as [(String, String?, Int32)])
     func validateKinds(image: String, volumes: String?, expected: Int32) {
         let (status, text) = withConfig("/nonexistent") { config in
-            message { shifter_request_validate(config, image, volumes, nil, 1, nil, 0, nil, 0, $0, $1) }
+            image.withCString { image in
+                withOptionalCString(volumes) { volumes in
+                    var request = shifter_validate_request()
+                    request.uid = 1
+                    request.image = image
+                    request.volumes = volumes
+                    return withRequest(request, size: Int(SHIFTER_VALIDATE_REQUEST_SIZE_VER0), tail: 0xff) { pointer in
+                        message { shifter_request_validate(config, pointer, nil, 0, nil, 0, $0, $1) }
+                    }
+                }
+            }
         }
         #expect(status == expected, "\(text)")
+    }
+
+    @Test("a submission refuses what cannot go together before it reads the site's configuration", arguments: [
+        ("docker:a", nil, "a", "--image and --volume cannot be combined with the Pyxis-style --container-* options; use one kind"),
+        (nil, "/a:/b", nil, "--volume, --module and --ccm need --image"),
+    ] as [(String?, String?, String?, String)])
+    func submitRefusals(image: String?, volume: String?, containerImage: String?, expected: String) {
+        let (status, text) = withOptionalCString(image) { image in
+            withOptionalCString(volume) { volume in
+                withOptionalCString(containerImage) { containerImage in
+                    "/nonexistent/udiRoot.conf".withCString { path in
+                        var request = shifter_submit_request()
+                        request.config_path = path
+                        request.mount_home = -1
+                        request.image = image
+                        request.volume = volume
+                        request.container_image = containerImage
+                        return withRequest(request, size: Int(SHIFTER_SUBMIT_REQUEST_SIZE_VER0)) { pointer in
+                            message { msg, length in
+                                var job: CStringArray?, srun: CStringArray?
+                                defer { shifter_strings_free(job); shifter_strings_free(srun) }
+                                return shifter_submit(pointer, &job, &srun, msg, length)
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        #expect(status == Int32(SHIFTER_EINVAL))
+        #expect(text == expected)
+    }
+
+    @Test("a submission without Shifter's options sets nothing and needs no configuration")
+    func submitNothing() {
+        var job: CStringArray?, srun: CStringArray?
+        let (status, _) = "/nonexistent/udiRoot.conf".withCString { path in
+            var request = shifter_submit_request()
+            request.config_path = path
+            request.mount_home = -1
+            return withRequest(request, size: Int(SHIFTER_SUBMIT_REQUEST_SIZE_VER0)) { pointer in
+                message { shifter_submit(pointer, &job, &srun, $0, $1) }
+            }
+        }
+        defer { shifter_strings_free(job); shifter_strings_free(srun) }
+        #expect(status == Int32(SHIFTER_OK))
+        #expect(job?[0] == nil && srun?[0] == nil)
+    }
+
+    @Test("a step whose site configuration cannot be read gives its tasks nothing, and does not fail")
+    func stepWithoutConfig() {
+        var env: CStringArray?
+        let (status, _) = "/nonexistent/udiRoot.conf".withCString { path in
+            var request = shifter_step_request()
+            request.config_path = path
+            request.job_id = 7
+            return withRequest(request, size: Int(SHIFTER_STEP_REQUEST_SIZE_VER0), tail: 0xff) { pointer in
+                message { shifter_step_environment(pointer, &env, $0, $1) }
+            }
+        }
+        defer { shifter_strings_free(env) }
+        #expect(status == Int32(SHIFTER_OK))
+        #expect(env?[0] == nil)
     }
 
     @Test("the task of a Pyxis-style step execs shifter with its command")

@@ -30,6 +30,21 @@ import Testing
         #expect(error?.errno == ESRCH)
     }
 
+    @Test func saysWhenTheProcessHasExited() throws {
+        let sleeper = try Process.run(URL(fileURLWithPath: "/bin/sleep"), arguments: ["600"])
+        defer { if sleeper.isRunning { sleeper.terminate() } }
+        let process = try ProcessDescriptor(pid: sleeper.processIdentifier)
+        let runningAtFirst = process.hasExited()
+        #expect(!runningAtFirst)
+        kill(sleeper.processIdentifier, SIGKILL)
+        var exited = false
+        for _ in 0..<100 where !exited {
+            exited = process.hasExited()
+            if !exited { usleep(50_000) }
+        }
+        #expect(exited)
+    }
+
     @Test func noSuchProcess() {
         // Above the largest pid_max the kernel allows (4194304).
         let error = #expect(throws: SystemError.self) { _ = try ProcessDescriptor(pid: 4_194_305) }

@@ -152,8 +152,14 @@ teardown() {
     [ "$(pgrep -c -f '^sleep 300$')" -ge 4 ]
     scancel "$job"
     wait_job "$job"
-    sleep 1
-    ! pgrep -f '^sleep 300$' || false
+    # The job has left squeue, so every node's epilog has ended; a process it killed may still be
+    # on its way out for a moment on a loaded machine. What is left after 10 s outlived the job.
+    local _
+    for _ in $(seq 50); do pgrep -f '^sleep 300$' >/dev/null || break; sleep 0.2; done
+    if pgrep -f '^sleep 300$' >/dev/null; then
+        ps -o pid,ppid,stat,etime,args -p "$(pgrep -d, -f '^sleep 300$')" >&2
+        false
+    fi
     assert_nodes_clean "$job"
     [ -z "$(ls -A "$BED_DIR/cache")" ]
 }

@@ -1,6 +1,11 @@
-// C shims for the few Linux calls Swift's Glibc module does not expose (variadic prctl and ioctl,
-// setresuid/setresgid, capability bounding set). Every function returns 0 on success and -errno on
-// failure, and never sets errno for the caller to read.
+// C shims for what Swift cannot reach: Linux calls its Glibc module does not expose (variadic
+// prctl and ioctl, setresuid/setresgid, the new mount API, pidfds), in syscalls.c, and the
+// programs a forked child runs between fork and exit or exec, in child_programs.c.
+//
+// One convention: a function that can fail returns -errno on failure and never leaves errno for
+// the caller to read. On success it returns 0, or the non-negative value its comment names (a new
+// descriptor, a loop device index); any other result goes through an out-parameter. Pointers are
+// non-null unless marked _Nullable.
 #pragma once
 #include <spawn.h>
 #include <stdint.h>
@@ -8,98 +13,55 @@
 
 #pragma clang assume_nonnull begin
 
-/// Sets real, effective and saved uid together. The corresponding C function is `setresuid(2)`.
+// MARK: Credentials and capabilities (syscalls.c)
+
+/// Sets real, effective and saved uid together. `setresuid(2)`. Returns 0 or -errno.
 int cshifter_setresuid(uid_t ruid, uid_t euid, uid_t suid);
 
-/// Sets real, effective and saved gid together. The corresponding C function is `setresgid(2)`.
+/// Sets real, effective and saved gid together. `setresgid(2)`. Returns 0 or -errno.
 int cshifter_setresgid(gid_t rgid, gid_t egid, gid_t sgid);
 
-/// Sets `PR_SET_NO_NEW_PRIVS`, so no later exec can gain privileges. `prctl(2)`.
-int cshifter_set_no_new_privs(void);
-
-/// Makes the process not dumpable (`PR_SET_DUMPABLE` 0): no core file and no ptrace by the user,
-/// whatever `fs.suid_dumpable` says. Returns 0 or -errno. `prctl(2)`.
-int cshifter_set_not_dumpable(void);
-
-/// Drops every capability from the bounding set (`PR_CAPBSET_DROP` for 0..last_cap). `prctl(2)`.
-int cshifter_drop_bounding_set(void);
-
-/// Clears the effective, permitted and inheritable capability sets and the ambient set. `capset(2)`.
-int cshifter_clear_capabilities(void);
-
-/// Asks `/dev/loop-control` for a free loop device (`LOOP_CTL_GET_FREE`); returns its index or -errno.
-int cshifter_loop_get_free(int control_fd);
-
-/// Binds `backing_fd` to the loop device `loop_fd` read-only with autoclear, using `LOOP_CONFIGURE`
-/// where the kernel has it and `LOOP_SET_FD` + `LOOP_SET_STATUS64` otherwise. `direct_io` asks for
-/// `LO_FLAGS_DIRECT_IO`; a kernel that refuses it falls back to buffered I/O.
-int cshifter_loop_attach(int loop_fd, int backing_fd, int read_only, int direct_io);
-
-/// Unbinds a loop device (`LOOP_CLR_FD`).
-int cshifter_loop_detach(int loop_fd);
-
-#pragma clang assume_nonnull end
-
-#pragma clang assume_nonnull begin
-
-/// Moves the caller into a new mount namespace (`unshare(CLONE_NEWNS)`).
-int cshifter_unshare_mount_namespace(void);
-
-/// Sets the supplementary groups. The corresponding C function is `setgroups(2)`.
+/// Sets the supplementary groups; `groups` may be NULL when `count` is 0. `setgroups(2)`.
+/// Returns 0 or -errno.
 int cshifter_setgroups(size_t count, const gid_t *_Nullable groups);
 
 /// Fills `groups` with the groups of `user` (plus `group`), as `getgrouplist(3)` does; on entry
-/// `*count` is the capacity, on return the number found. Returns -ERANGE when the capacity is short.
+/// `*count` is the capacity, on return the number found. Returns 0, -ERANGE when the capacity is
+/// short (`*count` then says how many there are), or -EINVAL.
 int cshifter_getgrouplist(const char *user, gid_t group, gid_t *groups, int *count);
 
-#pragma clang assume_nonnull end
+/// Sets the filesystem uid and gid used for permission checks, so a setuid program can open a
+/// user's file with the user's rights. `setfsuid(2)`, `setfsgid(2)`. Returns 0, or -EPERM when
+/// the kernel kept other ids.
+int cshifter_set_filesystem_ids(uid_t uid, gid_t gid);
 
-#pragma clang assume_nonnull begin
+/// Sets `PR_SET_NO_NEW_PRIVS`, so no later exec can gain privileges. `prctl(2)`. Returns 0 or -errno.
+int cshifter_set_no_new_privs(void);
 
-/// Starts `argv` (an absolute path, run with `envp`) as a daemon of the user's inside `root`: in a
-/// session of its own, reparented to init, chrooted to `root`, with the user's groups and all three
-/// ids, an empty capability bounding set and no_new_privs, every signal at its default, standard
-/// input from /dev/null and standard output and error to `log_fd`, and no other descriptor of the
-/// caller's. With `cgroup_procs_fd` (a group's `cgroup.procs` opened for writing; -1 for none) the
-/// daemon moves itself into that cgroup before it drops root. Returns 0 with `*daemon_pid` once the exec
-/// succeeded, or -errno of the step that failed (the exec's own error included); -ETIMEDOUT when
-/// no answer came within `timeout_ms`. Safe in a multi-threaded process.
-int cshifter_start_daemon(const char *_Nonnull root, uid_t uid, gid_t gid, size_t group_count,
-                          const gid_t *_Nullable groups, char *_Nullable const *_Nonnull argv,
-                          char *_Nullable const *_Nonnull envp, int log_fd, int cgroup_procs_fd, int timeout_ms,
-                          pid_t *_Nonnull daemon_pid);
+/// Makes the process not dumpable (`PR_SET_DUMPABLE` 0): no core file and no ptrace by the user,
+/// whatever `fs.suid_dumpable` says. `prctl(2)`. Returns 0 or -errno.
+int cshifter_set_not_dumpable(void);
 
-/// Checks whether a user may open the directory `path` as seen from `root`: a child process
-/// chroots into `root`, takes the user's groups and effective ids (gid, uid) and no capability,
-/// and opens `path` (`O_RDONLY|O_DIRECTORY`), so the kernel applies every rule (modes, ACLs, root
-/// squash) to every component, symlinks resolved in the container's view. On success
-/// `*device`/`*inode` identify what the user opened. Returns 0, or -errno from the child;
-/// -ETIMEDOUT when the child had no answer within `timeout_ms` (a filesystem that never answers),
-/// after which it is killed. The child keeps none of the caller's descriptors, runs with every
-/// signal blocked, is not dumpable, and keeps root's saved ids, so the user cannot trace it at any
-/// moment. Safe in a multi-threaded process: the child runs only async-signal-safe calls.
-int cshifter_check_directory_access(uid_t uid, gid_t gid, size_t group_count, const gid_t *_Nullable groups,
-                                    const char *root, const char *path, int timeout_ms, uint64_t *device,
-                                    uint64_t *inode);
+/// Drops every capability from the bounding set (`PR_CAPBSET_DROP` for 0..last_cap). `prctl(2)`.
+/// Returns 0 or -errno.
+int cshifter_drop_bounding_set(void);
 
-#pragma clang assume_nonnull end
+/// Clears the effective, permitted and inheritable capability sets and the ambient set.
+/// `capset(2)`. Returns 0 or -errno.
+int cshifter_clear_capabilities(void);
 
-#pragma clang assume_nonnull begin
+// MARK: Namespaces and mounts (syscalls.c)
+
+/// Moves the caller into a new mount namespace. `unshare(2)` with `CLONE_NEWNS`. Returns 0 or -errno.
+int cshifter_unshare_mount_namespace(void);
 
 /// Opens `path` as an `O_PATH` descriptor, resolving it as if `root_fd` were `/`: `..` and
 /// absolute symlinks cannot leave the root (`openat2(2)` with `RESOLVE_IN_ROOT` and
 /// `RESOLVE_NO_MAGICLINKS`). `follow_final` 0 adds `O_NOFOLLOW`; `no_symlinks` 1 refuses every
-/// symlink on the way (`RESOLVE_NO_SYMLINKS`, ELOOP). Returns the fd or -errno.
+/// symlink on the way (`RESOLVE_NO_SYMLINKS`, ELOOP). Returns the descriptor (close-on-exec) or -errno.
 int cshifter_open_in_root(int root_fd, const char *path, int follow_final, int no_symlinks);
 
-/// Returns `O_PATH | O_DIRECTORY | O_CLOEXEC`, for opening a root directory.
-int cshifter_path_directory_flags(void);
-
-#pragma clang assume_nonnull end
-
-#pragma clang assume_nonnull begin
-
-/// Attributes for `cshifter_bind_into`.
+/// Attributes for `cshifter_bind_into` and `cshifter_mount_new_filesystem`.
 enum {
     CSHIFTER_BIND_RDONLY = 1,
     CSHIFTER_BIND_NOSUID = 2,
@@ -115,25 +77,10 @@ enum {
 };
 
 /// Bind-mounts a copy of the tree at `source_fd` (an `O_PATH` descriptor) onto `target_fd`, with
-/// the attributes set on the detached copy before it is attached, so the mount is never visible
-/// without them. `open_tree(2)` with `OPEN_TREE_CLONE`, `mount_setattr(2)`, `move_mount(2)`.
-/// Returns 0 or -errno.
+/// the attributes (CSHIFTER_BIND_*) set on the detached copy before it is attached, so the mount
+/// is never visible without them. `open_tree(2)` with `OPEN_TREE_CLONE`, `mount_setattr(2)`,
+/// `move_mount(2)`. Returns 0 or -errno.
 int cshifter_bind_into(int source_fd, int target_fd, int recursive, int attributes, int propagation);
-
-#pragma clang assume_nonnull end
-
-/// Returns `O_PATH | O_CLOEXEC`.
-int cshifter_path_flags(void);
-
-/// The site configuration path compiled in (`SHIFTER_CONFIG_PATH`, by default
-/// `/etc/shifter/udiRoot.conf`). A static string.
-const char *_Nonnull cshifter_default_config_path(void);
-
-/// Sets the filesystem uid and gid used for permission checks, so a setuid program can open a
-/// user's file with the user's rights. `setfsuid(2)`, `setfsgid(2)`. Returns 0 or -EPERM.
-int cshifter_set_filesystem_ids(uid_t uid, gid_t gid);
-
-#pragma clang assume_nonnull begin
 
 /// Mounts a new filesystem of `fstype` from the block device `source` onto `target_fd` (an
 /// `O_PATH` descriptor), with `attributes` (CSHIFTER_BIND_*), and makes its root directory owned
@@ -142,14 +89,35 @@ int cshifter_set_filesystem_ids(uid_t uid, gid_t gid);
 int cshifter_mount_new_filesystem(const char *fstype, const char *source, int target_fd, int attributes,
                                   uid_t uid, gid_t gid);
 
-#pragma clang assume_nonnull end
+/// Makes the mount that `target_fd` (an `O_PATH` descriptor of its root) is on read-only, and only
+/// that mount: the mounts below it and its other flags stay as they are. `mount_setattr(2)` with
+/// `MOUNT_ATTR_RDONLY`, without `AT_RECURSIVE`. Returns 0 or -errno.
+int cshifter_make_mount_read_only(int target_fd);
 
-/// Creates a pipe whose ends close on exec. `pipe2(2)` with `O_CLOEXEC`. Returns 0 or -errno.
-int cshifter_pipe_cloexec(int *_Nonnull fds);
+// MARK: Loop devices (syscalls.c)
+
+/// Asks `/dev/loop-control` for a free loop device (`LOOP_CTL_GET_FREE`, `ioctl(2)`). Returns its
+/// index or -errno.
+int cshifter_loop_get_free(int control_fd);
+
+/// Binds `backing_fd` to the loop device `loop_fd` with autoclear, read-only when `read_only`,
+/// using `LOOP_CONFIGURE` where the kernel has it and `LOOP_SET_FD` + `LOOP_SET_STATUS64`
+/// otherwise. `direct_io` asks for `LO_FLAGS_DIRECT_IO`; a kernel that refuses it falls back to
+/// buffered I/O. `ioctl(2)`. Returns 0 or -errno.
+int cshifter_loop_attach(int loop_fd, int backing_fd, int read_only, int direct_io);
+
+/// Unbinds a loop device (`LOOP_CLR_FD`, `ioctl(2)`). Returns 0 or -errno.
+int cshifter_loop_detach(int loop_fd);
+
+// MARK: Descriptors and processes (syscalls.c)
+
+/// Creates a pipe whose ends close on exec into `fds[0]` (read) and `fds[1]` (write). `pipe2(2)`
+/// with `O_CLOEXEC`. Returns 0 or -errno.
+int cshifter_pipe_cloexec(int *fds);
 
 /// Makes a spawned child start in `path`. `posix_spawn_file_actions_addchdir_np(3)`, a GNU
-/// extension Swift's Glibc module does not expose. Returns 0 or an error number.
-int cshifter_spawn_chdir(posix_spawn_file_actions_t *_Nonnull actions, const char *_Nonnull path);
+/// extension Swift's Glibc module does not expose. Returns 0 or -errno.
+int cshifter_spawn_chdir(posix_spawn_file_actions_t *actions, const char *path);
 
 /// Opens a descriptor that refers to process `pid` for as long as it is open, whatever process
 /// later gets the same number. `pidfd_open(2)`, called by syscall number. Returns the descriptor
@@ -160,28 +128,67 @@ int cshifter_pidfd_open(pid_t pid);
 /// process. `pidfd_send_signal(2)`, called by syscall number. Returns 0 or -errno.
 int cshifter_pidfd_send_signal(int pidfd, int signal);
 
-/// Makes the mount that `target_fd` (an `O_PATH` descriptor of its root) is on read-only, and only
-/// that mount: the mounts below it and its other flags stay as they are. `mount_setattr(2)` with
-/// `MOUNT_ATTR_RDONLY`, without `AT_RECURSIVE`. Returns 0 or -errno.
-int cshifter_make_mount_read_only(int target_fd);
+// MARK: Constants Swift cannot import (syscalls.c); these cannot fail
 
-#pragma clang assume_nonnull begin
+/// `O_PATH | O_CLOEXEC`.
+int cshifter_path_flags(void);
+
+/// `O_PATH | O_DIRECTORY | O_CLOEXEC`, for opening a root directory.
+int cshifter_path_directory_flags(void);
+
+/// The site configuration path compiled in (`SHIFTER_CONFIG_PATH`, by default
+/// `/etc/shifter/udiRoot.conf`). A static string.
+const char *cshifter_default_config_path(void);
+
+// MARK: Child programs (child_programs.c)
+//
+// Each forks a child with every signal blocked and a reply channel, and is safe in a
+// multi-threaded process: the child runs only async-signal-safe calls, keeps none of the caller's
+// descriptors, and is not dumpable. A child that takes a user's ids keeps root's saved ids, so the
+// user can neither signal nor trace it. A child with no answer within `timeout_ms` is killed and
+// the call returns -ETIMEDOUT.
+
+/// Checks whether a user may open the directory `path` as seen from `root`: a child process
+/// chroots into `root`, takes the user's groups and effective ids (gid, uid) and no capability,
+/// and opens `path` (`O_RDONLY|O_DIRECTORY`), so the kernel applies every rule (modes, ACLs, root
+/// squash) to every component, symlinks resolved in the container's view. Returns 0 with
+/// `*device`/`*inode` identifying what the user opened, or -errno from the child (-ETIMEDOUT when
+/// it had no answer).
+int cshifter_check_directory_access(uid_t uid, gid_t gid, size_t group_count, const gid_t *_Nullable groups,
+                                    const char *root, const char *path, int timeout_ms, uint64_t *device,
+                                    uint64_t *inode);
+
+/// Why `cshifter_open_as_user` failed, in `*user_error`.
+enum {
+    /// Taking the user's rights failed (socket, fork, the ids), or the child had no answer.
+    CSHIFTER_OPEN_FAILED_SWITCH = 0,
+    /// The errno is the user's own from `open(2)` or `fstatfs(2)`: it tells the user nothing they
+    /// could not learn with their own rights.
+    CSHIFTER_OPEN_FAILED_USER = 1,
+    /// The file is on a FUSE filesystem (-EXDEV), whose daemon, which a user may run, could hold
+    /// every later read.
+    CSHIFTER_OPEN_FAILED_FUSE = 2,
+};
 
 /// Opens `path` read-only with a user's rights, for a multi-threaded process that must keep its
 /// own ids: a child process takes the user's `groups`, all of them, and effective ids (`gid`,
 /// `uid`) and no capability, opens `path` (`O_RDONLY|O_NOCTTY|O_NONBLOCK`, symlinks followed), and
 /// passes the descriptor back over a socket (`SCM_RIGHTS`), so the kernel applies every rule
-/// (modes, ACLs, root squash) to every component. Returns the descriptor (close-on-exec), or
-/// -errno. `*user_error` is 1 when the errno is the user's own from `open(2)` or `fstatfs(2)`,
-/// which tells the user nothing they could not learn with their own rights;
-/// `CSHIFTER_OPEN_ON_FUSE` (with -EXDEV) when the file is on a FUSE filesystem, whose daemon, which
-/// a user may run, could hold every later read; and 0 when the switch itself failed: socket, fork,
-/// the ids, or -ETIMEDOUT when the child had no answer within `timeout_ms`, after which it is
-/// killed. The child keeps none of the caller's descriptors, blocks every signal, is not dumpable,
-/// keeps the gateway's real and saved ids (root's: the user can neither signal nor trace it), and
-/// runs only async-signal-safe calls.
-#define CSHIFTER_OPEN_ON_FUSE 2
+/// (modes, ACLs, root squash) to every component. Returns 0 with the descriptor (close-on-exec) in
+/// `*fd`, or -errno with `*fd` -1 and `*user_error` saying whose the error is (CSHIFTER_OPEN_FAILED_*).
 int cshifter_open_as_user(uid_t uid, gid_t gid, size_t group_count, const gid_t *_Nullable groups, const char *path,
-                          int timeout_ms, int *user_error);
+                          int timeout_ms, int *fd, int *user_error);
+
+/// Starts `argv` (an absolute path, run with `envp`) as a daemon of the user's inside `root`: in a
+/// session of its own, reparented to init, chrooted to `root`, with the user's groups and all three
+/// ids, an empty capability bounding set and no_new_privs, every signal at its default, standard
+/// input from /dev/null and standard output and error to `log_fd`, and no other descriptor of the
+/// caller's. With `cgroup_procs_fd` (a group's `cgroup.procs` opened for writing; -1 for none) the
+/// daemon moves itself into that cgroup before it drops root. Returns 0 with `*daemon_pid` once the
+/// exec succeeded, or -errno of the step that failed (the exec's own error included; -ETIMEDOUT
+/// when no answer came).
+int cshifter_start_daemon(const char *root, uid_t uid, gid_t gid, size_t group_count, const gid_t *_Nullable groups,
+                          char *_Nullable const *_Nonnull argv, char *_Nullable const *_Nonnull envp, int log_fd, int cgroup_procs_fd,
+                          int timeout_ms, pid_t *daemon_pid);
 
 #pragma clang assume_nonnull end

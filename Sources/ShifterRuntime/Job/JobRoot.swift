@@ -126,13 +126,8 @@ public enum JobRoot {
                 sshSetup = SSHSetup(bundle: bundle, port: config.sshPort(onNode: node), defaultPort: config.sshPort,
                                     nodePorts: config.sshNodePorts, keys: ssh, jobID: jobID, node: node)
             }
-            let gpu = moduleList.contains(where: { $0.name == GPUSetup.moduleName })
-                ? try GPUSetup.discover(environment: gpuEnvironment()) : nil
-            let request = ContainerRequest(
-                config: config,
-                image: resolved.imageFile.map(ImageSource.squashfs) ?? .directory(resolved.localDirectory ?? "/nonexistent"),
-                metadata: resolved.metadata, user: user, volumes: volumeList, modules: moduleList,
-                siteEtcFiles: try ContainerPlanner.siteEtcFileNames(config.etcPath), gpu: gpu, ssh: sshSetup)
+            let request = try ContainerRequest.onThisNode(config: config, image: resolved, user: user, volumes: volumeList,
+                                                          modules: moduleList, gpuEnvironment: gpuEnvironment(), ssh: sshSetup)
             let state = PreparedRootState(jobID: jobID, uid: uid, gid: gid, image: resolved.id,
                                           volumes: volumeList.map(\.canonical), modules: moduleList.map(\.name),
                                           sshPath: sshSetup?.bundle)
@@ -265,10 +260,7 @@ public enum JobRoot {
             let entry = try Credentials.passwdEntry(uid: uid)
             let groups = try Credentials.groupList(user: entry.name, gid: gid, limit: config.maxGroupCount)
                 .filter { $0 != 0 }
-            var names: [UInt32: String] = [:]
-            for id in [gid] + groups { names[id] = Credentials.groupName(gid: id) }
-            return ContainerUser(uid: uid, gid: gid, groups: groups, name: entry.name, home: entry.home,
-                                 shell: entry.shell, groupNames: names)
+            return .withAccountEntries(uid: uid, gid: gid, groups: groups, entry: entry)
         } catch {
             throw RuntimeError("couldn't look up the job's user: \(error.description)")
         }

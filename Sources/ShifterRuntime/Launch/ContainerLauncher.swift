@@ -1,7 +1,6 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import CShifterSys
 import ShifterCore
 import ShifterSystem
 
@@ -33,10 +32,7 @@ public enum ContainerLauncher {
     /// time from exec to `main` can be measured from outside).
     public static func run(arguments: [String], environment: [String], started: timespec? = nil) -> Int32 {
         let started = started ?? wallClock()
-        // A setuid program inherits whatever its caller set: a SIGCHLD that is ignored would hide
-        // the status of the site's hooks, and a loose umask would loosen what root creates.
-        signal(SIGCHLD, SIG_DFL)
-        umask(0o022)
+        ProcessControl.resetInheritedState()
         var environmentMap: [String: String] = [:]
         for entry in environment {
             // By bytes: a job's environment has a hundred variables, and grapheme breaking costs.
@@ -53,11 +49,7 @@ public enum ContainerLauncher {
     }
 
     /// `CLOCK_REALTIME`, the clock a shell's `$EPOCHREALTIME` reads.
-    public static func wallClock() -> timespec {
-        var now = timespec()
-        clock_gettime(CLOCK_REALTIME, &now)
-        return now
-    }
+    public static func wallClock() -> timespec { WallClock.now }
 
     /// `time` as seconds since the epoch with six decimals, as `$EPOCHREALTIME` prints it.
     static func epochSeconds(_ time: timespec) -> String {
@@ -72,10 +64,40 @@ public enum ContainerLauncher {
     static func report(_ message: String) {
         var line = "shifter: " + message
         if !line.hasSuffix("\n") { line += "\n" }
-        let bytes = Array(line.utf8)
-        _ = bytes.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
+        ProcessControl.writeToStandardError(line)
     }
 
+    /// `shifter -v`'s lines, each with the milliseconds since `main` began. The message is built
+    /// only when it is shown: entering a root should not pay for the text.
+    struct VerboseLog {
+        let enabled: Bool
+        let started: timespec
+
+        func callAsFunction(_ message: @autoclosure () -> String) {
+            guard enabled else { return }
+            let elapsed = milliseconds(from: started, to: wallClock())
+            let whole = Int(elapsed), thousandths = Int((elapsed - Double(whole)) * 1000)
+            report("[\(whole).\(thousandths < 10 ? "00" : thousandths < 100 ? "0" : "")\(thousandths) ms] \(message())")
+        }
+    }
+
+    /// What the user asked for, checked against the site's configuration and read with the
+    /// user's rights: everything the root and the command are made from.
+    struct CheckedRequest {
+        var options: ShifterOptions
+        var config: SiteConfig
+        /// The kernel's ids only (see `callingUser`).
+        var user: ContainerUser
+        var image: ResolvedImage
+        var modules: [SiteModule]
+        var environmentFileAssignments: [EnvironmentAssignment]
+        /// Where the user was, for a working directory the image does not name.
+        var currentDirectory: String?
+    }
+
+    /// A start, step by step: options, privileges, the checked request, the root (entered or
+    /// built with termination signals held), the command's environment and arguments, then into
+    /// the root as the user and exec.
     private static func launch(arguments: [String], environment: [String],
                                environmentMap: [String: String], started: timespec) throws(RuntimeError) -> Int32 {
         let options: ShifterOptions
@@ -92,28 +114,37 @@ public enum ContainerLauncher {
             print("shifter \(ShifterVersion.string)")
             return 0
         }
-        // Working as root for a user: nothing of it may be dumped or traced by the user, and the
-        // user's resource limits wait for the user's command.
-        var userLimits: ResourceLimits?
-        if geteuid() == 0 {
-            do { try ProcessControl.setNotDumpable() } catch { throw RuntimeError("couldn't \(error.description)") }
-            userLimits = ResourceLimits.liftForPrivilegedWork()
-        }
-        let verbose = options.verbose
-        // The message is built only when it is shown: entering a root should not pay for the text.
-        func say(_ message: @autoclosure () -> String) {
-            if verbose {
-                let elapsed = milliseconds(from: started, to: wallClock())
-                let whole = Int(elapsed), thousandths = Int((elapsed - Double(whole)) * 1000)
-                report("[\(whole).\(thousandths < 10 ? "00" : thousandths < 100 ? "0" : "")\(thousandths) ms] \(message())")
-            }
-        }
-
+        let userLimits = try takePrivilegedControl()
+        let say = VerboseLog(enabled: options.verbose, started: started)
         say("main began at \(epochSeconds(started)) (seconds since the epoch)")
-        let real = Credentials.realUser
+        let request = try checkRequest(options, environment: environmentMap, say: say)
+        let (layout, prepared) = try withTerminationSignalsBlocked { () throws(RuntimeError) -> (RootLayout, PreparedRootState?) in
+            try enterOrBuildRoot(request, environment: environmentMap, say: say)
+        }
+        let containerEnvironment = commandEnvironment(request, host: environment, hostMap: environmentMap,
+                                                      prepared: prepared)
+        say("environment ready")
+        let command = try commandArguments(request)
+        try enterRoot(layout, as: request.user, restoring: userLimits)
+        return try execute(command, request: request, environment: containerEnvironment, say: say)
+    }
+
+    /// Working as root for a user: nothing of it may be dumped or traced by the user, and the
+    /// user's resource limits, returned, wait for the user's command.
+    private static func takePrivilegedControl() throws(RuntimeError) -> ResourceLimits? {
+        guard Credentials.effectiveUser.uid == 0 else { return nil }
+        do { try ProcessControl.setNotDumpable() } catch { throw RuntimeError("couldn't \(error.description)") }
+        return ResourceLimits.liftForPrivilegedWork()
+    }
+
+    /// Loads the configuration and checks the request against it: the user, the image and the
+    /// user's right to it, volumes and modules; then reads the user's `--env-file`s with the
+    /// user's rights, before anything else is done as root.
+    private static func checkRequest(_ options: ShifterOptions, environment: [String: String],
+                                     say: VerboseLog) throws(RuntimeError) -> CheckedRequest {
         // Only root may point a setuid program at another configuration.
-        let requestedConfig = options.configPath ?? environmentMap["SHIFTER_CONFIG"]
-        if requestedConfig != nil && real.uid != 0 {
+        let requestedConfig = options.configPath ?? environment["SHIFTER_CONFIG"]
+        if requestedConfig != nil && Credentials.realUser.uid != 0 {
             throw RuntimeError("only root may choose the configuration file (--config or SHIFTER_CONFIG)")
         }
         let configPath = requestedConfig ?? SiteConfigLoader.defaultPath
@@ -134,47 +165,51 @@ public enum ContainerLauncher {
         let modules: [SiteModule]
         do { modules = try config.selectModules(options.modules) } catch { throw RuntimeError(error.description) }
 
-        // Read the user's files with the user's rights, before anything else is done as root.
-        let envFileAssignments = try readEnvironmentFiles(options.environmentFiles, user: user)
+        let assignments = try readEnvironmentFiles(options.environmentFiles, user: user)
         say("request checked")
-        var currentDirectory: String?
-        var cwdBuffer = [UInt8](repeating: 0, count: 4096)
-        if cwdBuffer.withUnsafeMutableBufferPointer({ buffer in
-            buffer.withMemoryRebound(to: CChar.self) { getcwd($0.baseAddress, $0.count) != nil }
-        }) {
-            currentDirectory = String(decoding: cwdBuffer.prefix(while: { $0 != 0 }), as: UTF8.self)
-        }
+        return CheckedRequest(options: options, config: config, user: user, image: image, modules: modules,
+                              environmentFileAssignments: assignments,
+                              currentDirectory: ProcessControl.currentDirectory())
+    }
 
-        let (layout, prepared) = try withTerminationSignalsBlocked { () throws(RuntimeError) -> (RootLayout, PreparedRootState?) in
-            try enterOrBuildRoot(config: config, image: image, user: user, options: options,
-                                 modules: modules, environment: environmentMap, say: { say($0) })
-        }
-
-        let hostEntries = environment
+    /// The command's environment: the host's (unless `--clearenv`), `SHIFTER_RUNTIME`, the
+    /// image's, the `--env-file`s', `SHIFTER_KEEP_ENV` and `--env`, the modules' (the CCM ssh's
+    /// `PATH` among them) and the site's, in `ContainerEnvironment.merged`'s order.
+    private static func commandEnvironment(_ request: CheckedRequest, host: [String], hostMap: [String: String],
+                                           prepared: PreparedRootState?) -> ContainerEnvironment {
         let shifterVariables = [EnvironmentAssignment(name: "SHIFTER_RUNTIME", value: "1")]
         // SHIFTER_KEEP_ENV=NAME,...: these keep the host's value over the image's, as if given
         // with --env (Pyxis' --container-env; values never go on the command line, which every
         // user of the node may read).
-        let kept = (environmentMap["SHIFTER_KEEP_ENV"] ?? "").split(separator: ",").compactMap { name -> EnvironmentAssignment? in
-            guard EnvironmentAssignment.isValidName(name), let value = environmentMap[String(name)] else { return nil }
+        let kept = (hostMap["SHIFTER_KEEP_ENV"] ?? "").split(separator: ",").compactMap { name -> EnvironmentAssignment? in
+            guard EnvironmentAssignment.isValidName(name), let value = hostMap[String(name)] else { return nil }
             return EnvironmentAssignment(name: String(name), value: value)
         }
-        let containerEnvironment = ContainerEnvironment.merged(
-            host: hostEntries, clearHost: options.clearEnvironment, shifter: shifterVariables,
-            image: image.metadata.env, envFile: envFileAssignments, commandLine: kept + options.environment,
-            modules: ContainerPlanner.moduleEnvironments(modules) + sshEnvironment(prepared), site: config.environment)
+        return ContainerEnvironment.merged(
+            host: host, clearHost: request.options.clearEnvironment, shifter: shifterVariables,
+            image: request.image.metadata.env, envFile: request.environmentFileAssignments,
+            commandLine: kept + request.options.environment,
+            modules: ContainerPlanner.moduleEnvironments(request.modules) + sshEnvironment(prepared),
+            site: request.config.environment)
+    }
 
-        say("environment ready")
-        let command: [String]
+    /// The command and its arguments: the user's, after the image's ENTRYPOINT (or CMD) where
+    /// `--entrypoint` asks, behind the modules' user hooks.
+    private static func commandArguments(_ request: CheckedRequest) throws(RuntimeError) -> [String] {
+        let options = request.options, metadata = request.image.metadata
         do {
-            command = ContainerPlanner.commandWithUserHooks(
+            return ContainerPlanner.commandWithUserHooks(
                 try ContainerCommand.arguments(options.command, entrypoint: options.entrypoint,
-                                               imageEntrypoint: image.metadata.entrypoint, imageCmd: image.metadata.cmd),
-                modules: modules)
+                                               imageEntrypoint: metadata.entrypoint, imageCmd: metadata.cmd),
+                modules: request.modules)
         } catch {
             throw RuntimeError(error.description)
         }
+    }
 
+    /// Into `layout`'s root, with the user's resource limits back, as the user for good.
+    private static func enterRoot(_ layout: RootLayout, as user: ContainerUser,
+                                  restoring userLimits: ResourceLimits?) throws(RuntimeError) {
         do {
             try ProcessControl.changeRoot(layout.root)
             try userLimits?.restore()
@@ -182,8 +217,15 @@ public enum ContainerLauncher {
         } catch {
             throw RuntimeError("couldn't enter the container: \(error.description)")
         }
+    }
+
+    /// Changes to the working directory and execs `command` found on the container's `PATH`.
+    /// Returns only on failure, with the status a shell would give.
+    private static func execute(_ command: [String], request: CheckedRequest, environment: ContainerEnvironment,
+                                say: VerboseLog) throws(RuntimeError) -> Int32 {
         let workdir = ContainerCommand.workingDirectory(
-            requested: options.workdir, imageWorkdir: image.metadata.workdir, currentDirectory: currentDirectory,
+            requested: request.options.workdir, imageWorkdir: request.image.metadata.workdir,
+            currentDirectory: request.currentDirectory,
             existsInContainer: { (try? FileSystem.status($0))?.kind == .directory })
         do {
             try ProcessControl.changeDirectory(workdir)
@@ -191,13 +233,13 @@ public enum ContainerLauncher {
             throw RuntimeError("couldn't \(error.description)")
         }
         guard let program = command.first else { throw RuntimeError("no command to run") }
-        guard let path = ContainerCommand.executablePath(for: program, path: containerEnvironment["PATH"],
+        guard let path = ContainerCommand.executablePath(for: program, path: environment["PATH"],
                                                          isExecutable: ProcessControl.isExecutable) else {
             report("\(program): command not found")
             return commandNotFound
         }
         say("exec \(path) in \(workdir)")
-        let failure = ProcessControl.execute(path, arguments: command, environment: containerEnvironment.entries)
+        let failure = ProcessControl.execute(path, arguments: command, environment: environment.entries)
         report("\(program): \(failure.reason)")
         return failure.errno == ENOENT ? commandNotFound : commandNotExecutable
     }
@@ -231,11 +273,8 @@ public enum ContainerLauncher {
     /// prolog, so entering one never waits on the user database.
     static func withAccountEntries(_ user: ContainerUser) throws(RuntimeError) -> ContainerUser {
         do {
-            let entry = try Credentials.passwdEntry(uid: user.uid)
-            var names: [UInt32: String] = [:]
-            for gid in [user.gid] + user.groups { names[gid] = Credentials.groupName(gid: gid) }
-            return ContainerUser(uid: user.uid, gid: user.gid, groups: user.groups, name: entry.name, home: entry.home,
-                                 shell: entry.shell, groupNames: names)
+            return .withAccountEntries(uid: user.uid, gid: user.gid, groups: user.groups,
+                                       entry: try Credentials.passwdEntry(uid: user.uid))
         } catch {
             throw RuntimeError("couldn't identify the calling user: \(error.description)")
         }
@@ -245,14 +284,15 @@ public enum ContainerLauncher {
     static func readEnvironmentFiles(_ paths: [String], user: ContainerUser) throws(RuntimeError) -> [EnvironmentAssignment] {
         guard !paths.isEmpty else { return [] }
         // Each change of ids resets dumpability to fs.suid_dumpable: set it again every time.
-        guard cshifter_set_filesystem_ids(user.uid, user.gid) == 0 else {
+        do { try Credentials.setFilesystemIDs(uid: user.uid, gid: user.gid) } catch {
             throw RuntimeError("couldn't take the user's rights to read --env-file")
         }
         defer {
-            _ = cshifter_set_filesystem_ids(geteuid(), getegid())
-            _ = cshifter_set_not_dumpable()
+            let root = Credentials.effectiveUser
+            try? Credentials.setFilesystemIDs(uid: root.uid, gid: root.gid)
+            try? ProcessControl.setNotDumpable()
         }
-        guard cshifter_set_not_dumpable() == 0 else { throw RuntimeError("couldn't make shifter not dumpable") }
+        do { try ProcessControl.setNotDumpable() } catch { throw RuntimeError("couldn't make shifter not dumpable") }
         var assignments: [EnvironmentAssignment] = []
         for path in paths {
             do {
@@ -299,14 +339,14 @@ public enum ContainerLauncher {
 
     /// Finds the job's prepared root when it matches (with its record), or builds a private one
     /// in a new mount namespace that disappears with the command.
-    static func enterOrBuildRoot(config: SiteConfig, image: ResolvedImage, user: ContainerUser,
-                                 options: ShifterOptions, modules: [SiteModule], environment: [String: String],
-                                 say: (String) -> Void) throws(RuntimeError) -> (RootLayout, PreparedRootState?) {
+    static func enterOrBuildRoot(_ request: CheckedRequest, environment: [String: String],
+                                 say: VerboseLog) throws(RuntimeError) -> (RootLayout, PreparedRootState?) {
+        let config = request.config
         if let jobText = environment["SLURM_JOB_ID"] ?? environment["SLURM_JOBID"], let jobID = UInt32(jobText) {
             if let record = JobRoot.state(config: config, jobID: jobID) {
-                let mismatch = record.mismatch(uid: user.uid, image: image.id,
-                                               volumes: options.volumes.map(\.canonical),
-                                               modules: modules.map(\.name))
+                let mismatch = record.mismatch(uid: request.user.uid, image: request.image.id,
+                                               volumes: request.options.volumes.map(\.canonical),
+                                               modules: request.modules.map(\.name))
                 if let mismatch {
                     say("not using the prepared root of job \(jobID): \(mismatch)")
                 } else {
@@ -315,15 +355,14 @@ public enum ContainerLauncher {
                 }
             }
         }
-        let gpu = modules.contains(where: { $0.name == GPUSetup.moduleName })
-            ? try GPUSetup.discover(environment: environment) : nil
-        return (try buildPrivateRoot(config: config, image: image, user: try withAccountEntries(user), volumes: options.volumes,
-                                     modules: modules, gpu: gpu, say: say), nil)
+        let container = try ContainerRequest.onThisNode(
+            config: config, image: request.image, user: try withAccountEntries(request.user),
+            volumes: request.options.volumes, modules: request.modules, gpuEnvironment: environment)
+        return (try buildPrivateRoot(container, say: say), nil)
     }
 
-    static func buildPrivateRoot(config: SiteConfig, image: ResolvedImage, user: ContainerUser, volumes: [VolumeSpec],
-                                 modules: [SiteModule], gpu: GPUSetup?,
-                                 say: (String) -> Void) throws(RuntimeError) -> RootLayout {
+    static func buildPrivateRoot(_ request: ContainerRequest, say: VerboseLog) throws(RuntimeError) -> RootLayout {
+        let config = request.config
         say("building a private root")
         do {
             // Site hooks run while the root is built must run as root in full, not with the
@@ -343,10 +382,6 @@ public enum ContainerLauncher {
             throw RuntimeError("couldn't prepare a private mount namespace: \(error.description)")
         }
         let layout = RootLayout(name: "private", udiMount: config.udiMount, loopMount: config.loopMount)
-        let request = ContainerRequest(
-            config: config, image: image.imageFile.map(ImageSource.squashfs) ?? .directory(image.localDirectory ?? "/nonexistent"),
-            metadata: image.metadata, user: user, volumes: volumes, modules: modules,
-            siteEtcFiles: try ContainerPlanner.siteEtcFileNames(config.etcPath), gpu: gpu)
         try RootBuilder(plan: ContainerPlanner.plan(request, layout: layout)).build()
         return layout
     }

@@ -1,7 +1,6 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import CShifterSys
 import ShifterCore
 import ShifterSystem
 
@@ -9,7 +8,7 @@ import ShifterSystem
 /// writable by group or others, or nothing runs.
 public enum SiteConfigLoader {
     /// The path compiled into this build.
-    public static var defaultPath: String { String(cString: cshifter_default_config_path()) }
+    public static var defaultPath: String { BuildConfiguration.siteConfigPath }
 
     /// Loads and checks the configuration at `path`; warnings (retired keys) go to `warn`.
     public static func load(_ path: String, warn: (String) -> Void = { _ in }) throws(RuntimeError) -> SiteConfig {
