@@ -234,14 +234,21 @@ public struct ImageStore: Sendable {
     public func closePrivateRecords() throws(ImageImportError) -> [ImageID] {
         try checkDirectory()
         var changed: [ImageID] = []
+        // Whether `id` is a private image whose record is still open or lacks its access list.
+        func isOpen(_ id: ImageID) throws(ImageImportError) -> ImageMetadata? {
+            var status = stat()
+            let record = try metadata(for: id)
+            guard !record.isPublic, stat(metadataPath(for: id), &status) == 0,
+                status.st_mode & 0o077 != 0 || !FileOperations.exists(accessPath(for: id))
+            else { return nil }
+            return record
+        }
         for name in try FileOperations.directoryEntries(directory) where name.hasSuffix(".meta.json") {
-            guard let id = ImageID(name.dropLast(".meta.json".count)), contains(id) else { continue }
+            // Looked at first without the lock: on a store of thousands of images on a parallel
+            // filesystem, a start must not make and remove a lock file for each.
+            guard let id = ImageID(name.dropLast(".meta.json".count)), contains(id), (try? isOpen(id)) != nil else { continue }
             try withConversionLock(id) { () throws(ImageImportError) in
-                var status = stat()
-                let record = try metadata(for: id)
-                guard !record.isPublic, stat(metadataPath(for: id), &status) == 0,
-                    status.st_mode & 0o077 != 0 || !FileOperations.exists(accessPath(for: id))
-                else { return }
+                guard let record = try isOpen(id) else { return }
                 try replaceRecord(record, of: id)
                 changed.append(id)
             }
