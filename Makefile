@@ -32,7 +32,10 @@ all: $(BINARIES) $(PLUGIN)
 deps:
 	@tests/harness/install-deps
 
+# The linker reads shifter's start-up order (Package.swift), which SwiftPM does not count as an
+# input: a list newer than the binary makes it link again.
 swift:
+	@[ ! $(SWIFT_BIN)/shifter-command -ot Sources/shifter-command/startup.order ] || rm -f $(SWIFT_BIN)/shifter-command
 	$(SWIFT) build $(SWIFT_FLAGS)
 
 $(OUT)/shifter: swift

@@ -251,6 +251,7 @@ def main():
     w("bench/import/run.sh [RUNS] # import vs peers         -> bench/import/RESULTS.md")
     w("bench/runtime/run.sh       # container entry         -> bench/runtime/results.csv")
     w("bench/runtime/startup-order.sh # what shifter's start runs -> Sources/shifter-command/startup.order")
+    w("COMPARE=\"before=PATH\" bench/runtime/run.sh # another build's entry beside this one, same run")
     w("bench/slurm/run.sh         # job overhead            -> bench/slurm/results.csv")
     w("bench/plot.py              # bench/plots/*.png from the CSV files")
     w("make scale                 # 1 to 32 nodes, on its own -> bench/scale/RESULTS.md")

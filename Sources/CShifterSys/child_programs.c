@@ -94,19 +94,27 @@ union descriptor_control {
     struct cmsghdr align;
 };
 
+/* Sets up `message` for one buffer, `data`, and room for one descriptor in `control`, zeroed,
+ * unless `control` is NULL. */
+static void descriptor_message(struct msghdr *message, struct iovec *data, union descriptor_control *control) {
+    memset(message, 0, sizeof(*message));
+    message->msg_iov = data;
+    message->msg_iovlen = 1;
+    if (control != NULL) {
+        memset(control, 0, sizeof(*control));
+        message->msg_control = control->buffer;
+        message->msg_controllen = sizeof(control->buffer);
+    }
+}
+
 /* Sends `size` bytes of `reply` in one message on `socket`, with the descriptor `fd` alongside
  * unless it is -1. Async-signal-safe. sendmsg(2)'s result. */
 static ssize_t send_with_descriptor(int socket, const void *reply, size_t size, int fd) {
     struct iovec data = {.iov_base = (void *)reply, .iov_len = size};
     union descriptor_control control;
-    memset(&control, 0, sizeof(control));
     struct msghdr message;
-    memset(&message, 0, sizeof(message));
-    message.msg_iov = &data;
-    message.msg_iovlen = 1;
+    descriptor_message(&message, &data, fd >= 0 ? &control : NULL);
     if (fd >= 0) {
-        message.msg_control = control.buffer;
-        message.msg_controllen = sizeof(control.buffer);
         struct cmsghdr *header = CMSG_FIRSTHDR(&message);
         header->cmsg_level = SOL_SOCKET;
         header->cmsg_type = SCM_RIGHTS;
@@ -128,13 +136,8 @@ static ssize_t receive_with_descriptor(int socket, void *reply, size_t size, int
     *truncated = 0;
     struct iovec data = {.iov_base = reply, .iov_len = size};
     union descriptor_control control;
-    memset(&control, 0, sizeof(control));
     struct msghdr message;
-    memset(&message, 0, sizeof(message));
-    message.msg_iov = &data;
-    message.msg_iovlen = 1;
-    message.msg_control = control.buffer;
-    message.msg_controllen = sizeof(control.buffer);
+    descriptor_message(&message, &data, &control);
     ssize_t got;
     do {
         got = recvmsg(socket, &message, MSG_CMSG_CLOEXEC);

@@ -54,6 +54,18 @@ func readRequest<Request>(_ pointer: UnsafeRawPointer?, firstVersionSize: Int, n
     return request
 }
 
+/// `readRequest` at an entry point: a request it cannot read leaves its reason in `msg` and gives
+/// nil, for the entry point to return `SHIFTER_EINVAL`.
+private func acceptRequest<Request>(_ pointer: UnsafeRawPointer?, firstVersionSize: Int32, name: String, zero: Request,
+                                    _ msg: UnsafeMutablePointer<CChar>?, _ msglen: Int) -> Request? {
+    do {
+        return try readRequest(pointer, firstVersionSize: Int(firstVersionSize), name: name, zero: zero)
+    } catch {
+        copyOut(error.message, msg, msglen)
+        return nil
+    }
+}
+
 /// The object behind an opaque `shifter_config *`.
 final class ConfigHandle {
     let config: SiteConfig
@@ -171,12 +183,8 @@ public func shifter_request_validate(
     _ volumesOut: UnsafeMutablePointer<CChar>?, _ volumesOutLength: Int,
     _ msg: UnsafeMutablePointer<CChar>?, _ msglen: Int
 ) -> Int32 {
-    let request: shifter_validate_request
-    do {
-        request = try readRequest(pointer, firstVersionSize: Int(SHIFTER_VALIDATE_REQUEST_SIZE_VER0),
-                                  name: "shifter_request_validate", zero: shifter_validate_request())
-    } catch {
-        copyOut(error.message, msg, msglen)
+    guard let request = acceptRequest(pointer, firstVersionSize: SHIFTER_VALIDATE_REQUEST_SIZE_VER0, name: "shifter_request_validate",
+                                    zero: shifter_validate_request(), msg, msglen) else {
         return shifterInvalid
     }
     guard let handle = configHandle(config) else {
@@ -219,12 +227,8 @@ public func shifter_pyxis_request(
     _ imageOut: UnsafeMutablePointer<CChar>?, _ imageOutLength: Int, _ volumesOut: UnsafeMutablePointer<CChar>?,
     _ volumesOutLength: Int, _ msg: UnsafeMutablePointer<CChar>?, _ msglen: Int
 ) -> Int32 {
-    let given: shifter_pyxis_options
-    do {
-        given = try readRequest(request, firstVersionSize: Int(SHIFTER_PYXIS_OPTIONS_SIZE_VER0),
-                                name: "shifter_pyxis_request", zero: shifter_pyxis_options())
-    } catch {
-        copyOut(error.message, msg, msglen)
+    guard let given = acceptRequest(request, firstVersionSize: SHIFTER_PYXIS_OPTIONS_SIZE_VER0, name: "shifter_pyxis_request",
+                                    zero: shifter_pyxis_options(), msg, msglen) else {
         return shifterInvalid
     }
     let options = PyxisOptions(
@@ -315,7 +319,7 @@ private func submission(_ request: shifter_submit_request) throws(ExportFailure)
             guard site.sshPath != nil else {
                 throw ExportFailure("--ccm: this site has no sshd for containers (sshPath is not set in udiRoot.conf)", shifterInvalid)
             }
-            do { job.append(("SHIFTER_SSH", try ContainerSSH.makeKeys(config: site).encoded)) } catch let error as RuntimeError {
+            do { job.append(("SHIFTER_SSH", try ContainerSSH.makeKeys(config: site).encoded)) } catch {
                 throw ExportFailure(error)
             }
         }
@@ -341,23 +345,19 @@ public func shifter_submit(
     }
     jobOut.pointee = nil
     srunOut.pointee = nil
+    guard let request = acceptRequest(pointer, firstVersionSize: SHIFTER_SUBMIT_REQUEST_SIZE_VER0, name: "shifter_submit",
+                                      zero: shifter_submit_request(), msg, msglen) else {
+        return shifterInvalid
+    }
     do {
-        let request = try readRequest(pointer, firstVersionSize: Int(SHIFTER_SUBMIT_REQUEST_SIZE_VER0),
-                                      name: "shifter_submit", zero: shifter_submit_request())
         let planned = try submission(request)
         jobOut.pointee = cStrings(planned.job.map { $0.name + "=" + $0.value })
         srunOut.pointee = cStrings(planned.srun.map { $0.name + "=" + $0.value })
         copyOut(planned.notice, msg, msglen)
         return shifterOK
-    } catch let error as RequestStructError {
-        copyOut(error.message, msg, msglen)
-        return shifterInvalid
-    } catch let error as ExportFailure {
+    } catch {
         copyOut(error.message, msg, msglen)
         return error.status
-    } catch {
-        copyOut("\(error)", msg, msglen)
-        return shifterSystemError
     }
 }
 
@@ -365,12 +365,8 @@ public func shifter_submit(
 public func shifter_step_environment(
     _ pointer: UnsafeRawPointer?, _ envOut: UnsafeMutablePointer<CStringArray?>?, _ msg: UnsafeMutablePointer<CChar>?, _ msglen: Int
 ) -> Int32 {
-    let request: shifter_step_request
-    do {
-        request = try readRequest(pointer, firstVersionSize: Int(SHIFTER_STEP_REQUEST_SIZE_VER0),
-                                  name: "shifter_step_environment", zero: shifter_step_request())
-    } catch {
-        copyOut(error.message, msg, msglen)
+    guard let request = acceptRequest(pointer, firstVersionSize: SHIFTER_STEP_REQUEST_SIZE_VER0, name: "shifter_step_environment",
+                                    zero: shifter_step_request(), msg, msglen) else {
         return shifterInvalid
     }
     guard let envOut else {
@@ -414,12 +410,8 @@ public func shifter_step_environment(
 public func shifter_job_prolog(
     _ config: OpaquePointer?, _ pointer: UnsafeRawPointer?, _ msg: UnsafeMutablePointer<CChar>?, _ msglen: Int
 ) -> Int32 {
-    let request: shifter_prolog_request
-    do {
-        request = try readRequest(pointer, firstVersionSize: Int(SHIFTER_PROLOG_REQUEST_SIZE_VER0),
-                                  name: "shifter_job_prolog", zero: shifter_prolog_request())
-    } catch {
-        copyOut(error.message, msg, msglen)
+    guard let request = acceptRequest(pointer, firstVersionSize: SHIFTER_PROLOG_REQUEST_SIZE_VER0, name: "shifter_job_prolog",
+                                    zero: shifter_prolog_request(), msg, msglen) else {
         return shifterInvalid
     }
     guard let site = handle(config) else {
@@ -478,12 +470,8 @@ public func shifter_task_command(
     _ envpOut: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>?,
     _ msg: UnsafeMutablePointer<CChar>?, _ msglen: Int
 ) -> Int32 {
-    let request: shifter_task_request
-    do {
-        request = try readRequest(pointer, firstVersionSize: Int(SHIFTER_TASK_REQUEST_SIZE_VER0),
-                                  name: "shifter_task_command", zero: shifter_task_request())
-    } catch {
-        copyOut(error.message, msg, msglen)
+    guard let request = acceptRequest(pointer, firstVersionSize: SHIFTER_TASK_REQUEST_SIZE_VER0, name: "shifter_task_command",
+                                    zero: shifter_task_request(), msg, msglen) else {
         return shifterInvalid
     }
     guard let argvOut, let envpOut else {

@@ -3,6 +3,7 @@
 # in one run (hyperfine, in interleaved rounds; medians). Writes bench/runtime/RESULTS.md with WRITE=1.
 #
 #   bench/runtime/run.sh            RUNS=30 by default
+#   COMPARE="before=/path/to/shifter" bench/runtime/run.sh      also times other builds' entry
 . "$(dirname "$0")/../common.sh"
 RUNS=${RUNS:-30}
 OUT=$(mktemp -d /tmp/shifter-bench.XXXXXX); chmod 777 "$OUT"
@@ -82,20 +83,38 @@ start_prepared_job
 time_it shifter_prepared nsenter -t "$(cat "$SLURM_DIR/slurmd-n1.pid")" -m env SLURM_JOB_ID="$JOB" \
     setpriv --reuid="$(id -u "$BED_USER")" --regid="$(id -g "$BED_USER")" --init-groups -- \
     "$PREFIX/bin/shifter" --image="id:${digest}" /bin/true
-# The same entry, RUNS times with `shifter -v`: the shell's clock just before it execs shifter
-# against the time `shifter -v` gives for the first line of main (exec to main: the kernel's exec,
-# the loader, the C and Swift runtimes' start), and shifter's own work from main to the exec of the
-# command. Medians of each.
-for _ in $(seq "$RUNS"); do
-    nsenter -t "$(cat "$SLURM_DIR/slurmd-n1.pid")" -m env SLURM_JOB_ID="$JOB" \
+# Other builds of shifter entering the same root, beside this one: COMPARE="NAME=PATH ..." (an
+# earlier commit's build, or one linked another way); each is copied setuid root and reported as
+# shifter_prepared_NAME.
+COMPARED=()
+for pair in ${COMPARE:-}; do
+    name=${pair%%=*}
+    install -m 4755 -o root "${pair#*=}" "$OUT/shifter-$name"
+    time_it "shifter_prepared_$name" nsenter -t "$(cat "$SLURM_DIR/slurmd-n1.pid")" -m env SLURM_JOB_ID="$JOB" \
         setpriv --reuid="$(id -u "$BED_USER")" --regid="$(id -g "$BED_USER")" --init-groups -- \
-        bash -c 'echo "exec at $EPOCHREALTIME" >&2; exec "$0" -v --image="$1" /bin/true' "$PREFIX/bin/shifter" "id:${digest}" 2>&1 |
-        awk '/^exec at / { exec = $3 } /\] main began at / { main = $(NF - 4) }
-             /\] exec / { own = substr($2, 2) } END { printf "%.3f %.3f\n", (main - exec) * 1000, own }'
-done > "$OUT/phases"
-median_column() { cut -d' ' -f"$1" "$OUT/phases" | sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
-median[shifter_exec_to_main]=$(median_column 1)
-INPROCESS_MS=$(median_column 2)
+        "$OUT/shifter-$name" --image="id:${digest}" /bin/true
+    COMPARED+=("shifter_prepared_$name")
+done
+# The same entry, RUNS times with `shifter -v` (and each COMPARE build's, interleaved): the
+# shell's clock just before it execs shifter against the time `shifter -v` gives for the first line
+# of main (exec to main: the kernel's exec, the loader, the C and Swift runtimes' start), and
+# shifter's own work from main to the exec of the command. Medians of each.
+declare -A PHASED_BINARY=([shifter_prepared]=$PREFIX/bin/shifter)
+for name in "${COMPARED[@]}"; do PHASED_BINARY[$name]=$OUT/shifter-${name#shifter_prepared_}; done
+for _ in $(seq "$RUNS"); do
+    for name in shifter_prepared "${COMPARED[@]}"; do
+        nsenter -t "$(cat "$SLURM_DIR/slurmd-n1.pid")" -m env SLURM_JOB_ID="$JOB" \
+            setpriv --reuid="$(id -u "$BED_USER")" --regid="$(id -g "$BED_USER")" --init-groups -- \
+            bash -c 'echo "exec at $EPOCHREALTIME" >&2; exec "$0" -v --image="$1" /bin/true' "${PHASED_BINARY[$name]}" "id:${digest}" 2>&1 |
+            awk '/^exec at / { exec = $3 } /\] main began at / { main = $(NF - 4) }
+                 /\] exec / { own = substr($2, 2) } END { printf "%.3f %.3f\n", (main - exec) * 1000, own }' >>"$OUT/$name.phases"
+    done
+done
+median_column() { # WAY COLUMN
+    cut -d' ' -f"$2" "$OUT/$1.phases" | sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+median[shifter_exec_to_main]=$(median_column shifter_prepared 1)
+INPROCESS_MS=$(median_column shifter_prepared 2)
 
 # Charliecloud on a directory image (unprivileged user namespace).
 rm -rf "$OUT/chdir"; unsquashfs -q -d "$OUT/chdir" "$squashfs" >/dev/null
@@ -136,7 +155,7 @@ run_rounds
 
 base=${median[chroot]}
 # The rows of the table and of results.csv, in this order.
-REPORTED=(chroot swift_chroot shifter_prepared shifter_exec_to_main shifter_private ch_run crun podman)
+REPORTED=(chroot swift_chroot shifter_prepared "${COMPARED[@]}" shifter_exec_to_main shifter_private ch_run crun podman)
 report() {
     echo "| way | median (ms) | × bare chroot | note |"
     echo "|---|---|---|---|"
@@ -148,6 +167,16 @@ report() {
             printf '| %s | did not run | | %s |\n' "$name" "${note[$name]:-}"
         fi
     done
+    for name in "${COMPARED[@]}"; do
+        [ -n "${median[$name]:-}" ] && [ -n "${median[shifter_prepared]:-}" ] && \
+            printf '\nshifter (prepared) vs %s: %.3f× its time\n' "$name" "$(echo "${median[shifter_prepared]} / ${median[$name]}" | bc -l)"
+    done
+    if [ ${#COMPARED[@]} -gt 0 ]; then
+        printf '\n| build | exec to main (ms) | main to exec (ms) |\n|---|---|---|\n'
+        for name in shifter_prepared "${COMPARED[@]}"; do
+            printf '| %s | %s | %s |\n' "$name" "$(median_column "$name" 1)" "$(median_column "$name" 2)"
+        done
+    fi
     for peer in ch_run crun podman; do
         [ -n "${median[$peer]:-}" ] && [ -n "${median[shifter_prepared]:-}" ] && \
             printf '\nshifter (prepared) vs %s: %.2f× faster\n' "$peer" "$(echo "${median[$peer]} / ${median[shifter_prepared]}" | bc -l)"

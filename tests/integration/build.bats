@@ -31,6 +31,23 @@ needed_libs() { ldd "$1" | awk '{print $1}'; }
     [[ "$output" == *"statically linked"* ]]
 }
 
+@test "shifter's start-up order is current and in effect: the build has most of its functions, placed in its order" {
+    # Of the functions Sources/shifter-command/startup.order lists, the ones the binary has, and
+    # how many of the steps from one to the next go up in address. A list gone stale (the names
+    # changed) fails the first count: run bench/runtime/startup-order.sh again. A link that left
+    # the list out places them as it likes, and about half the steps go up.
+    nm "$SHIFTER_PREFIX/bin/shifter" | awk 'NF == 3 { print $3, $1 }' >"$BATS_TEST_TMPDIR/symbols"
+    read -r present missing ascending < <(awk '
+        NR == FNR { address[$1] = $2; next }
+        $1 in address { if (n++ && address[$1] > last) up++; last = address[$1]; next }
+        { missing++ }
+        END { print n + 0, missing + 0, up + 0 }' "$BATS_TEST_TMPDIR/symbols" "$SHIFTER_SOURCE/Sources/shifter-command/startup.order")
+    echo "$present present, $missing missing, $ascending of $((present - 1)) steps ascending"
+    [ "$present" -ge 500 ]
+    [ $((present * 10)) -ge $(((present + missing) * 9)) ]
+    [ $((ascending * 4)) -ge $(((present - 1) * 3)) ]
+}
+
 @test "libshifter.so carries no RPATH or RUNPATH: it searches no directory of its own" {
     run readelf -d "$SHIFTER_PREFIX/lib/shifter/libshifter.so"
     [ "$status" -eq 0 ]

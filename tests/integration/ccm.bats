@@ -20,9 +20,12 @@ setup() {
 teardown() {
     # A job the test left running holds its nodes for the next test, and a squatting sshd its port.
     [ -p "$OUT/go" ] && timeout 5 sh -c "echo go > '$OUT/go'" 2>/dev/null || true
+    [ -p "$OUT/go2" ] && timeout 5 sh -c "echo go > '$OUT/go2'" 2>/dev/null || true
+    [ -f "$OUT/shell2.pid" ] && kill "$(cat "$OUT/shell2.pid")" 2>/dev/null || true
     [ -f "$OUT/squatter.pid" ] && kill "$(cat "$OUT/squatter.pid")" 2>/dev/null || true
     [ -f "$OUT/reader.pid" ] && kill "$(cat "$OUT/reader.pid")" 2>/dev/null || true
     [ -n "${job:-}" ] && scancel "$job" 2>/dev/null && wait_job "$job" || true
+    [ -n "${job2:-}" ] && scancel "$job2" 2>/dev/null && wait_job "$job2" || true
     rm -rf "$OUT"
 }
 
@@ -125,7 +128,7 @@ SCRIPT
     assert_nodes_clean "$job"
 }
 
-@test "ccm: a process started over ssh that keeps forking and exiting ends with the job; no mount or loop device is left, the node stays in service" {
+@test "ccm: a process started over ssh that keeps forking and exiting ends with the job, and another user's job and shell on the node go on; no mount or loop device is left, the node stays in service" {
     [ -n "$PORT_N1" ] || skip "the bed's udiRoot.conf has no sshNodePorts"
     [ -n "$CGROUP2" ] || skip "no cgroup2 hierarchy is mounted on this host"
     # Each generation starts the next in the background and exits a moment later: its pid
@@ -156,6 +159,19 @@ SCRIPT
     local group=$CGROUP2/shifter/job-$job-n1 pid
     for pid in $(sshd_of_user); do grep -qxF "0::/shifter/job-$job-n1" "/proc/$pid/cgroup"; done
     [ "$(wc -l <"$group/cgroup.procs")" -ge 2 ]
+    # Beside it on n1, the other user: a job of their own, whose step waits, and a process of a
+    # shell. The epilog's kill of the first job's group must leave both alone.
+    mkfifo -m 666 "$OUT/go2"
+    cat >"$OUT/job2.sh" <<SCRIPT
+#!/bin/sh
+srun -N1 -n1 -w n1 shifter sh -c 'echo step2 running; cat $OUT/go2 >/dev/null; echo step2 done'
+SCRIPT
+    chmod 644 "$OUT/job2.sh"
+    job2=$(submit "$BED_USER2" -N1 -n1 -w n1 -o "$OUT/out2" --image="$IMAGE_BUSYBOX" "$OUT/job2.sh")
+    wait_for_line "$OUT/out2" "step2 running"
+    mkfifo -m 666 "$OUT/shell2"
+    as_user "$BED_USER2" sh -c "echo \$\$ >$OUT/shell2; exec sleep 600" </dev/null >/dev/null 2>&1 3>&- &
+    cat "$OUT/shell2" >"$OUT/shell2.pid"
     echo go >"$OUT/go"
     wait_job "$job"
     [ "$(job_state "$job")" = COMPLETED ]
@@ -163,7 +179,16 @@ SCRIPT
     wait "$(cat "$OUT/reader.pid")"
     [ -z "$(sshd_of_user)" ]
     [ ! -e "$group" ]
+    # The other user's step and process lived through it, and the step ends as it would have.
+    [ "$(squeue -h -j "$job2" -o %T)" = RUNNING ]
+    [ "$(stat -c %U "/proc/$(cat "$OUT/shell2.pid")")" = "$BED_USER2" ]
+    echo go >"$OUT/go2"
+    wait_job "$job2"
+    cat "$OUT/out2"
+    [ "$(job_state "$job2")" = COMPLETED ]
+    grep -qxF "step2 done" "$OUT/out2"
     assert_nodes_clean "$job"
+    assert_nodes_clean "$job2"
     # The epilog counted the node clean, and it was: in service, not drained.
     [ "$(sinfo -h -n n1 -o %t)" = idle ]
     ! grep -q "shifter: epilog: job $job:" "$SLURM_DIR/log/slurmd-n1.log" || false

@@ -129,6 +129,19 @@ teardown_file() {
     [[ $WORK == /tmp/shifterimg-gateway.* ]] && rm -rf "$WORK"
 }
 
+# run_until_not_in_use USER ARGS...: `shifterimg ARGS` as USER, again every half second while
+# the gateway refuses it for an image in use (409), for at most 30 s; bats' run leaves the last
+# answer in $status and $output.
+run_until_not_in_use() {
+    for _ in $(seq 60); do
+        run simg "$@"
+        echo "$output"
+        [ "$status" -eq 0 ] && return
+        [[ "$output" == *"refused for now (409 conflict"* ]] || return 0
+        sleep 0.5
+    done
+}
+
 # simg USER ARGS...: shifterimg as USER with the gateway's site configuration ($SIMG_CONFIG, by
 # default the first cluster's), from $WORK, with that user's own credentials file.
 simg() {
@@ -232,13 +245,7 @@ PROGRESS_LINE='^progress status=(PENDING|PULLING|CONVERSION|READY) received=([0-
     [ "$status" -eq 1 ]
     [[ "$stderr" == "shifterimg: rm test/layered:latest: refused for now (409 conflict from gateway "*"job time limit"* ]]
     # Refused until the job time limit has passed since the lookup, then removed.
-    for _ in $(seq 60); do
-        run simg "$BED_USER" rm test/layered:latest
-        echo "$output"
-        [ "$status" -eq 0 ] && break
-        [[ "$output" == *"refused for now (409 conflict"* ]]
-        sleep 0.5
-    done
+    run_until_not_in_use "$BED_USER" rm test/layered:latest
     [ "$status" -eq 0 ]
     [ "$output" = "removed $id" ]
     [ ! -e "$WORK/images/${id#sha256:}.squashfs" ]
@@ -259,13 +266,7 @@ PROGRESS_LINE='^progress status=(PENDING|PULLING|CONVERSION|READY) received=([0-
     [ "$status" -eq 1 ]
     [[ "$stderr" == *"refused for now (409 conflict"* ]]
     # Refused until the job time limit has passed since the lookup, then expired.
-    for _ in $(seq 60); do
-        run simg root expire test/busybox:latest
-        echo "$output"
-        [ "$status" -eq 0 ] && break
-        [[ "$output" == *"refused for now (409 conflict"* ]]
-        sleep 0.5
-    done
+    run_until_not_in_use root expire test/busybox:latest
     [ "$status" -eq 0 ]
     [ "$output" = "expired docker:$REGISTRY_ANON/test/busybox:latest $id" ]
     run simg "$BED_USER" lookup test/busybox:latest
