@@ -14,6 +14,7 @@
 #include <linux/loop.h>
 #include <linux/mount.h>
 #include <linux/openat2.h>
+#include <sys/auxv.h>
 #include <sys/fsuid.h>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
@@ -77,6 +78,10 @@ int cshifter_set_no_new_privs(void) {
 
 int cshifter_set_not_dumpable(void) {
     return prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) == 0 ? 0 : -errno;
+}
+
+int cshifter_secure_mode(void) {
+    return getauxval(AT_SECURE) != 0;
 }
 
 int cshifter_drop_bounding_set(void) {

@@ -20,6 +20,22 @@ public struct ContainerEnvironment: Sendable, Equatable {
         }
     }
 
+    /// The entries of `executed` (the environment a program was executed with) whose names are
+    /// missing from `remaining` (its `environ` at start), the first of each name, in order: what
+    /// the C library's secure mode removed from a setuid program's environment (`LD_LIBRARY_PATH`,
+    /// `LD_PRELOAD`, `TMPDIR`, ...), for the user's command, which runs without privilege.
+    public static func removedAtStart(executed: [String], remaining: [String]) -> [String] {
+        func name(_ entry: String) -> Substring? {
+            guard let equals = entry.firstIndex(of: "="), equals != entry.startIndex else { return nil }
+            return entry[..<equals]
+        }
+        var seen = Set(remaining.compactMap(name))
+        return executed.filter { entry in
+            guard let name = name(entry) else { return false }
+            return seen.insert(name).inserted
+        }
+    }
+
     /// The PATH used for command lookup when the environment has none, as in Docker.
     public static let defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 

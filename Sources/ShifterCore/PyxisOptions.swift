@@ -13,10 +13,9 @@ public struct PyxisOptions: Sendable, Equatable {
     /// `--container-env=NAME[,NAME...]`.
     public var environment: String?
     /// `--container-mount-home` (true) or `--no-container-mount-home` (false); the last one given
-    /// wins. Shifter mounts host paths into containers only where the site says (`siteFs`), so the
-    /// home directory is there when a site filesystem brings it at its own path, with either option
-    /// or none (Pyxis says as much of enroot's site settings); `--container-mount-home` fails at
-    /// submission, with the reason, where none does.
+    /// wins. The home directory is there when a site filesystem brings it at its own path, with
+    /// either option or none (Pyxis says as much of enroot's site settings); elsewhere
+    /// `--container-mount-home` mounts the host's, as Pyxis does.
     public var mountHome: Bool?
     /// `--container-remap-root`, which Shifter refuses.
     public var remapRoot = false
@@ -67,15 +66,14 @@ public struct PyxisOptions: Sendable, Equatable {
         guard let image, !image.isEmpty else {
             throw PyxisOptionsError(option: "--container-mounts, --container-workdir and --container-env", reason: "need --container-image")
         }
-        let volumes = try Self.volumes(mounts)
+        var volumes = try Self.volumes(mounts)
         if mountHome == true {
             guard let home, home.hasPrefix("/") else {
                 throw PyxisOptionsError(option: "--container-mount-home", reason: "the user has no absolute home directory in the passwd database")
             }
-            guard sitePaths.contains(where: { home == $0 || $0 == "/" || home.hasPrefix($0 + "/") }) else {
-                throw PyxisOptionsError(
-                    option: "--container-mount-home",
-                    reason: "the home directory \(home) is on no filesystem this site mounts into containers (siteFs in udiRoot.conf); ask the administrators, or mount a directory below a site filesystem with --container-mounts")
+            // A home on a site filesystem is there already; any other is the host's, as in Pyxis.
+            if !sitePaths.contains(where: { home == $0 || $0 == "/" || home.hasPrefix($0 + "/") }) {
+                volumes.append(try Self.volume(source: home, target: home, readOnly: false, option: "--container-mount-home"))
             }
         }
         var workdir: String?
@@ -135,9 +133,10 @@ public struct PyxisOptions: Sendable, Equatable {
         return reference
     }
 
-    /// `SRC[:DST[:FLAGS]]`, `,`-separated, flags `+`-separated, as Shifter volumes. `ro` makes a
-    /// volume read-only; `rw` and the propagation flags (Shifter's mounts are private) change
-    /// nothing; any other flag is refused.
+    /// `SRC[:DST[:FLAGS]]`, `,`-separated, flags `+`-separated, as Shifter volumes of host
+    /// directories (the flag `host`: SRC is the host path, as in Pyxis, not the container's). `ro`
+    /// makes a volume read-only; `rw` and the propagation flags (Shifter's mounts are private)
+    /// change nothing; any other flag is refused.
     static func volumes(_ text: String?) throws(PyxisOptionsError) -> [String] {
         guard let text, !text.isEmpty else { return [] }
         var result: [String] = []
@@ -163,9 +162,19 @@ public struct PyxisOptions: Sendable, Equatable {
                     }
                 }
             }
-            result.append(VolumeText(source: source, target: target, readOnly: readOnly).text)
+            result.append(try volume(source: source, target: target, readOnly: readOnly, option: option))
         }
         return result
+    }
+
+    /// One volume of the host directory `source`, checked as the node will check it.
+    static func volume(source: String, target: String, readOnly: Bool, option: String) throws(PyxisOptionsError) -> String {
+        let text = "\(source):\(target)" + (readOnly ? ":ro" : "") + ":host"
+        do {
+            return try VolumeSpec.parse(text).canonical
+        } catch {
+            throw PyxisOptionsError(option: option, reason: error.reason)
+        }
     }
 
     /// `NAME[,NAME...]`, each a valid variable name.
@@ -179,13 +188,6 @@ public struct PyxisOptions: Sendable, Equatable {
             if !names.contains(String(name)) { names.append(String(name)) }
         }
         return names
-    }
-
-    private struct VolumeText {
-        var source: String
-        var target: String
-        var readOnly: Bool
-        var text: String { readOnly ? "\(source):\(target):ro" : "\(source):\(target)" }
     }
 }
 

@@ -35,13 +35,16 @@ public struct PerNodeCacheSpec: Hashable, Sendable {
 
 /// A user volume: `FROM:TO[:FLAG[:FLAG...]]` (SPEC section 4).
 ///
-/// FROM and TO follow `NormalisedPath`: absolute, `[A-Za-z0-9_./+-]` only, no `..`, with doubled
+/// FROM is a directory of the container: of a site mount (`siteFs`, `/tmp`) or of an earlier
+/// volume, never the image's own; with the flag `host` (which Pyxis-style `--container-mounts`
+/// sets) it is the host's directory of that name instead, always bound with everything mounted
+/// below it. FROM and TO follow `NormalisedPath`: absolute, `[A-Za-z0-9_./+-]` only, no `..`, with doubled
 /// and trailing `/` and `.` components collapsed. TO may not be `/`, `/opt`, or be or lie under
 /// `/etc`, `/var` (except `/var/tmp`), `/proc`, `/sys`, `/dev` or `/opt/udiImage`. Flag names are
 /// matched without regard to case, as in the old Shifter. For a `perNodeCache` volume FROM is
 /// required by the grammar but unused: the cache is created, not bind-mounted.
 public struct VolumeSpec: Hashable, Sendable {
-    /// The directory to mount, as seen inside the container.
+    /// The directory to mount, as seen inside the container (on the host with `hostSource`).
     public var source: String
     /// Where it appears in the container.
     public var target: String
@@ -53,6 +56,8 @@ public struct VolumeSpec: Hashable, Sendable {
     public var propagation: MountPropagation?
     /// A per-node cache to create at `target` instead of a bind mount.
     public var perNodeCache: PerNodeCacheSpec?
+    /// `source` is a host path (the flag `host`), opened with the user's rights on the host.
+    public var hostSource: Bool
 
     /// Targets that may be neither the target nor an ancestor-or-equal of it.
     static let forbiddenTargetTrees = ["/etc", "/var", "/proc", "/sys", "/dev", "/opt/udiImage"]
@@ -64,7 +69,7 @@ public struct VolumeSpec: Hashable, Sendable {
     /// Creates a volume without validating it; `parse` is the checked way in.
     public init(
         source: String, target: String, readOnly: Bool = false, recursive: Bool = false,
-        propagation: MountPropagation? = nil, perNodeCache: PerNodeCacheSpec? = nil
+        propagation: MountPropagation? = nil, perNodeCache: PerNodeCacheSpec? = nil, hostSource: Bool = false
     ) {
         self.source = source
         self.target = target
@@ -72,6 +77,7 @@ public struct VolumeSpec: Hashable, Sendable {
         self.recursive = recursive
         self.propagation = propagation
         self.perNodeCache = perNodeCache
+        self.hostSource = hostSource
     }
 
     /// Parses one `FROM:TO[:FLAG...]` volume.
@@ -93,13 +99,13 @@ public struct VolumeSpec: Hashable, Sendable {
         if let reason = forbiddenTargetReason(target) { throw fail(reason) }
         let flags: MountFlags
         do {
-            flags = try MountFlags.parse(fields.dropFirst(2), allowPerNodeCache: true)
+            flags = try MountFlags.parse(fields.dropFirst(2), userVolume: true)
         } catch {
             throw fail(error.reason)
         }
         return VolumeSpec(
             source: source, target: target, readOnly: flags.readOnly, recursive: flags.recursive,
-            propagation: flags.propagation, perNodeCache: flags.perNodeCache)
+            propagation: flags.propagation, perNodeCache: flags.perNodeCache, hostSource: flags.hostSource)
     }
 
     /// Parses volumes joined by `;`, skipping empty entries; two volumes may not share a target.
@@ -132,6 +138,7 @@ public struct VolumeSpec: Hashable, Sendable {
         if recursive { parts.append("rec") }
         if let propagation { parts.append(propagation.rawValue) }
         if let perNodeCache { parts.append(perNodeCache.canonical) }
+        if hostSource { parts.append("host") }
         return parts.joined(separator: ":")
     }
 
@@ -227,7 +234,7 @@ public struct SiteMount: Hashable, Sendable {
         if forbiddenTargets.contains(target) { throw fail("target may not be \(target)") }
         let flags: MountFlags
         do {
-            flags = try MountFlags.parse(fields.dropFirst(2), allowPerNodeCache: false)
+            flags = try MountFlags.parse(fields.dropFirst(2), userVolume: false)
         } catch {
             throw fail(error.reason)
         }
@@ -281,12 +288,13 @@ struct MountFlags {
     var recursive = false
     var propagation: MountPropagation?
     var perNodeCache: PerNodeCacheSpec?
+    var hostSource = false
 
     struct Violation: Error {
         var reason: String
     }
 
-    static func parse(_ fields: ArraySlice<Substring>, allowPerNodeCache: Bool) throws(Violation) -> MountFlags {
+    static func parse(_ fields: ArraySlice<Substring>, userVolume: Bool) throws(Violation) -> MountFlags {
         var flags = MountFlags()
         var sawOtherFlag = false
         for field in fields {
@@ -305,7 +313,10 @@ struct MountFlags {
                     throw Violation(reason: "flags \"slave\" and \"private\" cannot be combined")
                 }
                 flags.propagation = requested
-            case "pernodecache" where allowPerNodeCache:
+            case "host" where userVolume: flags.hostSource = true
+            case "host":
+                throw Violation(reason: "host is only for user volumes (a site mount's source is always the host's)")
+            case "pernodecache" where userVolume:
                 if flags.perNodeCache != nil { throw Violation(reason: "perNodeCache is given twice") }
                 flags.perNodeCache = try parsePerNodeCache(hasValue ? field[field.index(after: nameEnd)...] : "")
                 continue
@@ -314,7 +325,7 @@ struct MountFlags {
             case "":
                 throw Violation(reason: "empty flag (doubled or trailing \":\")")
             default:
-                let known = allowPerNodeCache ? "ro, rec, slave, private, perNodeCache=..." : "ro, rec, slave, private"
+                let known = userVolume ? "ro, rec, slave, private, host, perNodeCache=..." : "ro, rec, slave, private"
                 throw Violation(reason: "unknown flag \(quoted(field)) (known: \(known))")
             }
             sawOtherFlag = true

@@ -4,9 +4,11 @@ import Glibc
 import ShifterCore
 import ShifterSystem
 
-/// Mounts a user's `--volume`. FROM is looked up inside the container (the image and the site
-/// mounts) with the user's own credentials, so a user can mount only what they can already reach
-/// there; the mount is always `nosuid,nodev`.
+/// Mounts a user's `--volume`. FROM is looked up inside the container (the site mounts and earlier
+/// volumes; the image's own directories are refused) or, with the flag `host`, on the host, with
+/// the user's own credentials either way, so a user can mount only what they can already reach
+/// there. The mount is always `nosuid,nodev`; a host directory is bound with everything mounted
+/// below it (and the flags on all of it), so nothing a mount on the host hides comes to light.
 struct UserVolumeMounter {
     let layout: RootLayout
     let user: ContainerUser
@@ -17,9 +19,10 @@ struct UserVolumeMounter {
         let describe = { (reason: String) in RuntimeError("volume \"\(volume.canonical)\": \(reason)") }
         // The user's own attempt comes first, and is all a failure reports: root's lookup would
         // tell apart a missing path, a file and a directory the user may not enter.
+        let lookupRoot = volume.hostSource ? "/" : layout.root
         let opened: (device: UInt64, inode: UInt64)
         do {
-            opened = try UserAccess.openDirectory(volume.source, root: layout.root, uid: user.uid, gid: user.gid,
+            opened = try UserAccess.openDirectory(volume.source, root: lookupRoot, uid: user.uid, gid: user.gid,
                                                   groups: user.groups + [user.gid])
         } catch where error.errno == ETIMEDOUT {
             throw describe("source \(volume.source) did not answer within \(UserAccess.timeLimit.components.seconds) s when user \(user.name) opened it (a filesystem that does not respond?)")
@@ -30,13 +33,23 @@ struct UserVolumeMounter {
         // someone swapped a path in between.
         let source: ContainedPath
         do {
-            source = try ContainedPath(root: layout.root, path: volume.source)
+            source = try ContainedPath(root: lookupRoot, path: volume.source)
         } catch {
             throw describe("source \(volume.source) changed while it was being checked")
         }
         guard let status = try? source.status(), status.kind == .directory, status.device == opened.device,
               status.inode == opened.inode else {
             throw describe("source \(volume.source) changed while it was being checked")
+        }
+        // A directory on the root's own filesystem (the overlay) is the image's: binding it
+        // elsewhere is never what a user who named a host path meant.
+        if !volume.hostSource {
+            guard let rootStatus = try? ContainedPath(root: layout.root, path: "/").status() else {
+                throw describe("the container's root could not be examined")
+            }
+            if status.device == rootStatus.device {
+                throw describe("source \(volume.source) is the image's own directory, on no site filesystem (siteFs in udiRoot.conf) and no earlier volume; to mount the host's \(volume.source), add the flag host (\(volume.source):\(volume.target):host)")
+            }
         }
         do {
             let target = try ContainedPath.makingDirectories(root: layout.root, path: volume.target, strict: true)
@@ -45,7 +58,7 @@ struct UserVolumeMounter {
             }
             var attributes: BindAttributes = [.noSetuid, .noDevices]
             if volume.readOnly { attributes.insert(.readOnly) }
-            try Mounts.bind(from: source, onto: target, recursive: volume.recursive, attributes: attributes,
+            try Mounts.bind(from: source, onto: target, recursive: volume.recursive || volume.hostSource, attributes: attributes,
                             propagation: BindPropagation(volume.propagation ?? propagation))
         } catch {
             throw RuntimeError.from(error, describe)

@@ -91,6 +91,17 @@ extension ProcessControl {
         umask(0o022)
     }
 
+    /// The environment this process was executed with, as the kernel keeps it
+    /// (`/proc/self/environ`), where the C library started it in secure mode (`AT_SECURE`: a
+    /// setuid program) and so removed variables such as `LD_LIBRARY_PATH` and `TMPDIR` from
+    /// `environ`; nil in a program started normally, or where `/proc` cannot say.
+    /// `getauxval(3)`, `proc_pid_environ(5)`.
+    public static func environmentBeforeSecureMode() -> [String]? {
+        guard cshifter_secure_mode() != 0,
+              let bytes = try? FileSystem.readFile("/proc/self/environ", limit: 8 << 20) else { return nil }
+        return bytes.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
+    }
+
     /// The current working directory, or nil where it has none that fits `PATH_MAX` (removed, or
     /// out of reach). `getcwd(3)`.
     public static func currentDirectory() -> String? {

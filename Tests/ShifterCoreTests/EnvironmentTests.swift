@@ -155,6 +155,24 @@ struct ContainerEnvironmentTests {
         #expect(environment.names == ["NEW", "LAST"])
         #expect(environment.count == 2)
     }
+
+    @Test("what secure mode removed: the executed environment's names missing from environ, first of each, in order", arguments: [
+        // glibc's secure mode removes these from a setuid program's environ.
+        (["PATH=/bin", "LD_LIBRARY_PATH=/opt/lib", "HOME=/h", "TMPDIR=/scratch"], ["PATH=/bin", "HOME=/h"],
+         ["LD_LIBRARY_PATH=/opt/lib", "TMPDIR=/scratch"]),
+        // Nothing removed: nothing to give back.
+        (["PATH=/bin", "A=1"], ["PATH=/bin", "A=1"], []),
+        // A name given twice comes back once, with its first value, as getenv(3) reads it.
+        (["LD_PRELOAD=/a.so", "LD_PRELOAD=/b.so"], [], ["LD_PRELOAD=/a.so"]),
+        // A name still in environ keeps its value there, whatever the executed one said.
+        (["A=old", "B=2"], ["A=new"], ["B=2"]),
+        // Entries without a name or "=" are not variables.
+        (["=x", "junk", "LD_AUDIT="], [], ["LD_AUDIT="]),
+        ([], ["A=1"], []),
+    ] as [([String], [String], [String])])
+    func removedAtStart(executed: [String], remaining: [String], expected: [String]) {
+        #expect(ContainerEnvironment.removedAtStart(executed: executed, remaining: remaining) == expected)
+    }
 }
 
 struct CommandCase: Sendable, CustomTestStringConvertible {

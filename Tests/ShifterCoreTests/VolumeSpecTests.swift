@@ -88,6 +88,8 @@ struct VolumeSpecTests {
         ("/d:/s:perNodeCache=size=1t,bs=4k,fs=xfs,method=loop", "/d:/s:perNodeCache=size=1T,bs=4K,fs=xfs,method=loop"),
         ("/d:/s:pernodecache=SIZE=100M,FS=XFS,Method=Loop", "/d:/s:perNodeCache=size=100M,fs=xfs,method=loop"),
         ("/d:/s:perNodeCache=size=1000", "/d:/s:perNodeCache=size=1000,fs=xfs,method=loop"),
+        ("/home/u:/data:host", "/home/u:/data:host"),
+        ("/home/u:/data:HOST:ro", "/home/u:/data:ro:host"),
     ])
     func parsesVolume(text: String, canonical: String) throws {
         let volume = try VolumeSpec.parse(text)
@@ -140,6 +142,9 @@ struct VolumeSpecTests {
         ("/a:/b:perNodeCache=size", "must be KEY=VALUE"),
         ("/a:/b:perNodeCache=size=1G:ro", "cannot be combined with other flags"),
         ("/a:/b:perNodeCache=size=1G:perNodeCache=size=1G", "perNodeCache is given twice"),
+        ("/a:/b:perNodeCache=size=1G:host", "cannot be combined with other flags"),
+        ("/a:/b:host=1", "flag \"host\" takes no value"),
+        ("/a:/etc/x:host", "target may not be under /etc"),
     ])
     func rejectsVolume(text: String, fragment: String) {
         #expect {
@@ -264,6 +269,7 @@ struct SiteMountTests {
         ("/x:/", "target may not be /"),
         ("/x:/opt", "target may not be /opt"),
         ("/x:/y:perNodeCache=size=1G", "perNodeCache is only for user volumes"),
+        ("/x:/y:host", "host is only for user volumes"),
         ("/x:/y:bogus", "unknown flag \"bogus\""),
         ("", "path is empty"),
         ("/x:", "path is empty"),

@@ -62,7 +62,7 @@ SCRIPT
     assert_nodes_clean "$job"
 }
 
-@test "pyxis: srun --container-image from a login node; --container-mount-home is refused where no site filesystem brings the home directory" {
+@test "pyxis: srun --container-image from a login node; --container-mount-home mounts the host's home where no site filesystem brings it" {
     local home
     home=$(getent passwd "$U" | cut -d: -f6)
     echo "in the home directory" >"$home/pyxis-home-test"
@@ -76,14 +76,48 @@ SCRIPT
     run as_user "$U" srun -N1 --container-image="$PYXIS_IMAGE" --no-container-mount-home sh -c "test -e '$home/pyxis-home-test' && echo there || echo absent"
     [ "$status" -eq 0 ]
     [ "${lines[-1]}" = absent ]
-    run as_user "$U" srun -N1 --container-image="$PYXIS_IMAGE" --container-mount-home true
+    run as_user "$U" srun -N1 --container-image="$PYXIS_IMAGE" --container-mount-home sh -c "cat '$home/pyxis-home-test'"
     echo "$output"
-    [ "$status" -ne 0 ]
-    [[ "$output" == *"shifter: submit: --container-mount-home: the home directory $home is on no filesystem this site mounts into containers (siteFs in udiRoot.conf); ask the administrators, or mount a directory below a site filesystem with --container-mounts"* ]]
-    # A directory on a site filesystem (/site here) is there with or without the option.
-    run as_user "$U" srun -N1 --container-image="$PYXIS_IMAGE" --container-mounts=/site:/from-site:ro cat /from-site/README
+    [ "$status" -eq 0 ]
+    [ "${lines[-1]}" = "in the home directory" ]
+    # A site filesystem's host directory (/site in the container) mounts like any other.
+    run as_user "$U" srun -N1 --container-image="$PYXIS_IMAGE" --container-mounts="$BED_DIR/site:/from-site:ro" cat /from-site/README
     [ "$status" -eq 0 ]
     [ "${lines[-1]}" = "a file from the site" ]
+}
+
+@test "pyxis: a mount source is the host's path, as in Pyxis, opened with the user's rights; another user's is refused" {
+    # /home and /var/tmp are on no site filesystem of the bed: Shifter's --volume would look them
+    # up in the image.
+    local top=/var/tmp/shifter-pyxis-mounts
+    rm -rf "$top" && mkdir -p "$top/mine" "$top/theirs"
+    echo "from the host" >"$top/mine/f"
+    chown -R "$U" "$top/mine"
+    chown "$BED_USER2" "$top/theirs" && chmod 700 "$top/theirs"
+    run as_user "$U" srun -N1 --container-image="$PYXIS_IMAGE" --container-mounts="$top/mine:/test-mnt,/home:/test-home:ro" \
+        sh -c 'cat /test-mnt/f; ls /test-home'
+    echo "$output"
+    [ "$status" -eq 0 ]
+    [ "${lines[0]}" = "from the host" ]
+    # The host's /home, not the image's (which has none of the bed's users).
+    [[ "$output" == *"$U"* ]]
+    run as_user "$U" srun -N1 --container-image="$PYXIS_IMAGE" --container-mounts="$top/theirs:/test-mnt" true
+    echo "$output"
+    rm -rf "$top"
+    [ "$status" -ne 0 ]
+    [[ "$output" == *"user $U may not open source $top/theirs: Permission denied"* ]]
+}
+
+@test "pyxis: LD_LIBRARY_PATH and TMPDIR reach the task, with and without --container-env" {
+    run as_user "$U" env LD_LIBRARY_PATH=/opt/host/lib TMPDIR=/tmp/u-tmp srun -N1 --container-image="$PYXIS_IMAGE" \
+        sh -c 'echo "ld=$LD_LIBRARY_PATH tmp=$TMPDIR"'
+    echo "$output"
+    [ "$status" -eq 0 ]
+    [ "${lines[-1]}" = "ld=/opt/host/lib tmp=/tmp/u-tmp" ]
+    run as_user "$U" env LD_LIBRARY_PATH=/opt/host/lib srun -N1 --container-image="$PYXIS_IMAGE" --container-env=LD_LIBRARY_PATH \
+        sh -c 'echo "ld=$LD_LIBRARY_PATH"'
+    [ "$status" -eq 0 ]
+    [ "${lines[-1]}" = "ld=/opt/host/lib" ]
 }
 
 @test "pyxis: options Shifter cannot honour are refused at submission with the reason" {

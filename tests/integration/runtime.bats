@@ -296,6 +296,85 @@ SCRIPT
     [[ "$output" == *"Permission denied"* ]]
 }
 
+@test "LD_LIBRARY_PATH, LD_PRELOAD and TMPDIR reach the command, which the C library's secure mode strips from the setuid shifter" {
+    # env VARIABLES... COMMAND as the user, from /tmp.
+    env_as() { local user=$1; shift; (cd /tmp && runuser -u "$user" -- env "$@"); }
+    run env_as "$U" LD_LIBRARY_PATH=/opt/lib:/x LD_PRELOAD= TMPDIR=/tmp/u-tmp "$SHIFTER" --image="$IMAGE_BUSYBOX" \
+        sh -c 'echo "ld=$LD_LIBRARY_PATH tmp=$TMPDIR preload=${LD_PRELOAD-unset}"'
+    echo "$output"
+    [ "$status" -eq 0 ]
+    [ "$output" = "ld=/opt/lib:/x tmp=/tmp/u-tmp preload=" ]
+    # --clearenv still starts from nothing.
+    run env_as "$U" LD_LIBRARY_PATH=/opt/lib "$SHIFTER" --image="$IMAGE_BUSYBOX" --clearenv sh -c 'echo "ld=${LD_LIBRARY_PATH-unset}"'
+    [ "$status" -eq 0 ]
+    [ "$output" = "ld=unset" ]
+}
+
+@test "a volume of the image's own directory is refused with the reason, never mounted in place of the host's" {
+    # /bin is the image's (the bed's site filesystems are /site and /tmp): the user meant the host's.
+    run shifter_as "$U" --image="$IMAGE_BUSYBOX" -V /bin:/x ls /x
+    echo "$output"
+    [ "$status" -eq 1 ]
+    [[ "$output" == *"volume \"/bin:/x\": source /bin is the image's own directory, on no site filesystem (siteFs in udiRoot.conf) and no earlier volume; to mount the host's /bin, add the flag host (/bin:/x:host)" ]]
+    # A directory of a site filesystem, and one of an earlier volume, are taken as before.
+    mkdir -p /tmp/shifter-vol3/sub && chown -R "$U" /tmp/shifter-vol3
+    run shifter_as "$U" --image="$IMAGE_BUSYBOX" -V "/tmp/shifter-vol3:/a;/a/sub:/b" sh -c 'touch /b/f && ls /a/sub'
+    rm -rf /tmp/shifter-vol3
+    [ "$status" -eq 0 ]
+    [ "$output" = f ]
+}
+
+@test "a host volume (flag host) is the host's directory, opened with the user's rights; another user's is refused" {
+    local top=/var/tmp/shifter-hostvol
+    rm -rf "$top" && mkdir -p "$top/mine" "$top/theirs/dir"
+    echo "from the host" >"$top/mine/f"
+    chown -R "$U" "$top/mine"
+    chown -R "$BED_USER2" "$top/theirs" && chmod 700 "$top/theirs"
+    ln -s "$top/theirs/dir" "$top/link" && chown -h "$U" "$top/link"
+    run shifter_as "$U" --image="$IMAGE_BUSYBOX" -V "$top/mine:/data:host" sh -c 'cat /data/f; echo more >/data/g'
+    echo "$output"
+    [ "$status" -eq 0 ]
+    [ "$output" = "from the host" ]
+    [ "$(stat -c %U "$top/mine/g")" = "$U" ]
+    # Without the flag the same path is looked up in the container, where it is not.
+    run shifter_as "$U" --image="$IMAGE_BUSYBOX" -V "$top/mine:/data" true
+    [ "$status" -eq 1 ]
+    [[ "$output" == *"may not open source $top/mine: No such file or directory"* ]]
+    # The other user's private directory, directly, through the user's own symlink, or a path
+    # in it that does not exist: one answer.
+    for source in "$top/theirs/dir" "$top/link" "$top/theirs/missing"; do
+        run shifter_as "$U" --image="$IMAGE_BUSYBOX" -V "$source:/data:host" true
+        echo "$output"
+        [ "$status" -eq 1 ]
+        [[ "$output" == *"user $U may not open source $source: Permission denied" ]]
+    done
+    rm -rf "$top"
+}
+
+@test "a host volume takes the mounts below it, nosuid and nodev on each, and shows nothing they hide" {
+    local top=/var/tmp/shifter-hostvol2
+    rm -rf "$top" && mkdir -p "$top/sub"
+    echo hidden >"$top/sub/under-the-mount"
+    mount -t tmpfs -o size=16m,mode=0755 shifter-hostvol2 "$top/sub"
+    echo "on the mount" >"$top/sub/f"
+    # A setuid-root program that prints its effective uid (static: the image has no C library).
+    printf '#include <stdio.h>\n#include <unistd.h>\nint main(void) { printf("euid=%%d\\n", (int)geteuid()); return 0; }\n' |
+        cc -static -x c -o "$top/sub/euid" -
+    chown root "$top/sub/euid" && chmod 4755 "$top/sub/euid"
+    chown "$U" "$top" "$top/sub/f"
+    run shifter_as "$U" --image="$IMAGE_BUSYBOX" -V "$top:/data:host" sh -c \
+        'cat /data/sub/f; ls /data/sub; grep " /data/sub " /proc/self/mountinfo; /data/sub/euid'
+    # The container's copy of the mount goes with its mount namespace, a moment after the command.
+    umount -l "$top/sub"
+    for _ in $(seq 50); do rm -rf "$top" 2>/dev/null && break; sleep 0.2; done
+    echo "$output"
+    [ "$status" -eq 0 ]
+    [ "${lines[0]}" = "on the mount" ]
+    [[ "$output" != *under-the-mount* ]]
+    [[ "$(grep ' /data/sub ' <<<"$output")" == *nosuid*nodev* ]]
+    [ "${lines[-1]}" = "euid=$(id -u "$U")" ]
+}
+
 @test "a volume symlink resolves inside the container, never to the host" {
     # /data/abs-sym in the image points to /etc/os-release: inside the container that is the image's.
     run shifter_as "$U" --image="$IMAGE_LAYERED" -V /data/abs-sym:/x true

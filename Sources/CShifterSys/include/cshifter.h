@@ -42,6 +42,10 @@ int cshifter_set_no_new_privs(void);
 /// whatever `fs.suid_dumpable` says. `prctl(2)`. Returns 0 or -errno.
 int cshifter_set_not_dumpable(void);
 
+/// 1 when the C library started this process in secure mode (`AT_SECURE`: a setuid or setgid
+/// program, or one that gained capabilities at exec), else 0. `getauxval(3)`.
+int cshifter_secure_mode(void);
+
 /// Drops every capability from the bounding set (`PR_CAPBSET_DROP` for 0..last_cap). `prctl(2)`.
 /// Returns 0 or -errno.
 int cshifter_drop_bounding_set(void);

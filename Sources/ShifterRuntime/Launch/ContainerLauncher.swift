@@ -121,7 +121,15 @@ public enum ContainerLauncher {
         let (layout, prepared) = try withTerminationSignalsBlocked { () throws(RuntimeError) -> (RootLayout, PreparedRootState?) in
             try enterOrBuildRoot(request, environment: environmentMap, say: say)
         }
-        let containerEnvironment = commandEnvironment(request, host: environment, hostMap: environmentMap,
+        // The variables the C library removed from the setuid shifter's environment are the
+        // user's, for the user's command (shifter itself, static, never reads them).
+        let removed = ProcessControl.environmentBeforeSecureMode().map {
+            ContainerEnvironment.removedAtStart(executed: $0, remaining: environment)
+        } ?? []
+        var commandHostMap = environmentMap
+        let removedVariables = ContainerEnvironment(entries: removed)
+        for name in removedVariables.names { commandHostMap[name] = removedVariables[name] }
+        let containerEnvironment = commandEnvironment(request, host: environment + removed, hostMap: commandHostMap,
                                                       prepared: prepared)
         say("environment ready")
         let command = try commandArguments(request)

@@ -32,7 +32,8 @@ public enum PlannedStep: Sendable, Equatable {
     /// Bind a host path into the container: the site's `/dev`, `/sys`, `/tmp` and `siteFs`.
     case hostBind(source: String, containerPath: String, recursive: Bool, readOnly: Bool,
                   propagation: MountPropagation?, allowDevices: Bool)
-    /// A user volume: FROM is resolved inside the container and checked with the user's credentials.
+    /// A user volume: FROM is resolved inside the container (on the host with the flag `host`) and
+    /// checked with the user's credentials.
     case userVolume(VolumeSpec)
     /// A per-node write cache: a sparse file in `directory`, formatted with `mkfs`, loop-mounted
     /// at the target, owned by the user, and unlinked once mounted.
