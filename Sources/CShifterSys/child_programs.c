@@ -213,65 +213,79 @@ static int take_user_file_rights(uid_t uid, gid_t gid, size_t group_count, const
     return 0;
 }
 
-/* Check a directory as a user */
+/* A child's reply with a descriptor */
 
-struct access_result {
-    int error;
-    uint64_t device;
-    uint64_t inode;
-};
+/* Waits up to timeout_ms for the child's one message of `size` bytes into `reply`, with the
+ * descriptor that came with it in *received (-1 when none came); kills the child when no message
+ * came in time; closes `socket` and reaps the child. 0, or -errno (-ETIMEDOUT; -EIO for a short or
+ * cut message, whose descriptor is closed). */
+static int await_reply_with_descriptor(int socket, pid_t child, int timeout_ms, void *reply, size_t size,
+                                       int *received) {
+    *received = -1;
+    int rv;
+    int polled = wait_readable(socket, timeout_ms);
+    if (polled > 0) {
+        int truncated = 0;
+        ssize_t got = receive_with_descriptor(socket, reply, size, received, &truncated);
+        rv = got < 0 ? -errno : (got != (ssize_t)size || truncated) ? -EIO : 0;
+        if (rv != 0 && *received >= 0) {
+            close(*received);
+            *received = -1;
+        }
+    } else {
+        rv = polled == 0 ? -ETIMEDOUT : -errno;
+        kill(child, SIGKILL);
+    }
+    close(socket);
+    reap(child);
+    return rv;
+}
 
-int cshifter_check_directory_access(uid_t uid, gid_t gid, size_t group_count, const gid_t *groups,
-                                    const char *root, const char *path, int timeout_ms, uint64_t *device,
-                                    uint64_t *inode) {
-    int pipefd[2];
-    pid_t child = fork_with_reply(pipefd, 0);
+/* The end of a call whose child passes back a descriptor: with `rv` 0 and a descriptor, it goes to
+ * *fd; otherwise a descriptor that came is closed. `rv`, or -EIO when no descriptor came. */
+static int hand_over_descriptor(int rv, int received, int *fd) {
+    if (rv == 0 && received < 0) rv = -EIO;
+    if (rv == 0) {
+        *fd = received;
+    } else if (received >= 0) {
+        close(received);
+    }
+    return rv;
+}
+
+/* Open a directory as a user */
+
+int cshifter_open_directory_as_user(uid_t uid, gid_t gid, size_t group_count, const gid_t *groups, const char *root,
+                                    const char *path, int timeout_ms, int *fd) {
+    *fd = -1;
+    int sockets[2];
+    /* SOCK_SEQPACKET: the reply is one message or none, and a child that dies unheard reads as EOF. */
+    pid_t child = fork_with_reply(sockets, 1);
     if (child < 0) return child;
     if (child == 0) {
-        struct access_result result = {0, 0, 0};
+        int error = 0, opened = -1;
         /* The parent may be slurmd or slurmstepd: the user's process must hold none of its files,
          * standard streams included (it writes nothing but its answer). Closing them before the
          * ids change leaves nothing to reach, even through ptrace. */
-        int keep = pipefd[1];
+        int keep = sockets[1];
         if (close_all_but(0, keep) != 0) {
-            result.error = EMFILE;
+            error = EMFILE;
         } else if (chroot(root) != 0 || chdir("/") != 0 || take_user_file_rights(uid, gid, group_count, groups) != 0) {
-            result.error = errno;
+            error = errno;
         } else {
-            int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-            struct stat info;
-            if (fd < 0) {
-                result.error = errno;
-            } else if (fstat(fd, &info) != 0) {
-                result.error = errno;
-            } else {
-                result.device = (uint64_t)info.st_dev;
-                result.inode = (uint64_t)info.st_ino;
-            }
+            opened = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+            if (opened < 0) error = errno;
         }
-        ssize_t ignored = write(keep, &result, sizeof(result));
-        (void)ignored;
-        _exit(0);
+        ssize_t sent = send_with_descriptor(keep, &error, sizeof(error), opened);
+        _exit(sent == (ssize_t)sizeof(error) ? 0 : 1);
     }
-    struct access_result result = {EIO, 0, 0};
-    ssize_t got = -1;
     /* A path on a filesystem that never answers (a user's FUSE mount) would hold the caller, a
      * prolog or a job step, forever: the child gets timeout_ms in all, signals or not, then is
      * killed. */
-    int polled = wait_readable(pipefd[0], timeout_ms);
-    if (polled > 0) {
-        got = read_reply(pipefd[0], &result, sizeof(result));
-    } else {
-        kill(child, SIGKILL);
-    }
-    close(pipefd[0]);
-    reap(child);
-    if (polled == 0) return -ETIMEDOUT;
-    if (got != (ssize_t)sizeof(result)) return -EIO;
-    if (result.error != 0) return -result.error;
-    *device = result.device;
-    *inode = result.inode;
-    return 0;
+    int error = EIO, received = -1;
+    int rv = await_reply_with_descriptor(sockets[0], child, timeout_ms, &error, sizeof(error), &received);
+    if (rv == 0 && error != 0) rv = -error;
+    return hand_over_descriptor(rv, received, fd);
 }
 
 /* Open a file as a user */
@@ -324,34 +338,16 @@ int cshifter_open_as_user(uid_t uid, gid_t gid, size_t group_count, const gid_t 
         ssize_t sent = send_with_descriptor(keep, &reply, sizeof(reply), opened);
         _exit(sent == (ssize_t)sizeof(reply) ? 0 : 1);
     }
-    int rv = -EIO;
     /* A path on a filesystem that never answers (a user's FUSE mount, a hung NFS server) would
      * hold the request forever: the child gets timeout_ms in all, then is killed. */
-    int polled = wait_readable(sockets[0], timeout_ms);
-    if (polled > 0) {
-        struct open_as_user_reply reply = {EIO, CSHIFTER_OPEN_FAILED_SWITCH};
-        int received = -1, truncated = 0;
-        ssize_t got = receive_with_descriptor(sockets[0], &reply, sizeof(reply), &received, &truncated);
-        if (got < 0) {
-            rv = -errno;
-        } else if (got != (ssize_t)sizeof(reply) || truncated) {
-            rv = -EIO;
-        } else if (reply.error != 0) {
-            rv = -reply.error;
-            *user_error = reply.user_error;
-        } else if (received >= 0) {
-            rv = 0;
-            *fd = received;
-            received = -1;
-        }
-        if (received >= 0) close(received);
-    } else {
-        rv = polled == 0 ? -ETIMEDOUT : -errno;
-        kill(child, SIGKILL);
+    struct open_as_user_reply reply = {EIO, CSHIFTER_OPEN_FAILED_SWITCH};
+    int received = -1;
+    int rv = await_reply_with_descriptor(sockets[0], child, timeout_ms, &reply, sizeof(reply), &received);
+    if (rv == 0 && reply.error != 0) {
+        rv = -reply.error;
+        *user_error = reply.user_error;
     }
-    close(sockets[0]);
-    reap(child);
-    return rv;
+    return hand_over_descriptor(rv, received, fd);
 }
 
 /* Start a user's daemon */

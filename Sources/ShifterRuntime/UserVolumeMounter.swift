@@ -17,30 +17,26 @@ struct UserVolumeMounter {
 
     func mount(_ volume: VolumeSpec) throws(RuntimeError) {
         let describe = { (reason: String) in RuntimeError("volume \"\(volume.canonical)\": \(reason)") }
-        // The user's own attempt comes first, and is all a failure reports: root's lookup would
-        // tell apart a missing path, a file and a directory the user may not enter.
+        // The user's own attempt is all there is: a failure reports only the user's own error
+        // (root's lookup would tell apart a missing path, a file and a directory the user may not
+        // enter), and root binds the directory the user's process opened, by its descriptor.
+        // Looked up again by path, a symlink swapped in between could lead root to the same
+        // directory under another mount, with other mounts below it (another job's root).
         let lookupRoot = volume.hostSource ? "/" : layout.root
-        let opened: (device: UInt64, inode: UInt64)
+        let source: ContainedPath
         do {
-            opened = try UserAccess.openDirectory(volume.source, root: lookupRoot, uid: user.uid, gid: user.gid,
+            source = try UserAccess.openDirectory(volume.source, root: lookupRoot, uid: user.uid, gid: user.gid,
                                                   groups: user.groups + [user.gid])
         } catch where error.errno == ETIMEDOUT {
             throw describe("source \(volume.source) did not answer within \(UserAccess.timeLimit.components.seconds) s when user \(user.name) opened it (a filesystem that does not respond?)")
         } catch {
-            throw describe("user \(user.name) may not open source \(volume.source): \(error.reason)")
+            // A path the container lacks may well be the host's: say how to mount that one.
+            let hint = !volume.hostSource && error.errno == ENOENT
+                ? " in the container; to mount the host's \(volume.source), add the flag host" : ""
+            throw describe("user \(user.name) may not open source \(volume.source): \(error.reason)\(hint)")
         }
-        // The user opened one directory and root is about to bind the one it finds: the same, or
-        // someone swapped a path in between.
-        let source: ContainedPath
-        do {
-            source = try ContainedPath(root: lookupRoot, path: volume.source)
-        } catch {
-            throw describe("source \(volume.source) changed while it was being checked")
-        }
-        guard let status = try? source.status(), status.kind == .directory, status.device == opened.device,
-              status.inode == opened.inode else {
-            throw describe("source \(volume.source) changed while it was being checked")
-        }
+        let status: FileStatus
+        do { status = try source.status() } catch { throw RuntimeError.from(error, describe) }
         // A directory on the root's own filesystem (the overlay) is the image's: binding it
         // elsewhere is never what a user who named a host path meant.
         if !volume.hostSource {

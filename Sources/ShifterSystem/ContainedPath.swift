@@ -33,6 +33,12 @@ public struct ContainedPath: ~Copyable {
         self.path = hostPath
     }
 
+    /// Takes over `descriptor`, which another process opened for `path` (`UserAccess.openDirectory`).
+    init(adopting descriptor: Int32, path: String) {
+        self.descriptor = descriptor
+        self.path = path
+    }
+
     /// Opens `path` under `root`, creating missing directories on the way (mode 0755, owned by the
     /// caller), as a volume target that does not exist yet needs. With `strict`, as for targets a
     /// user names, no symlink may be on the way and directories are created only on the filesystem

@@ -10,13 +10,14 @@ public enum UserAccess {
     public static let timeLimit: Duration = .seconds(30)
 
     /// Opens the directory `path`, as seen from `root`, in a child process that has taken the
-    /// user's ids (`groups`, all of them, and `gid` as its own), and returns the device and inode
-    /// it opened. A failure is the user's own (`open PATH: Permission denied`): it tells the user
-    /// nothing they could not learn with their own rights, and a caller that looks the path up as
-    /// root must do so only afterwards. The child is `cshifter_check_directory_access`.
+    /// user's ids (`groups`, all of them, and `gid` as its own), and returns what it opened: the
+    /// very mount and directory the user reached, so a bind of it shows what the user may see even
+    /// if the path is changed afterwards (a symlink swapped to a root-only place with the same
+    /// directory under other mounts). A failure is the user's own (`open PATH: Permission
+    /// denied`): it tells the user nothing they could not learn with their own rights. The child
+    /// is `cshifter_open_directory_as_user`.
     public static func openDirectory(_ path: String, root: String, uid: UInt32, gid: UInt32, groups: [UInt32],
-                                     timeLimit: Duration = timeLimit) throws(SystemError) -> (device: UInt64, inode: UInt64) {
-        var device: UInt64 = 0, inode: UInt64 = 0
+                                     timeLimit: Duration = timeLimit) throws(SystemError) -> ContainedPath {
         if geteuid() != 0 {
             // Already the user, without privileges (sbatch and salloc check a request with the
             // submitting user's rights): the kernel applies them here, and no child could change
@@ -24,20 +25,17 @@ public enum UserAccess {
             guard root == "/", uid == geteuid() else { throw SystemError("open", path, errno: EPERM) }
             let fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
             if fd < 0 { throw SystemError("open", path, errno: errno) }
-            defer { close(fd) }
-            var info = stat()
-            if fstat(fd, &info) != 0 { throw SystemError("open", path, errno: errno) }
-            return (UInt64(info.st_dev), UInt64(info.st_ino))
+            return ContainedPath(adopting: fd, path: path)
         }
         let list = groups.map { gid_t($0) }
         let parts = timeLimit.components
         let milliseconds = Int32(clamping: parts.seconds * 1000 + parts.attoseconds / 1_000_000_000_000_000)
+        var fd: Int32 = -1
         let result = list.withUnsafeBufferPointer { buffer in
-            cshifter_check_directory_access(uid, gid, buffer.count, buffer.baseAddress, root, path, milliseconds,
-                                            &device, &inode)
+            cshifter_open_directory_as_user(uid, gid, buffer.count, buffer.baseAddress, root, path, milliseconds, &fd)
         }
         if result < 0 { throw SystemError("open", path, errno: -result) }
-        return (device, inode)
+        return ContainedPath(adopting: fd, path: path)
     }
 
     /// Opens `path` read-only with a user's rights (`groups`, all of them, `gid` and `uid`) from a

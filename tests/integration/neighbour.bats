@@ -22,6 +22,8 @@ setup() {
 teardown() {
     [ -z "${JOB:-}" ] || { scancel "$JOB" 2>/dev/null; wait_job "$JOB" || true; }
     [ -z "${JOB2:-}" ] || { scancel "$JOB2" 2>/dev/null; wait_job "$JOB2" || true; }
+    [ -f "$OUT/flipper.pid" ] && kill "$(cat "$OUT/flipper.pid")" 2>/dev/null
+    [ -n "${PUBLIC:-}" ] && rmdir "$PUBLIC" 2>/dev/null
     if [ -n "${QUOTA_FS:-}" ]; then
         on_node n3 umount "$BED_DIR/cache" 2>/dev/null || true
         rm -f "$QUOTA_FS"
@@ -87,6 +89,44 @@ as_neighbour_on() {
     wait_job "$JOB"
     assert_nodes_clean "$JOB"
     JOB=
+}
+
+@test "neighbour: a host volume through a symlink the neighbour swaps into the owner's job root never shows the owner's volumes" {
+    # The owner's job mounts its private data at /tmp/NAME in its root, which on the node is
+    # udiMount/job-N/root/tmp/NAME: the same directory as the host's /tmp, with the owner's mount
+    # below it. The neighbour names a host volume through a symlink it keeps swapping between the
+    # host's /tmp and that path. Root binds the directory the neighbour's own process opened, so
+    # the neighbour gets /tmp as the neighbour sees it, or "Permission denied", never the mount.
+    PUBLIC=/tmp/shifter-neighbour-pub.$$
+    mkdir -m 755 "$PUBLIC"
+    JOB=$(submit "$OWNER" -w n2 -N1 -o "$OUT/out/job" --image="$IMAGE_BUSYBOX" \
+        --volume="$OUT/secret/data:$PUBLIC:ro:host" --wrap "srun shifter sh -c 'cat $PUBLIC/x; echo started; sleep 300'")
+    wait_for_line "$OUT/out/job" started
+    grep -qx "the owner's data" "$OUT/out/job"
+    install -d -o "$NEIGHBOUR" -m 755 "$OUT/n"
+    cat >"$OUT/n/flip.py" <<'PY'
+import os, sys
+first, second, link, report = sys.argv[1:5]
+with open(report, "w") as pipe:
+    pipe.write(f"{os.getpid()}\n")
+while True:
+    for target in (first, second):
+        os.symlink(target, link + ".new")
+        os.replace(link + ".new", link)
+PY
+    # The flipper's own pid comes through a fifo, once it runs.
+    mkfifo -m 666 "$OUT/n/pid"
+    as_user "$NEIGHBOUR" python3 "$OUT/n/flip.py" /tmp "$BED_DIR/udiMount/job-$JOB/root/tmp" "$OUT/n/l" "$OUT/n/pid" \
+        </dev/null >/dev/null 2>&1 3>&- &
+    cat "$OUT/n/pid" >"$OUT/flipper.pid"
+    # Before the fix, about one try in four showed the owner's data.
+    local try
+    for try in $(seq 12); do
+        run as_user "$NEIGHBOUR" srun -w n2 -N1 --container-image="${IMAGE_BUSYBOX/\//#}" --container-mounts="$OUT/n/l:/mnt" \
+            cat "/mnt/${PUBLIC#/tmp/}/x"
+        echo "try $try: $output"
+        [[ "$output" != *"the owner's data"* ]]
+    done
 }
 
 @test "neighbour: each user's per-node cache is charged to that user, not root" {

@@ -339,7 +339,7 @@ SCRIPT
     # Without the flag the same path is looked up in the container, where it is not.
     run shifter_as "$U" --image="$IMAGE_BUSYBOX" -V "$top/mine:/data" true
     [ "$status" -eq 1 ]
-    [[ "$output" == *"may not open source $top/mine: No such file or directory"* ]]
+    [[ "$output" == *"may not open source $top/mine: No such file or directory in the container; to mount the host's $top/mine, add the flag host" ]]
     # The other user's private directory, directly, through the user's own symlink, or a path
     # in it that does not exist: one answer.
     for source in "$top/theirs/dir" "$top/link" "$top/theirs/missing"; do

@@ -152,15 +152,16 @@ const char *cshifter_default_config_path(void);
 // user can neither signal nor trace it. A child with no answer within `timeout_ms` is killed and
 // the call returns -ETIMEDOUT.
 
-/// Checks whether a user may open the directory `path` as seen from `root`: a child process
-/// chroots into `root`, takes the user's groups and effective ids (gid, uid) and no capability,
-/// and opens `path` (`O_RDONLY|O_DIRECTORY`), so the kernel applies every rule (modes, ACLs, root
-/// squash) to every component, symlinks resolved in the container's view. Returns 0 with
-/// `*device`/`*inode` identifying what the user opened, or -errno from the child (-ETIMEDOUT when
-/// it had no answer).
-int cshifter_check_directory_access(uid_t uid, gid_t gid, size_t group_count, const gid_t *_Nullable groups,
-                                    const char *root, const char *path, int timeout_ms, uint64_t *device,
-                                    uint64_t *inode);
+/// Opens the directory `path` as seen from `root` with a user's rights: a child process chroots
+/// into `root`, takes the user's groups and effective ids (gid, uid) and no capability, opens
+/// `path` (`O_RDONLY|O_DIRECTORY`), so the kernel applies every rule (modes, ACLs, root squash) to
+/// every component, symlinks resolved in that view, and passes the descriptor back over a socket
+/// (`SCM_RIGHTS`). The descriptor names the very mount and directory the user reached, so binding
+/// it binds what the user may see, however the path changes afterwards. Returns 0 with the
+/// descriptor (close-on-exec) in `*fd`, or -errno from the child (-ETIMEDOUT when it had no
+/// answer) with `*fd` -1.
+int cshifter_open_directory_as_user(uid_t uid, gid_t gid, size_t group_count, const gid_t *_Nullable groups,
+                                    const char *root, const char *path, int timeout_ms, int *fd);
 
 /// Why `cshifter_open_as_user` failed, in `*user_error`.
 enum {

@@ -96,7 +96,8 @@ enum LocalImageAccess {
     static func check(_ directory: String, uid: UInt32, gid: UInt32, groups: [UInt32],
                       userName: String?) throws(RuntimeError) -> (device: UInt64, inode: UInt64) {
         do {
-            return try UserAccess.openDirectory(directory, root: "/", uid: uid, gid: gid, groups: groups)
+            let status = try UserAccess.openDirectory(directory, root: "/", uid: uid, gid: gid, groups: groups).status()
+            return (status.device, status.inode)
         } catch {
             let name = userName ?? (try? Credentials.passwdEntry(uid: uid).name) ?? "uid \(uid)"
             if error.errno == ETIMEDOUT {
