@@ -32,6 +32,9 @@ struct RequestStructError: Error {
     var message: String
 }
 
+/// The largest size a request struct may give: far beyond any version's.
+let maximumRequestSize = 4096
+
 /// Reads a size-versioned request struct (include/shifter.h): its first field is the size the
 /// caller was compiled with. A smaller, older struct reads as if its missing fields were zero; a
 /// larger, newer one is refused unless every byte beyond the fields this library knows is zero,
@@ -43,6 +46,11 @@ func readRequest<Request>(_ pointer: UnsafeRawPointer?, firstVersionSize: Int, n
     let known = MemoryLayout<Request>.size
     guard size >= firstVersionSize else {
         throw RequestStructError(message: "\(name): the request's size \(size) is smaller than its first version's, \(firstVersionSize)")
+    }
+    // Its bytes past the known fields are read: a size no request could have (the caller passed
+    // something else) must not send that read through the caller's memory.
+    guard size <= maximumRequestSize else {
+        throw RequestStructError(message: "\(name): the request's size \(size) is beyond any request's (\(maximumRequestSize) bytes at most); the caller passed something that is not a request")
     }
     if size > known, !UnsafeRawBufferPointer(start: pointer + known, count: size - known).allSatisfy({ $0 == 0 }) {
         throw RequestStructError(message: "\(name): the request (\(size) bytes) sets fields this libshifter (which knows \(known) bytes) does not know; install the libshifter the caller was built with")

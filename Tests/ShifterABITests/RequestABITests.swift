@@ -132,6 +132,15 @@ struct RequestABITests {
         #expect(text.contains("smaller than its first version's"))
     }
 
+    @Test("a size no request could have is refused before anything past the known fields is read")
+    func absurdSize() {
+        let (status, text) = withConfig("/nonexistent") { config in
+            withRequest(shifter_prolog_request(), size: 1 << 20) { pointer in message { shifter_job_prolog(config, pointer, $0, $1) } }
+        }
+        #expect(status == Int32(SHIFTER_EINVAL))
+        #expect(text.contains("is beyond any request's (4096 bytes at most)"))
+    }
+
     @Test("each kind of failure has its own status", arguments: RuntimeError.Kind.allCases)
     func kinds(kind: RuntimeError.Kind) {
         let expected: [RuntimeError.Kind: Int32] = [
