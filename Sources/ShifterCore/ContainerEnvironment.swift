@@ -21,19 +21,20 @@ public struct ContainerEnvironment: Sendable, Equatable {
     }
 
     /// The entries of `executed` (the environment a program was executed with) whose names are
-    /// missing from `remaining` (its `environ` at start), the first of each name, in order: what
-    /// the C library's secure mode removed from a setuid program's environment (`LD_LIBRARY_PATH`,
-    /// `LD_PRELOAD`, `TMPDIR`, ...), for the user's command, which runs without privilege.
-    public static func removedAtStart(executed: [String], remaining: [String]) -> [String] {
-        func name(_ entry: String) -> Substring? {
-            guard let equals = entry.firstIndex(of: "="), equals != entry.startIndex else { return nil }
-            return entry[..<equals]
+    /// missing from `remaining` (its `environ` at start, by name), the first of each name, in
+    /// order: what the C library's secure mode removed from a setuid program's environment
+    /// (`LD_LIBRARY_PATH`, `LD_PRELOAD`, `TMPDIR`, ...), for the user's command, which runs
+    /// without privilege. Works on String keys alone: on a setuid start, a new generic type costs
+    /// more than the comparison.
+    public static func removedAtStart(executed: [String], remaining: [String: String]) -> [String] {
+        var seen = remaining
+        var removed: [String] = []
+        for entry in executed {
+            guard let equals = entry.utf8.firstIndex(of: UInt8(ascii: "=")), equals != entry.startIndex else { continue }
+            let name = String(entry[..<equals])
+            if seen.updateValue("", forKey: name) == nil { removed.append(entry) }
         }
-        var seen = Set(remaining.compactMap(name))
-        return executed.filter { entry in
-            guard let name = name(entry) else { return false }
-            return seen.insert(name).inserted
-        }
+        return removed
     }
 
     /// The PATH used for command lookup when the environment has none, as in Docker.

@@ -99,7 +99,13 @@ extension ProcessControl {
     public static func environmentBeforeSecureMode() -> [String]? {
         guard cshifter_secure_mode() != 0,
               let bytes = try? FileSystem.readFile("/proc/self/environ", limit: 8 << 20) else { return nil }
-        return bytes.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
+        var entries: [String] = []
+        var start = 0
+        for index in bytes.indices where bytes[index] == 0 {
+            if index > start { entries.append(String(decoding: bytes[start..<index], as: UTF8.self)) }
+            start = index + 1
+        }
+        return entries
     }
 
     /// The current working directory, or nil where it has none that fits `PATH_MAX` (removed, or

@@ -171,7 +171,12 @@ struct ContainerEnvironmentTests {
         ([], ["A=1"], []),
     ] as [([String], [String], [String])])
     func removedAtStart(executed: [String], remaining: [String], expected: [String]) {
-        #expect(ContainerEnvironment.removedAtStart(executed: executed, remaining: remaining) == expected)
+        // environ at start, by name, as getenv(3) reads it: the first of each name.
+        let byName = Dictionary(remaining.map { entry in
+            let parts = entry.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            return (String(parts[0]), parts.count > 1 ? String(parts[1]) : "")
+        }, uniquingKeysWith: { first, _ in first })
+        #expect(ContainerEnvironment.removedAtStart(executed: executed, remaining: byName) == expected)
     }
 }
 

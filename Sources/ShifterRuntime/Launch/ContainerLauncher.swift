@@ -124,7 +124,7 @@ public enum ContainerLauncher {
         // The variables the C library removed from the setuid shifter's environment are the
         // user's, for the user's command (shifter itself, static, never reads them).
         let removed = ProcessControl.environmentBeforeSecureMode().map {
-            ContainerEnvironment.removedAtStart(executed: $0, remaining: environment)
+            ContainerEnvironment.removedAtStart(executed: $0, remaining: environmentMap)
         } ?? []
         var commandHostMap = environmentMap
         let removedVariables = ContainerEnvironment(entries: removed)
