@@ -84,6 +84,30 @@ int cshifter_secure_mode(void) {
     return getauxval(AT_SECURE) != 0;
 }
 
+/* How many entries the C library removed from the environment before main (secure mode: a setuid
+ * program), counted from the kernel's layout of a new program's stack: argv, NULL, envp, NULL,
+ * then the auxiliary vector, whose first type is never 0. unsetenv(3) moves the later pointers
+ * down in place, so each removed entry leaves one more NULL before the auxiliary vector. -1 where
+ * the array the C library passes is not the kernel's (then nothing can be said). The C library
+ * calls .init_array functions with (argc, argv, envp), after its start-up removed the variables. */
+static int removed_at_start = -1;
+
+static void count_removed_at_start(int argc, char **argv, char **envp) {
+    if (argv == NULL || envp != argv + argc + 1) return;
+    char **entry = envp;
+    while (*entry != NULL) entry++;
+    int removed = 0;
+    for (entry++; *entry == NULL; entry++) removed++;
+    removed_at_start = removed;
+}
+
+__attribute__((section(".init_array"), used))
+static void (*const count_removed_at_start_entry)(int, char **, char **) = count_removed_at_start;
+
+int cshifter_environment_removed_at_start(void) {
+    return removed_at_start;
+}
+
 int cshifter_drop_bounding_set(void) {
     for (int cap = 0; cap <= 63; cap++) {
         if (prctl(PR_CAPBSET_READ, cap, 0, 0, 0) < 0) {

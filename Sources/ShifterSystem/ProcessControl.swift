@@ -94,10 +94,11 @@ extension ProcessControl {
     /// The environment this process was executed with, as the kernel keeps it
     /// (`/proc/self/environ`), where the C library started it in secure mode (`AT_SECURE`: a
     /// setuid program) and so removed variables such as `LD_LIBRARY_PATH` and `TMPDIR` from
-    /// `environ`; nil in a program started normally, or where `/proc` cannot say.
-    /// `getauxval(3)`, `proc_pid_environ(5)`.
+    /// `environ`; nil in a program started normally, in one from whose environment nothing was
+    /// removed (counted before `main`, so that most starts read no file), or where `/proc` cannot
+    /// say. `getauxval(3)`, `proc_pid_environ(5)`.
     public static func environmentBeforeSecureMode() -> [String]? {
-        guard cshifter_secure_mode() != 0,
+        guard cshifter_secure_mode() != 0, environmentEntriesRemovedAtStart != 0,
               let bytes = try? FileSystem.readFile("/proc/self/environ", limit: 8 << 20) else { return nil }
         var entries: [String] = []
         var start = 0
@@ -106,6 +107,14 @@ extension ProcessControl {
             start = index + 1
         }
         return entries
+    }
+
+    /// How many entries the C library's start-up removed from this process's environment (in
+    /// secure mode; 0 in a program started normally), counted before `main` from the kernel's
+    /// layout of the new program's stack; nil where that layout was not what the C library passed.
+    public static var environmentEntriesRemovedAtStart: Int? {
+        let removed = cshifter_environment_removed_at_start()
+        return removed < 0 ? nil : Int(removed)
     }
 
     /// The current working directory, or nil where it has none that fits `PATH_MAX` (removed, or

@@ -46,6 +46,10 @@ int cshifter_set_not_dumpable(void);
 /// program, or one that gained capabilities at exec), else 0. `getauxval(3)`.
 int cshifter_secure_mode(void);
 
+/// How many entries the C library's start-up removed from the environment (secure mode), counted
+/// before `main` from the kernel's layout of the new program's stack; -1 where it cannot be said.
+int cshifter_environment_removed_at_start(void);
+
 /// Drops every capability from the bounding set (`PR_CAPBSET_DROP` for 0..last_cap). `prctl(2)`.
 /// Returns 0 or -errno.
 int cshifter_drop_bounding_set(void);
