@@ -101,8 +101,17 @@ struct shifter_submit_request {
     const char *container_workdir;
     const char *container_env;
     char *const *envp;            /* the command's environment */
+    /* Version 1: Pyxis' other options, and its variables. */
+    int32_t pyxis_compat;         /* plugstack pyxis_compat=1: envp's PYXIS_CONTAINER_* stand for options not given */
+    int32_t container_writable;   /* --container-writable: 1, --container-readonly: -1, neither: 0 */
+    int32_t container_entrypoint; /* --container-entrypoint: 1, --no-container-entrypoint: -1, neither: 0 */
+    int32_t container_entrypoint_log; /* --container-entrypoint-log: 1 */
+    const char *container_name;
+    const char *container_save;
+    const char *container_unshare;
 };
 #define SHIFTER_SUBMIT_REQUEST_SIZE_VER0 104
+#define SHIFTER_SUBMIT_REQUEST_SIZE_VER1 144
 
 /**
  * Submission: checks the request, resolves the image and decides what the job and, for an srun
@@ -220,13 +229,19 @@ struct shifter_task_request {
     const char *env_names;        /* --container-env; may be NULL */
     const char *shifter_path;     /* plugstack shifter_path=; NULL or "": PREFIX/bin/shifter for */
     const char *plugin_path;      /* the calling plugin's file, PREFIX/lib/shifter/shifter_spank.so */
+    /* Version 1 */
+    const char *container_image;  /* --container-image as given; NULL: envp's PYXIS_CONTAINER_IMAGE decides */
 };
 #define SHIFTER_TASK_REQUEST_SIZE_VER0 72
+#define SHIFTER_TASK_REQUEST_SIZE_VER1 80
 
 /**
- * What a task of a Pyxis-style step execs instead of its command: *argv_out (argv_out[0] is the
- * shifter command's path) and *envp_out, NULL-terminated arrays the caller passes to execve and
- * frees with shifter_strings_free when it does not exec. For the batch step the script, which
+ * What a task execs instead of its command where it belongs to a Pyxis-style step (pyxis_compat=1:
+ * --container-image, or PYXIS_CONTAINER_IMAGE in its environment, the option winning): *argv_out
+ * (argv_out[0] is the shifter command's path) and *envp_out, NULL-terminated arrays the caller
+ * passes to execve and frees with shifter_strings_free when it does not exec. Both are NULL, with
+ * SHIFTER_OK, for a task that runs as it is. workdir and env_names, where NULL, are taken from
+ * PYXIS_CONTAINER_WORKDIR and PYXIS_CONTAINER_ENV likewise. For the batch step the script, which
  * lies outside the container, is opened here and runs as /proc/self/fd/N (the descriptor is left
  * open across exec).
  */

@@ -15,12 +15,13 @@ struct plugin_options options = {.container_mount_home = -1};
 
 /* The options that take a string, by the `val` their table entries pass to option_string. */
 enum string_option { OPT_IMAGE, OPT_VOLUME, OPT_MODULE, OPT_CONTAINER_IMAGE, OPT_CONTAINER_MOUNTS, OPT_CONTAINER_WORKDIR,
-                     OPT_CONTAINER_ENV };
+                     OPT_CONTAINER_ENV, OPT_CONTAINER_NAME, OPT_CONTAINER_SAVE, OPT_CONTAINER_UNSHARE };
 
 static int option_string(int val, const char *optarg, int remote) {
     (void)remote;
     char **slots[] = {&options.image, &options.volume, &options.module, &options.container_image,
-                      &options.container_mounts, &options.container_workdir, &options.container_env};
+                      &options.container_mounts, &options.container_workdir, &options.container_env,
+                      &options.container_name, &options.container_save, &options.container_unshare};
     char *copy = strdup(optarg ? optarg : "");
     if (copy == NULL) {
         slurm_error("shifter: option: out of memory");
@@ -32,13 +33,17 @@ static int option_string(int val, const char *optarg, int remote) {
 }
 
 /* The options that take no value, by the `val` their table entries pass to option_flag: the slot
- * times two, plus 1 for the option and 0 for its --no- form. The last one given wins. */
-enum flag_option { FLAG_MOUNT_HOME = 0, FLAG_REMAP_ROOT = 2, FLAG_CCM = 4 };
+ * times two, plus 1 for the option and 0 for its opposite (a --no- form, or --container-readonly),
+ * which sets what the slot's `off` says. The last one given wins. */
+enum flag_option { FLAG_MOUNT_HOME = 0, FLAG_REMAP_ROOT = 2, FLAG_CCM = 4, FLAG_WRITABLE = 6, FLAG_ENTRYPOINT = 8,
+                   FLAG_ENTRYPOINT_LOG = 10 };
 
 static int option_flag(int val, const char *optarg, int remote) {
     (void)optarg; (void)remote;
-    int *slots[] = {&options.container_mount_home, &options.container_remap_root, &options.ccm};
-    *slots[val / 2] = val % 2;
+    struct { int *slot, off; } slots[] = {
+        {&options.container_mount_home, 0}, {&options.container_remap_root, 0}, {&options.ccm, 0},
+        {&options.container_writable, -1}, {&options.container_entrypoint, -1}, {&options.container_entrypoint_log, 0}};
+    *slots[val / 2].slot = val % 2 ? 1 : slots[val / 2].off;
     return 0;
 }
 
@@ -77,6 +82,17 @@ static struct spank_option pyxis_option_table[] = {
                 FLAG_REMAP_ROOT + 1),
     FLAG_OPTION("no-container-remap-root", "[pyxis] do not remap to root inside the container (always so)",
                 FLAG_REMAP_ROOT),
+    STRING_OPTION("container-name", "NAME", "[pyxis] refused: named containers are not supported", OPT_CONTAINER_NAME),
+    STRING_OPTION("container-save", "PATH", "[pyxis] refused: import images with shifterimg instead", OPT_CONTAINER_SAVE),
+    FLAG_OPTION("container-writable", "[pyxis] refused: containers are not writable", FLAG_WRITABLE + 1),
+    FLAG_OPTION("container-readonly", "[pyxis] make the container read-only (always so)", FLAG_WRITABLE),
+    FLAG_OPTION("container-entrypoint", "[pyxis] refused: the image's entrypoint is not run; name it as the command",
+                FLAG_ENTRYPOINT + 1),
+    FLAG_OPTION("no-container-entrypoint", "[pyxis] do not run the image's entrypoint (always so)", FLAG_ENTRYPOINT),
+    FLAG_OPTION("container-entrypoint-log", "[pyxis] show the entrypoint's output (no entrypoint runs)",
+                FLAG_ENTRYPOINT_LOG + 1),
+    STRING_OPTION("container-unshare", "NS[,NS...]", "[pyxis] refused: the container shares the node's namespaces",
+                  OPT_CONTAINER_UNSHARE),
     SPANK_OPTIONS_TABLE_END,
 };
 
@@ -104,7 +120,8 @@ int register_options(spank_t sp) {
 
 void free_options(void) {
     char *strings[] = {options.image, options.volume, options.module, options.container_image,
-                       options.container_mounts, options.container_workdir, options.container_env};
+                       options.container_mounts, options.container_workdir, options.container_env,
+                       options.container_name, options.container_save, options.container_unshare};
     for (size_t i = 0; i < sizeof(strings) / sizeof(strings[0]); i++) free(strings[i]);
     options = (struct plugin_options){.container_mount_home = -1};
 }

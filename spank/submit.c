@@ -19,7 +19,11 @@ int submit(spank_t sp) {
         .mount_home = options.container_mount_home, .remap_root = options.container_remap_root,
         .image = options.image, .volume = options.volume, .module = options.module,
         .container_image = options.container_image, .container_mounts = options.container_mounts,
-        .container_workdir = options.container_workdir, .container_env = options.container_env, .envp = environ};
+        .container_workdir = options.container_workdir, .container_env = options.container_env, .envp = environ,
+        .pyxis_compat = config.pyxis_compat, .container_writable = options.container_writable,
+        .container_entrypoint = options.container_entrypoint, .container_entrypoint_log = options.container_entrypoint_log,
+        .container_name = options.container_name, .container_save = options.container_save,
+        .container_unshare = options.container_unshare};
     if (report("submit", shifter_submit(&request, &job_env, &srun_env, msg, sizeof(msg)), msg) != 0) goto fail;
     /* srun hands its own environment to the tasks (spank_setenv is for remote contexts). */
     if (set_variables(sp, ENV_JOB_CONTROL, job_env, "submit") != 0 || set_variables(sp, ENV_PROCESS, srun_env, "srun") != 0)

@@ -36,13 +36,16 @@ fail:
     return rv;
 }
 
-/* A task of a Pyxis-style step (--container-image) runs inside the container, as under Pyxis: it
- * becomes the command libshifter plans for it. Returns only on failure, having said why. */
-static void enter_container(spank_t sp) {
+/* A task of a Pyxis-style step (pyxis_compat=1: --container-image, or PYXIS_CONTAINER_IMAGE in its
+ * environment) runs inside the container, as under Pyxis: it becomes the command libshifter plans
+ * for it. Returns 0 for a task that runs as it is; otherwise returns only on failure, having said
+ * why. */
+static int enter_container(spank_t sp) {
     char **command = NULL, **command_env = NULL, msg[2048];
     Dl_info plugin;
     struct shifter_task_request request = {.size = sizeof(request), .workdir = options.container_workdir,
-                                           .env_names = options.container_env, .shifter_path = config.shifter_path};
+                                           .env_names = options.container_env, .shifter_path = config.shifter_path,
+                                           .container_image = options.container_image};
     spank_err_t err = spank_get_item(sp, S_JOB_ARGV, &request.argc, &request.argv);
     if (err == ESPANK_SUCCESS) err = spank_get_item(sp, S_JOB_ENV, &request.envp);
     if (err != ESPANK_SUCCESS) {
@@ -58,11 +61,13 @@ static void enter_container(spank_t sp) {
         fprintf(stderr, "shifter: task: %s [%s]\n", msg, status_kind(status));
         goto fail;
     }
+    if (command == NULL) return 0;
     execve(command[0], command, command_env);
     fprintf(stderr, "shifter: task: couldn't run %s: %s\n", command[0], strerror(errno));
 fail:
     shifter_strings_free(command);
     shifter_strings_free(command_env);
+    return -1;
 }
 
 int task_init(spank_t sp) {
@@ -73,11 +78,14 @@ int task_init(spank_t sp) {
     if (unset != ESPANK_SUCCESS && unset != ESPANK_ENV_NOEXIST)
         slurm_error("shifter: task: couldn't remove SLURM_SPANK_SHIFTER_SSH from the task's environment: %s",
                     spank_strerror(unset));
-    if (prolog_failure[0] != '\0' || options.container_image != NULL) {
-        if (prolog_failure[0] != '\0') fprintf(stderr, "%s\n", prolog_failure);
-        else enter_container(sp);
+    if (prolog_failure[0] != '\0') {
+        fprintf(stderr, "%s\n", prolog_failure);
         fflush(stderr);
-        _exit(prolog_failure[0] != '\0' ? 1 : 127);
+        _exit(1);
+    }
+    if (config.pyxis_compat && enter_container(sp) != 0) {
+        fflush(stderr);
+        _exit(127);
     }
     return 0;
 }

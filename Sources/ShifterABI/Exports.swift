@@ -283,15 +283,21 @@ public typealias CStringArray = UnsafeMutablePointer<UnsafeMutablePointer<CChar>
 /// The variables submission sets: (job control environment, srun's own environment, notice).
 private func submission(_ request: shifter_submit_request) throws(ExportFailure)
     -> (job: [(name: String, value: String)], srun: [(name: String, value: String)], notice: String) {
+    let environment = environmentDictionary(strings(request.envp))
+    var pyxis = PyxisOptions(
+        image: string(request.container_image), mounts: string(request.container_mounts), workdir: string(request.container_workdir),
+        environment: string(request.container_env), mountHome: request.mount_home < 0 ? nil : request.mount_home != 0,
+        remapRoot: request.remap_root != 0, name: string(request.container_name), save: string(request.container_save),
+        writable: request.container_writable == 0 ? nil : request.container_writable > 0,
+        entrypoint: request.container_entrypoint == 0 ? nil : request.container_entrypoint > 0,
+        entrypointLog: request.container_entrypoint_log != 0, unshare: string(request.container_unshare))
+    if request.pyxis_compat != 0 {
+        do { pyxis = try pyxis.withEnvironmentDefaults(environment) } catch { throw ExportFailure(error.description, shifterInvalid) }
+    }
     let options = SlurmSubmission.Options(
         image: string(request.image), volume: string(request.volume), module: string(request.module), ccm: request.ccm != 0,
-        pyxis: PyxisOptions(image: string(request.container_image), mounts: string(request.container_mounts),
-                            workdir: string(request.container_workdir), environment: string(request.container_env),
-                            mountHome: request.mount_home < 0 ? nil : request.mount_home != 0,
-                            remapRoot: request.remap_root != 0),
-        longOptions: request.long_options != 0)
-    let plan = SlurmSubmission(command: request.srun != 0 ? .srun : .allocator, options: options,
-                               environment: environmentDictionary(strings(request.envp)))
+        pyxis: pyxis, longOptions: request.long_options != 0)
+    let plan = SlurmSubmission(command: request.srun != 0 ? .srun : .allocator, options: options, environment: environment)
     var site: ConfigHandle?
     func loaded() throws(ExportFailure) -> ConfigHandle {
         if let site { return site }
@@ -308,7 +314,10 @@ private func submission(_ request: shifter_submit_request) throws(ExportFailure)
         try plan.check()
         if options.pyxisGiven {
             let pyxis: PyxisOptions.Request
-            do { pyxis = try pyxisRequest(try loaded().config, options.pyxis, uid: request.uid) } catch let error as PyxisOptionsError {
+            do {
+                try options.pyxis.checkTaken()
+                pyxis = try pyxisRequest(try loaded().config, options.pyxis, uid: request.uid)
+            } catch let error as PyxisOptionsError {
                 throw ExportFailure(error.description, shifterInvalid)
             }
             requested = (pyxis.image, pyxis.volumes)
@@ -488,11 +497,32 @@ public func shifter_task_command(
     }
     argvOut.pointee = nil
     envpOut.pointee = nil
+    let environment = strings(request.envp)
+    // The task's own PYXIS_CONTAINER_* stand for the options the step was not given, as in Pyxis;
+    // only those a task uses are read (submission judged the rest). A caller of the first version
+    // asks only for the tasks of a step with --container-image.
+    let taskVariables = ["IMAGE", "WORKDIR", "ENV"].map { PyxisOptions.variablePrefix + $0 }
+    let options: PyxisOptions
+    do {
+        options = try PyxisOptions(image: string(request.container_image), workdir: string(request.workdir),
+                                   environment: string(request.env_names))
+            .withEnvironmentDefaults(environmentDictionary(environment).filter { taskVariables.contains($0.key) })
+    } catch {
+        copyOut(error.description, msg, msglen)
+        return shifterInvalid
+    }
+    let decides = request.size >= Int(SHIFTER_TASK_REQUEST_SIZE_VER1)
+    if decides, options.image == nil { return shifterOK }
+    // The image is resolved at submission, where srun or sbatch read the variable: one only the
+    // task has (given with --export) was never resolved.
+    if decides, string(request.container_image) == nil, (environmentDictionary(environment)["SHIFTER_IMAGE"] ?? "").isEmpty {
+        copyOut("PYXIS_CONTAINER_IMAGE reached the task but not srun or sbatch (given with --export?), so its image was never resolved; set it in the environment srun or sbatch runs in, or use --container-image", msg, msglen)
+        return shifterInvalid
+    }
     var command: [String] = []
     if let argv = request.argv {
         for index in 0..<Int(max(0, request.argc)) { if let argument = argv[index] { command.append(String(cString: argument)) } }
     }
-    let environment = strings(request.envp)
     let plugin = string(request.plugin_path)
     guard let shifter = PyxisTaskPlan.shifterCommand(configured: string(request.shifter_path), library: plugin) else {
         copyOut("couldn't find the shifter command: this plugin's path \(plugin ?? "(unknown)") is not PREFIX/lib/shifter/shifter_spank.so (set shifter_path= in plugstack.conf)", msg, msglen)
@@ -511,7 +541,7 @@ public func shifter_task_command(
     }
     let plan: PyxisTaskPlan
     do {
-        plan = try PyxisTaskPlan(shifter: shifter, workdir: string(request.workdir), environmentNames: string(request.env_names),
+        plan = try PyxisTaskPlan(shifter: shifter, workdir: options.workdir, environmentNames: options.environment,
                                  command: command, environment: environment, batchScript: script)
     } catch {
         copyOut("couldn't read the task's command from Slurm: \(error)", msg, msglen)

@@ -19,11 +19,25 @@ public struct PyxisOptions: Sendable, Equatable {
     public var mountHome: Bool?
     /// `--container-remap-root`, which Shifter refuses.
     public var remapRoot = false
+    /// `--container-name=NAME[:MODE]`, which Shifter refuses (named containers).
+    public var name: String?
+    /// `--container-save=PATH`, which Shifter refuses.
+    public var save: String?
+    /// `--container-writable` (true), which Shifter refuses, or `--container-readonly` (false).
+    public var writable: Bool?
+    /// `--container-entrypoint` (true), which Shifter refuses, or `--no-container-entrypoint`
+    /// (false, the default: no entrypoint runs).
+    public var entrypoint: Bool?
+    /// `--container-entrypoint-log`: with no entrypoint run, there is nothing to show.
+    public var entrypointLog = false
+    /// `--container-unshare=NS[,NS...]`, which Shifter refuses.
+    public var unshare: String?
 
     /// Creates options; every field is optional.
     public init(
         image: String? = nil, mounts: String? = nil, workdir: String? = nil, environment: String? = nil,
-        mountHome: Bool? = nil, remapRoot: Bool = false
+        mountHome: Bool? = nil, remapRoot: Bool = false, name: String? = nil, save: String? = nil, writable: Bool? = nil,
+        entrypoint: Bool? = nil, entrypointLog: Bool = false, unshare: String? = nil
     ) {
         self.image = image
         self.mounts = mounts
@@ -31,11 +45,103 @@ public struct PyxisOptions: Sendable, Equatable {
         self.environment = environment
         self.mountHome = mountHome
         self.remapRoot = remapRoot
+        self.name = name
+        self.save = save
+        self.writable = writable
+        self.entrypoint = entrypoint
+        self.entrypointLog = entrypointLog
+        self.unshare = unshare
     }
 
     /// Whether any Pyxis option was given.
-    public var isEmpty: Bool {
-        image == nil && mounts == nil && workdir == nil && environment == nil && mountHome == nil && !remapRoot
+    public var isEmpty: Bool { self == PyxisOptions() }
+
+    /// The options the command line left unset, taken from Pyxis' variables in `variables` (an environment)
+    /// (`PYXIS_CONTAINER_IMAGE`, `..._MOUNTS`, ..., see `variables`), as Pyxis reads them at
+    /// submission and in each task: an option given on the command line wins, an empty variable
+    /// counts as unset, and a yes-or-no one is `1`, `true`, `yes`, `y` or `0`, `false`, `no`, `n`.
+    /// Where Pyxis ignores a yes-or-no value it cannot read, this refuses it, naming the variable.
+    public func withEnvironmentDefaults(_ variables: [String: String]) throws(PyxisOptionsError) -> PyxisOptions {
+        func text(_ name: String) -> String? {
+            guard let value = variables[Self.variablePrefix + name], !value.isEmpty else { return nil }
+            return value
+        }
+        func flag(_ name: String) throws(PyxisOptionsError) -> Bool? {
+            guard let value = text(name) else { return nil }
+            switch value {
+            case "1", "true", "yes", "y": return true
+            case "0", "false", "no", "n": return false
+            default:
+                throw PyxisOptionsError(option: "\(Self.variablePrefix)\(name)=\(value)",
+                                        reason: "expected 1, true, yes or y, or 0, false, no or n")
+            }
+        }
+        var options = self
+        options.image = image ?? text("IMAGE")
+        options.mounts = mounts ?? text("MOUNTS")
+        options.workdir = workdir ?? text("WORKDIR")
+        options.environment = environment ?? text("ENV")
+        options.name = name ?? text("NAME")
+        options.save = save ?? text("SAVE")
+        options.unshare = unshare ?? text("UNSHARE")
+        if mountHome == nil { options.mountHome = try flag("MOUNT_HOME") }
+        if !remapRoot { options.remapRoot = try flag("REMAP_ROOT") == true }
+        if entrypoint == nil { options.entrypoint = try flag("ENTRYPOINT") }
+        if !entrypointLog { options.entrypointLog = try flag("ENTRYPOINT_LOG") == true }
+        // As in Pyxis, PYXIS_CONTAINER_READONLY counts only where neither the command line nor
+        // PYXIS_CONTAINER_WRITABLE decided (both are read, so either is refused when unreadable).
+        if writable == nil {
+            let writable = try flag("WRITABLE"), readOnly = try flag("READONLY")
+            options.writable = writable ?? readOnly.map { !$0 }
+        }
+        return options
+    }
+
+    /// The prefix of Pyxis' variables, one for each option: `PYXIS_CONTAINER_IMAGE`, ...
+    public static let variablePrefix = "PYXIS_CONTAINER_"
+    /// The names after the prefix.
+    public static let variables = ["IMAGE", "MOUNTS", "WORKDIR", "ENV", "NAME", "SAVE", "UNSHARE", "MOUNT_HOME", "REMAP_ROOT",
+                                   "ENTRYPOINT", "ENTRYPOINT_LOG", "WRITABLE", "READONLY"]
+
+    /// Refuses what can be refused without the site's configuration: the Pyxis options Shifter
+    /// does not take, each with the reason and what to do, and options without an image. Returns
+    /// the image as given.
+    @discardableResult
+    public func checkTaken() throws(PyxisOptionsError) -> String {
+        if remapRoot {
+            throw PyxisOptionsError(
+                option: "--container-remap-root",
+                reason: "Shifter runs every container as the submitting user, never as root, remapped or not; remove the option")
+        }
+        if let name {
+            throw PyxisOptionsError(
+                option: "--container-name=\(name)",
+                reason: "named containers are not supported: every step of the job runs in the image as it was pulled; remove the option")
+        }
+        if let save {
+            throw PyxisOptionsError(
+                option: "--container-save=\(save)",
+                reason: "saving a container is not supported; build the image with docker and import it with 'shifterimg import', or pull it from a registry")
+        }
+        if writable == true {
+            throw PyxisOptionsError(
+                option: "--container-writable",
+                reason: "writable containers are not supported; write to a directory of --container-mounts, a site filesystem or /tmp")
+        }
+        if entrypoint == true {
+            throw PyxisOptionsError(
+                option: "--container-entrypoint",
+                reason: "running the image's entrypoint is not supported; name it as the command (srun --container-image=IMAGE ENTRYPOINT ARGS...)")
+        }
+        if let unshare {
+            throw PyxisOptionsError(
+                option: "--container-unshare=\(unshare)",
+                reason: "new namespaces are not supported: the container shares the node's network, IPC and host name, as Shifter's always do; remove the option")
+        }
+        guard let image, !image.isEmpty else {
+            throw PyxisOptionsError(option: "--container-mounts, --container-workdir and --container-env", reason: "need --container-image")
+        }
+        return image
     }
 
     /// Shifter's request for these options.
@@ -58,14 +164,7 @@ public struct PyxisOptions: Sendable, Equatable {
     public func request(
         home: String?, currentDirectory: String?, sitePaths: [String], isDirectory: (String) -> Bool
     ) throws(PyxisOptionsError) -> Request {
-        if remapRoot {
-            throw PyxisOptionsError(
-                option: "--container-remap-root",
-                reason: "Shifter runs every container as the submitting user, never as root, remapped or not; remove the option")
-        }
-        guard let image, !image.isEmpty else {
-            throw PyxisOptionsError(option: "--container-mounts, --container-workdir and --container-env", reason: "need --container-image")
-        }
+        let image = try checkTaken()
         var volumes = try Self.volumes(mounts)
         if mountHome == true {
             guard let home, home.hasPrefix("/") else {

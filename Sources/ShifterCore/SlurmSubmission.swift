@@ -34,10 +34,12 @@ public struct SlurmSubmission: Sendable, Equatable {
             self.longOptions = longOptions
         }
 
-        /// Whether a Pyxis-style option was given; the `--no-` forms ask for the default.
+        /// Whether a Pyxis-style option was given; those that ask for the default (the `--no-`
+        /// forms, `--container-readonly`, `--container-entrypoint-log`) do not count.
         public var pyxisGiven: Bool {
             pyxis.image != nil || pyxis.mounts != nil || pyxis.workdir != nil || pyxis.environment != nil
-                || pyxis.mountHome == true || pyxis.remapRoot
+                || pyxis.mountHome == true || pyxis.remapRoot || pyxis.name != nil || pyxis.save != nil
+                || pyxis.writable == true || pyxis.entrypoint == true || pyxis.unshare != nil
         }
     }
 

@@ -39,13 +39,25 @@ private func withConfig<T>(_ top: String, _ body: (OpaquePointer) -> T) -> T {
     return body(OpaquePointer(handle.toOpaque()))
 }
 
-private func taskRequest(_ argv: UnsafePointer<UnsafeMutablePointer<CChar>?>, argc: Int32) -> shifter_task_request {
+/// The --container-image of the tasks these tests plan (never freed).
+nonisolated(unsafe) private let taskImage = UnsafePointer(strdup("ubuntu"))
+
+/// A task of a step given --container-image, unless `image` is false.
+private func taskRequest(_ argv: UnsafePointer<UnsafeMutablePointer<CChar>?>, argc: Int32, image: Bool = true) -> shifter_task_request {
     var request = shifter_task_request()
     request.size = MemoryLayout<shifter_task_request>.size
     request.argc = argc
     request.argv = argv
     request.shifter_path = nil
+    request.container_image = image ? taskImage : nil
     return request
+}
+
+/// `entries` as a NULL-terminated array of C strings, for `body`.
+private func withEnvironment<T>(_ entries: [String], _ body: (UnsafePointer<UnsafeMutablePointer<CChar>?>) -> T) -> T {
+    let array: [UnsafeMutablePointer<CChar>?] = entries.map { strdup($0) } + [nil]
+    defer { array.forEach { free($0) } }
+    return array.withUnsafeBufferPointer { body($0.baseAddress!) }
 }
 
 private func task(_ pointer: UnsafeRawPointer) -> (Int32, String, [String]) {
@@ -65,10 +77,12 @@ struct RequestABITests {
     func sizes() {
         #expect(MemoryLayout<shifter_prolog_request>.size == Int(SHIFTER_PROLOG_REQUEST_SIZE_VER1))
         #expect(MemoryLayout<shifter_prolog_request>.offset(of: \.ssh_keys) == Int(SHIFTER_PROLOG_REQUEST_SIZE_VER0))
-        #expect(MemoryLayout<shifter_task_request>.size == Int(SHIFTER_TASK_REQUEST_SIZE_VER0))
+        #expect(MemoryLayout<shifter_task_request>.size == Int(SHIFTER_TASK_REQUEST_SIZE_VER1))
+        #expect(MemoryLayout<shifter_task_request>.offset(of: \.container_image) == Int(SHIFTER_TASK_REQUEST_SIZE_VER0))
         #expect(MemoryLayout<shifter_pyxis_options>.size == Int(SHIFTER_PYXIS_OPTIONS_SIZE_VER0))
         #expect(MemoryLayout<shifter_validate_request>.size == Int(SHIFTER_VALIDATE_REQUEST_SIZE_VER0))
-        #expect(MemoryLayout<shifter_submit_request>.size == Int(SHIFTER_SUBMIT_REQUEST_SIZE_VER0))
+        #expect(MemoryLayout<shifter_submit_request>.size == Int(SHIFTER_SUBMIT_REQUEST_SIZE_VER1))
+        #expect(MemoryLayout<shifter_submit_request>.offset(of: \.pyxis_compat) == Int(SHIFTER_SUBMIT_REQUEST_SIZE_VER0))
         #expect(MemoryLayout<shifter_step_request>.size == Int(SHIFTER_STEP_REQUEST_SIZE_VER0))
     }
 
@@ -257,5 +271,102 @@ struct RequestABITests {
             "/opt/shifter".withCString { _ in task(pointer) }
         }
         #expect(empty.0 != Int32(SHIFTER_OK))
+    }
+
+    @Test("a task's PYXIS_CONTAINER_IMAGE makes it a Pyxis-style task, and its workdir and names stand for missing options",
+          arguments: [
+        // (option, variables, the command planned; nil: the task runs as it is)
+        (nil, [], nil),
+        (nil, ["PYXIS_CONTAINER_IMAGE="], nil),
+        (nil, ["PYXIS_CONTAINER_IMAGE=ubuntu", "SHIFTER_IMAGE=id:x"], ["/opt/shifter", "--workdir", "--", "true"]),
+        (nil, ["PYXIS_CONTAINER_IMAGE=ubuntu", "SHIFTER_IMAGE=id:x", "PYXIS_CONTAINER_WORKDIR=/w", "PYXIS_CONTAINER_ENV=A,B"],
+         ["/opt/shifter", "--workdir=/w", "--", "true"]),
+        ("/data", ["PYXIS_CONTAINER_IMAGE=ubuntu", "SHIFTER_IMAGE=id:x", "PYXIS_CONTAINER_WORKDIR=/w"],
+         ["/opt/shifter", "--workdir=/data", "--", "true"]),
+        // Only what a task uses is read: submission judged the rest.
+        (nil, ["PYXIS_CONTAINER_IMAGE=ubuntu", "SHIFTER_IMAGE=id:x", "PYXIS_CONTAINER_MOUNT_HOME=maybe"],
+         ["/opt/shifter", "--workdir", "--", "true"]),
+    ] as [(String?, [String], [String]?)])
+    func taskFromVariables(workdir: String?, variables: [String], expected: [String]?) {
+        let command = strdup("true")
+        defer { free(command) }
+        let argv: [UnsafeMutablePointer<CChar>?] = [command, nil]
+        let (status, text, arguments) = argv.withUnsafeBufferPointer { argv in
+            withEnvironment(variables) { envp in
+                withOptionalCString(workdir) { workdir in
+                    "/opt/shifter".withCString { path in
+                        var request = taskRequest(argv.baseAddress!, argc: 1, image: false)
+                        request.shifter_path = path
+                        request.workdir = workdir
+                        request.envp = envp
+                        return withRequest(request, size: MemoryLayout<shifter_task_request>.size) { task($0) }
+                    }
+                }
+            }
+        }
+        #expect(status == Int32(SHIFTER_OK), "\(text)")
+        #expect(arguments == (expected ?? []))
+    }
+
+    @Test("a task whose PYXIS_CONTAINER_IMAGE no submission resolved is refused with the reason")
+    func taskVariableNotSubmitted() {
+        let command = strdup("true")
+        defer { free(command) }
+        let argv: [UnsafeMutablePointer<CChar>?] = [command, nil]
+        let (status, text, arguments) = argv.withUnsafeBufferPointer { argv in
+            withEnvironment(["PYXIS_CONTAINER_IMAGE=ubuntu", "SHIFTER_IMAGE="]) { envp in
+                "/opt/shifter".withCString { path in
+                    var request = taskRequest(argv.baseAddress!, argc: 1, image: false)
+                    request.shifter_path = path
+                    request.envp = envp
+                    return withRequest(request, size: MemoryLayout<shifter_task_request>.size) { task($0) }
+                }
+            }
+        }
+        #expect(status == Int32(SHIFTER_EINVAL))
+        #expect(text.hasPrefix("PYXIS_CONTAINER_IMAGE reached the task but not srun or sbatch (given with --export?)"))
+        #expect(arguments.isEmpty)
+    }
+
+    @Test("a first-version task request is a Pyxis-style task without any image field")
+    func firstVersionTask() {
+        let command = strdup("true")
+        defer { free(command) }
+        let argv: [UnsafeMutablePointer<CChar>?] = [command, nil]
+        let result = argv.withUnsafeBufferPointer { argv in
+            "/opt/shifter".withCString { path in
+                var request = taskRequest(argv.baseAddress!, argc: 1, image: false)
+                request.shifter_path = path
+                return withRequest(request, size: Int(SHIFTER_TASK_REQUEST_SIZE_VER0)) { task($0) }
+            }
+        }
+        #expect(result.0 == Int32(SHIFTER_OK))
+        #expect(result.2 == ["/opt/shifter", "--workdir", "--", "true"])
+    }
+
+    @Test("a submission at a Pyxis site takes PYXIS_CONTAINER_* for options not given, and refuses what it cannot take", arguments: [
+        (1, ["PYXIS_CONTAINER_MOUNT_HOME=maybe"], "PYXIS_CONTAINER_MOUNT_HOME=maybe: expected 1, true, yes or y, or 0, false, no or n"),
+        (1, ["PYXIS_CONTAINER_NAME=c1"], "--container-name=c1: named containers are not supported: every step of the job runs in the image as it was pulled; remove the option"),
+        (1, ["PYXIS_CONTAINER_MOUNTS=/a:/b"], "--container-mounts, --container-workdir and --container-env: need --container-image"),
+        // Without pyxis_compat the variables are not Shifter's to read.
+        (0, ["PYXIS_CONTAINER_MOUNT_HOME=maybe", "PYXIS_CONTAINER_NAME=c1"], ""),
+    ] as [(Int32, [String], String)])
+    func submitFromVariables(pyxisCompat: Int32, variables: [String], expected: String) {
+        var job: CStringArray?, srun: CStringArray?
+        let (status, text) = withEnvironment(variables) { envp in
+            "/nonexistent/udiRoot.conf".withCString { path in
+                var request = shifter_submit_request()
+                request.config_path = path
+                request.mount_home = -1
+                request.pyxis_compat = pyxisCompat
+                request.envp = envp
+                return withRequest(request, size: MemoryLayout<shifter_submit_request>.size) { pointer in
+                    message { shifter_submit(pointer, &job, &srun, $0, $1) }
+                }
+            }
+        }
+        defer { shifter_strings_free(job); shifter_strings_free(srun) }
+        #expect(status == (expected.isEmpty ? Int32(SHIFTER_OK) : Int32(SHIFTER_EINVAL)))
+        #expect(text == expected)
     }
 }

@@ -99,4 +99,58 @@ struct PyxisOptionsTests {
         #expect(failure(PyxisOptions(image: "ubuntu", remapRoot: true)) ==
             "--container-remap-root: Shifter runs every container as the submitting user, never as root, remapped or not; remove the option")
     }
+    @Test("PYXIS_CONTAINER_* stand for the options the command line left unset, as Pyxis reads them", arguments: [
+        (PyxisOptions(), [:], PyxisOptions()),
+        (PyxisOptions(), ["PYXIS_CONTAINER_IMAGE": "ubuntu", "PYXIS_CONTAINER_WORKDIR": "/w", "PYXIS_CONTAINER_ENV": "A,B"],
+         PyxisOptions(image: "ubuntu", workdir: "/w", environment: "A,B")),
+        // The command line wins, the mounts as a whole; an empty variable is unset.
+        (PyxisOptions(image: "a", mounts: "/x:/y"), ["PYXIS_CONTAINER_IMAGE": "b", "PYXIS_CONTAINER_MOUNTS": "/z"],
+         PyxisOptions(image: "a", mounts: "/x:/y")),
+        (PyxisOptions(), ["PYXIS_CONTAINER_IMAGE": "", "PYXIS_CONTAINER_MOUNT_HOME": ""], PyxisOptions()),
+        // Yes-or-no variables, in each of Pyxis' spellings.
+        (PyxisOptions(), ["PYXIS_CONTAINER_MOUNT_HOME": "yes", "PYXIS_CONTAINER_REMAP_ROOT": "1"],
+         PyxisOptions(mountHome: true, remapRoot: true)),
+        (PyxisOptions(), ["PYXIS_CONTAINER_MOUNT_HOME": "n", "PYXIS_CONTAINER_ENTRYPOINT": "false", "PYXIS_CONTAINER_ENTRYPOINT_LOG": "y"],
+         PyxisOptions(mountHome: false, entrypoint: false, entrypointLog: true)),
+        (PyxisOptions(mountHome: false), ["PYXIS_CONTAINER_MOUNT_HOME": "true"], PyxisOptions(mountHome: false)),
+        // PYXIS_CONTAINER_READONLY counts only where neither the option nor ..._WRITABLE decided.
+        (PyxisOptions(), ["PYXIS_CONTAINER_READONLY": "1"], PyxisOptions(writable: false)),
+        (PyxisOptions(), ["PYXIS_CONTAINER_READONLY": "no"], PyxisOptions(writable: true)),
+        (PyxisOptions(), ["PYXIS_CONTAINER_WRITABLE": "1", "PYXIS_CONTAINER_READONLY": "1"], PyxisOptions(writable: true)),
+        (PyxisOptions(writable: false), ["PYXIS_CONTAINER_WRITABLE": "1"], PyxisOptions(writable: false)),
+        (PyxisOptions(), ["PYXIS_CONTAINER_NAME": "c", "PYXIS_CONTAINER_SAVE": "/s.sqsh", "PYXIS_CONTAINER_UNSHARE": "net"],
+         PyxisOptions(name: "c", save: "/s.sqsh", unshare: "net")),
+    ] as [(PyxisOptions, [String: String], PyxisOptions)])
+    func environmentDefaults(given: PyxisOptions, variables: [String: String], expected: PyxisOptions) throws {
+        #expect(try given.withEnvironmentDefaults(variables) == expected)
+    }
+
+    @Test("a yes-or-no variable Pyxis would ignore is refused, named", arguments: [
+        ("MOUNT_HOME", "maybe"), ("REMAP_ROOT", "TRUE"), ("ENTRYPOINT", "2"), ("WRITABLE", "on"), ("READONLY", " 1"),
+    ])
+    func badFlags(name: String, value: String) {
+        let error = #expect(throws: PyxisOptionsError.self) {
+            try PyxisOptions().withEnvironmentDefaults(["PYXIS_CONTAINER_" + name: value])
+        }
+        #expect(error?.description == "PYXIS_CONTAINER_\(name)=\(value): expected 1, true, yes or y, or 0, false, no or n")
+    }
+
+    @Test("Pyxis options Shifter does not take are refused with the reason; those that ask for its way are taken", arguments: [
+        (PyxisOptions(image: "ubuntu", name: "c1"), "--container-name=c1: named containers are not supported"),
+        (PyxisOptions(image: "ubuntu", save: "/s.sqsh"), "--container-save=/s.sqsh: saving a container is not supported"),
+        (PyxisOptions(image: "ubuntu", writable: true), "--container-writable: writable containers are not supported"),
+        (PyxisOptions(image: "ubuntu", entrypoint: true), "--container-entrypoint: running the image's entrypoint is not supported"),
+        (PyxisOptions(image: "ubuntu", unshare: "net,ipc"), "--container-unshare=net,ipc: new namespaces are not supported"),
+        // Refused before the image is even looked at.
+        (PyxisOptions(name: "c1"), "--container-name=c1: named containers are not supported"),
+        (PyxisOptions(image: "ubuntu", writable: false, entrypoint: false, entrypointLog: true), nil),
+    ] as [(PyxisOptions, String?)])
+    func unsupported(options: PyxisOptions, expected: String?) {
+        if let expected {
+            #expect(failure(options)?.hasPrefix(expected) == true, "\(failure(options) ?? "taken")")
+        } else {
+            #expect(failure(options) == nil)
+        }
+    }
+
 }

@@ -120,6 +120,62 @@ SCRIPT
     [ "${lines[-1]}" = "ld=/opt/host/lib" ]
 }
 
+@test "pyxis: PYXIS_CONTAINER_* stand for the options in srun, sbatch and each task, the command line winning; a second user's directory stays refused" {
+    # srun from a login node, with the variables alone.
+    run as_user "$U" env PYXIS_CONTAINER_IMAGE="$PYXIS_IMAGE" PYXIS_CONTAINER_WORKDIR=/etc srun -N1 sh -c 'head -1 /etc/os-release; pwd'
+    echo "$output"
+    [ "$status" -eq 0 ]
+    [ "${lines[-2]}" = 'NAME="Shifter test busybox"' ]
+    [ "${lines[-1]}" = /etc ]
+    # An option on the command line wins over its variable.
+    run as_user "$U" env PYXIS_CONTAINER_IMAGE="$PYXIS_IMAGE" PYXIS_CONTAINER_WORKDIR=/etc srun -N1 --container-workdir=/bin pwd
+    [ "$status" -eq 0 ]
+    [ "${lines[-1]}" = /bin ]
+    # An empty variable is unset: the task runs on the host.
+    run as_user "$U" env PYXIS_CONTAINER_IMAGE= srun -N1 head -1 /etc/os-release
+    [ "$status" -eq 0 ]
+    [ "${lines[-1]}" != 'NAME="Shifter test busybox"' ]
+    # sbatch with the variable runs the batch script in the container, as with --container-image.
+    printf '#!/bin/sh\necho "script $(head -1 /etc/os-release) pwd=$(pwd)"\n' >"$OUT/job.sh"
+    job=$(cd "$OUT" && as_user "$U" env PYXIS_CONTAINER_IMAGE="$PYXIS_IMAGE" sbatch --parsable -o "$OUT/out" "$OUT/job.sh")
+    wait_job "$job"
+    cat "$OUT/out"
+    [ "$(job_state "$job")" = COMPLETED ]
+    grep -qxF "script NAME=\"Shifter test busybox\" pwd=$OUT" "$OUT/out"
+    # Given to the job alone (--export), sbatch never saw it to resolve the image: the task says so.
+    job=$(cd "$OUT" && submit "$U" -o "$OUT/out3" --export=ALL,PYXIS_CONTAINER_IMAGE="$PYXIS_IMAGE" "$OUT/job.sh")
+    wait_job "$job"
+    cat "$OUT/out3"
+    grep -qF "PYXIS_CONTAINER_IMAGE reached the task but not srun or sbatch (given with --export?)" "$OUT/out3"
+    # Exported in a job script, it puts the later sruns of the job in the image; emptied, on the host.
+    cat >"$OUT/job2.sh" <<SCRIPT
+#!/bin/sh
+export PYXIS_CONTAINER_IMAGE=$PYXIS_IMAGE
+srun -N1 sh -c 'echo "step \$(head -1 /etc/os-release)"'
+PYXIS_CONTAINER_IMAGE= srun -N1 sh -c 'echo "host \$(head -1 /etc/os-release)"'
+SCRIPT
+    job=$(submit "$U" -o "$OUT/out2" "$OUT/job2.sh")
+    wait_job "$job"
+    cat "$OUT/out2"
+    [ "$(job_state "$job")" = COMPLETED ]
+    grep -qxF 'step NAME="Shifter test busybox"' "$OUT/out2"
+    grep -q '^host ' "$OUT/out2"
+    ! grep -qxF 'host NAME="Shifter test busybox"' "$OUT/out2" || false
+    # A yes-or-no value Pyxis would ignore is refused at submission, named.
+    run as_user "$U" env PYXIS_CONTAINER_IMAGE="$PYXIS_IMAGE" PYXIS_CONTAINER_MOUNT_HOME=maybe srun -N1 true
+    [ "$status" -ne 0 ]
+    [[ "$output" == *"shifter: submit: PYXIS_CONTAINER_MOUNT_HOME=maybe: expected 1, true, yes or y, or 0, false, no or n"* ]]
+    # The variable passes the option's checks: the second user's private directory is refused.
+    local top=/var/tmp/shifter-pyxis-vars
+    rm -rf "$top" && mkdir -p "$top/theirs" && chown "$BED_USER2" "$top/theirs" && chmod 700 "$top/theirs"
+    run as_user "$U" env PYXIS_CONTAINER_IMAGE="$PYXIS_IMAGE" PYXIS_CONTAINER_MOUNTS="$top/theirs:/test-mnt" srun -N1 true
+    echo "$output"
+    rm -rf "$top"
+    [ "$status" -ne 0 ]
+    [[ "$output" == *"user $U may not open source $top/theirs: Permission denied"* ]]
+    assert_nodes_clean
+}
+
 @test "pyxis: options Shifter cannot honour are refused at submission with the reason" {
     run as_user "$U" srun -N1 --container-image="$PYXIS_IMAGE" --container-remap-root id -u
     echo "$output"
@@ -136,6 +192,26 @@ SCRIPT
     [[ "$output" == *"--image and --volume cannot be combined with the Pyxis-style --container-* options"* ]]
     # --no-container-remap-root is what Shifter does anyway.
     run as_user "$U" srun -N1 --container-image="$PYXIS_IMAGE" --no-container-remap-root id -u
+    [ "$status" -eq 0 ]
+    [ "${lines[-1]}" = "$(id -u "$U")" ]
+    # Pyxis' other options are known (no "unrecognized option" from srun): those Shifter does not
+    # support say so, and why, as do their variables; those that ask for Shifter's way run.
+    run as_user "$U" srun -N1 --container-image="$PYXIS_IMAGE" --container-name=c1 true
+    [ "$status" -ne 0 ]
+    [[ "$output" == *"shifter: submit: --container-name=c1: named containers are not supported"* ]]
+    run as_user "$U" env PYXIS_CONTAINER_NAME=c1 srun -N1 --container-image="$PYXIS_IMAGE" true
+    [ "$status" -ne 0 ]
+    [[ "$output" == *"shifter: submit: --container-name=c1: named containers are not supported"* ]]
+    run as_user "$U" srun -N1 --container-image="$PYXIS_IMAGE" --container-writable true
+    [[ "$output" == *"shifter: submit: --container-writable: writable containers are not supported; write to a directory of --container-mounts"* ]]
+    run as_user "$U" srun -N1 --container-image="$PYXIS_IMAGE" --container-save="$OUT/c.sqsh" true
+    [[ "$output" == *"shifter: submit: --container-save=$OUT/c.sqsh: saving a container is not supported"* ]]
+    run as_user "$U" srun -N1 --container-image="$PYXIS_IMAGE" --container-entrypoint true
+    [[ "$output" == *"shifter: submit: --container-entrypoint: running the image's entrypoint is not supported"* ]]
+    run as_user "$U" srun -N1 --container-image="$PYXIS_IMAGE" --container-unshare=net true
+    [[ "$output" == *"shifter: submit: --container-unshare=net: new namespaces are not supported"* ]]
+    run as_user "$U" srun -N1 --container-image="$PYXIS_IMAGE" --container-readonly --no-container-entrypoint --container-entrypoint-log id -u
+    echo "$output"
     [ "$status" -eq 0 ]
     [ "${lines[-1]}" = "$(id -u "$U")" ]
 }
