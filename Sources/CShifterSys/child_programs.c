@@ -253,10 +253,10 @@ static int hand_over_descriptor(int rv, int received, int *fd) {
     return rv;
 }
 
-/* Open a directory as a user */
+/* Open a path in a root as a user */
 
-int cshifter_open_directory_as_user(uid_t uid, gid_t gid, size_t group_count, const gid_t *groups, const char *root,
-                                    const char *path, int timeout_ms, int *fd) {
+int cshifter_open_in_root_as_user(uid_t uid, gid_t gid, size_t group_count, const gid_t *groups, const char *root,
+                                  const char *path, int directory_only, int timeout_ms, int *fd) {
     *fd = -1;
     int sockets[2];
     /* SOCK_SEQPACKET: the reply is one message or none, and a child that dies unheard reads as EOF. */
@@ -273,7 +273,7 @@ int cshifter_open_directory_as_user(uid_t uid, gid_t gid, size_t group_count, co
         } else if (chroot(root) != 0 || chdir("/") != 0 || take_user_file_rights(uid, gid, group_count, groups) != 0) {
             error = errno;
         } else {
-            opened = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+            opened = open(path, O_RDONLY | O_CLOEXEC | (directory_only ? O_DIRECTORY : O_NONBLOCK | O_NOCTTY));
             if (opened < 0) error = errno;
         }
         ssize_t sent = send_with_descriptor(keep, &error, sizeof(error), opened);

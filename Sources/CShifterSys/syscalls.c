@@ -80,6 +80,14 @@ int cshifter_set_not_dumpable(void) {
     return prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) == 0 ? 0 : -errno;
 }
 
+int cshifter_mount_id(int fd, uint64_t *id) {
+    struct statx info;
+    if (statx(fd, "", AT_EMPTY_PATH, STATX_MNT_ID, &info) != 0) return -errno;
+    if ((info.stx_mask & STATX_MNT_ID) == 0) return -ENOSYS;
+    *id = info.stx_mnt_id;
+    return 0;
+}
+
 int cshifter_secure_mode(void) {
     return getauxval(AT_SECURE) != 0;
 }

@@ -165,7 +165,7 @@ public struct PyxisOptions: Sendable, Equatable {
         home: String?, currentDirectory: String?, sitePaths: [String], isDirectory: (String) -> Bool
     ) throws(PyxisOptionsError) -> Request {
         let image = try checkTaken()
-        var volumes = try Self.volumes(mounts)
+        var volumes = try Self.volumes(mounts, currentDirectory: currentDirectory)
         if mountHome == true {
             guard let home, home.hasPrefix("/") else {
                 throw PyxisOptionsError(option: "--container-mount-home", reason: "the user has no absolute home directory in the passwd database")
@@ -233,10 +233,12 @@ public struct PyxisOptions: Sendable, Equatable {
     }
 
     /// `SRC[:DST[:FLAGS]]`, `,`-separated, flags `+`-separated, as Shifter volumes of host
-    /// directories (the flag `host`: SRC is the host path, as in Pyxis, not the container's). `ro`
-    /// makes a volume read-only; `rw` and the propagation flags (Shifter's mounts are private)
-    /// change nothing; any other flag is refused.
-    static func volumes(_ text: String?) throws(PyxisOptionsError) -> [String] {
+    /// directories and files (the flag `host`: SRC is the host path, as in Pyxis, not the
+    /// container's). A SRC starting with `.` is relative to `currentDirectory` (where srun or
+    /// sbatch runs, the job's working directory), a DST starting with `.` to the container's `/`,
+    /// as in Pyxis. `ro` makes a volume read-only; `rw` and the propagation flags (Shifter's mounts
+    /// are private) change nothing; any other flag is refused.
+    static func volumes(_ text: String?, currentDirectory: String?) throws(PyxisOptionsError) -> [String] {
         guard let text, !text.isEmpty else { return [] }
         var result: [String] = []
         for entry in text.split(separator: ",", omittingEmptySubsequences: false) {
@@ -245,8 +247,15 @@ public struct PyxisOptions: Sendable, Equatable {
             guard (1...3).contains(fields.count), !fields[0].isEmpty else {
                 throw PyxisOptionsError(option: option, reason: "expected SRC[:DST[:FLAGS]]")
             }
-            let source = fields[0]
-            let target = fields.count >= 2 && !fields[1].isEmpty ? fields[1] : source
+            var source = fields[0]
+            if source.hasPrefix(".") {
+                guard let currentDirectory, currentDirectory.hasPrefix("/") else {
+                    throw PyxisOptionsError(option: option, reason: "a relative source needs a current directory")
+                }
+                source = currentDirectory + "/" + source
+            }
+            var target = fields.count >= 2 && !fields[1].isEmpty ? fields[1] : fields[0]
+            if target.hasPrefix(".") { target = "/" + target }
             var readOnly = false
             if fields.count == 3 {
                 for flag in fields[2].split(separator: "+", omittingEmptySubsequences: false) {

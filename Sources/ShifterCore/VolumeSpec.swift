@@ -35,16 +35,16 @@ public struct PerNodeCacheSpec: Hashable, Sendable {
 
 /// A user volume: `FROM:TO[:FLAG[:FLAG...]]` (SPEC section 4).
 ///
-/// FROM is a directory of the container: of a site mount (`siteFs`, `/tmp`) or of an earlier
-/// volume, never the image's own; with the flag `host` (which Pyxis-style `--container-mounts`
-/// sets) it is the host's directory of that name instead, always bound with everything mounted
-/// below it. FROM and TO follow `NormalisedPath`: absolute, `[A-Za-z0-9_./+-]` only, no `..`, with doubled
+/// FROM is a directory or a regular file of the container: of a site mount (`siteFs`, `/tmp`) or
+/// of an earlier volume, never the image's own; with the flag `host` (which Pyxis-style
+/// `--container-mounts` sets) it is the host's of that name instead, always bound with everything
+/// mounted below it. FROM and TO follow `NormalisedPath`: absolute, `[A-Za-z0-9_./+-]` only, no `..`, with doubled
 /// and trailing `/` and `.` components collapsed. TO may not be `/`, `/opt`, or be or lie under
 /// `/etc`, `/var` (except `/var/tmp`), `/proc`, `/sys`, `/dev` or `/opt/udiImage`. Flag names are
 /// matched without regard to case, as in the old Shifter. For a `perNodeCache` volume FROM is
 /// required by the grammar but unused: the cache is created, not bind-mounted.
 public struct VolumeSpec: Hashable, Sendable {
-    /// The directory to mount, as seen inside the container (on the host with `hostSource`).
+    /// The directory or file to mount, as seen inside the container (on the host with `hostSource`).
     public var source: String
     /// Where it appears in the container.
     public var target: String

@@ -4,10 +4,10 @@ import Glibc
 import ShifterCore
 import ShifterSystem
 
-/// Mounts a user's `--volume`. FROM is looked up inside the container (the site mounts and earlier
-/// volumes; the image's own directories are refused) or, with the flag `host`, on the host, with
-/// the user's own credentials either way, so a user can mount only what they can already reach
-/// there. The mount is always `nosuid,nodev`; a host directory is bound with everything mounted
+/// Mounts a user's `--volume`, a directory or a regular file. FROM is looked up inside the
+/// container (the site mounts and earlier volumes; the image's own files are refused) or, with the
+/// flag `host`, on the host, with the user's own credentials either way, so a user can mount only
+/// what they can already reach there. The mount is always `nosuid,nodev`; a host directory is bound with everything mounted
 /// below it (and the flags on all of it), so nothing a mount on the host hides comes to light.
 struct UserVolumeMounter {
     let layout: RootLayout
@@ -25,8 +25,8 @@ struct UserVolumeMounter {
         let lookupRoot = volume.hostSource ? "/" : layout.root
         let source: ContainedPath
         do {
-            source = try UserAccess.openDirectory(volume.source, root: lookupRoot, uid: user.uid, gid: user.gid,
-                                                  groups: user.groups + [user.gid])
+            source = try UserAccess.openFileOrDirectory(volume.source, root: lookupRoot, uid: user.uid, gid: user.gid,
+                                                        groups: user.groups + [user.gid])
         } catch where error.errno == ETIMEDOUT {
             throw describe("source \(volume.source) did not answer within \(UserAccess.timeLimit.components.seconds) s when user \(user.name) opened it (a filesystem that does not respond?)")
         } catch {
@@ -37,20 +37,30 @@ struct UserVolumeMounter {
         }
         let status: FileStatus
         do { status = try source.status() } catch { throw RuntimeError.from(error, describe) }
-        // A directory on the root's own filesystem (the overlay) is the image's: binding it
-        // elsewhere is never what a user who named a host path meant.
+        // A directory or a file; a device would be useless (nodev), a FIFO or a socket a way to
+        // talk to whatever serves it on the host.
+        guard status.kind == .directory || status.kind == .regular else {
+            throw describe("source \(volume.source) is neither a directory nor a regular file (a device, FIFO or socket); only those are mounted")
+        }
+        let what = status.kind == .directory ? "directory" : "file"
+        // A file on the root's own mount (the overlay) is the image's: binding it elsewhere is
+        // never what a user who named a host path meant. The mount, not the device: the overlay's
+        // regular files report the device of the image below it.
         if !volume.hostSource {
-            guard let rootStatus = try? ContainedPath(root: layout.root, path: "/").status() else {
+            guard let rootMount = try? ContainedPath(root: layout.root, path: "/").mountID(),
+                  let sourceMount = try? source.mountID() else {
                 throw describe("the container's root could not be examined")
             }
-            if status.device == rootStatus.device {
-                throw describe("source \(volume.source) is the image's own directory, on no site filesystem (siteFs in udiRoot.conf) and no earlier volume; to mount the host's \(volume.source), add the flag host (\(volume.source):\(volume.target):host)")
+            if sourceMount == rootMount {
+                throw describe("source \(volume.source) is the image's own \(what), on no site filesystem (siteFs in udiRoot.conf) and no earlier volume; to mount the host's \(volume.source), add the flag host (\(volume.source):\(volume.target):host)")
             }
         }
         do {
-            let target = try ContainedPath.makingDirectories(root: layout.root, path: volume.target, strict: true)
-            guard try target.status().kind == .directory else {
-                throw describe("target \(volume.target) exists in the image and is not a directory")
+            let target = status.kind == .directory
+                ? try ContainedPath.makingDirectories(root: layout.root, path: volume.target, strict: true)
+                : try ContainedPath.makingFile(root: layout.root, path: volume.target, strict: true)
+            guard try target.status().kind == status.kind else {
+                throw describe("target \(volume.target) exists in the image and is not a \(what), as the source is")
             }
             var attributes: BindAttributes = [.noSetuid, .noDevices]
             if volume.readOnly { attributes.insert(.readOnly) }

@@ -63,25 +63,34 @@ public struct ContainedPath: ~Copyable {
         return try ContainedPath(root: root, path: path, noSymlinks: strict)
     }
 
-    /// Opens a file for a bind-mount target, creating an empty one when missing.
-    public static func makingFile(root: String, path: String) throws(SystemError) -> ContainedPath {
-        if let existing = try? ContainedPath(root: root, path: path) { return existing }
+    /// Opens a file for a bind-mount target, creating an empty one when missing; `strict` as for
+    /// `makingDirectories` (no symlink on the way, the file's own included).
+    public static func makingFile(root: String, path: String, strict: Bool = false) throws(SystemError) -> ContainedPath {
+        if let existing = try? ContainedPath(root: root, path: path, noSymlinks: strict) { return existing }
         guard path.hasPrefix("/"), path.count > 1, let slash = path.lastIndex(of: "/") else {
             throw SystemError("create file", path, errno: EINVAL)
         }
         let parentPath = String(path[..<slash])
         let name = String(path[path.index(after: slash)...])
-        let parent = try makingDirectories(root: root, path: parentPath.isEmpty ? "/" : parentPath)
+        let parent = try makingDirectories(root: root, path: parentPath.isEmpty ? "/" : parentPath, strict: strict)
+        if strict, try parent.status().device != ContainedPath(root: root, path: "/").status().device {
+            throw SystemError("create file \(path) (its directory is a mounted filesystem, not the container's own) in", root, errno: EXDEV)
+        }
         let fd = try check("create file \(path) in", root) {
             openat(parent.descriptor, name, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o644)
         }
         close(fd)
-        return try ContainedPath(root: root, path: path)
+        return try ContainedPath(root: root, path: path, noSymlinks: strict)
     }
 
     /// What the descriptor refers to.
     public func status() throws(SystemError) -> FileStatus {
         try FileSystem.status(descriptor: descriptor, path: path)
+    }
+
+    /// The mount it was reached through.
+    public func mountID() throws(SystemError) -> UInt64 {
+        try FileSystem.mountID(descriptor: descriptor, path: path)
     }
 
     /// Reads a regular file at `path` inside the root, symlinks resolved within the root, so an

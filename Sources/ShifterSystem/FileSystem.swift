@@ -33,6 +33,16 @@ public enum FileSystem {
         return FileStatus(info)
     }
 
+    /// The id of the mount an open file was reached through: an overlay's regular files report
+    /// the device of the filesystem below it, but the overlay's mount. `statx(2)` with
+    /// `STATX_MNT_ID`.
+    public static func mountID(descriptor: Int32, path: String) throws(SystemError) -> UInt64 {
+        var id: UInt64 = 0
+        let result = cshifter_mount_id(descriptor, &id)
+        if result < 0 { throw SystemError("statx", path, errno: -result) }
+        return id
+    }
+
     /// Status of an open file. The corresponding C function is `fstat(2)`.
     public static func status(descriptor: Int32, path: String) throws(SystemError) -> FileStatus {
         var info = stat()

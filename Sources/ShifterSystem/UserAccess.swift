@@ -15,15 +15,28 @@ public enum UserAccess {
     /// if the path is changed afterwards (a symlink swapped to a root-only place with the same
     /// directory under other mounts). A failure is the user's own (`open PATH: Permission
     /// denied`): it tells the user nothing they could not learn with their own rights. The child
-    /// is `cshifter_open_directory_as_user`.
+    /// is `cshifter_open_in_root_as_user`.
     public static func openDirectory(_ path: String, root: String, uid: UInt32, gid: UInt32, groups: [UInt32],
                                      timeLimit: Duration = timeLimit) throws(SystemError) -> ContainedPath {
+        try open(path, root: root, directoryOnly: true, uid: uid, gid: gid, groups: groups, timeLimit: timeLimit)
+    }
+
+    /// `openDirectory`, for a directory or any other file the user may read: a volume's source.
+    /// The caller looks at what it got (a FIFO or a device is opened without waiting or becoming
+    /// a terminal, with the user's own rights, and is the caller's to refuse).
+    public static func openFileOrDirectory(_ path: String, root: String, uid: UInt32, gid: UInt32, groups: [UInt32],
+                                           timeLimit: Duration = timeLimit) throws(SystemError) -> ContainedPath {
+        try open(path, root: root, directoryOnly: false, uid: uid, gid: gid, groups: groups, timeLimit: timeLimit)
+    }
+
+    private static func open(_ path: String, root: String, directoryOnly: Bool, uid: UInt32, gid: UInt32, groups: [UInt32],
+                             timeLimit: Duration) throws(SystemError) -> ContainedPath {
         if geteuid() != 0 {
             // Already the user, without privileges (sbatch and salloc check a request with the
             // submitting user's rights): the kernel applies them here, and no child could change
             // its root or ids anyway.
             guard root == "/", uid == geteuid() else { throw SystemError("open", path, errno: EPERM) }
-            let fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+            let fd = Glibc.open(path, O_RDONLY | O_CLOEXEC | (directoryOnly ? O_DIRECTORY : O_NONBLOCK | O_NOCTTY))
             if fd < 0 { throw SystemError("open", path, errno: errno) }
             return ContainedPath(adopting: fd, path: path)
         }
@@ -32,7 +45,8 @@ public enum UserAccess {
         let milliseconds = Int32(clamping: parts.seconds * 1000 + parts.attoseconds / 1_000_000_000_000_000)
         var fd: Int32 = -1
         let result = list.withUnsafeBufferPointer { buffer in
-            cshifter_open_directory_as_user(uid, gid, buffer.count, buffer.baseAddress, root, path, milliseconds, &fd)
+            cshifter_open_in_root_as_user(uid, gid, buffer.count, buffer.baseAddress, root, path, directoryOnly ? 1 : 0,
+                                          milliseconds, &fd)
         }
         if result < 0 { throw SystemError("open", path, errno: -result) }
         return ContainedPath(adopting: fd, path: path)

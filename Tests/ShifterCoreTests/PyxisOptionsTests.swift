@@ -62,6 +62,17 @@ struct PyxisOptionsTests {
         #expect(failure(PyxisOptions(image: "ubuntu", mounts: "/a:/b:ro:x")) == "--container-mounts entry \"/a:/b:ro:x\": expected SRC[:DST[:FLAGS]]")
     }
 
+    @Test("a source starting with . is relative to the current directory, a target starting with . to the container's /")
+    func relativeMounts() throws {
+        let options = PyxisOptions(image: "ubuntu", mounts: "./:/data,./config.yaml:/app/config.yaml:ro,/x:./y,./in")
+        #expect(try request(options).volumes == "/work:/data:host;/work/config.yaml:/app/config.yaml:ro:host;/x:/y:host;/work/in:/in:host")
+        #expect(failure(PyxisOptions(image: "ubuntu", mounts: "../up:/up")) ==
+            "--container-mounts entry \"../up:/up\": path \"/work/../up\" may not contain \"..\"")
+        #expect(throws: PyxisOptionsError(option: "--container-mounts entry \"./x:/x\"", reason: "a relative source needs a current directory")) {
+            _ = try PyxisOptions(image: "ubuntu", mounts: "./x:/x").request(home: nil, currentDirectory: nil, sitePaths: []) { _ in false }
+        }
+    }
+
     @Test("--container-mount-home: a home on a site filesystem is there already, any other is the host's; the default and --no- ask nothing")
     func home() throws {
         let global = PyxisOptions(image: "ubuntu", mounts: "/d:/d", mountHome: true)

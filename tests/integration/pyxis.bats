@@ -108,6 +108,56 @@ SCRIPT
     [[ "$output" == *"user $U may not open source $top/theirs: Permission denied"* ]]
 }
 
+@test "pyxis: single files and relative paths mount as in Pyxis; devices, FIFOs and another user's file are refused" {
+    local top=/var/tmp/shifter-pyxis-files
+    rm -rf "$top" && mkdir -p "$top/work/data" "$top/theirs"
+    echo "key: value" >"$top/work/config.yaml"
+    echo "in data" >"$top/work/data/x"
+    mkfifo "$top/work/fifo"
+    chown -R "$U" "$top/work"
+    echo "secret" >"$top/theirs/private" && chown -R "$BED_USER2" "$top/theirs" && chmod 600 "$top/theirs/private"
+    chmod 755 "$top/theirs"
+    # A file onto a path the image lacks (created), a file over the image's own file, a relative
+    # directory, and the short form of a relative file (its target is /config.yaml).
+    run bash -c "cd '$top/work' && runuser -u '$U' -- env SLURM_CONF='$SLURM_CONF' PATH='$SHIFTER_PREFIX/bin:/usr/bin:/bin' \
+        srun -N1 --container-image='$PYXIS_IMAGE' \
+        --container-mounts=./config.yaml:/app/config.yaml:ro,./config.yaml:/opt/suid/id,./data:/data,./config.yaml \
+        sh -c 'cat /app/config.yaml; cat /opt/suid/id; cat /data/x; cat /config.yaml; (echo more >>/app/config.yaml) 2>/dev/null || echo read-only'"
+    echo "$output"
+    [ "$status" -eq 0 ]
+    [ "${lines[-5]}" = "key: value" ]
+    [ "${lines[-4]}" = "key: value" ]
+    [ "${lines[-3]}" = "in data" ]
+    [ "${lines[-2]}" = "key: value" ]
+    [ "${lines[-1]}" = read-only ]
+    # Another user's private file: the user's own answer.
+    run as_user "$U" srun -N1 --container-image="$PYXIS_IMAGE" --container-mounts="$top/theirs/private:/p" cat /p
+    echo "$output"
+    [ "$status" -ne 0 ]
+    [[ "$output" == *"user $U may not open source $top/theirs/private: Permission denied"* ]]
+    # A device and a FIFO are neither a directory nor a file; the FIFO's open does not wait.
+    run as_user "$U" srun -N1 --container-image="$PYXIS_IMAGE" --container-mounts=/dev/null:/null true
+    [ "$status" -ne 0 ]
+    [[ "$output" == *"source /dev/null is neither a directory nor a regular file (a device, FIFO or socket); only those are mounted"* ]]
+    run as_user "$U" srun -N1 --container-image="$PYXIS_IMAGE" --container-mounts="$top/work/fifo:/fifo" true
+    [ "$status" -ne 0 ]
+    [[ "$output" == *"source $top/work/fifo is neither a directory nor a regular file"* ]]
+    # A file onto one of the image's directories, and a directory onto one of its files.
+    run as_user "$U" srun -N1 --container-image="$PYXIS_IMAGE" --container-mounts="$top/work/config.yaml:/bin" true
+    [ "$status" -ne 0 ]
+    [[ "$output" == *"target /bin exists in the image and is not a file, as the source is"* ]]
+    run as_user "$U" srun -N1 --container-image="$PYXIS_IMAGE" --container-mounts="$top/work/data:/opt/suid/id" true
+    [ "$status" -ne 0 ]
+    [[ "$output" == *"target /opt/suid/id exists in the image and is not a directory, as the source is"* ]]
+    # A target that is a symlink in the image (/bin/true -> busybox) is not followed.
+    run as_user "$U" srun -N1 --container-image="$PYXIS_IMAGE" --container-mounts="$top/work/config.yaml:/bin/true" true
+    echo "$output"
+    rm -rf "$top"
+    [ "$status" -ne 0 ]
+    [[ "$output" == *"/bin/true"* ]]
+    assert_nodes_clean
+}
+
 @test "pyxis: LD_LIBRARY_PATH and TMPDIR reach the task, with and without --container-env" {
     run as_user "$U" env LD_LIBRARY_PATH=/opt/host/lib TMPDIR=/tmp/u-tmp srun -N1 --container-image="$PYXIS_IMAGE" \
         sh -c 'echo "ld=$LD_LIBRARY_PATH tmp=$TMPDIR"'

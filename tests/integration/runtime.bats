@@ -322,6 +322,14 @@ SCRIPT
     rm -rf /tmp/shifter-vol3
     [ "$status" -eq 0 ]
     [ "$output" = f ]
+    # A single file: one of a site filesystem's is taken, one of the image's is refused alike.
+    run shifter_as "$U" --image="$IMAGE_BUSYBOX" -V /site/README:/readme:ro cat /readme
+    [ "$status" -eq 0 ]
+    [ "$output" = "a file from the site" ]
+    run shifter_as "$U" --image="$IMAGE_BUSYBOX" -V /opt/suid/id:/x cat /x
+    echo "$output"
+    [ "$status" -eq 1 ]
+    [[ "$output" == *"volume \"/opt/suid/id:/x\": source /opt/suid/id is the image's own file, on no site filesystem"* ]]
 }
 
 @test "a host volume (flag host) is the host's directory, opened with the user's rights; another user's is refused" {
@@ -376,10 +384,11 @@ SCRIPT
 }
 
 @test "a volume symlink resolves inside the container, never to the host" {
-    # /data/abs-sym in the image points to /etc/os-release: inside the container that is the image's.
+    # /data/abs-sym in the image points to /etc/os-release: inside the container that is the
+    # image's own file (on the container's root mount), refused as such; the host's is never seen.
     run shifter_as "$U" --image="$IMAGE_LAYERED" -V /data/abs-sym:/x true
     [ "$status" -eq 1 ]
-    [[ "$output" == *"may not open source /data/abs-sym: Not a directory"* ]]
+    [[ "$output" == *"source /data/abs-sym is the image's own file, on no site filesystem"* ]]
 }
 
 @test "'..' and relative volume paths are refused" {
@@ -488,12 +497,22 @@ CONF
 
 @test "a volume target is never created inside a mounted host filesystem" {
     mkdir -p /tmp/shifter-vol4 && chown "$U" /tmp/shifter-vol4
+    echo mine >/tmp/shifter-vol4/f && chown "$U" /tmp/shifter-vol4/f
     run shifter_as "$U" --image="$IMAGE_BUSYBOX" -V "/tmp/shifter-vol4:/tmp/shifter-created-$$" true
     created=$(test -e "/tmp/shifter-created-$$" && echo yes || echo no)
-    rm -rf /tmp/shifter-vol4 "/tmp/shifter-created-$$"
-    [ "$status" -eq 1 ]
-    [[ "$output" == *"its parent is a mounted filesystem"* ]]
+    dir_status=$status dir_output=$output
+    # Nor a file target, for a file source.
+    run shifter_as "$U" --image="$IMAGE_BUSYBOX" -V "/tmp/shifter-vol4/f:/tmp/shifter-created-file-$$" true
+    file_status=$status file_output=$output
+    created_file=$(test -e "/tmp/shifter-created-file-$$" && echo yes || echo no)
+    rm -rf /tmp/shifter-vol4 "/tmp/shifter-created-$$" "/tmp/shifter-created-file-$$"
+    [ "$dir_status" -eq 1 ]
+    [[ "$dir_output" == *"its parent is a mounted filesystem"* ]]
     [ "$created" = no ]
+    echo "$file_output"
+    [ "$file_status" -eq 1 ]
+    [[ "$file_output" == *"its directory is a mounted filesystem, not the container's own"* ]]
+    [ "$created_file" = no ]
 }
 
 @test "a local: image the user may not read is refused" {

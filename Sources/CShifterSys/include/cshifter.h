@@ -42,6 +42,10 @@ int cshifter_set_no_new_privs(void);
 /// whatever `fs.suid_dumpable` says. `prctl(2)`. Returns 0 or -errno.
 int cshifter_set_not_dumpable(void);
 
+/// The id of the mount through which `fd` was opened (`statx(2)` with `STATX_MNT_ID`) in `*id`.
+/// Returns 0 or -errno (-ENOSYS where the kernel gives none).
+int cshifter_mount_id(int fd, uint64_t *id);
+
 /// 1 when the C library started this process in secure mode (`AT_SECURE`: a setuid or setgid
 /// program, or one that gained capabilities at exec), else 0. `getauxval(3)`.
 int cshifter_secure_mode(void);
@@ -156,16 +160,17 @@ const char *cshifter_default_config_path(void);
 // user can neither signal nor trace it. A child with no answer within `timeout_ms` is killed and
 // the call returns -ETIMEDOUT.
 
-/// Opens the directory `path` as seen from `root` with a user's rights: a child process chroots
-/// into `root`, takes the user's groups and effective ids (gid, uid) and no capability, opens
-/// `path` (`O_RDONLY|O_DIRECTORY`), so the kernel applies every rule (modes, ACLs, root squash) to
-/// every component, symlinks resolved in that view, and passes the descriptor back over a socket
-/// (`SCM_RIGHTS`). The descriptor names the very mount and directory the user reached, so binding
-/// it binds what the user may see, however the path changes afterwards. Returns 0 with the
+/// Opens `path` as seen from `root` with a user's rights: a child process chroots into `root`,
+/// takes the user's groups and effective ids (gid, uid) and no capability, opens `path` read-only
+/// (`O_DIRECTORY` where `directory_only`, else `O_NONBLOCK|O_NOCTTY`, so that a FIFO or a terminal
+/// cannot hold or adopt it), so the kernel applies every rule (modes, ACLs, root squash) to every
+/// component, symlinks resolved in that view, and passes the descriptor back over a socket
+/// (`SCM_RIGHTS`). The descriptor names the very mount and file the user reached, so binding it
+/// binds what the user may see, however the path changes afterwards. Returns 0 with the
 /// descriptor (close-on-exec) in `*fd`, or -errno from the child (-ETIMEDOUT when it had no
 /// answer) with `*fd` -1.
-int cshifter_open_directory_as_user(uid_t uid, gid_t gid, size_t group_count, const gid_t *_Nullable groups,
-                                    const char *root, const char *path, int timeout_ms, int *fd);
+int cshifter_open_in_root_as_user(uid_t uid, gid_t gid, size_t group_count, const gid_t *_Nullable groups,
+                                  const char *root, const char *path, int directory_only, int timeout_ms, int *fd);
 
 /// Why `cshifter_open_as_user` failed, in `*user_error`.
 enum {
