@@ -325,8 +325,8 @@ private func submission(_ request: shifter_submit_request) throws(ExportFailure)
         guard try plan.needsImage(requestedImage: requested.image), let image = requested.image else { return ([], [], "") }
         let valid: (image: String, volumes: String)
         do {
-            valid = try validate(try loaded(), image: plan.imageToResolve(requested: image), volumes: requested.volumes,
-                                 modules: options.module, uid: request.uid)
+            valid = try validateOrPull(try loaded(), plan: plan, image: image, volumes: requested.volumes, uid: request.uid,
+                                       environment: strings(request.envp))
         } catch let error as RuntimeError {
             throw ExportFailure(error)
         }
@@ -349,6 +349,22 @@ private func submission(_ request: shifter_submit_request) throws(ExportFailure)
     } catch {
         throw ExportFailure("\(error)", shifterSystemError)
     }
+}
+
+/// `validate` at submission; an image missing from the store that `plan` pulls at submission
+/// (Pyxis' images on demand) is pulled, as the user, and checked again.
+private func validateOrPull(_ handle: ConfigHandle, plan: SlurmSubmission, image: String, volumes: String?, uid: UInt32,
+                            environment: [String]) throws(RuntimeError) -> (image: String, volumes: String) {
+    let reference = plan.imageToResolve(requested: image)
+    let missing: RuntimeError
+    do {
+        return try validate(handle, image: reference, volumes: volumes, modules: plan.options.module, uid: uid)
+    } catch {
+        missing = error
+    }
+    guard missing.kind == .notFound, plan.pullsMissingImage(reference) else { throw missing }
+    try MissingImagePull.pull(reference, config: handle.config, configPath: handle.path, environment: environment)
+    return try validate(handle, image: reference, volumes: volumes, modules: plan.options.module, uid: uid)
 }
 
 @_cdecl("shifter_submit")

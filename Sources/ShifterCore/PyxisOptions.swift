@@ -187,10 +187,18 @@ public struct PyxisOptions: Sendable, Equatable {
             volumes: volumes.joined(separator: ";"), workdir: workdir, environmentNames: try Self.environmentNames(environment))
     }
 
-    /// `[USER@][REGISTRY#]IMAGE[:TAG]` as `docker:REGISTRY/IMAGE[:TAG]`; a path (starting with `/`
-    /// or `.`) to a directory as `local:PATH`.
-    static func imageReference(_ text: String, currentDirectory: String?, isDirectory: (String) -> Bool) throws(PyxisOptionsError) -> String {
-        let option = "--container-image=\(text)"
+    /// `[docker://][USER@][REGISTRY#]IMAGE[:TAG]` as `docker:REGISTRY/IMAGE[:TAG]`; a path
+    /// (starting with `/` or `.`) to a directory as `local:PATH`.
+    static func imageReference(_ given: String, currentDirectory: String?, isDirectory: (String) -> Bool) throws(PyxisOptionsError) -> String {
+        let option = "--container-image=\(given)"
+        var text = given
+        if text.hasPrefix("docker://") {
+            text.removeFirst("docker://".count)
+        } else if let colon = text.firstIndex(of: ":"), text[colon...].hasPrefix("://") {
+            throw PyxisOptionsError(
+                option: option,
+                reason: "\(text[..<colon])://: images come from a registry through the image gateway (docker:// or no prefix); an image in a local Docker daemon cannot be reached from the nodes: push it to a registry, or save it with 'docker save' and import it with 'shifterimg import'")
+        }
         if text.hasPrefix("/") || text.hasPrefix(".") {
             var path = text
             if !text.hasPrefix("/") {

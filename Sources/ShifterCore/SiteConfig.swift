@@ -22,6 +22,8 @@ public struct SiteConfig: Sendable, Equatable {
     public var imagePath: String
     /// `udiRootPath`: the install prefix.
     public var udiRootPath: String?
+    /// The site's image client, which submission runs for gateway lookups and pulls.
+    public var shifterimgPath: String { (udiRootPath ?? "/usr") + "/bin/shifterimg" }
     /// `etcPath`: files copied into the container's `/etc`.
     public var etcPath: String?
     /// `optUdiImage`: a directory bind-mounted read-only at `/opt/udiImage`.

@@ -104,6 +104,14 @@ public struct SlurmSubmission: Sendable, Equatable {
         return requested
     }
 
+    /// Whether `reference` (what `imageToResolve` gave), missing from the image store, is pulled
+    /// at submission, as Pyxis imports an image at its first use: a registry image named by
+    /// `--container-image` (or `PYXIS_CONTAINER_IMAGE`). Shifter's own `--image` asks the user to
+    /// pull first, as it always has.
+    public func pullsMissingImage(_ reference: String) -> Bool {
+        options.pyxis.image != nil && options.image == nil && reference.hasPrefix("docker:")
+    }
+
     /// The job control variables for the resolved `imageID` and `volumes`.
     public func jobVariables(imageID: String, volumes: String) -> [(name: String, value: String)] {
         [("SHIFTER_IMAGE", imageID), ("SHIFTER_IMAGETYPE", imageID.hasPrefix("local:") ? "local" : "id"),

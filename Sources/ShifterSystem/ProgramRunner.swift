@@ -27,7 +27,8 @@ public enum ProgramRunner {
     static let drainLimit: Duration = .milliseconds(100)
 
     /// Runs `path` with `arguments` (argv[1...]) and only `environment` plus a standard `PATH`;
-    /// stdout and stderr are collected (up to 4 KiB). Spawned with `posix_spawn(3)`, so it is safe
+    /// stdout and stderr are collected (up to 4 KiB), or, with `showingOutputOn`, both go to that
+    /// descriptor of the caller as they come (a user's terminal) and none is collected. Spawned with `posix_spawn(3)`, so it is safe
     /// inside a daemon. The run ends when the program exits, not when its output ends, so a
     /// process it left in the background cannot hold the caller up; the pipe is closed then.
     /// A program still running after `timeLimit` is killed with its whole process group, and the
@@ -36,7 +37,7 @@ public enum ProgramRunner {
     /// arrives, the program's group is killed too and the run throws `EINTR`, so Ctrl-C stops a
     /// helper that the terminal no longer reaches in its own process group.
     public static func run(_ path: String, _ arguments: [String], environment: [String] = [],
-                           inheriting inherited: Int32? = nil,
+                           inheriting inherited: Int32? = nil, showingOutputOn shown: Int32? = nil,
                            timeLimit: Duration = defaultTimeLimit) throws(SystemError) -> Outcome {
         var pipeFDs: [Int32] = [-1, -1]
         try checkShim("create pipe for", path, cshifter_pipe_cloexec(&pipeFDs))
@@ -44,8 +45,8 @@ public enum ProgramRunner {
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_adddup2(&actions, pipeFDs[1], 1)
-        posix_spawn_file_actions_adddup2(&actions, pipeFDs[1], 2)
+        posix_spawn_file_actions_adddup2(&actions, shown ?? pipeFDs[1], 1)
+        posix_spawn_file_actions_adddup2(&actions, shown ?? pipeFDs[1], 2)
         // dup2 onto the same number would keep close-on-exec, so hand over a copy numbered above 3.
         var handedOver: Int32 = -1
         if let inherited {

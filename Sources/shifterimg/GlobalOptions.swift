@@ -57,13 +57,16 @@ func printError(_ message: String) {
     StandardStream.error.write("shifterimg: " + message + "\n")
 }
 
-/// Prints the one-line error of `command` and returns the exit status to throw. Gateway errors
-/// are explained: which gateway, what it answered, and what the status means.
-func fail(_ command: String, _ error: any Error) -> ExitCode {
+/// Prints the one-line error of `command` and returns the exit status to throw: `notFound` for an
+/// image there is none of (a gateway's 404, a store without it), else 1. Gateway errors are
+/// explained: which gateway, what it answered, and what the status means.
+func fail(_ command: String, _ error: any Error, notFound: ExitCode = .failure) -> ExitCode {
     if let gatewayError = error as? GatewayClientError {
         printError("\(command): \(gatewayError.explanation)")
+        if gatewayError.code == .rejected, gatewayError.httpStatus == 404 { return notFound }
     } else {
         printError("\(command): \(error)")
+        if let importError = error as? ImageImportError, importError.code == .notFound { return notFound }
     }
     return ExitCode.failure
 }

@@ -5,7 +5,12 @@ import ShifterImage
 
 extension Shifterimg {
     struct Lookup: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Print the image id of an image you may use.")
+        static let configuration = CommandConfiguration(
+            abstract: "Print the image id of an image you may use.",
+            discussion: "Exits with 2 where there is no such image (or none you may use), with 1 on any other failure.")
+
+        /// The exit status for an image there is none of, which submission tells from a failure.
+        static let notFoundStatus = ExitCode(2)
 
         @OptionGroup var global: GlobalOptions
 
@@ -27,7 +32,7 @@ extension Shifterimg {
                     print(try lookupAtGateway(settings))
                 }
             } catch {
-                throw fail(command, error)
+                throw fail(command, error, notFound: Self.notFoundStatus)
             }
         }
 

@@ -25,6 +25,8 @@ struct PyxisOptionsTests {
         ("nvcr.io#nvidia/pytorch:21.07-py3", "docker:nvcr.io/nvidia/pytorch:21.07-py3"),
         ("127.0.0.1:5000#test/busybox:latest", "docker:127.0.0.1:5000/test/busybox:latest"),
         ("library/centos", "docker:library/centos"),
+        ("docker://ubuntu:22.04", "docker:ubuntu:22.04"),
+        ("docker://nvcr.io#nvidia/pytorch:21.07-py3", "docker:nvcr.io/nvidia/pytorch:21.07-py3"),
         ("ubuntu@sha256:" + String(repeating: "ab", count: 32), "docker:ubuntu@sha256:" + String(repeating: "ab", count: 32)),
     ])
     func images(text: String, expected: String) throws {
@@ -44,6 +46,8 @@ struct PyxisOptionsTests {
         #expect(failure(PyxisOptions(image: "alice@nvcr.io#nvidia/pytorch:1"))?.hasPrefix(
             "--container-image=alice@nvcr.io#nvidia/pytorch:1: credentials in the image name (USER@) are not taken") == true)
         #expect(failure(PyxisOptions(image: "#ubuntu")) == "--container-image=#ubuntu: expected REGISTRY#IMAGE[:TAG]")
+        #expect(failure(PyxisOptions(image: "dockerd://ubuntu"))?.hasPrefix(
+            "--container-image=dockerd://ubuntu: dockerd://: images come from a registry through the image gateway") == true)
         #expect(failure(PyxisOptions(image: "a#b#c")) == "--container-image=a#b#c: expected REGISTRY#IMAGE[:TAG]")
         #expect(failure(PyxisOptions(image: "Ubuntu Latest"))?.hasPrefix("--container-image=Ubuntu Latest: ") == true)
         #expect(failure(PyxisOptions(mounts: "/a:/b")) == "--container-mounts, --container-workdir and --container-env: need --container-image")

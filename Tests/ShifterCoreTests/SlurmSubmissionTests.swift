@@ -25,6 +25,18 @@ struct SlurmSubmissionTests {
         }
     }
 
+    @Test("only a registry image of --container-image missing from the store is pulled at submission", arguments: [
+        (SlurmSubmission.Options(pyxis: PyxisOptions(image: "ubuntu")), "docker:ubuntu", true),
+        (SlurmSubmission.Options(pyxis: PyxisOptions(image: "./rootfs")), "local:/work/rootfs", false),
+        // Shifter's own --image asks the user to pull first.
+        (SlurmSubmission.Options(image: "docker:ubuntu"), "docker:ubuntu", false),
+        // A step carrying the job's image resolves the job's id, never a name.
+        (SlurmSubmission.Options(pyxis: PyxisOptions(image: "ubuntu")), "id:sha256:aaa", false),
+    ] as [(SlurmSubmission.Options, String, Bool)])
+    func pullsOnDemand(options: SlurmSubmission.Options, reference: String, pulled: Bool) {
+        #expect(SlurmSubmission(command: .srun, options: options, environment: [:]).pullsMissingImage(reference) == pulled)
+    }
+
     @Test("the --no- forms of the Pyxis flags are not Pyxis options", arguments: [
         (PyxisOptions(mountHome: false), false), (PyxisOptions(mountHome: true), true),
         (PyxisOptions(remapRoot: true), true), (PyxisOptions(workdir: "/w"), true), (PyxisOptions(), false),

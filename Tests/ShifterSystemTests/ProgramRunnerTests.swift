@@ -23,6 +23,21 @@ import Testing
         #expect(outcome.output.contains("err\n"))
     }
 
+    @Test func showsBothStreamsOnTheGivenDescriptorAndCollectsNothing() throws {
+        var ends: [Int32] = [-1, -1]
+        #expect(pipe(&ends) == 0)
+        defer { close(ends[0]) }
+        let outcome = try ProgramRunner.run("/bin/sh", ["-c", "echo out; echo err >&2; exit 4"], showingOutputOn: ends[1])
+        close(ends[1])
+        var shown: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 256)
+        while case let count = read(ends[0], &chunk, chunk.count), count > 0 { shown += chunk[0..<count] }
+
+        #expect(outcome.status == 4)
+        #expect(outcome.output.isEmpty)
+        #expect(String(decoding: shown, as: UTF8.self) == "out\nerr\n")
+    }
+
     @Test func aBackgroundProcessHoldingTheOutputDoesNotHoldTheRun() throws {
         let start = ContinuousClock.now
         let outcome = try ProgramRunner.run("/bin/sh", ["-c", "sleep 30 & echo $!; echo done"])

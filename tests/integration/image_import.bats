@@ -194,8 +194,9 @@ compare_with_umoci() {
     [ "$status" -eq 0 ]
     [ ! -e "$WORK/images/${id#sha256:}.squashfs" ]
     [ ! -e "$WORK/images/${id#sha256:}.meta.json" ]
+    # Not found is told apart from a failure by its status, 2.
     run simg lookup "$REGISTRY_ANON/test/busybox:latest"
-    [ "$status" -eq 1 ]
+    [ "$status" -eq 2 ]
     [[ "$output" == "shifterimg: lookup $REGISTRY_ANON/test/busybox:latest: not in the image store"* ]]
 }
 

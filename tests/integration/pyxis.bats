@@ -16,6 +16,42 @@ setup() {
 teardown() {
     rm -rf "$OUT"
     rm -f "$(getent passwd "$U" | cut -d: -f6)/pyxis-home-test"
+    [ -z "${WORK:-}" ] || gateway_for_the_bed_down
+}
+
+# gateway_for_the_bed_up: starts a gateway that pulls into the bed's own image store and points
+# the site configuration at it (the bed imports in process otherwise); notes what the store holds.
+gateway_for_the_bed_up() {
+    WORK=$(mktemp -d /tmp/shifter-pyxis-gw.XXXXXX)
+    PORT=$(free_port)
+    export WORK PORT
+    cat >"$WORK/imagegw.conf" <<CONF
+{
+    "listen": "127.0.0.1:$PORT",
+    "database": "$WORK/state.sqlite",
+    "systems": {"testbed": {"imagePath": "$IMAGE_STORE"}},
+    "registries": {"anon": {"url": "https://$REGISTRY_ANON", "caBundle": "$CA_BUNDLE", "auth": "anonymous"}},
+    "defaultRegistry": "$REGISTRY_ANON",
+    "admins": ["root"]
+}
+CONF
+    find "$IMAGE_STORE" | sort >"$WORK/store-before"
+    cp -p "$SITE_CONFIG" "$WORK/udiRoot.conf.saved"
+    start_gateway "$PORT"
+    sed -i "s|^imageGateway=local\$|imageGateway=http://127.0.0.1:$PORT|" "$SITE_CONFIG"
+    grep -q "^imageGateway=http://127.0.0.1:$PORT\$" "$SITE_CONFIG"
+}
+
+# gateway_for_the_bed_down: puts the site configuration back, stops the gateway and removes what
+# it added to the store.
+gateway_for_the_bed_down() {
+    [ -f "$WORK/udiRoot.conf.saved" ] && cp -p "$WORK/udiRoot.conf.saved" "$SITE_CONFIG"
+    stop_gateway
+    find "$IMAGE_STORE" | sort | comm -13 "$WORK/store-before" - | sort -r | while read -r added; do
+        rm -rf "$added"
+    done
+    rm -rf "$WORK"
+    unset WORK
 }
 
 @test "pyxis: a Pyxis job script runs unchanged: image, mounts, workdir, env on two nodes" {
@@ -224,6 +260,39 @@ SCRIPT
     [ "$status" -ne 0 ]
     [[ "$output" == *"user $U may not open source $top/theirs: Permission denied"* ]]
     assert_nodes_clean
+}
+
+@test "pyxis: an image not yet in the store is pulled through the gateway at submission, as the user, its progress shown; later jobs find it" {
+    gateway_for_the_bed_up
+    local name=127.0.0.1:5000#test/multiarch:latest
+    run as_user "$U" srun -N1 --container-image="$name" sh -c 'head -1 /etc/os-release'
+    echo "$output"
+    [ "$status" -eq 0 ]
+    [[ "$output" == *'shifter: submit: image "docker:127.0.0.1:5000/test/multiarch:latest" is not in the image store yet; pulling it through the image gateway'* ]]
+    [[ "$output" == *"pulled docker:127.0.0.1:5000/test/multiarch:latest"* ]]
+    [ "${lines[-1]}" = 'NAME="Shifter test busybox"' ]
+    # The gateway pulled it for that user.
+    grep -q "multiarch" "$WORK/gateway.log"
+    # A later job finds it in the store: nothing is pulled.
+    run as_user "$U" env PYXIS_CONTAINER_IMAGE="docker://$name" srun -N1 sh -c 'head -1 /etc/os-release'
+    [ "$status" -eq 0 ]
+    [[ "$output" != *"pulling it"* ]]
+    [ "${lines[-1]}" = 'NAME="Shifter test busybox"' ]
+    # An image the registry lacks: the gateway's answer, then why the submission fails.
+    run as_user "$U" srun -N1 --container-image=127.0.0.1:5000#test/absent:1 true
+    echo "$output"
+    [ "$status" -ne 0 ]
+    [[ "$output" == *'shifter: submit: image "docker:127.0.0.1:5000/test/absent:1" could not be pulled (shifterimg pull exited with status 1; its message is above)'* ]]
+    # Shifter's own --image pulls nothing: the gateway's answer, as before.
+    run as_user "$U" srun -N1 --image=127.0.0.1:5000/test/absent:2 true
+    echo "$output"
+    [ "$status" -ne 0 ]
+    [[ "$output" == *"shifter: submit: lookup docker:127.0.0.1:5000/test/absent:2: not found (404 from gateway"*"[not found]"* ]]
+    [[ "$output" != *"pulling it"* ]]
+    # An image of a local Docker daemon cannot be reached from the nodes.
+    run as_user "$U" srun -N1 --container-image=dockerd://busybox true
+    [ "$status" -ne 0 ]
+    [[ "$output" == *"--container-image=dockerd://busybox: dockerd://: images come from a registry through the image gateway"* ]]
 }
 
 @test "pyxis: options Shifter cannot honour are refused at submission with the reason" {

@@ -230,7 +230,7 @@ PROGRESS_LINE='^progress status=(PENDING|PULLING|CONVERSION|READY) received=([0-
     [[ "$output" != *"$id"* ]]
     run --separate-stderr simg "$BED_USER2" lookup test/layered:latest
     echo "$stderr"
-    [ "$status" -eq 1 ]
+    [ "$status" -eq 2 ]
     [ -z "$output" ]
     [[ "$stderr" == "shifterimg: lookup test/layered:latest: not found (404 from gateway http://127.0.0.1:$PORT; "*"): image docker:$REGISTRY_ANON/test/layered:latest: not found"* ]]
     [ "$(wc -l <<<"$stderr")" -eq 1 ]
@@ -250,7 +250,7 @@ PROGRESS_LINE='^progress status=(PENDING|PULLING|CONVERSION|READY) received=([0-
     [ "$output" = "removed $id" ]
     [ ! -e "$WORK/images/${id#sha256:}.squashfs" ]
     run simg "$BED_USER" lookup test/layered:latest
-    [ "$status" -eq 1 ]
+    [ "$status" -eq 2 ]
 }
 
 @test "shifterimg gateway: expire is refused to a user for a public image and done by an administrator" {
@@ -270,7 +270,7 @@ PROGRESS_LINE='^progress status=(PENDING|PULLING|CONVERSION|READY) received=([0-
     [ "$status" -eq 0 ]
     [ "$output" = "expired docker:$REGISTRY_ANON/test/busybox:latest $id" ]
     run simg "$BED_USER" lookup test/busybox:latest
-    [ "$status" -eq 1 ]
+    [ "$status" -eq 2 ]
 }
 
 @test "shifterimg gateway: autoexpire is for administrators" {
@@ -303,7 +303,7 @@ PROGRESS_LINE='^progress status=(PENDING|PULLING|CONVERSION|READY) received=([0-
     [ "$status" -eq 0 ]
     [ "$output" = "imported custom:admintool:latest $id" ]
     run simg "$BED_USER" lookup custom:admintool
-    [ "$status" -eq 1 ]
+    [ "$status" -eq 2 ]
     run --separate-stderr simg "$BED_USER2" import custom.sqfs other:1
     echo "$stderr"
     [ "$status" -eq 1 ]
@@ -355,7 +355,7 @@ PROGRESS_LINE='^progress status=(PENDING|PULLING|CONVERSION|READY) received=([0-
     [ "$status" -eq 0 ]
     [ "$output" = "$docker_id" ]
     run simg "$BED_USER" lookup custom:mine-docker:1
-    [ "$status" -eq 1 ]
+    [ "$status" -eq 2 ]
     # The gateway opens the archive with the caller's rights: another user cannot import it (with
     # --format given, shifterimg does not read the file's first bytes itself first).
     run --separate-stderr simg "$BED_USER" import --format archive "$archives/layered-oci.tar" theirs:1
@@ -394,7 +394,7 @@ with tarfile.open(sys.argv[1], "w") as tar:
     [ "$status" -eq 1 ]
     [[ "$stderr" == *"is a directory; pack an OCI image layout first (tar -C $archives -cf $archives.tar .)"* ]]
     run simg "$BED_USER2" lookup custom:bad:1
-    [ "$status" -eq 1 ]
+    [ "$status" -eq 2 ]
     [ -z "$(find "$WORK/images" -maxdepth 1 -name '.import-*' -o -maxdepth 1 -name '.convert-*')" ]
 }
 
@@ -471,7 +471,7 @@ with tarfile.open(sys.argv[1], "w:gz") as tar:
         [ -z "$(find "$WORK/images" -maxdepth 1 -name '.import-*')" ]
     done
     run simg "$BED_USER2" lookup custom:bomb:1
-    [ "$status" -eq 1 ]
+    [ "$status" -eq 2 ]
 }
 
 @test "shifterimg gateway: a user runs one archive import at a time (429 for the next); another user's import goes on meanwhile" {
@@ -596,7 +596,7 @@ with tarfile.open(sys.argv[1], "w:gz") as tar:
     # it, the importer imports again.
     run --separate-stderr simg "$BED_USER" lookup custom:cut:1
     echo "$stderr"
-    [ "$status" -eq 1 ]
+    [ "$status" -eq 2 ]
     [[ "$stderr" == *"the gateway stopped during the import; import the file again"* ]]
     run --separate-stderr simg "$BED_USER2" import --format oci-archive "$dir/cut.sqfs" cut:1
     echo "$stderr"
@@ -618,7 +618,7 @@ with tarfile.open(sys.argv[1], "w:gz") as tar:
     id=${lines[-1]##* }
     [ "$(jq -c .userACL "$WORK/images/${id#sha256:}.meta.json")" = "[$UID1]" ]
     run simg "$BED_USER2" lookup "$REGISTRY_TOKEN/test/busybox:latest"
-    [ "$status" -eq 1 ]
+    [ "$status" -eq 2 ]
     ! grep -qF "$REGISTRY_PASSWORD" "$WORK/gateway.log" "$WORK/state.sqlite" || false
     # Without saved credentials the registry refuses; the pull fails with the registry's reason.
     run --separate-stderr simg "$BED_USER2" pull "$REGISTRY_BASIC/test/busybox:latest"

@@ -45,7 +45,7 @@ public enum JobRoot {
                                 configPath: String) throws(RuntimeError) -> String? {
         guard reference.type == .docker || reference.type == .custom,
               !config.imageGateway.isEmpty, !config.imageGateway.contains("local") else { return nil }
-        let tool = (config.udiRootPath ?? "/usr") + "/bin/shifterimg"
+        let tool = config.shifterimgPath
         let outcome: ProgramRunner.Outcome
         // shifterimg tries each gateway in turn, each for up to gatewayTimeout seconds.
         let timeLimit = Duration.seconds(config.gatewayTimeout * max(1, config.imageGateway.count) + 30)
@@ -60,8 +60,10 @@ public enum JobRoot {
         }
         let lines = outcome.output.split(separator: "\n").map(String.init)
         guard outcome.status == 0 else {
+            // shifterimg lookup exits with 2 where the gateway has no such image for the user.
             throw RuntimeError(lines.last.map { $0.hasPrefix("shifterimg: ") ? String($0.dropFirst(12)) : $0 }
-                ?? "image \"\(reference.canonical)\": the image gateway could not resolve it")
+                ?? "image \"\(reference.canonical)\": the image gateway could not resolve it",
+                kind: outcome.status == 2 ? .notFound : .system)
         }
         for line in lines.reversed() {
             for word in line.split(separator: " ") where word.hasPrefix("sha256:") {
