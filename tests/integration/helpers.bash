@@ -163,6 +163,21 @@ start_gateway() {
     done
 }
 
+# write_gateway_config FILE PORT STORE: a gateway configuration for the bed's system "testbed",
+# listening on PORT and pulling from the anonymous registry into STORE; its database beside FILE.
+write_gateway_config() {
+    cat >"$1" <<CONF
+{
+    "listen": "127.0.0.1:$2",
+    "database": "${1%/*}/state.sqlite",
+    "systems": {"testbed": {"imagePath": "$3"}},
+    "registries": {"anon": {"url": "https://$REGISTRY_ANON", "caBundle": "$CA_BUNDLE", "auth": "anonymous"}},
+    "defaultRegistry": "$REGISTRY_ANON",
+    "admins": ["root"]
+}
+CONF
+}
+
 # stop_gateway: stops the gateway started by start_gateway (SIGTERM, then up to 5 s).
 stop_gateway() {
     local pid

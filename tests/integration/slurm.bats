@@ -296,16 +296,7 @@ srun_with_plugstack() {
     chmod 755 "$WORK/images"
     local port
     port=$(free_port)
-    cat >"$WORK/imagegw.conf" <<CONF
-{
-    "listen": "127.0.0.1:$port",
-    "database": "$WORK/state.sqlite",
-    "systems": {"testbed": {"imagePath": "$WORK/images"}},
-    "registries": {"anon": {"url": "https://$REGISTRY_ANON", "caBundle": "$CA_BUNDLE", "auth": "anonymous"}},
-    "defaultRegistry": "$REGISTRY_ANON",
-    "admins": ["root"]
-}
-CONF
+    write_gateway_config "$WORK/imagegw.conf" "$port" "$WORK/images"
     sed -e '/^imagePath=/d' -e '/^imageGateway=/d' -e '/^system=/d' /etc/shifter/udiRoot.conf >"$WORK/udiRoot.conf"
     printf 'imagePath=%s\nimageGateway=http://127.0.0.1:%s\nsystem=testbed\n' "$WORK/images" "$port" >>"$WORK/udiRoot.conf"
     chmod 644 "$WORK/udiRoot.conf"
