@@ -186,14 +186,23 @@ int cshifter_bind_into(int source_fd, int target_fd, int recursive, int attribut
     return rv;
 }
 
-int cshifter_mount_new_filesystem(const char *fstype, const char *source, int target_fd, int attributes,
-                                  uid_t uid, gid_t gid) {
+int cshifter_mount_new_filesystem(const char *fstype, const char *source, const char *const *options, int target_fd,
+                                  int attributes, uid_t uid, gid_t gid) {
     int rv = 0;
     int mnt = -1;
     int fs = (int)syscall(SYS_fsopen, fstype, FSOPEN_CLOEXEC);
     if (fs < 0) return -errno;
-    if (syscall(SYS_fsconfig, fs, FSCONFIG_SET_STRING, "source", source, 0) != 0 ||
-        syscall(SYS_fsconfig, fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) != 0) {
+    if (syscall(SYS_fsconfig, fs, FSCONFIG_SET_STRING, "source", source, 0) != 0) {
+        rv = -errno;
+        goto out;
+    }
+    for (size_t i = 0; options != NULL && options[i] != NULL && options[i + 1] != NULL; i += 2) {
+        if (syscall(SYS_fsconfig, fs, FSCONFIG_SET_STRING, options[i], options[i + 1], 0) != 0) {
+            rv = -errno;
+            goto out;
+        }
+    }
+    if (syscall(SYS_fsconfig, fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) != 0) {
         rv = -errno;
         goto out;
     }

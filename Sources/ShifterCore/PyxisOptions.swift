@@ -255,6 +255,10 @@ public struct PyxisOptions: Sendable, Equatable {
             guard (1...3).contains(fields.count), !fields[0].isEmpty else {
                 throw PyxisOptionsError(option: option, reason: "expected SRC[:DST[:FLAGS]]")
             }
+            if fields[0] == "tmpfs" {
+                result.append(try tmpfsVolume(fields, option: option))
+                continue
+            }
             var source = fields[0]
             if source.hasPrefix(".") {
                 guard let currentDirectory, currentDirectory.hasPrefix("/") else {
@@ -281,6 +285,32 @@ public struct PyxisOptions: Sendable, Equatable {
             result.append(try volume(source: source, target: target, readOnly: readOnly, option: option))
         }
         return result
+    }
+
+    /// `tmpfs:DST[:FLAGS]`: a new tmpfs at DST, owned by the user; the flag `size=SIZE` (else
+    /// the site's `tmpfsVolumeSizeLimit`), and `rw` and the propagation flags, which change
+    /// nothing. Checked as the node will check it.
+    static func tmpfsVolume(_ fields: [String], option: String) throws(PyxisOptionsError) -> String {
+        guard fields.count >= 2, !fields[1].isEmpty else {
+            throw PyxisOptionsError(option: option, reason: "a tmpfs mount needs its target: tmpfs:DST[:FLAGS]")
+        }
+        let target = fields[1].hasPrefix(".") ? "/" + fields[1] : fields[1]
+        var flag = "tmpfs"
+        if fields.count == 3 {
+            for given in fields[2].split(separator: "+", omittingEmptySubsequences: false) {
+                if given.hasPrefix("size=") {
+                    flag = "tmpfs=" + given.dropFirst(5)
+                } else if !["rw", "private", "rprivate", "nosuid", "nodev"].contains(given) {
+                    throw PyxisOptionsError(
+                        option: option, reason: "flag \"\(given)\" is not supported for a tmpfs (known: size=SIZE, rw, private, rprivate, nosuid, nodev)")
+                }
+            }
+        }
+        do {
+            return try VolumeSpec.parse("\(target):\(target):\(flag)").canonical
+        } catch {
+            throw PyxisOptionsError(option: option, reason: error.reason)
+        }
     }
 
     /// One volume of the host directory `source`, checked as the node will check it.

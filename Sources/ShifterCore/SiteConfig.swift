@@ -72,6 +72,12 @@ public struct SiteConfig: Sendable, Equatable {
     /// `perNodeCacheTotalLimit`: the most bytes all per-node caches of one request (a job, or one
     /// `shifter` run) may add up to on a node; `nil` sets no limit.
     public var perNodeCacheTotalLimit: UInt64?
+    /// `tmpfsVolumeSizeLimit`: the largest tmpfs volume (`--volume=...:tmpfs`, Pyxis' `tmpfs:`
+    /// mounts) a user may ask for, and the size of one that names none. Its memory is charged to
+    /// the job's memory cgroup, where Slurm sets one.
+    public var tmpfsVolumeSizeLimit: UInt64 = defaultTmpfsVolumeSizeLimit
+    /// `tmpfsVolumeSizeLimit` where the file sets none (or an empty value): 1 GiB.
+    public static let defaultTmpfsVolumeSizeLimit: UInt64 = 1 << 30
     /// `perNodeCacheAllowedFsType`: filesystem types a per-node cache may use.
     public var perNodeCacheAllowedFsType: [String] = ["xfs"]
     /// `mkfsXfsPath`: the mkfs.xfs used to format per-node caches.
@@ -351,6 +357,7 @@ struct SiteConfigParser {
         case "allowLocalChroot": config.allowLocalChroot = try values.boolean()
         case "perNodeCachePath": config.perNodeCachePath = try values.optionalPath()
         case "perNodeCacheSizeLimit": config.perNodeCacheSizeLimit = try values.size()
+        case "tmpfsVolumeSizeLimit": config.tmpfsVolumeSizeLimit = try values.size() ?? SiteConfig.defaultTmpfsVolumeSizeLimit
         case "perNodeCacheTotalLimit": config.perNodeCacheTotalLimit = try values.size()
         case "perNodeCacheAllowedFsType":
             // The first occurrence replaces the built-in default instead of adding to it.

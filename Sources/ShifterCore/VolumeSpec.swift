@@ -42,7 +42,8 @@ public struct PerNodeCacheSpec: Hashable, Sendable {
 /// and trailing `/` and `.` components collapsed. TO may not be `/`, `/opt`, or be or lie under
 /// `/etc`, `/var` (except `/var/tmp`), `/proc`, `/sys`, `/dev` or `/opt/udiImage`. Flag names are
 /// matched without regard to case, as in the old Shifter. For a `perNodeCache` volume FROM is
-/// required by the grammar but unused: the cache is created, not bind-mounted.
+/// required by the grammar but unused: the cache is created, not bind-mounted; so is it for a
+/// `tmpfs[=SIZE]` volume, a new tmpfs owned by the user.
 public struct VolumeSpec: Hashable, Sendable {
     /// The directory or file to mount, as seen inside the container (on the host with `hostSource`).
     public var source: String
@@ -56,6 +57,10 @@ public struct VolumeSpec: Hashable, Sendable {
     public var propagation: MountPropagation?
     /// A per-node cache to create at `target` instead of a bind mount.
     public var perNodeCache: PerNodeCacheSpec?
+    /// A new tmpfs is mounted at `target` instead of a bind mount (the flag `tmpfs[=SIZE]`).
+    public var isTmpfs: Bool
+    /// The tmpfs's size in bytes; nil: the site's `tmpfsVolumeSizeLimit`.
+    public var tmpfsSize: UInt64?
     /// `source` is a host path (the flag `host`), opened with the user's rights on the host.
     public var hostSource: Bool
 
@@ -69,8 +74,11 @@ public struct VolumeSpec: Hashable, Sendable {
     /// Creates a volume without validating it; `parse` is the checked way in.
     public init(
         source: String, target: String, readOnly: Bool = false, recursive: Bool = false,
-        propagation: MountPropagation? = nil, perNodeCache: PerNodeCacheSpec? = nil, hostSource: Bool = false
+        propagation: MountPropagation? = nil, perNodeCache: PerNodeCacheSpec? = nil, hostSource: Bool = false,
+        isTmpfs: Bool = false, tmpfsSize: UInt64? = nil
     ) {
+        self.isTmpfs = isTmpfs
+        self.tmpfsSize = tmpfsSize
         self.source = source
         self.target = target
         self.readOnly = readOnly
@@ -105,7 +113,8 @@ public struct VolumeSpec: Hashable, Sendable {
         }
         return VolumeSpec(
             source: source, target: target, readOnly: flags.readOnly, recursive: flags.recursive,
-            propagation: flags.propagation, perNodeCache: flags.perNodeCache, hostSource: flags.hostSource)
+            propagation: flags.propagation, perNodeCache: flags.perNodeCache, hostSource: flags.hostSource,
+            isTmpfs: flags.isTmpfs, tmpfsSize: flags.tmpfsSize)
     }
 
     /// Parses volumes joined by `;`, skipping empty entries; two volumes may not share a target.
@@ -138,22 +147,34 @@ public struct VolumeSpec: Hashable, Sendable {
         if recursive { parts.append("rec") }
         if let propagation { parts.append(propagation.rawValue) }
         if let perNodeCache { parts.append(perNodeCache.canonical) }
+        if isTmpfs { parts.append(tmpfsSize.map { "tmpfs=" + ByteSize.format($0) } ?? "tmpfs") }
         if hostSource { parts.append("host") }
         return parts.joined(separator: ":")
     }
 
-    /// Checks every volume of one request against the site's rules, and the sum of their per-node
-    /// caches against `perNodeCacheTotalLimit`: each cache may be within its limit while many
-    /// together take the parallel filesystem's space.
+    /// Checks every volume of one request against the site's rules, the sum of their per-node
+    /// caches against `perNodeCacheTotalLimit` (each cache may be within its limit while many
+    /// together take the parallel filesystem's space), and the sum of their tmpfs volumes against
+    /// `tmpfsVolumeSizeLimit`, which bounds the node memory one request may ask for.
     public static func validate(_ volumes: [VolumeSpec], against config: SiteConfig) throws(VolumeSpecError) {
         // Sizes saturate rather than wrap: a request of two enormous caches must not add up to little.
         func add(_ a: UInt64, _ b: UInt64) -> UInt64 {
             let (sum, overflow) = a.addingReportingOverflow(b)
             return overflow ? .max : sum
         }
-        var total: UInt64 = 0
+        var total: UInt64 = 0, tmpfsTotal: UInt64 = 0
         for volume in volumes {
             try volume.validate(against: config)
+            if volume.isTmpfs {
+                tmpfsTotal = add(tmpfsTotal, volume.tmpfsSize ?? 0)
+                if tmpfsTotal > config.tmpfsVolumeSizeLimit
+                    || (tmpfsShare(of: volumes, limit: config.tmpfsVolumeSizeLimit) < minimumTmpfsShare
+                        && volumes.contains(where: { $0.isTmpfs && $0.tmpfsSize == nil })) {
+                    throw VolumeSpecError(
+                        input: volume.canonical,
+                        reason: "the tmpfs volumes of this request add up to more than the site limit of \(ByteSize.format(config.tmpfsVolumeSizeLimit)) (tmpfsVolumeSizeLimit), or leave less than \(ByteSize.format(minimumTmpfsShare)) to each one without a size")
+                }
+            }
             total = add(total, volume.perNodeCache?.size ?? 0)
             if let limit = config.perNodeCacheTotalLimit, total > limit, let cache = volume.perNodeCache {
                 let caches = volumes.filter { $0.perNodeCache != nil }
@@ -165,10 +186,27 @@ public struct VolumeSpec: Hashable, Sendable {
         }
     }
 
-    /// Checks the site's per-node cache rules: a cache path exists, the size limit and the filesystem list.
+    /// The size of each tmpfs volume of `volumes` that names none: an equal share of what those
+    /// with a size leave of `limit` (0 where they leave nothing).
+    public static func tmpfsShare(of volumes: [VolumeSpec], limit: UInt64) -> UInt64 {
+        let tmpfs = volumes.filter(\.isTmpfs)
+        let sized = tmpfs.reduce(UInt64(0)) { $0 &+ ($1.tmpfsSize ?? 0) }
+        let unsized = UInt64(tmpfs.count { $0.tmpfsSize == nil })
+        guard unsized > 0, sized < limit else { return 0 }
+        return (limit - sized) / unsized
+    }
+
+    /// The least a tmpfs volume without a size may get.
+    public static let minimumTmpfsShare: UInt64 = 1 << 20
+
+    /// Checks the site's rules for per-node caches (a cache path exists, the size limit and the
+    /// filesystem list) and for tmpfs volumes (the size limit).
     public func validate(against config: SiteConfig) throws(VolumeSpecError) {
-        guard let cache = perNodeCache else { return }
         let fail = { (reason: String) in VolumeSpecError(input: canonical, reason: reason) }
+        if let size = tmpfsSize, size > config.tmpfsVolumeSizeLimit {
+            throw fail("tmpfs size \(ByteSize.format(size)) is over the site limit of \(ByteSize.format(config.tmpfsVolumeSizeLimit)) (tmpfsVolumeSizeLimit)")
+        }
+        guard let cache = perNodeCache else { return }
         if config.perNodeCachePath == nil {
             throw fail("this site offers no per-node caches (udiRoot.conf sets no perNodeCachePath)")
         }
@@ -289,6 +327,8 @@ struct MountFlags {
     var propagation: MountPropagation?
     var perNodeCache: PerNodeCacheSpec?
     var hostSource = false
+    var isTmpfs = false
+    var tmpfsSize: UInt64?
 
     struct Violation: Error {
         var reason: String
@@ -301,7 +341,7 @@ struct MountFlags {
             let nameEnd = field.firstIndex(of: "=") ?? field.endIndex
             let name = field[..<nameEnd].lowercased()
             let hasValue = nameEnd != field.endIndex
-            if name != "pernodecache" && hasValue {
+            if name != "pernodecache" && name != "tmpfs" && hasValue {
                 throw Violation(reason: "flag \(quoted(name)) takes no value")
             }
             switch name {
@@ -322,16 +362,33 @@ struct MountFlags {
                 continue
             case "pernodecache":
                 throw Violation(reason: "perNodeCache is only for user volumes")
+            case "tmpfs" where userVolume:
+                if flags.isTmpfs { throw Violation(reason: "tmpfs is given twice") }
+                flags.isTmpfs = true
+                if hasValue {
+                    do {
+                        flags.tmpfsSize = try ByteSize.parse(field[field.index(after: nameEnd)...])
+                    } catch {
+                        throw Violation(reason: "tmpfs size: \(error.description)")
+                    }
+                    if flags.tmpfsSize == 0 { throw Violation(reason: "tmpfs size must be more than 0") }
+                }
+                continue
+            case "tmpfs":
+                throw Violation(reason: "tmpfs is only for user volumes")
             case "":
                 throw Violation(reason: "empty flag (doubled or trailing \":\")")
             default:
-                let known = userVolume ? "ro, rec, slave, private, host, perNodeCache=..." : "ro, rec, slave, private"
+                let known = userVolume ? "ro, rec, slave, private, host, perNodeCache=..., tmpfs[=SIZE]" : "ro, rec, slave, private"
                 throw Violation(reason: "unknown flag \(quoted(field)) (known: \(known))")
             }
             sawOtherFlag = true
         }
-        if flags.perNodeCache != nil && sawOtherFlag {
+        if flags.perNodeCache != nil && (sawOtherFlag || flags.isTmpfs) {
             throw Violation(reason: "perNodeCache cannot be combined with other flags")
+        }
+        if flags.isTmpfs && sawOtherFlag {
+            throw Violation(reason: "tmpfs cannot be combined with other flags")
         }
         return flags
     }

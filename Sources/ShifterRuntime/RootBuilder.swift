@@ -81,7 +81,7 @@ public struct RootBuilder {
         switch step {
         case .privateDirectories, .hostDirectories, .scratch, .image, .overlay: "image"
         case .accountFiles, .file, .copyHostFile: "etc"
-        case .proc, .hostBind, .userVolume, .propagation, .readOnlyRoot: "mounts"
+        case .proc, .hostBind, .userVolume, .tmpfsVolume, .propagation, .readOnlyRoot: "mounts"
         case .perNodeCache: "cache"
         case .gpu: "gpu"
         case .rootHook: "hooks"
@@ -153,6 +153,8 @@ public struct RootBuilder {
                 try UserVolumeMounter(layout: layout, user: plan.user, propagation: plan.propagation).mount(volume)
             case .perNodeCache(let volume, let directory, let mkfs):
                 try PerNodeCache(layout: layout, user: plan.user).create(volume, directory: directory, mkfs: mkfs)
+            case .tmpfsVolume(let volume, let size):
+                try mountTmpfsVolume(volume, size: size)
             case .gpu(let setup):
                 try exposeGPU(setup)
             case .rootHook(let script, let name):
@@ -173,6 +175,27 @@ public struct RootBuilder {
         } catch {
             throw RuntimeError.from(error)
         }
+    }
+
+    /// A tmpfs volume: `size` bytes and one inode per KiB of it (many tiny files cost memory the
+    /// size does not count), at a target made in the container's own layer, never through a
+    /// symlink, owned by the user.
+    private func mountTmpfsVolume(_ volume: VolumeSpec, size: UInt64) throws(RuntimeError) {
+        let describe = { (reason: String) in RuntimeError("volume \"\(volume.canonical)\": \(reason)") }
+        let isDirectory: Bool
+        do throws(SystemError) {
+            let target = try ContainedPath.makingDirectories(root: layout.root, path: volume.target, strict: true)
+            isDirectory = try target.status().kind == .directory
+            if isDirectory {
+                try Mounts.mountNewFilesystem(type: "tmpfs", device: "shifter-tmpfs",
+                                              options: [("size", String(size)), ("nr_inodes", String(max(size / 1024, 1024)))],
+                                              onto: target, attributes: [.noSetuid, .noDevices], uid: plan.user.uid,
+                                              gid: plan.user.gid)
+            }
+        } catch {
+            throw describe("couldn't \(error.description)")
+        }
+        if !isDirectory { throw describe("target \(volume.target) exists in the image and is not a directory") }
     }
 
     /// Creates `path` mode 0700, or takes group and other permissions away from an existing one,

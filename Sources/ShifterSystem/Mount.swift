@@ -144,13 +144,20 @@ extension Mounts {
         try checkShim("make read-only the mount at", target.path, cshifter_make_mount_read_only(target.descriptor))
     }
 
-    /// Mounts a new filesystem of `type` from the block device `device` onto `target`, with
+    /// Mounts a new filesystem of `type` from `device` (a block device, or a name for a tmpfs)
+    /// onto `target`, with the filesystem's `options` (such as a tmpfs's `size`), with
     /// `attributes`, its root directory owned by `uid`:`gid` with mode 0755 before the mount is
     /// attached, so no one sees it otherwise. The corresponding C functions are `fsopen(2)`,
     /// `fsconfig(2)`, `fsmount(2)` and `move_mount(2)`.
-    public static func mountNewFilesystem(type: String, device: String, onto target: borrowing ContainedPath,
-                                          attributes: BindAttributes, uid: UInt32, gid: UInt32) throws(SystemError) {
-        try checkShim("mount \(type) \(device) on", target.path,
-                      cshifter_mount_new_filesystem(type, device, target.descriptor, attributes.rawValue, uid, gid))
+    public static func mountNewFilesystem(type: String, device: String, options: [(String, String)] = [],
+                                          onto target: borrowing ContainedPath, attributes: BindAttributes,
+                                          uid: UInt32, gid: UInt32) throws(SystemError) {
+        let strings = options.flatMap { [strdup($0.0), strdup($0.1)] } + [nil]
+        defer { strings.forEach { free($0) } }
+        let descriptor = target.descriptor
+        let result = strings.map { UnsafePointer($0) }.withUnsafeBufferPointer { list in
+            cshifter_mount_new_filesystem(type, device, list.baseAddress, descriptor, attributes.rawValue, uid, gid)
+        }
+        try checkShim("mount \(type) \(device) on", target.path, result)
     }
 }

@@ -66,6 +66,17 @@ struct PyxisOptionsTests {
         #expect(failure(PyxisOptions(image: "ubuntu", mounts: "/a:/b:ro:x")) == "--container-mounts entry \"/a:/b:ro:x\": expected SRC[:DST[:FLAGS]]")
     }
 
+    @Test("tmpfs:DST[:size=SIZE] is a new tmpfs of the user's; other tmpfs flags are refused")
+    func tmpfsMounts() throws {
+        #expect(try request(PyxisOptions(image: "ubuntu", mounts: "tmpfs:/scratch,tmpfs:/s2:size=64M+rw,tmpfs:./s3")).volumes ==
+            "/scratch:/scratch:tmpfs;/s2:/s2:tmpfs=64M;/s3:/s3:tmpfs")
+        #expect(failure(PyxisOptions(image: "ubuntu", mounts: "tmpfs:/s:huge=within_size")) ==
+            "--container-mounts entry \"tmpfs:/s:huge=within_size\": flag \"huge=within_size\" is not supported for a tmpfs (known: size=SIZE, rw, private, rprivate, nosuid, nodev)")
+        #expect(failure(PyxisOptions(image: "ubuntu", mounts: "tmpfs")) ==
+            "--container-mounts entry \"tmpfs\": a tmpfs mount needs its target: tmpfs:DST[:FLAGS]")
+        #expect(failure(PyxisOptions(image: "ubuntu", mounts: "tmpfs:/s:size=0"))?.contains("tmpfs size must be more than 0") == true)
+    }
+
     @Test("a source starting with . is relative to the current directory, a target starting with . to the container's /")
     func relativeMounts() throws {
         let options = PyxisOptions(image: "ubuntu", mounts: "./:/data,./config.yaml:/app/config.yaml:ro,/x:./y,./in")

@@ -90,6 +90,8 @@ struct VolumeSpecTests {
         ("/d:/s:perNodeCache=size=1000", "/d:/s:perNodeCache=size=1000,fs=xfs,method=loop"),
         ("/home/u:/data:host", "/home/u:/data:host"),
         ("/home/u:/data:HOST:ro", "/home/u:/data:ro:host"),
+        ("/scratch:/scratch:tmpfs", "/scratch:/scratch:tmpfs"),
+        ("/s:/s:TMPFS=64m", "/s:/s:tmpfs=64M"),
     ])
     func parsesVolume(text: String, canonical: String) throws {
         let volume = try VolumeSpec.parse(text)
@@ -145,6 +147,13 @@ struct VolumeSpecTests {
         ("/a:/b:perNodeCache=size=1G:host", "cannot be combined with other flags"),
         ("/a:/b:host=1", "flag \"host\" takes no value"),
         ("/a:/etc/x:host", "target may not be under /etc"),
+        ("/s:/s:tmpfs=0", "tmpfs size must be more than 0"),
+        ("/s:/s:tmpfs=lots", "tmpfs size:"),
+        ("/s:/s:tmpfs:ro", "tmpfs cannot be combined with other flags"),
+        ("/s:/s:tmpfs:host", "tmpfs cannot be combined with other flags"),
+        ("/s:/s:tmpfs:tmpfs", "tmpfs is given twice"),
+        ("/s:/s:tmpfs:perNodeCache=size=1G", "perNodeCache cannot be combined with other flags"),
+        ("/s:/etc/s:tmpfs", "target may not be under /etc"),
     ])
     func rejectsVolume(text: String, fragment: String) {
         #expect {
@@ -213,6 +222,23 @@ struct VolumeSpecTests {
         let huge = try VolumeSpec.parseList("/a:/s1:perNodeCache=size=\(UInt64(1) << 63);/c:/s2:perNodeCache=size=\(UInt64(1) << 63)")
         #expect(throws: VolumeSpecError.self) { try VolumeSpec.validate(huge, against: config) }
         try VolumeSpec.validate(over, against: Self.cacheConfig(limit: nil))
+    }
+
+    @Test func enforcesTheTmpfsLimitPerVolumeAndPerRequest() throws {
+        var config = Self.cacheConfig(limit: nil)
+        config.tmpfsVolumeSizeLimit = 1 * gib
+        try VolumeSpec.validate(VolumeSpec.parseList("/a:/a:tmpfs;/b:/b"), against: config)
+        try VolumeSpec.validate(VolumeSpec.parseList("/a:/a:tmpfs=512M;/b:/b:tmpfs=512M"), against: config)
+        #expect(throws: VolumeSpecError(input: "/a:/a:tmpfs=2G", reason: "tmpfs size 2G is over the site limit of 1G (tmpfsVolumeSizeLimit)")) {
+            try VolumeSpec.validate(VolumeSpec.parseList("/a:/a:tmpfs=2G"), against: config)
+        }
+        // Together they may not pass it; those without a size share what the others leave.
+        for list in ["/a:/a:tmpfs=512M;/b:/b:tmpfs=513M", "/a:/a:tmpfs;/b:/b:tmpfs=1G", "/a:/a:tmpfs;/b:/b:tmpfs=1073741000"] {
+            #expect(throws: VolumeSpecError.self) { try VolumeSpec.validate(VolumeSpec.parseList(list), against: config) }
+        }
+        let shared = try VolumeSpec.parseList("/a:/a:tmpfs;/b:/b:tmpfs=256M;/c:/c:tmpfs")
+        try VolumeSpec.validate(shared, against: config)
+        #expect(VolumeSpec.tmpfsShare(of: shared, limit: config.tmpfsVolumeSizeLimit) == 384 << 20)
     }
 
     @Test func enforcesAllowedFilesystems() throws {

@@ -37,8 +37,8 @@ private func request(_ config: SiteConfig, volumes: [VolumeSpec] = []) -> Contai
 
     @Test func planMountsImageThenOverlayThenEtcThenSystemThenSiteThenVolumes() throws {
         let config = try siteConfig()
-        let volume = try VolumeSpec.parse("/data:/data:ro")
-        let plan = ContainerPlanner.plan(request(config, volumes: [volume]), layout: RootLayout.job(1, config: config))
+        let volumes = try VolumeSpec.parseList("/data:/data:ro;/s:/s:tmpfs;/t:/t:tmpfs=16M")
+        let plan = ContainerPlanner.plan(request(config, volumes: volumes), layout: RootLayout.job(1, config: config))
         let kinds = plan.steps.map { step -> String in
             switch step {
             case .hostDirectories: "dirs"
@@ -53,6 +53,7 @@ private func request(_ config: SiteConfig, volumes: [VolumeSpec] = []) -> Contai
             case .hostBind(_, let target, _, _, _, _): "bind:\(target)"
             case .userVolume(let v): "volume:\(v.target)"
             case .perNodeCache(let v, _, _): "cache:\(v.target)"
+            case .tmpfsVolume(let v, let size): "tmpfs:\(v.target):\(size)"
             case .gpu: "gpu"
             case .rootHook(_, let name): "hook:\(name)"
             case .propagation: "propagation"
@@ -65,7 +66,7 @@ private func request(_ config: SiteConfig, volumes: [VolumeSpec] = []) -> Contai
         }
         #expect(kinds == ["private dirs", "dirs", "scratch", "dirs", "image", "overlay", "accounts", "file", "copy", "copy", "proc",
                           "bind:/dev", "bind:/sys", "bind:/tmp", "bind:/home", "bind:/scratch", "volume:/data",
-                          "propagation"])
+                          "tmpfs:/s:\((1 << 30) - (16 << 20))", "tmpfs:/t:\(16 << 20)", "propagation"])
     }
 
     @Test func imageLoopModeComesFromTheSiteConfig() throws {

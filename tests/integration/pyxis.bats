@@ -180,6 +180,27 @@ SCRIPT
     assert_nodes_clean
 }
 
+@test "pyxis: tmpfs:DST is a tmpfs of the user's, of the size asked or the site's; over the site limit it is refused" {
+    run as_user "$U" srun -N1 --container-image="$PYXIS_IMAGE" --container-mounts=tmpfs:/scratch,tmpfs:/small:size=4M \
+        sh -c 'grep -E " /(scratch|small) " /proc/self/mounts | cut -d" " -f1-4; stat -c "%U %a" /scratch; echo x >/scratch/f && cat /scratch/f
+               dd if=/dev/zero of=/small/big bs=1M count=8 2>/dev/null || echo small is full'
+    echo "$output"
+    [ "$status" -eq 0 ]
+    [[ "$output" == *"shifter-tmpfs /scratch tmpfs rw,nosuid,nodev"* ]]
+    [[ "$output" == *"shifter-tmpfs /small tmpfs rw,nosuid,nodev"* ]]
+    [[ "$output" == *"$U 755"* ]]
+    [ "${lines[-2]}" = x ]
+    [ "${lines[-1]}" = "small is full" ]
+    # The bed's tmpfsVolumeSizeLimit is the default, 1G, for all of a request's tmpfs volumes.
+    run as_user "$U" srun -N1 --container-image="$PYXIS_IMAGE" --container-mounts=tmpfs:/a:size=2G true
+    [ "$status" -ne 0 ]
+    [[ "$output" == *"tmpfs size 2G is over the site limit of 1G (tmpfsVolumeSizeLimit)"* ]]
+    run shifter_as "$U" --image="$IMAGE_BUSYBOX" "--volume=/a:/a:tmpfs=512M;/b:/b:tmpfs=513M" true
+    [ "$status" -ne 0 ]
+    [[ "$output" == *"the tmpfs volumes of this request add up to more than the site limit of 1G"* ]]
+    assert_nodes_clean
+}
+
 @test "pyxis: LD_LIBRARY_PATH and TMPDIR reach the task, with and without --container-env" {
     run as_user "$U" env LD_LIBRARY_PATH=/opt/host/lib TMPDIR=/tmp/u-tmp srun -N1 --container-image="$PYXIS_IMAGE" \
         sh -c 'echo "ld=$LD_LIBRARY_PATH tmp=$TMPDIR"'

@@ -94,11 +94,13 @@ enum {
 /// `move_mount(2)`. Returns 0 or -errno.
 int cshifter_bind_into(int source_fd, int target_fd, int recursive, int attributes, int propagation);
 
-/// Mounts a new filesystem of `fstype` from the block device `source` onto `target_fd` (an
-/// `O_PATH` descriptor), with `attributes` (CSHIFTER_BIND_*), and makes its root directory owned
+/// Mounts a new filesystem of `fstype` from `source` (a block device, or a name for a tmpfs) onto
+/// `target_fd` (an `O_PATH` descriptor), with the filesystem's `options` (KEY, VALUE, ...,
+/// NULL; may be NULL), with `attributes` (CSHIFTER_BIND_*), and makes its root directory owned
 /// by uid:gid with mode 0755, all before the mount is attached. `fsopen(2)`, `fsconfig(2)`,
 /// `fsmount(2)`, `move_mount(2)`. Returns 0 or -errno.
-int cshifter_mount_new_filesystem(const char *fstype, const char *source, int target_fd, int attributes,
+int cshifter_mount_new_filesystem(const char *fstype, const char *source, const char *_Nullable const *_Nullable options,
+                                  int target_fd, int attributes,
                                   uid_t uid, gid_t gid);
 
 /// Makes the mount that `target_fd` (an `O_PATH` descriptor of its root) is on read-only, and only

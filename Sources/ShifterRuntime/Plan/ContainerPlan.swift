@@ -38,6 +38,9 @@ public enum PlannedStep: Sendable, Equatable {
     /// A per-node write cache: a sparse file in `directory`, formatted with `mkfs`, loop-mounted
     /// at the target, owned by the user, and unlinked once mounted.
     case perNodeCache(VolumeSpec, directory: String, mkfs: String)
+    /// A tmpfs volume: a new tmpfs of `size` bytes at the volume's target, owned by the user,
+    /// `nosuid,nodev`; its memory is charged to whoever writes it (the job's memory cgroup).
+    case tmpfsVolume(VolumeSpec, size: UInt64)
     /// The `gpu` module: the host's driver libraries and tools, and hidden device nodes.
     case gpu(GPUSetup)
     /// Run a site script as root with the container root's host path as its argument
@@ -227,6 +230,9 @@ public enum ContainerPlanner {
         for volume in request.volumes {
             if volume.perNodeCache != nil, let directory = config.perNodeCachePath {
                 steps.append(.perNodeCache(volume, directory: directory, mkfs: config.mkfsXfsPath))
+            } else if volume.isTmpfs {
+                let share = VolumeSpec.tmpfsShare(of: request.volumes, limit: config.tmpfsVolumeSizeLimit)
+                steps.append(.tmpfsVolume(volume, size: volume.tmpfsSize ?? share))
             } else {
                 steps.append(.userVolume(volume))
             }
