@@ -256,7 +256,7 @@ static int hand_over_descriptor(int rv, int received, int *fd) {
 /* Open a path in a root as a user */
 
 int cshifter_open_in_root_as_user(uid_t uid, gid_t gid, size_t group_count, const gid_t *groups, const char *root,
-                                  const char *path, int directory_only, int timeout_ms, int *fd) {
+                                  const char *path, int how, int timeout_ms, int *fd) {
     *fd = -1;
     int sockets[2];
     /* SOCK_SEQPACKET: the reply is one message or none, and a child that dies unheard reads as EOF. */
@@ -273,7 +273,10 @@ int cshifter_open_in_root_as_user(uid_t uid, gid_t gid, size_t group_count, cons
         } else if (chroot(root) != 0 || chdir("/") != 0 || take_user_file_rights(uid, gid, group_count, groups) != 0) {
             error = errno;
         } else {
-            opened = open(path, O_RDONLY | O_CLOEXEC | (directory_only ? O_DIRECTORY : O_NONBLOCK | O_NOCTTY));
+            int flags = how == CSHIFTER_OPEN_REACH       ? O_PATH | O_DIRECTORY
+                        : how == CSHIFTER_OPEN_DIRECTORY ? O_RDONLY | O_DIRECTORY
+                                                         : O_RDONLY | O_NONBLOCK | O_NOCTTY;
+            opened = open(path, flags | O_CLOEXEC);
             if (opened < 0) error = errno;
         }
         ssize_t sent = send_with_descriptor(keep, &error, sizeof(error), opened);

@@ -71,6 +71,7 @@ struct PerNodeCache {
         guard let cache = volume.perNodeCache else { return }
         let describe = { (reason: String) in RuntimeError("per-node cache \"\(volume.canonical)\": \(reason)") }
         guard cache.filesystem == "xfs" else { throw describe("only xfs caches can be created") }
+        try VolumeTargetAccess.check(volume, layout: layout, user: user)
         guard ProcessControl.isExecutableByRoot(mkfs) else {
             throw describe("\(mkfs) is missing or not executable (set mkfsXfsPath in udiRoot.conf)")
         }

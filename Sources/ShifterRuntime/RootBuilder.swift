@@ -112,7 +112,10 @@ public struct RootBuilder {
             case .hostDirectories(let paths):
                 for path in paths { try FileSystem.makeDirectories(path) }
             case .privateDirectories(let paths):
-                for path in paths { try makePrivate(path) }
+                for path in paths {
+                    try makePrivate(path)
+                    try makeUnbindable(path, warn: warn)
+                }
             case .scratch(let type, let sizeLimit):
                 // Root-only, like udiMount: the container's own / is the overlay below it.
                 var data = "mode=0700"
@@ -182,6 +185,7 @@ public struct RootBuilder {
     /// symlink, owned by the user.
     private func mountTmpfsVolume(_ volume: VolumeSpec, size: UInt64) throws(RuntimeError) {
         let describe = { (reason: String) in RuntimeError("volume \"\(volume.canonical)\": \(reason)") }
+        try VolumeTargetAccess.check(volume, layout: layout, user: plan.user)
         let isDirectory: Bool
         do throws(SystemError) {
             let target = try ContainedPath.makingDirectories(root: layout.root, path: volume.target, strict: true)
@@ -196,6 +200,23 @@ public struct RootBuilder {
             throw describe("couldn't \(error.description)")
         }
         if !isDirectory { throw describe("target \(volume.target) exists in the image and is not a directory") }
+    }
+
+    /// Makes `path` (udiMount, loopMount) a mount of its own that no bind copies (`MS_UNBINDABLE`):
+    /// another container's recursive bind of a host directory above it (a volume of `/`) then
+    /// leaves every job's root and image out, where a copy would hold their mount points busy after
+    /// the job (the epilog fails, the node drains) and copies of copies would nest. A path that is
+    /// not a mount point yet is bound onto itself, under a lock on the directory, so that
+    /// concurrent builds do not stack two binds; where jobs' mounts already lie below it (a node
+    /// upgraded while jobs run), a bind would hide them, so it waits for a build that finds none.
+    private func makeUnbindable(_ path: String, warn: (String) -> Void) throws(RuntimeError) {
+        do {
+            if try !Mounts.makeUnbindableMountPoint(path) {
+                warn("\(path) holds mounts of running jobs and is not a mount point yet: a host volume of a directory above it copies them until a build finds none (then it becomes an unbindable mount)")
+            }
+        } catch {
+            throw RuntimeError("couldn't make \(path) a mount that binds do not copy: \(error.description)")
+        }
     }
 
     /// Creates `path` mode 0700, or takes group and other permissions away from an existing one,

@@ -20,14 +20,22 @@ public enum RootTeardown {
             killProcessesInside(layout.root)
         }
         // Whether the loop devices let go is known only after the unmounts, by which time the
-        // mounts that named them are gone.
-        let loops = loopBindings(under: [layout.base, layout.imageMount])
+        // mounts that named them are gone. A table that cannot be read is said, never taken for
+        // an empty one: that would leave the root mounted and call it clean.
+        let loops: [LoopBinding]
+        do {
+            loops = try loopBindings(under: [layout.base, layout.imageMount])
+        } catch {
+            loops = []
+            problems.append("couldn't read the mount table: \(error.description)")
+        }
         for top in [layout.base, layout.imageMount] {
             // Detaching the top mount takes everything below it along, so no path inside the
             // container (some run through directories users can change) is resolved again as root.
-            // Several mounts may be stacked on the top.
+            // Several mounts may be stacked on the top; the kernel says when none is left there
+            // (EINVAL), whatever the size of the table.
             for _ in 0..<8 {
-                guard ((try? MountTable.current()) ?? []).contains(where: { $0.mountPoint == top }) else { break }
+                guard Mounts.isMountPoint(top) else { break }
                 do {
                     try Mounts.unmount(top, detach: true)
                 } catch {
@@ -37,7 +45,13 @@ public enum RootTeardown {
             }
             // Left only by a build that failed in an unusual place: mounts below a top that is not
             // itself a mount point.
-            let entries = (try? MountTable.current()) ?? []
+            let entries: [MountEntry]
+            do {
+                entries = try MountTable.current()
+            } catch {
+                problems.append("couldn't read the mount table for what is left below \(top): \(error.description)")
+                continue
+            }
             for point in MountTable.mountPoints(under: top, in: entries) where point != top {
                 do {
                     try Mounts.unmount(point, detach: true)
@@ -65,8 +79,8 @@ public enum RootTeardown {
     /// The loop devices the root bound (the image, per-node caches): mounted at or below `tops`
     /// and nowhere else, as bound now. A host filesystem on a loop device that a site mount binds
     /// into the root stays mounted on the host, and is not the root's to release.
-    static func loopBindings(under tops: [String]) -> [LoopBinding] {
-        let entries = ((try? MountTable.current()) ?? []).filter { $0.source.hasPrefix("/dev/loop") }
+    static func loopBindings(under tops: [String]) throws(SystemError) -> [LoopBinding] {
+        let entries = try MountTable.current().filter { $0.source.hasPrefix("/dev/loop") }
         let inside = { (entry: MountEntry) in tops.contains { entry.mountPoint == $0 || entry.mountPoint.hasPrefix($0 + "/") } }
         let elsewhere = Set(entries.filter { !inside($0) }.map(\.source))
         var seen: Set<String> = []

@@ -55,6 +55,7 @@ struct UserVolumeMounter {
                 throw describe("source \(volume.source) is the image's own \(what), on no site filesystem (siteFs in udiRoot.conf) and no earlier volume; to mount the host's \(volume.source), add the flag host (\(volume.source):\(volume.target):host)")
             }
         }
+        try VolumeTargetAccess.check(volume, layout: layout, user: user)
         do {
             let target = status.kind == .directory
                 ? try ContainedPath.makingDirectories(root: layout.root, path: volume.target, strict: true)

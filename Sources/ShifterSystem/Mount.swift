@@ -17,6 +17,9 @@ public struct MountFlags: OptionSet, Sendable, Hashable {
     public static let recursive = MountFlags(rawValue: UInt(MS_REC))
     public static let privatePropagation = MountFlags(rawValue: UInt(MS_PRIVATE))
     public static let slavePropagation = MountFlags(rawValue: UInt(MS_SLAVE))
+    /// Private, and never copied by a bind: a recursive bind of a directory above it leaves it
+    /// (and everything below it) out.
+    public static let unbindablePropagation = MountFlags(rawValue: UInt(MS_UNBINDABLE))
 }
 
 /// Thin wrappers over mounting and namespaces.
@@ -34,6 +37,34 @@ public enum Mounts {
                                       recursive: Bool = true) throws(SystemError) {
         try mount(source: "none", target: target, type: nil,
                   flags: recursive ? propagation.union(.recursive) : propagation)
+    }
+
+    /// Whether `path` is the root of a mount: it is reached through another mount than its
+    /// parent directory (`statx(2)` mount ids), however long the mount table. False for a path
+    /// that cannot be opened.
+    public static func isMountPoint(_ path: String) -> Bool {
+        guard let own = try? ContainedPath(hostPath: path).mountID(),
+              let parent = try? ContainedPath(hostPath: path + "/..").mountID() else { return false }
+        return own != parent
+    }
+
+    /// Makes the directory `path` a mount that no bind copies (`MS_UNBINDABLE`), binding it onto
+    /// itself where it is not a mount point yet, under an exclusive lock on the directory, so
+    /// that concurrent callers never stack two binds. Returns false, changing nothing, where a
+    /// path that is not a mount point has mounts below it: a bind would hide them.
+    /// `flock(2)`, `mount(2)`.
+    public static func makeUnbindableMountPoint(_ path: String) throws(SystemError) -> Bool {
+        let directory = try check("open", path) { open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC) }
+        defer { close(directory) }
+        try check("lock", path) { flock(directory, LOCK_EX) }
+        if !isMountPoint(path) {
+            guard !MountTable.mountPoints(under: path, in: try MountTable.current()).contains(where: { $0 != path }) else {
+                return false
+            }
+            try mount(source: path, target: path, type: nil, flags: [.bind])
+        }
+        try setPropagation(path, .unbindablePropagation, recursive: false)
+        return true
     }
 
     /// Unmounts `target`; `detach` makes it lazy (`MNT_DETACH`). A path that is not a mount point
@@ -74,9 +105,10 @@ public enum MountTable {
         }
     }
 
-    /// The current mounts, in mount order.
+    /// The current mounts, in mount order. A namespace may hold up to `fs.mount-max` (100,000)
+    /// mounts, a few hundred bytes each: the table is read whole up to 256 MiB.
     public static func current() throws(SystemError) -> [MountEntry] {
-        parse(String(decoding: try FileSystem.readFile("/proc/self/mountinfo"), as: UTF8.self))
+        parse(String(decoding: try FileSystem.readFile("/proc/self/mountinfo", limit: 256 << 20), as: UTF8.self))
     }
 
     /// Mount points at or below `prefix`, deepest (latest) first: the order to unmount them in.

@@ -18,7 +18,7 @@ public enum UserAccess {
     /// is `cshifter_open_in_root_as_user`.
     public static func openDirectory(_ path: String, root: String, uid: UInt32, gid: UInt32, groups: [UInt32],
                                      timeLimit: Duration = timeLimit) throws(SystemError) -> ContainedPath {
-        try open(path, root: root, directoryOnly: true, uid: uid, gid: gid, groups: groups, timeLimit: timeLimit)
+        try open(path, root: root, how: Int32(CSHIFTER_OPEN_DIRECTORY), uid: uid, gid: gid, groups: groups, timeLimit: timeLimit)
     }
 
     /// `openDirectory`, for a directory or any other file the user may read: a volume's source.
@@ -26,17 +26,26 @@ public enum UserAccess {
     /// a terminal, with the user's own rights, and is the caller's to refuse).
     public static func openFileOrDirectory(_ path: String, root: String, uid: UInt32, gid: UInt32, groups: [UInt32],
                                            timeLimit: Duration = timeLimit) throws(SystemError) -> ContainedPath {
-        try open(path, root: root, directoryOnly: false, uid: uid, gid: gid, groups: groups, timeLimit: timeLimit)
+        try open(path, root: root, how: Int32(CSHIFTER_OPEN_ANY), uid: uid, gid: gid, groups: groups, timeLimit: timeLimit)
     }
 
-    private static func open(_ path: String, root: String, directoryOnly: Bool, uid: UInt32, gid: UInt32, groups: [UInt32],
+    /// `openDirectory`, for a directory the user may reach (search permission on the way), read
+    /// or not: where a volume's target lies.
+    public static func reachDirectory(_ path: String, root: String, uid: UInt32, gid: UInt32, groups: [UInt32],
+                                      timeLimit: Duration = timeLimit) throws(SystemError) -> ContainedPath {
+        try open(path, root: root, how: Int32(CSHIFTER_OPEN_REACH), uid: uid, gid: gid, groups: groups, timeLimit: timeLimit)
+    }
+
+    private static func open(_ path: String, root: String, how: Int32, uid: UInt32, gid: UInt32, groups: [UInt32],
                              timeLimit: Duration) throws(SystemError) -> ContainedPath {
         if geteuid() != 0 {
             // Already the user, without privileges (sbatch and salloc check a request with the
             // submitting user's rights): the kernel applies them here, and no child could change
             // its root or ids anyway.
             guard root == "/", uid == geteuid() else { throw SystemError("open", path, errno: EPERM) }
-            let fd = Glibc.open(path, O_RDONLY | O_CLOEXEC | (directoryOnly ? O_DIRECTORY : O_NONBLOCK | O_NOCTTY))
+            let flags = how == CSHIFTER_OPEN_REACH ? cshifter_path_flags() | O_DIRECTORY
+                : how == CSHIFTER_OPEN_DIRECTORY ? O_RDONLY | O_DIRECTORY : O_RDONLY | O_NONBLOCK | O_NOCTTY
+            let fd = Glibc.open(path, flags | O_CLOEXEC)
             if fd < 0 { throw SystemError("open", path, errno: errno) }
             return ContainedPath(adopting: fd, path: path)
         }
@@ -45,8 +54,7 @@ public enum UserAccess {
         let milliseconds = Int32(clamping: parts.seconds * 1000 + parts.attoseconds / 1_000_000_000_000_000)
         var fd: Int32 = -1
         let result = list.withUnsafeBufferPointer { buffer in
-            cshifter_open_in_root_as_user(uid, gid, buffer.count, buffer.baseAddress, root, path, directoryOnly ? 1 : 0,
-                                          milliseconds, &fd)
+            cshifter_open_in_root_as_user(uid, gid, buffer.count, buffer.baseAddress, root, path, how, milliseconds, &fd)
         }
         if result < 0 { throw SystemError("open", path, errno: -result) }
         return ContainedPath(adopting: fd, path: path)

@@ -72,7 +72,7 @@ struct LoopReleaseTests {
     @Test func anImageNobodyHoldsLetsGoOfItsLoopDeviceAtOnce() throws {
         let (layout, scratch) = try mountedImage()
         defer { try? FileManager.default.removeItem(atPath: scratch) }
-        let device = try #require(RootTeardown.loopBindings(under: [layout.imageMount]).first?.device)
+        let device = try #require(try RootTeardown.loopBindings(under: [layout.imageMount]).first?.device)
 
         #expect(RootTeardown.teardown(layout, killProcesses: true).isEmpty)
         #expect(LoopBinding.current(device) == nil)
@@ -81,7 +81,7 @@ struct LoopReleaseTests {
     @Test func anImageStillHeldAfterTheTeardownIsReported() throws {
         let (layout, scratch) = try mountedImage()
         defer { try? FileManager.default.removeItem(atPath: scratch) }
-        let binding = try #require(RootTeardown.loopBindings(under: [layout.imageMount]).first)
+        let binding = try #require(try RootTeardown.loopBindings(under: [layout.imageMount]).first)
         // A descriptor open in the image holds its mount after the detach, as a process outside
         // the root would.
         let held = open(layout.imageMount + "/file", O_RDONLY | O_CLOEXEC)
@@ -99,13 +99,13 @@ struct LoopReleaseTests {
     @Test func aLoopDeviceAlsoMountedOutsideTheRootIsNotTheRootsToRelease() throws {
         let (layout, scratch) = try mountedImage()
         defer { try? FileManager.default.removeItem(atPath: scratch) }
-        let binding = try #require(RootTeardown.loopBindings(under: [layout.imageMount]).first)
+        let binding = try #require(try RootTeardown.loopBindings(under: [layout.imageMount]).first)
         let host = scratch + "/host"
         try FileManager.default.createDirectory(atPath: host, withIntermediateDirectories: true)
         try #require(mount(binding.device, host, "squashfs", UInt(MS_RDONLY), nil) == 0)
         defer { umount2(host, Int32(MNT_DETACH)) }
 
-        #expect(RootTeardown.loopBindings(under: [layout.imageMount]).isEmpty)
+        #expect(try RootTeardown.loopBindings(under: [layout.imageMount]).isEmpty)
         #expect(RootTeardown.teardown(layout, killProcesses: true).isEmpty)
         #expect(LoopBinding.current(binding.device) == binding)
     }

@@ -129,6 +129,74 @@ PY
     done
 }
 
+@test "neighbour: a host volume of / copies no job's root: the owner's job ends cleanly beside it, and volumes nest no further" {
+    JOB=$(submit "$OWNER" -w n2 -N1 -o "$OUT/out/job" --image="$IMAGE_BUSYBOX" \
+        --volume="$OUT/secret/data:/data:ro" --wrap "srun shifter sh -c 'echo started; sleep 300'")
+    wait_for_line "$OUT/out/job" started
+    # The neighbour's container holds the host's / twice over while the owner's job ends: before the
+    # fix, its copies of the owner's root kept the root's directories busy, the epilog failed and
+    # the node was drained.
+    as_user "$NEIGHBOUR" srun -w n2 -N1 --container-image="${IMAGE_BUSYBOX/\//#}" --container-mounts=/:/h0,/:/h1 \
+        sh -c "awk '\$5 ~ \"^/h[01]$BED_DIR/(udi|loop)Mount/\"' /proc/self/mountinfo | wc -l; echo ready; sleep 15" \
+        >"$OUT/out/neighbour" 2>&1 &
+    local neighbour=$!
+    wait_for_line "$OUT/out/neighbour" ready
+    cat "$OUT/out/neighbour"
+    # No copy of a root or an image (the owner's, or the neighbour's own) is in it.
+    [ "$(head -1 "$OUT/out/neighbour")" = 0 ]
+    scancel "$JOB"
+    wait_job "$JOB"
+    [ "$(job_state "$JOB")" = CANCELLED ]
+    # The epilog ran while the neighbour's container held the host's /: the owner's root and image
+    # directories are gone, and the node is in service.
+    on_node n2 test ! -e "$BED_DIR/udiMount/job-$JOB"
+    on_node n2 test ! -e "$BED_DIR/loopMount/job-$JOB"
+    [[ "$(sinfo -h -n n2 -o %T)" != *drain* ]]
+    wait "$neighbour"
+    assert_nodes_clean "$JOB"
+    JOB=
+    # Host volumes of / do not nest: each holds the host's mounts once, so three cost three times
+    # one, where before the fix they multiplied (66, 156, 696 mounts for 1, 2, 4).
+    count() {
+        local volumes=$1
+        as_user "$NEIGHBOUR" srun -w n2 -N1 --container-image="${IMAGE_BUSYBOX/\//#}" ${volumes:+--container-mounts=$volumes} \
+            grep -c . /proc/self/mountinfo | tail -1
+    }
+    local none one three
+    none=$(count "") one=$(count /:/h0) three=$(count /:/h0,/:/h1,/:/h2)
+    echo "mounts: none=$none one=$one three=$three"
+    [ $((three - none)) -le $((3 * (one - none) + 3)) ]
+}
+
+@test "neighbour: a volume target inside a directory the user may not enter gets one answer, whatever is there" {
+    # The owner's directory holds a file and a directory; the neighbour names targets there
+    # through the host's /tmp in the container, and through a host volume of /. Root makes and
+    # mounts targets, so its answers (mounted, "not a directory", "cross-device") told them apart.
+    mkdir -p "$OUT/secret/dir"
+    chown "$OWNER" "$OUT/secret/dir"
+    install -d -o "$NEIGHBOUR" -m 755 "$OUT/n"
+    echo mine >"$OUT/n/f"
+    mkdir -p "$OUT/n/d"
+    chown -R "$NEIGHBOUR" "$OUT/n"
+    local name answers=()
+    for name in data/x dir missing; do
+        for volume in "$OUT/n/f:$OUT/secret/$name" "$OUT/n/d:$OUT/secret/$name" "/:/h0:host;$OUT/n/f:/h0$OUT/secret/$name" \
+            "$OUT/n/d:$OUT/secret/$name:tmpfs"; do
+            run shifter_as "$NEIGHBOUR" --image="$IMAGE_BUSYBOX" "--volume=$volume" true
+            echo "$volume: $output"
+            [ "$status" -ne 0 ]
+            [[ "$output" == *"user $NEIGHBOUR may not reach target "*": Permission denied" ]]
+            answers+=("${output//$name/NAME}")
+        done
+    done
+    # The same words for a file, a directory and nothing, once the name is set aside.
+    [ "$(printf '%s\n' "${answers[@]}" | sort -u | wc -l)" -eq 4 ]
+    # A target the user may reach is made as before.
+    run shifter_as "$NEIGHBOUR" --image="$IMAGE_BUSYBOX" "--volume=$OUT/n/f:/new/file" cat /new/file
+    [ "$status" -eq 0 ]
+    [ "$output" = mine ]
+}
+
 @test "neighbour: each user's per-node cache is charged to that user, not root" {
     command -v xfs_io >/dev/null || skip "xfs_io (xfsprogs) is not installed"
     # n3's per-node cache directory becomes an XFS filesystem of its own, as a parallel filesystem

@@ -162,17 +162,28 @@ const char *cshifter_default_config_path(void);
 // user can neither signal nor trace it. A child with no answer within `timeout_ms` is killed and
 // the call returns -ETIMEDOUT.
 
-/// Opens `path` as seen from `root` with a user's rights: a child process chroots into `root`,
-/// takes the user's groups and effective ids (gid, uid) and no capability, opens `path` read-only
-/// (`O_DIRECTORY` where `directory_only`, else `O_NONBLOCK|O_NOCTTY`, so that a FIFO or a terminal
-/// cannot hold or adopt it), so the kernel applies every rule (modes, ACLs, root squash) to every
+/// How `cshifter_open_in_root_as_user` opens its path.
+enum {
+    /// Read-only, any kind of file (`O_NONBLOCK|O_NOCTTY`: a FIFO or a terminal can neither hold
+    /// nor adopt the opener); the caller looks at what it got.
+    CSHIFTER_OPEN_ANY = 0,
+    /// Read-only, a directory (`O_DIRECTORY`).
+    CSHIFTER_OPEN_DIRECTORY = 1,
+    /// A directory the user may reach, read or not (`O_PATH|O_DIRECTORY`: search permission on
+    /// the way is all it takes).
+    CSHIFTER_OPEN_REACH = 2,
+};
+
+/// Opens `path` as seen from `root` with a user's rights, as `how` says (CSHIFTER_OPEN_*): a
+/// child process chroots into `root`, takes the user's groups and effective ids (gid, uid) and no
+/// capability, opens `path`, so the kernel applies every rule (modes, ACLs, root squash) to every
 /// component, symlinks resolved in that view, and passes the descriptor back over a socket
 /// (`SCM_RIGHTS`). The descriptor names the very mount and file the user reached, so binding it
 /// binds what the user may see, however the path changes afterwards. Returns 0 with the
 /// descriptor (close-on-exec) in `*fd`, or -errno from the child (-ETIMEDOUT when it had no
 /// answer) with `*fd` -1.
 int cshifter_open_in_root_as_user(uid_t uid, gid_t gid, size_t group_count, const gid_t *_Nullable groups,
-                                  const char *root, const char *path, int directory_only, int timeout_ms, int *fd);
+                                  const char *root, const char *path, int how, int timeout_ms, int *fd);
 
 /// Why `cshifter_open_as_user` failed, in `*user_error`.
 enum {

@@ -1,0 +1,60 @@
+import Foundation
+import Testing
+@testable import ShifterSystem
+
+/// A directory becomes a mount that binds do not copy, once, however often it is asked; one with
+/// mounts below it is left alone, since a bind over it would hide them.
+@Suite(.enabled(if: geteuid() == 0, "mounts tmpfs and binds; run as root"))
+struct MountPointTests {
+    /// The mount lines whose mount point is `path`.
+    private func mounts(at path: String) throws -> [String] {
+        try String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8).split(separator: "\n")
+            .filter { $0.split(separator: " ")[4] == path }.map(String.init)
+    }
+
+    @Test func aDirectoryBecomesOneUnbindableMountAndStaysOne() throws {
+        let top = FileManager.default.temporaryDirectory.appendingPathComponent("shifter-mountpoint-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: top + "/jobs/job-1", withIntermediateDirectories: true)
+        defer {
+            try? Mounts.unmount(top + "/jobs/job-1", detach: true)
+            for _ in 0..<3 { try? Mounts.unmount(top + "/jobs", detach: true) }
+            try? FileManager.default.removeItem(atPath: top)
+        }
+        let jobs = top + "/jobs"
+        #expect(!Mounts.isMountPoint(jobs))
+        #expect(try Mounts.makeUnbindableMountPoint(jobs))
+        #expect(try Mounts.makeUnbindableMountPoint(jobs))
+        #expect(Mounts.isMountPoint(jobs))
+        let lines = try mounts(at: jobs)
+        #expect(lines.count == 1)
+        #expect(lines.first?.contains(" unbindable ") == true)
+        // A job's mount below it stays; a recursive bind of the directory above leaves it out.
+        try Mounts.mount(source: "job", target: jobs + "/job-1", type: "tmpfs", flags: [])
+        #expect(Mounts.isMountPoint(jobs + "/job-1"))
+        #expect(try Mounts.makeUnbindableMountPoint(jobs))
+        #expect(try mounts(at: jobs).count == 1)
+        let copy = top + "-copy"
+        try FileManager.default.createDirectory(atPath: copy, withIntermediateDirectories: true)
+        try Mounts.bind(from: ContainedPath(hostPath: top), onto: ContainedPath(hostPath: copy), recursive: true, attributes: [])
+        defer {
+            try? Mounts.unmount(copy, detach: true)
+            try? FileManager.default.removeItem(atPath: copy)
+        }
+        #expect(Mounts.isMountPoint(copy))
+        #expect(!Mounts.isMountPoint(copy + "/jobs"))
+        #expect(!Mounts.isMountPoint(copy + "/jobs/job-1"))
+    }
+
+    @Test func aDirectoryWithMountsBelowIsLeftAlone() throws {
+        let top = FileManager.default.temporaryDirectory.appendingPathComponent("shifter-mountpoint-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: top + "/job-1", withIntermediateDirectories: true)
+        try Mounts.mount(source: "job", target: top + "/job-1", type: "tmpfs", flags: [])
+        defer {
+            try? Mounts.unmount(top + "/job-1", detach: true)
+            try? FileManager.default.removeItem(atPath: top)
+        }
+        #expect(try !Mounts.makeUnbindableMountPoint(top))
+        #expect(!Mounts.isMountPoint(top))
+        #expect(Mounts.isMountPoint(top + "/job-1"))
+    }
+}
