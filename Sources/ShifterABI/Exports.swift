@@ -514,26 +514,19 @@ public func shifter_task_command(
     argvOut.pointee = nil
     envpOut.pointee = nil
     let environment = strings(request.envp)
-    // The task's own PYXIS_CONTAINER_* stand for the options the step was not given, as in Pyxis;
-    // only those a task uses are read (submission judged the rest). A caller of the first version
-    // asks only for the tasks of a step with --container-image.
-    let taskVariables = ["IMAGE", "WORKDIR", "ENV"].map { PyxisOptions.variablePrefix + $0 }
-    let options: PyxisOptions
-    do {
-        options = try PyxisOptions(image: string(request.container_image), workdir: string(request.workdir),
-                                   environment: string(request.env_names))
-            .withEnvironmentDefaults(environmentDictionary(environment).filter { taskVariables.contains($0.key) })
-    } catch {
-        copyOut(error.description, msg, msglen)
-        return shifterInvalid
-    }
-    let decides = request.size >= Int(SHIFTER_TASK_REQUEST_SIZE_VER1)
-    if decides, options.image == nil { return shifterOK }
-    // The image is resolved at submission, where srun or sbatch read the variable: one only the
-    // task has (given with --export) was never resolved.
-    if decides, string(request.container_image) == nil, (environmentDictionary(environment)["SHIFTER_IMAGE"] ?? "").isEmpty {
-        copyOut("PYXIS_CONTAINER_IMAGE reached the task but not srun or sbatch (given with --export?), so its image was never resolved; set it in the environment srun or sbatch runs in, or use --container-image", msg, msglen)
-        return shifterInvalid
+    var options = PyxisOptions(image: string(request.container_image), workdir: string(request.workdir),
+                               environment: string(request.env_names))
+    // A caller of the first version asks only for the tasks of a step with --container-image.
+    if request.size >= Int(SHIFTER_TASK_REQUEST_SIZE_VER1) {
+        do {
+            guard let taken = try PyxisTaskPlan.taskOptions(given: options, environment: environmentDictionary(environment)) else {
+                return shifterOK
+            }
+            options = taken
+        } catch {
+            copyOut(error.description, msg, msglen)
+            return shifterInvalid
+        }
     }
     var command: [String] = []
     if let argv = request.argv {

@@ -33,6 +33,25 @@ public struct PyxisTaskPlan: Sendable, Equatable {
         }
     }
 
+    /// The Pyxis options a task runs with, where the site takes them (`pyxis_compat=1`): those its
+    /// step was given, with the task's own `PYXIS_CONTAINER_IMAGE`, `_WORKDIR` and `_ENV` standing
+    /// for the missing ones, as Pyxis reads them in each task (submission judged the others). Nil
+    /// for a task of no Pyxis-style step: no image either way. An image that only the task's
+    /// variable names was never resolved (no `SHIFTER_IMAGE`: srun or sbatch did not have it, as
+    /// with `--export`), and is refused with what to do.
+    public static func taskOptions(given: PyxisOptions, environment: [String: String]) throws(PyxisTaskPlanError) -> PyxisOptions? {
+        let read = ["IMAGE", "WORKDIR", "ENV"].map { PyxisOptions.variablePrefix + $0 }
+        let options: PyxisOptions
+        do {
+            options = try given.withEnvironmentDefaults(environment.filter { read.contains($0.key) })
+        } catch {
+            throw .variable(error.description)
+        }
+        guard options.image != nil else { return nil }
+        if given.image == nil, (environment["SHIFTER_IMAGE"] ?? "").isEmpty { throw .imageNotResolved }
+        return options
+    }
+
     /// The variable that names the host variables `shifter` keeps over the image's.
     public static let keepVariable = "SHIFTER_KEEP_ENV"
 
@@ -53,10 +72,17 @@ public struct PyxisTaskPlan: Sendable, Equatable {
 /// Why a Pyxis-style task cannot be planned.
 public enum PyxisTaskPlanError: Error, Sendable, Equatable, CustomStringConvertible {
     case emptyCommand
+    /// A `PYXIS_CONTAINER_*` variable of the task that cannot be taken, and why.
+    case variable(String)
+    /// `PYXIS_CONTAINER_IMAGE` reached the task without going through submission.
+    case imageNotResolved
 
     public var description: String {
         switch self {
         case .emptyCommand: "the task's command is empty"
+        case .variable(let reason): reason
+        case .imageNotResolved:
+            "PYXIS_CONTAINER_IMAGE reached the task but not srun or sbatch (given with --export?), so its image was never resolved; set it in the environment srun or sbatch runs in, or use --container-image"
         }
     }
 }

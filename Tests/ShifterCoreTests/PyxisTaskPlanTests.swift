@@ -49,4 +49,27 @@ struct PyxisTaskPlanTests {
     func shifterCommand(configured: String?, library: String?, expected: String?) {
         #expect(PyxisTaskPlan.shifterCommand(configured: configured, library: library) == expected)
     }
+
+    @Test("a task's options: the step's, then its own PYXIS_CONTAINER_IMAGE, _WORKDIR and _ENV; nil for no image", arguments: [
+        (PyxisOptions(), [:], nil as PyxisOptions?),
+        (PyxisOptions(), ["PYXIS_CONTAINER_IMAGE": ""], nil),
+        (PyxisOptions(image: "a"), [:], PyxisOptions(image: "a")),
+        (PyxisOptions(), ["PYXIS_CONTAINER_IMAGE": "b", "SHIFTER_IMAGE": "id:x", "PYXIS_CONTAINER_WORKDIR": "/w", "PYXIS_CONTAINER_ENV": "A"],
+         PyxisOptions(image: "b", workdir: "/w", environment: "A")),
+        (PyxisOptions(image: "a", workdir: "/d"), ["PYXIS_CONTAINER_IMAGE": "b", "PYXIS_CONTAINER_WORKDIR": "/w"],
+         PyxisOptions(image: "a", workdir: "/d")),
+        // Submission judged the rest: a task reads no other variable.
+        (PyxisOptions(image: "a"), ["PYXIS_CONTAINER_MOUNT_HOME": "maybe", "PYXIS_CONTAINER_MOUNTS": "/x"], PyxisOptions(image: "a")),
+    ] as [(PyxisOptions, [String: String], PyxisOptions?)])
+    func taskOptions(given: PyxisOptions, environment: [String: String], expected: PyxisOptions?) throws {
+        #expect(try PyxisTaskPlan.taskOptions(given: given, environment: environment) == expected)
+    }
+
+    @Test("an image only the task's variable names, which no submission resolved, is refused")
+    func unresolvedImage() {
+        #expect(throws: PyxisTaskPlanError.imageNotResolved) {
+            try PyxisTaskPlan.taskOptions(given: PyxisOptions(), environment: ["PYXIS_CONTAINER_IMAGE": "b"])
+        }
+        #expect(PyxisTaskPlanError.imageNotResolved.description.hasPrefix("PYXIS_CONTAINER_IMAGE reached the task but not srun or sbatch"))
+    }
 }
