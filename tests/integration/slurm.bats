@@ -164,6 +164,22 @@ teardown() {
     [ -z "$(ls -A "$BED_DIR/cache")" ]
 }
 
+@test "a process the user detaches inside the container, out of Slurm's sight, ends with the job" {
+    # setsid and a double fork leave the step's process tree, which proctrack/linuxproc follows;
+    # the epilog ends whatever still runs in the job's root before the job leaves the queue.
+    job=$(submit "$U" -N1 -o "$OUT/out" --image="$IMAGE_BUSYBOX" \
+        --wrap "srun shifter sh -c 'setsid sh -c \"sleep 307 </dev/null >/dev/null 2>&1 &\"; echo started; sleep 300'")
+    wait_for_line "$OUT/out" started
+    pgrep -f '^sleep 307$'
+    scancel "$job"
+    wait_job "$job"
+    if pgrep -f '^sleep 307$' >/dev/null; then
+        ps -o pid,ppid,stat,etime,args -p "$(pgrep -d, -f '^sleep 307$')" >&2
+        false
+    fi
+    assert_nodes_clean "$job"
+}
+
 @test "a job whose prolog fails ends cleanly, says why, and leaves nodes clean and in service" {
     id=$(add_store_image prologfail busybox)
     job=$(submit "$U" -N2 -o "$OUT/out" --hold --image="127.0.0.1:5000/test/prologfail:latest" \
