@@ -38,6 +38,15 @@ run_blocks() { # FILE
     rm -rf "/tmp/$BED_USER-data"
 }
 
+@test "the Pyxis page's commands run" {
+    run run_blocks "$SHIFTER_SOURCE/docs/coming-from-pyxis.md"
+    echo "$output"
+    rm -rf "/tmp/$BED_USER-pyxis"
+    [ "$status" -eq 0 ]
+    [[ "$output" == *"key: value"* ]]
+    [[ "$output" == *"scratch"* ]]
+}
+
 @test "the administrator guide's commands run" {
     run run_blocks "$SHIFTER_SOURCE/docs/admin-guide.md"
     echo "$output"
