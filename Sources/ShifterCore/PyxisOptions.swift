@@ -259,6 +259,17 @@ public struct PyxisOptions: Sendable, Equatable {
                 result.append(try tmpfsVolume(fields, option: option))
                 continue
             }
+            if fields[0] == "umount" {
+                guard fields.count == 2, !fields[1].isEmpty else {
+                    throw PyxisOptionsError(option: option, reason: "expected umount:DST, the site mount to leave out")
+                }
+                do {
+                    result.append(try VolumeSpec.parse("\(fields[1]):\(fields[1]):umount").canonical)
+                } catch {
+                    throw PyxisOptionsError(option: option, reason: error.reason)
+                }
+                continue
+            }
             var source = fields[0]
             if source.hasPrefix(".") {
                 guard let currentDirectory, currentDirectory.hasPrefix("/") else {

@@ -43,7 +43,8 @@ public struct PerNodeCacheSpec: Hashable, Sendable {
 /// `/etc`, `/var` (except `/var/tmp`), `/proc`, `/sys`, `/dev` or `/opt/udiImage`. Flag names are
 /// matched without regard to case, as in the old Shifter. For a `perNodeCache` volume FROM is
 /// required by the grammar but unused: the cache is created, not bind-mounted; so is it for a
-/// `tmpfs[=SIZE]` volume, a new tmpfs owned by the user.
+/// `tmpfs[=SIZE]` volume, a new tmpfs owned by the user, and for an `umount` one, which leaves the
+/// site mount at TO out of the container.
 public struct VolumeSpec: Hashable, Sendable {
     /// The directory or file to mount, as seen inside the container (on the host with `hostSource`).
     public var source: String
@@ -61,6 +62,9 @@ public struct VolumeSpec: Hashable, Sendable {
     public var isTmpfs: Bool
     /// The tmpfs's size in bytes; nil: the site's `tmpfsVolumeSizeLimit`.
     public var tmpfsSize: UInt64?
+    /// The flag `umount`: the site mount at `target` (`siteFs`, `/tmp`) is left out of this
+    /// container instead of anything being mounted (Pyxis' `umount:DST`).
+    public var isUmount: Bool
     /// `source` is a host path (the flag `host`), opened with the user's rights on the host.
     public var hostSource: Bool
 
@@ -75,8 +79,9 @@ public struct VolumeSpec: Hashable, Sendable {
     public init(
         source: String, target: String, readOnly: Bool = false, recursive: Bool = false,
         propagation: MountPropagation? = nil, perNodeCache: PerNodeCacheSpec? = nil, hostSource: Bool = false,
-        isTmpfs: Bool = false, tmpfsSize: UInt64? = nil
+        isTmpfs: Bool = false, tmpfsSize: UInt64? = nil, isUmount: Bool = false
     ) {
+        self.isUmount = isUmount
         self.isTmpfs = isTmpfs
         self.tmpfsSize = tmpfsSize
         self.source = source
@@ -114,7 +119,7 @@ public struct VolumeSpec: Hashable, Sendable {
         return VolumeSpec(
             source: source, target: target, readOnly: flags.readOnly, recursive: flags.recursive,
             propagation: flags.propagation, perNodeCache: flags.perNodeCache, hostSource: flags.hostSource,
-            isTmpfs: flags.isTmpfs, tmpfsSize: flags.tmpfsSize)
+            isTmpfs: flags.isTmpfs, tmpfsSize: flags.tmpfsSize, isUmount: flags.isUmount)
     }
 
     /// Parses volumes joined by `;`, skipping empty entries; two volumes may not share a target.
@@ -148,6 +153,7 @@ public struct VolumeSpec: Hashable, Sendable {
         if let propagation { parts.append(propagation.rawValue) }
         if let perNodeCache { parts.append(perNodeCache.canonical) }
         if isTmpfs { parts.append(tmpfsSize.map { "tmpfs=" + ByteSize.format($0) } ?? "tmpfs") }
+        if isUmount { parts.append("umount") }
         if hostSource { parts.append("host") }
         return parts.joined(separator: ":")
     }
@@ -203,6 +209,10 @@ public struct VolumeSpec: Hashable, Sendable {
     /// filesystem list) and for tmpfs volumes (the size limit).
     public func validate(against config: SiteConfig) throws(VolumeSpecError) {
         let fail = { (reason: String) in VolumeSpecError(input: canonical, reason: reason) }
+        if isUmount, target != "/tmp", !config.siteFs.contains(where: { $0.target == target }) {
+            let mounts = (["/tmp"] + config.siteFs.map(\.target)).joined(separator: ", ")
+            throw fail("umount leaves out a site mount, and \(target) is none (this site's: \(mounts))")
+        }
         if let size = tmpfsSize, size > config.tmpfsVolumeSizeLimit {
             throw fail("tmpfs size \(ByteSize.format(size)) is over the site limit of \(ByteSize.format(config.tmpfsVolumeSizeLimit)) (tmpfsVolumeSizeLimit)")
         }
@@ -329,6 +339,7 @@ struct MountFlags {
     var hostSource = false
     var isTmpfs = false
     var tmpfsSize: UInt64?
+    var isUmount = false
 
     struct Violation: Error {
         var reason: String
@@ -376,10 +387,16 @@ struct MountFlags {
                 continue
             case "tmpfs":
                 throw Violation(reason: "tmpfs is only for user volumes")
+            case "umount" where userVolume:
+                if flags.isUmount { throw Violation(reason: "umount is given twice") }
+                flags.isUmount = true
+                continue
+            case "umount":
+                throw Violation(reason: "umount is only for user volumes")
             case "":
                 throw Violation(reason: "empty flag (doubled or trailing \":\")")
             default:
-                let known = userVolume ? "ro, rec, slave, private, host, perNodeCache=..., tmpfs[=SIZE]" : "ro, rec, slave, private"
+                let known = userVolume ? "ro, rec, slave, private, host, perNodeCache=..., tmpfs[=SIZE], umount" : "ro, rec, slave, private"
                 throw Violation(reason: "unknown flag \(quoted(field)) (known: \(known))")
             }
             sawOtherFlag = true
@@ -389,6 +406,9 @@ struct MountFlags {
         }
         if flags.isTmpfs && sawOtherFlag {
             throw Violation(reason: "tmpfs cannot be combined with other flags")
+        }
+        if flags.isUmount && (sawOtherFlag || flags.isTmpfs || flags.perNodeCache != nil) {
+            throw Violation(reason: "umount cannot be combined with other flags")
         }
         return flags
     }

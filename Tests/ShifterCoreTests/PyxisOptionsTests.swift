@@ -77,6 +77,13 @@ struct PyxisOptionsTests {
         #expect(failure(PyxisOptions(image: "ubuntu", mounts: "tmpfs:/s:size=0"))?.contains("tmpfs size must be more than 0") == true)
     }
 
+    @Test("umount:DST leaves a site mount out")
+    func umountMounts() throws {
+        #expect(try request(PyxisOptions(image: "ubuntu", mounts: "umount:/tmp,/d:/d")).volumes == "/tmp:/tmp:umount;/d:/d:host")
+        #expect(failure(PyxisOptions(image: "ubuntu", mounts: "umount:/tmp:ro")) ==
+            "--container-mounts entry \"umount:/tmp:ro\": expected umount:DST, the site mount to leave out")
+    }
+
     @Test("a source starting with . is relative to the current directory, a target starting with . to the container's /")
     func relativeMounts() throws {
         let options = PyxisOptions(image: "ubuntu", mounts: "./:/data,./config.yaml:/app/config.yaml:ro,/x:./y,./in")

@@ -92,6 +92,7 @@ struct VolumeSpecTests {
         ("/home/u:/data:HOST:ro", "/home/u:/data:ro:host"),
         ("/scratch:/scratch:tmpfs", "/scratch:/scratch:tmpfs"),
         ("/s:/s:TMPFS=64m", "/s:/s:tmpfs=64M"),
+        ("/tmp:/tmp:umount", "/tmp:/tmp:umount"),
     ])
     func parsesVolume(text: String, canonical: String) throws {
         let volume = try VolumeSpec.parse(text)
@@ -154,6 +155,10 @@ struct VolumeSpecTests {
         ("/s:/s:tmpfs:tmpfs", "tmpfs is given twice"),
         ("/s:/s:tmpfs:perNodeCache=size=1G", "perNodeCache cannot be combined with other flags"),
         ("/s:/etc/s:tmpfs", "target may not be under /etc"),
+        ("/t:/t:umount:ro", "umount cannot be combined with other flags"),
+        ("/t:/t:umount:tmpfs", "umount cannot be combined with other flags"),
+        ("/t:/t:umount=1", "flag \"umount\" takes no value"),
+        ("/d:/dev/nvidia1:umount", "target may not be under /dev"),
     ])
     func rejectsVolume(text: String, fragment: String) {
         #expect {
@@ -239,6 +244,16 @@ struct VolumeSpecTests {
         let shared = try VolumeSpec.parseList("/a:/a:tmpfs;/b:/b:tmpfs=256M;/c:/c:tmpfs")
         try VolumeSpec.validate(shared, against: config)
         #expect(VolumeSpec.tmpfsShare(of: shared, limit: config.tmpfsVolumeSizeLimit) == 384 << 20)
+    }
+
+    @Test func umountLeavesOutOnlyASiteMount() throws {
+        var config = Self.cacheConfig(limit: nil)
+        config.siteFs = [SiteMount(source: "/global/homes", target: "/home")]
+        try VolumeSpec.validate(VolumeSpec.parseList("/tmp:/tmp:umount;/home:/home:umount"), against: config)
+        #expect(throws: VolumeSpecError(input: "/opt/x:/opt/x:umount",
+                                        reason: "umount leaves out a site mount, and /opt/x is none (this site's: /tmp, /home)")) {
+            try VolumeSpec.validate(VolumeSpec.parseList("/opt/x:/opt/x:umount"), against: config)
+        }
     }
 
     @Test func enforcesAllowedFilesystems() throws {

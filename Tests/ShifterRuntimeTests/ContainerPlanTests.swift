@@ -119,6 +119,18 @@ private func request(_ config: SiteConfig, volumes: [VolumeSpec] = []) -> Contai
         #expect(tmpSources == ["/local/tmp"])
     }
 
+    @Test func umountVolumesLeaveOutTheirSiteMountAndMountNothing() throws {
+        let config = try siteConfig()
+        let volumes = try VolumeSpec.parseList("/tmp:/tmp:umount;/home:/home:umount")
+        let plan = ContainerPlanner.plan(request(config, volumes: volumes), layout: RootLayout.job(1, config: config))
+        let binds = plan.steps.compactMap { step -> String? in
+            if case .hostBind(_, let target, _, _, _, _) = step { return target }
+            return nil
+        }
+        #expect(binds == ["/dev", "/sys", "/scratch"])
+        #expect(!plan.steps.contains { if case .userVolume = $0 { true } else { false } })
+    }
+
     @Test func perNodeCacheVolumesBecomeCacheSteps() throws {
         let config = try siteConfig()
         let volume = try VolumeSpec.parse("/x:/cache:perNodeCache=size=1G")

@@ -201,6 +201,31 @@ SCRIPT
     assert_nodes_clean
 }
 
+@test "pyxis: umount:DST leaves a site mount out of the container; only site mounts may be left out" {
+    local marker=/tmp/shifter-pyxis-umount.$$
+    touch "$marker"
+    run as_user "$U" srun -N1 --container-image="$PYXIS_IMAGE" --container-mounts=umount:/site,umount:/tmp \
+        sh -c "test -e /site/README && echo site || echo no site; test -e $marker && echo host tmp || echo image tmp"
+    rm -f "$marker"
+    echo "$output"
+    [ "$status" -eq 0 ]
+    [ "${lines[-2]}" = "no site" ]
+    [ "${lines[-1]}" = "image tmp" ]
+    # Without it, both are there.
+    run as_user "$U" srun -N1 --container-image="$PYXIS_IMAGE" cat /site/README
+    [ "${lines[-1]}" = "a file from the site" ]
+    # A device, a module's file or the image's own directory is no site mount.
+    run as_user "$U" srun -N1 --container-image="$PYXIS_IMAGE" --container-mounts=umount:/dev/shm true
+    [ "$status" -ne 0 ]
+    [[ "$output" == *"target may not be under /dev"* ]]
+    run as_user "$U" srun -N1 --container-image="$PYXIS_IMAGE" --container-mounts=umount:/opt/udiImage/modules true
+    [ "$status" -ne 0 ]
+    [[ "$output" == *"target may not be under /opt/udiImage"* ]]
+    run as_user "$U" srun -N1 --container-image="$PYXIS_IMAGE" --container-mounts=umount:/bin true
+    [ "$status" -ne 0 ]
+    [[ "$output" == *"umount leaves out a site mount, and /bin is none (this site's: /tmp, /site)"* ]]
+}
+
 @test "pyxis: LD_LIBRARY_PATH and TMPDIR reach the task, with and without --container-env" {
     run as_user "$U" env LD_LIBRARY_PATH=/opt/host/lib TMPDIR=/tmp/u-tmp srun -N1 --container-image="$PYXIS_IMAGE" \
         sh -c 'echo "ld=$LD_LIBRARY_PATH tmp=$TMPDIR"'

@@ -198,8 +198,11 @@ public enum ContainerPlanner {
                                propagation: style, allowDevices: true))
         steps.append(.hostBind(source: "/sys", containerPath: "/sys", recursive: true, readOnly: false,
                                propagation: style, allowDevices: false))
-        let siteMounts = config.siteFs + request.modules.flatMap(\.siteFs)
-        if !siteMounts.contains(where: { $0.target == "/tmp" }) {
+        // The site mounts a user's `umount` volumes leave out (checked at submission: /tmp and
+        // siteFs only, never a module's files or a device).
+        let leftOut = Set(request.volumes.filter(\.isUmount).map(\.target))
+        let siteMounts = config.siteFs.filter { !leftOut.contains($0.target) } + request.modules.flatMap(\.siteFs)
+        if !siteMounts.contains(where: { $0.target == "/tmp" }), !leftOut.contains("/tmp") {
             steps.append(.hostBind(source: "/tmp", containerPath: "/tmp", recursive: false, readOnly: false,
                                    propagation: style, allowDevices: false))
         }
@@ -227,7 +230,7 @@ public enum ContainerPlanner {
         for module in request.modules {
             if let hook = module.roothook { steps.append(.rootHook(script: hook, name: "module \(module.name) roothook")) }
         }
-        for volume in request.volumes {
+        for volume in request.volumes where !volume.isUmount {
             if volume.perNodeCache != nil, let directory = config.perNodeCachePath {
                 steps.append(.perNodeCache(volume, directory: directory, mkfs: config.mkfsXfsPath))
             } else if volume.isTmpfs {
