@@ -20,6 +20,9 @@ public enum ByteSize {
             value = sum
         }
         let suffix = bytes[digitCount...]
+        if suffix.first == UInt8(ascii: ".") || suffix.first == UInt8(ascii: ",") {
+            throw fail("size must be a whole number (write 1536M, not 1.5G)")
+        }
         guard suffix.count <= 1 else {
             throw fail("unknown unit; use one of b, k, m, g, t, p (powers of 1024)")
         }

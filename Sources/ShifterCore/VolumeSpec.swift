@@ -173,12 +173,10 @@ public struct VolumeSpec: Hashable, Sendable {
             try volume.validate(against: config)
             if volume.isTmpfs {
                 tmpfsTotal = add(tmpfsTotal, volume.tmpfsSize ?? 0)
-                if tmpfsTotal > config.tmpfsVolumeSizeLimit
-                    || (tmpfsShare(of: volumes, limit: config.tmpfsVolumeSizeLimit) < minimumTmpfsShare
-                        && volumes.contains(where: { $0.isTmpfs && $0.tmpfsSize == nil })) {
+                if tmpfsTotal > config.tmpfsVolumeSizeLimit {
                     throw VolumeSpecError(
                         input: volume.canonical,
-                        reason: "the tmpfs volumes of this request add up to more than the site limit of \(ByteSize.format(config.tmpfsVolumeSizeLimit)) (tmpfsVolumeSizeLimit), or leave less than \(ByteSize.format(minimumTmpfsShare)) to each one without a size")
+                        reason: "the tmpfs volumes of this request add up to more than the site limit of \(ByteSize.format(config.tmpfsVolumeSizeLimit)) (tmpfsVolumeSizeLimit)")
                 }
             }
             total = add(total, volume.perNodeCache?.size ?? 0)
@@ -190,6 +188,16 @@ public struct VolumeSpec: Hashable, Sendable {
                     reason: "the \(caches.count) per-node caches of this request add up to \(ByteSize.format(sum)), over the site limit of \(ByteSize.format(limit)) per request (this one asks for \(ByteSize.format(cache.size)))")
             }
         }
+        try checkTmpfsShares(volumes, against: config)
+    }
+
+    /// Refuses a tmpfs volume without a size that the others leave less than `minimumTmpfsShare`.
+    static func checkTmpfsShares(_ volumes: [VolumeSpec], against config: SiteConfig) throws(VolumeSpecError) {
+        guard let sizeless = volumes.first(where: { $0.isTmpfs && $0.tmpfsSize == nil }),
+              tmpfsShare(of: volumes, limit: config.tmpfsVolumeSizeLimit) < minimumTmpfsShare else { return }
+        throw VolumeSpecError(
+            input: sizeless.canonical,
+            reason: "a tmpfs without a size gets an equal share of what the others leave of the site limit of \(ByteSize.format(config.tmpfsVolumeSizeLimit)) (tmpfsVolumeSizeLimit), and here that is less than \(ByteSize.format(minimumTmpfsShare)); give the volumes sizes")
     }
 
     /// The size of each tmpfs volume of `volumes` that names none: an equal share of what those

@@ -19,7 +19,8 @@ extension Shifterimg {
                 --parallel-downloads apply to it. Otherwise the gateway pulls, with its own settings, and \
                 this command follows the pull until it ends. Credentials saved by `shifterimg login` for \
                 the registry REF names go to the gateway inside the munge credential, and make the image \
-                private unless --user or --group says who may use it.
+                private unless --user or --group says who may use it. Exits with 2 where the image \
+                does not exist, with 1 on any other failure.
                 """)
 
         @OptionGroup var global: GlobalOptions
@@ -67,7 +68,7 @@ extension Shifterimg {
                 importer = ImageImporter(store: service.store, options: options)
                 credentials = try parsed.registry.flatMap { try CredentialStore.forCurrentUser().credentials(for: $0) }
             } catch {
-                throw fail(command, error)
+                throw fail(command, error, notFound: Lookup.notFoundStatus)
             }
 
             let output = ProgressOutput(reference: reference, terminal: standardOutputIsTerminal)
@@ -77,7 +78,7 @@ extension Shifterimg {
                 print("\(result.alreadyPresent ? "present" : "pulled") \(parsed.canonical) \(result.metadata.digest)")
             } catch {
                 output.finish()
-                throw fail(command, error)
+                throw fail(command, error, notFound: Lookup.notFoundStatus)
             }
         }
 
@@ -88,7 +89,7 @@ extension Shifterimg {
             do {
                 let name = try GatewayImageName.parse(reference, defaultType: settings.defaultImageType)
                 guard name.type == ImageType.docker.rawValue else {
-                    throw ImageImportError(.notFound, "only docker images are pulled; a custom image is imported with shifterimg import")
+                    throw ValidationError("only docker images are pulled; a custom image is imported with shifterimg import")
                 }
                 let (users, groups) = try global.accessLists()
                 let credentials = try name.registry.flatMap { try CredentialStore.forCurrentUser().credentials(for: $0) }
@@ -106,7 +107,7 @@ extension Shifterimg {
                 print("\(requested.status == .ready ? "present" : "pulled") \(displayName(ready)) \(ready.id ?? "-")")
             } catch {
                 output.finish()
-                throw fail(command, error)
+                throw fail(command, error, notFound: Lookup.notFoundStatus)
             }
         }
     }

@@ -42,7 +42,7 @@ struct ByteSizeTests {
         ("-1", "must start with a whole number"),
         (" 1", "must start with a whole number"),
         ("1 ", "unknown unit"),
-        ("1.5G", "unknown unit"),
+        ("1.5G", "must be a whole number"),
         ("10GB", "unknown unit"),
         ("10x", "unknown unit"),
         ("10e", "unknown unit"),
@@ -150,6 +150,7 @@ struct VolumeSpecTests {
         ("/a:/etc/x:host", "target may not be under /etc"),
         ("/s:/s:tmpfs=0", "tmpfs size must be more than 0"),
         ("/s:/s:tmpfs=lots", "tmpfs size:"),
+        ("/s:/s:tmpfs=1.5G", "size must be a whole number (write 1536M, not 1.5G)"),
         ("/s:/s:tmpfs:ro", "tmpfs cannot be combined with other flags"),
         ("/s:/s:tmpfs:host", "tmpfs cannot be combined with other flags"),
         ("/s:/s:tmpfs:tmpfs", "tmpfs is given twice"),
@@ -240,6 +241,12 @@ struct VolumeSpecTests {
         // Together they may not pass it; those without a size share what the others leave.
         for list in ["/a:/a:tmpfs=512M;/b:/b:tmpfs=513M", "/a:/a:tmpfs;/b:/b:tmpfs=1G", "/a:/a:tmpfs;/b:/b:tmpfs=1073741000"] {
             #expect(throws: VolumeSpecError.self) { try VolumeSpec.validate(VolumeSpec.parseList(list), against: config) }
+        }
+        // The one without a size is named, not the sized one it follows.
+        #expect(throws: VolumeSpecError(
+            input: "/b:/b:tmpfs",
+            reason: "a tmpfs without a size gets an equal share of what the others leave of the site limit of 1G (tmpfsVolumeSizeLimit), and here that is less than 1M; give the volumes sizes")) {
+            try VolumeSpec.validate(VolumeSpec.parseList("/a:/a:tmpfs=1G;/b:/b:tmpfs"), against: config)
         }
         let shared = try VolumeSpec.parseList("/a:/a:tmpfs;/b:/b:tmpfs=256M;/c:/c:tmpfs")
         try VolumeSpec.validate(shared, against: config)

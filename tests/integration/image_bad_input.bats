@@ -146,15 +146,15 @@ simg() { "$SHIFTERIMG" --config "$WORK/udiRoot.conf" "$@"; }
 
 store_state() { (cd "$WORK/images" && find . -mindepth 1 -printf '%p %s %T@\n' | sort); }
 
-# expect_failure REF PATTERN: the pull fails with one stderr line naming REF and matching PATTERN,
+# expect_failure REF PATTERN [STATUS]: the pull fails (with STATUS, 1 unless given) with one stderr line naming REF and matching PATTERN,
 # and the store is unchanged.
 expect_failure() {
-    local ref=$1 pattern=$2 before
+    local ref=$1 pattern=$2 want=${3:-1} before
     before=$(store_state)
     run --separate-stderr simg pull "$ref"
     echo "status=$status"
     echo "stderr: $stderr"
-    [ "$status" -eq 1 ]
+    [ "$status" -eq "$want" ]
     [ "${#stderr_lines[@]}" -eq 1 ]
     [[ "$stderr" == "shifterimg: pull $ref: "* ]]
     [[ "$stderr" =~ $pattern ]]
@@ -169,11 +169,12 @@ expect_failure() {
 }
 
 @test "an unknown tag" {
-    expect_failure "$FAKE/bad/good:nope" 'manifest "nope" of bad/good not found \(MANIFEST_UNKNOWN'
+    # Exit status 2: no such image, as shifterimg lookup says it too.
+    expect_failure "$FAKE/bad/good:nope" 'manifest "nope" of bad/good not found \(MANIFEST_UNKNOWN' 2
 }
 
 @test "an unknown repository on the bed's registry" {
-    expect_failure "$REGISTRY_ANON/test/no-such-image:latest" 'not found \((NAME|MANIFEST)_UNKNOWN'
+    expect_failure "$REGISTRY_ANON/test/no-such-image:latest" 'not found \((NAME|MANIFEST)_UNKNOWN' 2
 }
 
 @test "wrong credentials give the registry's 401" {

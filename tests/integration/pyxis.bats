@@ -300,7 +300,7 @@ SCRIPT
     run as_user "$U" srun -N1 --container-image="$name" sh -c 'head -1 /etc/os-release'
     echo "$output"
     [ "$status" -eq 0 ]
-    [[ "$output" == *'shifter: submit: image "docker:127.0.0.1:5000/test/multiarch:latest" is not in the image store yet; pulling it through the image gateway'* ]]
+    [[ "$output" == *'shifter: submit: image "docker:127.0.0.1:5000/test/multiarch:latest" is not in the image store yet; pulling it now with shifterimg pull'* ]]
     [[ "$output" == *"pulled docker:127.0.0.1:5000/test/multiarch:latest"* ]]
     [ "${lines[-1]}" = 'NAME="Shifter test busybox"' ]
     # The gateway pulled it for that user.

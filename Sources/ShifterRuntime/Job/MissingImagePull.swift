@@ -19,7 +19,7 @@ public enum MissingImagePull {
                             timeLimit: Duration = timeLimit) throws(RuntimeError) {
         let shifterimg = config.shifterimgPath
         ProcessControl.writeToStandardError(
-            "shifter: submit: image \"\(reference)\" is not in the image store yet; pulling it through the image gateway (once: later jobs find it there)\n")
+            "shifter: submit: image \"\(reference)\" is not in the image store yet; pulling it now with shifterimg pull (once: later jobs find it in the store)\n")
         let outcome: ProgramRunner.Outcome
         do {
             outcome = try ProgramRunner.run(shifterimg, ["--config=\(configPath)", "pull", reference], environment: environment,
@@ -31,7 +31,9 @@ public enum MissingImagePull {
             throw RuntimeError("image \"\(reference)\" was not pulled within \(timeLimit.components.seconds) s; the gateway goes on with it: submit again later, or follow it with: shifterimg pull \(reference)", kind: .system)
         }
         guard outcome.status == 0 else {
-            throw RuntimeError("image \"\(reference)\" could not be pulled (shifterimg pull exited with status \(outcome.status); its message is above)", kind: .notFound)
+            // shifterimg pull exits with 2 where the image does not exist.
+            throw RuntimeError("image \"\(reference)\" could not be pulled (shifterimg pull exited with status \(outcome.status); its message is above)",
+                               kind: outcome.status == 2 ? .notFound : .system)
         }
     }
 }
