@@ -248,6 +248,25 @@ struct shifter_task_request {
 int shifter_task_command(const struct shifter_task_request *request, char ***argv_out, char ***envp_out,
                          char *msg, size_t msglen);
 
+/** The SPANK plugin's plugstack.conf arguments (see shifter_read_plugin_arguments). */
+struct shifter_plugin_arguments {
+    size_t size;                  /* sizeof(struct shifter_plugin_arguments) */
+    char config_path[4096];       /* shifter_config=; the compiled-in path where not given */
+    char shifter_path[4096];      /* shifter_path=; "" for PREFIX/bin/shifter beside the plugin */
+    int32_t long_options;         /* long_options: --shifter-image, --shifter-volume, --shifter-module */
+    int32_t enable_ccm;           /* enable_ccm=1: --ccm */
+    int32_t pyxis_compat;         /* pyxis_compat=1: Pyxis' options and variables */
+};
+#define SHIFTER_PLUGIN_ARGUMENTS_SIZE_VER0 8216
+
+/**
+ * Reads the plugin's plugstack.conf arguments (argv[0..argc-1], as Slurm gives them) into *out,
+ * whose size the caller sets. Returns SHIFTER_EINVAL, with the argument and the reason in msg,
+ * for an unknown argument, a flag that is not 0 or 1, or a path that is not absolute or too long.
+ */
+int shifter_read_plugin_arguments(int argc, char *const argv[], struct shifter_plugin_arguments *out, char *msg,
+                                  size_t msglen);
+
 /** Frees a NULL-terminated array of strings from the library, and its strings, which it zeroes
  * first (they may hold keys). NULL is ignored. */
 void shifter_strings_free(char **strings);

@@ -4,13 +4,10 @@
  */
 #include <stdlib.h>
 #include <string.h>
-#include <stdio.h>
 
 #include "shifter_spank.h"
 
-#define SHIFTER_DEFAULT_CONFIG "/etc/shifter/udiRoot.conf"
-
-struct plugin_config config;
+struct shifter_plugin_arguments config;
 struct plugin_options options = {.container_mount_home = -1};
 
 /* The options that take a string, by the `val` their table entries pass to option_string. */
@@ -126,38 +123,11 @@ void free_options(void) {
     options = (struct plugin_options){.container_mount_home = -1};
 }
 
-/* Reads plugstack.conf arguments: defaults first, then each key=value; unknown keys are errors. A
- * key without '=' is a flag that needs no value. */
+/* Reads the plugstack.conf arguments: libshifter judges them and fills config. */
 int parse_plugin_args(int ac, char **av) {
-    const struct { const char *key; char *path; int *flag; } keys[] = {
-        {"shifter_config=", config.config_path, NULL}, {"shifter_path=", config.shifter_path, NULL},
-        {"enable_ccm=", NULL, &config.enable_ccm}, {"pyxis_compat=", NULL, &config.pyxis_compat},
-        {"long_options", NULL, &config.long_options}};
-    const size_t nkeys = sizeof(keys) / sizeof(keys[0]), path_size = sizeof(config.config_path);
-    memset(&config, 0, sizeof(config));
-    snprintf(config.config_path, path_size, "%s", SHIFTER_DEFAULT_CONFIG);
-    for (int i = 0; i < ac; i++) {
-        size_t k = 0, n = 0;
-        while (k < nkeys && strncmp(av[i], keys[k].key, n = strlen(keys[k].key)) != 0) k++;
-        const char *value = av[i] + n;
-        if (k == nkeys || (keys[k].key[n - 1] != '=' && *value != '\0')) {
-            slurm_error("shifter: plugstack argument \"%s\" is unknown (known: shifter_config=PATH, "
-                        "long_options, enable_ccm=0|1, pyxis_compat=0|1, shifter_path=PATH)", av[i]);
-            return -1;
-        } else if (keys[k].path != NULL && (value[0] != '/' || strlen(value) >= path_size)) {
-            slurm_error("shifter: plugstack argument \"%s\": the path must be absolute and shorter than %zu", av[i],
-                        path_size);
-            return -1;
-        } else if (keys[k].path != NULL) {
-            snprintf(keys[k].path, path_size, "%s", value);
-        } else if (keys[k].key[n - 1] != '=') {
-            *keys[k].flag = 1;
-        } else if (strcmp(value, "0") != 0 && strcmp(value, "1") != 0) {
-            slurm_error("shifter: plugstack argument \"%s\": expected 0 or 1", av[i]);
-            return -1;
-        } else {
-            *keys[k].flag = value[0] == '1';
-        }
-    }
-    return 0;
+    char msg[1024];
+    config = (struct shifter_plugin_arguments){.size = sizeof(config)};
+    if (shifter_read_plugin_arguments(ac, av, &config, msg, sizeof(msg)) == SHIFTER_OK) return 0;
+    slurm_error("shifter: %s", msg);
+    return -1;
 }

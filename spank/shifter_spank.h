@@ -10,12 +10,6 @@
 
 #include "shifter.h"
 
-struct plugin_config {
-    char config_path[4096];
-    char shifter_path[4096]; /* the shifter command Pyxis-style tasks run in; "" for the default */
-    int long_options, enable_ccm, pyxis_compat;
-};
-
 struct plugin_options {
     char *image, *volume, *module;
     /* The Pyxis-style options (pyxis_compat=1). */
@@ -29,7 +23,7 @@ struct plugin_options {
     int ccm; /* --ccm (enable_ccm=1): an sshd in the job's container on each node */
 };
 
-extern struct plugin_config config;
+extern struct shifter_plugin_arguments config;
 extern struct plugin_options options;
 
 /* args.c: plugstack arguments and options. */

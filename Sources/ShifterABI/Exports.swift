@@ -561,6 +561,33 @@ public func shifter_task_command(
     return shifterOK
 }
 
+@_cdecl("shifter_read_plugin_arguments")
+public func shifter_read_plugin_arguments(
+    _ argc: Int32, _ argv: UnsafePointer<UnsafeMutablePointer<CChar>?>?, _ out: UnsafeMutablePointer<shifter_plugin_arguments>?,
+    _ msg: UnsafeMutablePointer<CChar>?, _ msglen: Int
+) -> Int32 {
+    guard let out, out.pointee.size >= Int(SHIFTER_PLUGIN_ARGUMENTS_SIZE_VER0) else {
+        copyOut("shifter_read_plugin_arguments: no place for the arguments, or one smaller than its first version", msg, msglen)
+        return shifterInvalid
+    }
+    var arguments: [String] = []
+    for index in 0..<Int(max(0, argc)) { if let argument = argv?[index] { arguments.append(String(cString: argument)) } }
+    let parsed: PluginArguments
+    do {
+        parsed = try PluginArguments.parse(arguments, defaultConfigPath: SiteConfigLoader.defaultPath)
+    } catch {
+        copyOut(error.description, msg, msglen)
+        return shifterInvalid
+    }
+    withUnsafeMutableBytes(of: &out.pointee.config_path) { copyOut(parsed.configPath, $0.baseAddress?.assumingMemoryBound(to: CChar.self), $0.count) }
+    withUnsafeMutableBytes(of: &out.pointee.shifter_path) { copyOut(parsed.shifterPath ?? "", $0.baseAddress?.assumingMemoryBound(to: CChar.self), $0.count) }
+    out.pointee.long_options = parsed.longOptions ? 1 : 0
+    out.pointee.enable_ccm = parsed.enableCCM ? 1 : 0
+    out.pointee.pyxis_compat = parsed.pyxisCompat ? 1 : 0
+    copyOut("", msg, msglen)
+    return shifterOK
+}
+
 /// A NULL-terminated array of `strings`, every part from malloc, for shifter_strings_free.
 private func cStrings(_ strings: [String]) -> UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>? {
     guard let array = malloc((strings.count + 1) * MemoryLayout<UnsafeMutablePointer<CChar>?>.stride)?

@@ -84,6 +84,7 @@ struct RequestABITests {
         #expect(MemoryLayout<shifter_submit_request>.size == Int(SHIFTER_SUBMIT_REQUEST_SIZE_VER1))
         #expect(MemoryLayout<shifter_submit_request>.offset(of: \.pyxis_compat) == Int(SHIFTER_SUBMIT_REQUEST_SIZE_VER0))
         #expect(MemoryLayout<shifter_step_request>.size == Int(SHIFTER_STEP_REQUEST_SIZE_VER0))
+        #expect(MemoryLayout<shifter_plugin_arguments>.size == Int(SHIFTER_PLUGIN_ARGUMENTS_SIZE_VER0))
     }
 
     @Test("an old, smaller prolog request reads as if its missing fields were zero")
@@ -368,5 +369,27 @@ struct RequestABITests {
         defer { shifter_strings_free(job); shifter_strings_free(srun) }
         #expect(status == (expected.isEmpty ? Int32(SHIFTER_OK) : Int32(SHIFTER_EINVAL)))
         #expect(text == expected)
+    }
+
+    @Test("the plugin's arguments are read into its struct; a bad one says which, and a struct too small is refused")
+    func pluginArguments() {
+        func read(_ arguments: [String], size: Int = MemoryLayout<shifter_plugin_arguments>.size) -> (Int32, String, shifter_plugin_arguments) {
+            var out = shifter_plugin_arguments()
+            out.size = size
+            let (status, text) = withEnvironment(arguments) { argv in
+                message { shifter_read_plugin_arguments(Int32(arguments.count), argv, &out, $0, $1) }
+            }
+            return (status, text, out)
+        }
+        func text<T>(_ field: T) -> String { withUnsafeBytes(of: field) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) } }
+        let (status, _, out) = read(["shifter_config=/site/udiRoot.conf", "pyxis_compat=1", "shifter_path=/opt/shifter"])
+        #expect(status == Int32(SHIFTER_OK))
+        #expect(text(out.config_path) == "/site/udiRoot.conf" && text(out.shifter_path) == "/opt/shifter")
+        #expect(out.pyxis_compat == 1 && out.enable_ccm == 0 && out.long_options == 0)
+        #expect(text(read([]).2.config_path) == SiteConfigLoader.defaultPath)
+        let (badStatus, badText, _) = read(["enable_ccm=2"])
+        #expect(badStatus == Int32(SHIFTER_EINVAL))
+        #expect(badText == "plugstack argument \"enable_ccm=2\": expected 0 or 1")
+        #expect(read([], size: 8).0 == Int32(SHIFTER_EINVAL))
     }
 }
