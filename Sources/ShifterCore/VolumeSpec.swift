@@ -379,8 +379,6 @@ struct MountFlags {
                 if flags.perNodeCache != nil { throw Violation(reason: "perNodeCache is given twice") }
                 flags.perNodeCache = try parsePerNodeCache(hasValue ? field[field.index(after: nameEnd)...] : "")
                 continue
-            case "pernodecache":
-                throw Violation(reason: "perNodeCache is only for user volumes")
             case "tmpfs" where userVolume:
                 if flags.isTmpfs { throw Violation(reason: "tmpfs is given twice") }
                 flags.isTmpfs = true
@@ -393,14 +391,12 @@ struct MountFlags {
                     if flags.tmpfsSize == 0 { throw Violation(reason: "tmpfs size must be more than 0") }
                 }
                 continue
-            case "tmpfs":
-                throw Violation(reason: "tmpfs is only for user volumes")
             case "umount" where userVolume:
                 if flags.isUmount { throw Violation(reason: "umount is given twice") }
                 flags.isUmount = true
                 continue
-            case "umount":
-                throw Violation(reason: "umount is only for user volumes")
+            case "pernodecache", "tmpfs", "umount":
+                throw Violation(reason: "\(name == "pernodecache" ? "perNodeCache" : name) is only for user volumes")
             case "":
                 throw Violation(reason: "empty flag (doubled or trailing \":\")")
             default:
@@ -409,14 +405,11 @@ struct MountFlags {
             }
             sawOtherFlag = true
         }
-        if flags.perNodeCache != nil && (sawOtherFlag || flags.isTmpfs) {
-            throw Violation(reason: "perNodeCache cannot be combined with other flags")
-        }
-        if flags.isTmpfs && sawOtherFlag {
-            throw Violation(reason: "tmpfs cannot be combined with other flags")
-        }
-        if flags.isUmount && (sawOtherFlag || flags.isTmpfs || flags.perNodeCache != nil) {
-            throw Violation(reason: "umount cannot be combined with other flags")
+        // A volume that is not a bind (a cache, an umount, a tmpfs) takes no other flag.
+        let kinds = [flags.perNodeCache != nil ? "perNodeCache" : nil, flags.isUmount ? "umount" : nil, flags.isTmpfs ? "tmpfs" : nil]
+            .compactMap { $0 }
+        if let kind = kinds.first, sawOtherFlag || kinds.count > 1 {
+            throw Violation(reason: "\(kind) cannot be combined with other flags")
         }
         return flags
     }

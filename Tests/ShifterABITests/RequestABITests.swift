@@ -53,8 +53,8 @@ private func taskRequest(_ argv: UnsafePointer<UnsafeMutablePointer<CChar>?>, ar
     return request
 }
 
-/// `entries` as a NULL-terminated array of C strings, for `body`.
-private func withEnvironment<T>(_ entries: [String], _ body: (UnsafePointer<UnsafeMutablePointer<CChar>?>) -> T) -> T {
+/// `entries` as a NULL-terminated array of C strings (an argv or an environment), for `body`.
+private func withCStrings<T>(_ entries: [String], _ body: (UnsafePointer<UnsafeMutablePointer<CChar>?>) -> T) -> T {
     let array: [UnsafeMutablePointer<CChar>?] = entries.map { strdup($0) } + [nil]
     defer { array.forEach { free($0) } }
     return array.withUnsafeBufferPointer { body($0.baseAddress!) }
@@ -120,11 +120,8 @@ struct RequestABITests {
     @Test("a newer, larger request is refused when its unknown fields are set, and read when they are zero",
           arguments: [(UInt8(0), true), (UInt8(1), false)])
     func largerRequest(tail: UInt8, accepted: Bool) {
-        let command = strdup("hostname")
-        defer { free(command) }
-        let argv: [UnsafeMutablePointer<CChar>?] = [command, nil]
-        let (status, text, arguments) = argv.withUnsafeBufferPointer { argv in
-            var request = taskRequest(argv.baseAddress!, argc: 1)
+        let (status, text, arguments) = withCStrings(["hostname"]) { argv in
+            var request = taskRequest(argv, argc: 1)
             request.shifter_path = UnsafePointer(strdup("/usr/bin/shifter"))
             defer { free(UnsafeMutableRawPointer(mutating: request.shifter_path)) }
             return withRequest(request, size: MemoryLayout<shifter_task_request>.size + 16, tail: tail) { task($0) }
@@ -253,11 +250,8 @@ struct RequestABITests {
 
     @Test("the task of a Pyxis-style step execs shifter with its command")
     func taskCommand() {
-        let command = strdup("true")
-        defer { free(command) }
-        let argv: [UnsafeMutablePointer<CChar>?] = [command, nil]
-        let result = argv.withUnsafeBufferPointer { argv in
-            var request = taskRequest(argv.baseAddress!, argc: 1)
+        let result = withCStrings(["true"]) { argv in
+            var request = taskRequest(argv, argc: 1)
             return "/opt/shifter".withCString { path in
                 "/data".withCString { workdir in
                     request.shifter_path = path
@@ -289,14 +283,11 @@ struct RequestABITests {
          ["/opt/shifter", "--workdir", "--", "true"]),
     ] as [(String?, [String], [String]?)])
     func taskFromVariables(workdir: String?, variables: [String], expected: [String]?) {
-        let command = strdup("true")
-        defer { free(command) }
-        let argv: [UnsafeMutablePointer<CChar>?] = [command, nil]
-        let (status, text, arguments) = argv.withUnsafeBufferPointer { argv in
-            withEnvironment(variables) { envp in
+        let (status, text, arguments) = withCStrings(["true"]) { argv in
+            withCStrings(variables) { envp in
                 withOptionalCString(workdir) { workdir in
                     "/opt/shifter".withCString { path in
-                        var request = taskRequest(argv.baseAddress!, argc: 1, image: false)
+                        var request = taskRequest(argv, argc: 1, image: false)
                         request.shifter_path = path
                         request.workdir = workdir
                         request.envp = envp
@@ -311,13 +302,10 @@ struct RequestABITests {
 
     @Test("a task whose PYXIS_CONTAINER_IMAGE no submission resolved is refused with the reason")
     func taskVariableNotSubmitted() {
-        let command = strdup("true")
-        defer { free(command) }
-        let argv: [UnsafeMutablePointer<CChar>?] = [command, nil]
-        let (status, text, arguments) = argv.withUnsafeBufferPointer { argv in
-            withEnvironment(["PYXIS_CONTAINER_IMAGE=ubuntu", "SHIFTER_IMAGE="]) { envp in
+        let (status, text, arguments) = withCStrings(["true"]) { argv in
+            withCStrings(["PYXIS_CONTAINER_IMAGE=ubuntu", "SHIFTER_IMAGE="]) { envp in
                 "/opt/shifter".withCString { path in
-                    var request = taskRequest(argv.baseAddress!, argc: 1, image: false)
+                    var request = taskRequest(argv, argc: 1, image: false)
                     request.shifter_path = path
                     request.envp = envp
                     return withRequest(request, size: MemoryLayout<shifter_task_request>.size) { task($0) }
@@ -331,12 +319,9 @@ struct RequestABITests {
 
     @Test("a first-version task request is a Pyxis-style task without any image field")
     func firstVersionTask() {
-        let command = strdup("true")
-        defer { free(command) }
-        let argv: [UnsafeMutablePointer<CChar>?] = [command, nil]
-        let result = argv.withUnsafeBufferPointer { argv in
+        let result = withCStrings(["true"]) { argv in
             "/opt/shifter".withCString { path in
-                var request = taskRequest(argv.baseAddress!, argc: 1, image: false)
+                var request = taskRequest(argv, argc: 1, image: false)
                 request.shifter_path = path
                 return withRequest(request, size: Int(SHIFTER_TASK_REQUEST_SIZE_VER0)) { task($0) }
             }
@@ -354,7 +339,7 @@ struct RequestABITests {
     ] as [(Int32, [String], String)])
     func submitFromVariables(pyxisCompat: Int32, variables: [String], expected: String) {
         var job: CStringArray?, srun: CStringArray?
-        let (status, text) = withEnvironment(variables) { envp in
+        let (status, text) = withCStrings(variables) { envp in
             "/nonexistent/udiRoot.conf".withCString { path in
                 var request = shifter_submit_request()
                 request.config_path = path
@@ -376,7 +361,7 @@ struct RequestABITests {
         func read(_ arguments: [String], size: Int = MemoryLayout<shifter_plugin_arguments>.size) -> (Int32, String, shifter_plugin_arguments) {
             var out = shifter_plugin_arguments()
             out.size = size
-            let (status, text) = withEnvironment(arguments) { argv in
+            let (status, text) = withCStrings(arguments) { argv in
                 message { shifter_read_plugin_arguments(Int32(arguments.count), argv, &out, $0, $1) }
             }
             return (status, text, out)
