@@ -357,7 +357,8 @@ struct MountFlags {
         var flags = MountFlags()
         var sawOtherFlag = false
         for field in fields {
-            let nameEnd = field.firstIndex(of: "=") ?? field.endIndex
+            // By bytes: every entry of the site's configuration passes here at each start.
+            let nameEnd = field.utf8.firstIndex(of: UInt8(ascii: "=")) ?? field.endIndex
             let name = field[..<nameEnd].lowercased()
             let hasValue = nameEnd != field.endIndex
             if name != "pernodecache" && name != "tmpfs" && hasValue {
@@ -406,9 +407,9 @@ struct MountFlags {
             sawOtherFlag = true
         }
         // A volume that is not a bind (a cache, an umount, a tmpfs) takes no other flag.
-        let kinds = [flags.perNodeCache != nil ? "perNodeCache" : nil, flags.isUmount ? "umount" : nil, flags.isTmpfs ? "tmpfs" : nil]
-            .compactMap { $0 }
-        if let kind = kinds.first, sawOtherFlag || kinds.count > 1 {
+        let kindCount = (flags.perNodeCache != nil ? 1 : 0) + (flags.isUmount ? 1 : 0) + (flags.isTmpfs ? 1 : 0)
+        if kindCount > 0 && (sawOtherFlag || kindCount > 1) {
+            let kind = flags.perNodeCache != nil ? "perNodeCache" : flags.isUmount ? "umount" : "tmpfs"
             throw Violation(reason: "\(kind) cannot be combined with other flags")
         }
         return flags
