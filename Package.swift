@@ -44,10 +44,14 @@ let package = Package(
         .target(name: "CShifterSys", cSettings: [.define("_GNU_SOURCE")]),
         .target(name: "ShifterSystem", dependencies: ["CShifterSys"], swiftSettings: nodeStartup),
         .target(name: "ShifterRuntime", dependencies: ["ShifterCore", "ShifterSystem"], swiftSettings: nodeStartup),
+        // Device specs (CDI) are read by the prolog and at submission, in libshifter only: the setuid
+        // command never links the YAML parser.
+        .systemLibrary(name: "CYAML", pkgConfig: "yaml-0.1", providers: [.apt(["libyaml-dev"])]),
+        .target(name: "ShifterDevices", dependencies: ["ShifterCore", "ShifterSystem", "CYAML"]),
         .systemLibrary(name: "CShifterABI"),
         .target(
             name: "ShifterABI",
-            dependencies: ["ShifterCore", "ShifterSystem", "ShifterRuntime", "CShifterABI"],
+            dependencies: ["ShifterCore", "ShifterSystem", "ShifterRuntime", "ShifterDevices", "CShifterABI"],
             // Slurm dlclose()s plugins; a Swift image must never be unloaded.
             linkerSettings: [.unsafeFlags(["-Xlinker", "-z", "-Xlinker", "nodelete"])]
         ),
@@ -111,6 +115,7 @@ let package = Package(
             dependencies: ["ShifterCore", .product(name: "PropertyBased", package: "swift-property-based")]
         ),
         .testTarget(name: "ShifterSystemTests", dependencies: ["ShifterSystem"]),
+        .testTarget(name: "ShifterDevicesTests", dependencies: ["ShifterCore", "ShifterDevices", "ShifterSystem"], exclude: ["Fixtures"]),
         .testTarget(name: "ShifterRuntimeTests", dependencies: ["ShifterCore", "ShifterRuntime", "ShifterSystem"]),
         .testTarget(name: "ShifterABITests", dependencies: ["ShifterABI", "CShifterABI", "ShifterCore", "ShifterRuntime"]),
         .testTarget(name: "ShifterImageTests", dependencies: ["ShifterCore", "ShifterImage", "CArchive", "CGzipStream"]),

@@ -109,9 +109,12 @@ struct shifter_submit_request {
     const char *container_name;
     const char *container_save;
     const char *container_unshare;
+    /* Version 2: CDI devices. */
+    const char *device;           /* --device: CDI names, comma-separated (vendor.com/class=name) */
 };
 #define SHIFTER_SUBMIT_REQUEST_SIZE_VER0 104
 #define SHIFTER_SUBMIT_REQUEST_SIZE_VER1 144
+#define SHIFTER_SUBMIT_REQUEST_SIZE_VER2 152
 
 /**
  * Submission: checks the request, resolves the image and decides what the job and, for an srun
@@ -158,9 +161,13 @@ struct shifter_prolog_request {
     /* SHIFTER_PROLOG_REQUEST_SIZE_VER1: */
     const char *ssh_keys;         /* the job's keys from shifter_ssh_keys (--ccm); NULL or "": no sshd */
     const char *node;             /* this node's name, for sshNodePorts and the job's cgroup; may be NULL */
+    /* SHIFTER_PROLOG_REQUEST_SIZE_VER2: */
+    const char *devices;          /* the job's CDI devices (SHIFTER_DEVICE from submission); may be NULL */
+    char *const *envp;            /* the prolog's environment (SLURM_JOB_GPUS for cdiSlurmGpuKind); may be NULL */
 };
 #define SHIFTER_PROLOG_REQUEST_SIZE_VER0 48
 #define SHIFTER_PROLOG_REQUEST_SIZE_VER1 64
+#define SHIFTER_PROLOG_REQUEST_SIZE_VER2 80
 
 /**
  * Job prolog: builds the container root of the job on this node for uid:gid, with the image,

@@ -12,13 +12,13 @@ struct plugin_options options = {.container_mount_home = -1};
 
 /* The options that take a string, by the `val` their table entries pass to option_string. */
 enum string_option { OPT_IMAGE, OPT_VOLUME, OPT_MODULE, OPT_CONTAINER_IMAGE, OPT_CONTAINER_MOUNTS, OPT_CONTAINER_WORKDIR,
-                     OPT_CONTAINER_ENV, OPT_CONTAINER_NAME, OPT_CONTAINER_SAVE, OPT_CONTAINER_UNSHARE };
+                     OPT_CONTAINER_ENV, OPT_CONTAINER_NAME, OPT_CONTAINER_SAVE, OPT_CONTAINER_UNSHARE, OPT_DEVICE };
 
 static int option_string(int val, const char *optarg, int remote) {
     (void)remote;
     char **slots[] = {&options.image, &options.volume, &options.module, &options.container_image,
                       &options.container_mounts, &options.container_workdir, &options.container_env,
-                      &options.container_name, &options.container_save, &options.container_unshare};
+                      &options.container_name, &options.container_save, &options.container_unshare, &options.device};
     char *copy = strdup(optarg ? optarg : "");
     if (copy == NULL) {
         slurm_error("shifter: option: out of memory");
@@ -51,6 +51,7 @@ static struct spank_option option_table[] = {
     STRING_OPTION("image", "image", "Container image to run the job in (e.g. docker:ubuntu:22.04)", OPT_IMAGE),
     STRING_OPTION("volume", "volumes", "Volumes to mount in the container (FROM:TO[:FLAGS], ';'-separated)", OPT_VOLUME),
     STRING_OPTION("module", "modules", "Site modules to load in the container (comma-separated, or none)", OPT_MODULE),
+    STRING_OPTION("device", "devices", "CDI devices for the job's container (e.g. nvidia.com/gpu=0, comma-separated)", OPT_DEVICE),
     SPANK_OPTIONS_TABLE_END,
 };
 
@@ -97,9 +98,8 @@ static struct spank_option pyxis_option_table[] = {
  * long_options: the same options under names that cannot clash with another plugin's. */
 int register_options(spank_t sp) {
     if (config.long_options) {
-        option_table[OPT_IMAGE].name = "shifter-image";
-        option_table[OPT_VOLUME].name = "shifter-volume";
-        option_table[OPT_MODULE].name = "shifter-module";
+        static char *long_names[] = {"shifter-image", "shifter-volume", "shifter-module", "shifter-device"};
+        for (size_t i = 0; i < sizeof(long_names) / sizeof(long_names[0]); i++) option_table[i].name = long_names[i];
     }
     struct spank_option *tables[] = {option_table, config.enable_ccm ? ccm_option_table : NULL,
                                      config.pyxis_compat ? pyxis_option_table : NULL};
@@ -118,7 +118,7 @@ int register_options(spank_t sp) {
 void free_options(void) {
     char *strings[] = {options.image, options.volume, options.module, options.container_image,
                        options.container_mounts, options.container_workdir, options.container_env,
-                       options.container_name, options.container_save, options.container_unshare};
+                       options.container_name, options.container_save, options.container_unshare, options.device};
     for (size_t i = 0; i < sizeof(strings) / sizeof(strings[0]); i++) free(strings[i]);
     options = (struct plugin_options){.container_mount_home = -1};
 }

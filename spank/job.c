@@ -6,13 +6,16 @@
 
 #include "shifter_spank.h"
 
+extern char **environ;
+
 int job_prolog(spank_t sp) {
     int rv = -1;
     shifter_config *site = NULL;
     char msg[2048];
     struct shifter_prolog_request request = {
         .size = sizeof(request), .image = getenv("SPANK_SHIFTER_IMAGE"), .volumes = getenv("SPANK_SHIFTER_VOLUME"),
-        .modules = getenv("SPANK_SHIFTER_MODULE"), .node = getenv("SLURMD_NODENAME")};
+        .modules = getenv("SPANK_SHIFTER_MODULE"), .node = getenv("SLURMD_NODENAME"),
+        .devices = getenv("SPANK_SHIFTER_DEVICE"), .envp = environ};
     if (request.image == NULL || *request.image == '\0') {
         rv = 0;
         goto fail;

@@ -14,7 +14,7 @@ struct plugin_options {
     char *image, *volume, *module;
     /* The Pyxis-style options (pyxis_compat=1). */
     char *container_image, *container_mounts, *container_workdir, *container_env;
-    char *container_name, *container_save, *container_unshare;
+    char *container_name, *container_save, *container_unshare, *device; /* device: --device */
     int container_mount_home; /* -1 not given, 0 --no-container-mount-home, 1 --container-mount-home */
     int container_remap_root;
     int container_writable;   /* 0 not given, 1 --container-writable, -1 --container-readonly */

@@ -23,7 +23,7 @@ int submit(spank_t sp) {
         .pyxis_compat = config.pyxis_compat, .container_writable = options.container_writable,
         .container_entrypoint = options.container_entrypoint, .container_entrypoint_log = options.container_entrypoint_log,
         .container_name = options.container_name, .container_save = options.container_save,
-        .container_unshare = options.container_unshare};
+        .container_unshare = options.container_unshare, .device = options.device};
     if (report("submit", shifter_submit(&request, &job_env, &srun_env, msg, sizeof(msg)), msg) != 0) goto fail;
     /* srun hands its own environment to the tasks (spank_setenv is for remote contexts). */
     if (set_variables(sp, ENV_JOB_CONTROL, job_env, "submit") != 0 || set_variables(sp, ENV_PROCESS, srun_env, "srun") != 0)

@@ -6,6 +6,7 @@ import Glibc
 import CShifterABI
 import ShifterCore
 import ShifterRuntime
+import ShifterDevices
 import ShifterSystem
 
 private let shifterOK: Int32 = 0
@@ -296,7 +297,8 @@ private func submission(_ request: shifter_submit_request) throws(ExportFailure)
     }
     let options = SlurmSubmission.Options(
         image: string(request.image), volume: string(request.volume), module: string(request.module), ccm: request.ccm != 0,
-        pyxis: pyxis, longOptions: request.long_options != 0)
+        pyxis: pyxis, longOptions: request.long_options != 0,
+        device: request.size >= Int(SHIFTER_SUBMIT_REQUEST_SIZE_VER2) ? string(request.device) : nil)
     let plan = SlurmSubmission(command: request.srun != 0 ? .srun : .allocator, options: options, environment: environment)
     var site: ConfigHandle?
     func loaded() throws(ExportFailure) -> ConfigHandle {
@@ -330,7 +332,12 @@ private func submission(_ request: shifter_submit_request) throws(ExportFailure)
         } catch let error as RuntimeError {
             throw ExportFailure(error)
         }
-        var job = plan.jobVariables(imageID: valid.image, volumes: valid.volumes)
+        var devices = ""
+        if let device = options.device {
+            devices = try submittedDevices(device, config: try loaded().config)
+            try plan.checkStepDevices(devices)
+        }
+        var job = plan.jobVariables(imageID: valid.image, volumes: valid.volumes, devices: devices)
         if plan.makesSSHKeys {
             let site = try loaded().config
             guard site.sshPath != nil else {
@@ -348,6 +355,40 @@ private func submission(_ request: shifter_submit_request) throws(ExportFailure)
         throw error
     } catch {
         throw ExportFailure("\(error)", shifterSystemError)
+    }
+}
+
+/// `--device` checked against the CDI specs of the submitting host (which a site keeps the same as
+/// its compute nodes'): the names in canonical form, or a message naming the device or spec.
+private func submittedDevices(_ text: String, config: SiteConfig) throws(ExportFailure) -> String {
+    do {
+        let names = try CDIDeviceName.parseList(text)
+        _ = try CDISpecLoader.resolve(names, directories: config.cdiSpecDirs)
+        return names.map(\.description).joined(separator: ",")
+    } catch {
+        throw ExportFailure("--device: \(error.reason)", shifterInvalid)
+    }
+}
+
+/// The devices a job's prolog puts in its root: those it asked for (`--device`), then the GPUs
+/// Slurm gave it where the site names their CDI kind (`cdiSlurmGpuKind`); nil for none.
+private func prologDevices(_ request: shifter_prolog_request, config: SiteConfig) throws(RuntimeError) -> CDIResolution? {
+    guard request.size >= Int(SHIFTER_PROLOG_REQUEST_SIZE_VER2) else { return nil }
+    var names: [CDIDeviceName] = []
+    do {
+        if let text = string(request.devices), !text.isEmpty { names = try CDIDeviceName.parseList(text) }
+    } catch {
+        throw RuntimeError("--device: \(error.reason)", kind: .invalidRequest)
+    }
+    do {
+        if let kind = config.cdiSlurmGpuKind {
+            let gpus = CDIDeviceName.slurmGPUs(kind: kind, environment: environmentDictionary(strings(request.envp)))
+            names = try CDIDeviceName.restricted(names, slurmGPUs: gpus, kind: kind)
+        }
+        guard !names.isEmpty else { return nil }
+        return try CDISpecLoader.resolve(names, directories: config.cdiSpecDirs)
+    } catch {
+        throw RuntimeError("--device: \(error.reason)", kind: .invalidRequest)
     }
 }
 
@@ -471,7 +512,7 @@ public func shifter_job_prolog(
     do {
         try JobRoot.prepare(config: site, jobID: jobID, uid: request.uid, gid: request.gid, image: image,
                             volumes: string(request.volumes), modules: string(request.modules), ssh: keys,
-                            node: node, warn: { log(0, "shifter: prolog: job \(jobID): \($0)") })
+                            node: node, devices: { () throws(RuntimeError) in try prologDevices(request, config: site) }, warn: { log(0, "shifter: prolog: job \(jobID): \($0)") })
     } catch {
         copyOut(place + error.message, msg, msglen)
         return shifterStatus(error.kind)

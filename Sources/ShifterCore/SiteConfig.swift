@@ -104,6 +104,13 @@ public struct SiteConfig: Sendable, Equatable {
     public var imageExpandedSizeLimit: UInt64?
     /// `imageEntryLimit`: the most tar entries an image's layers may hold; `nil` keeps the importer's default.
     public var imageEntryLimit: Int?
+    /// `cdiSpecDirs`: where the node's Container Device Interface specs are, in order (a later
+    /// directory's device wins, as CDI says); `--device` names their devices.
+    public var cdiSpecDirs: [String] = defaultCDISpecDirs
+    public static let defaultCDISpecDirs = ["/etc/cdi", "/var/run/cdi"]
+    /// `cdiSlurmGpuKind`: the CDI kind (`nvidia.com/gpu`) whose devices a job gets for the GPUs
+    /// Slurm gave it, by the indices or UUIDs in `SLURM_JOB_GPUS`, without asking; nil: none.
+    public var cdiSlurmGpuKind: String?
 
     /// Creates a configuration with the required keys and every default.
     public init(udiMount: String, loopMount: String, imagePath: String) {
@@ -373,6 +380,8 @@ struct SiteConfigParser {
         case "gatewayTimeout": config.gatewayTimeout = try values.integer(in: 1...86400)
         case "imageExpandedSizeLimit": config.imageExpandedSizeLimit = try values.size()
         case "imageEntryLimit": config.imageEntryLimit = try values.integer(in: 1...1_000_000_000)
+        case "cdiSpecDirs": config.cdiSpecDirs = try values.paths()
+        case "cdiSlurmGpuKind": config.cdiSlurmGpuKind = try values.cdiKind()
         default:
             if SiteConfig.retiredKeys.contains(key) {
                 warnings.append(message(line, "key \(quoted(key)) is no longer used and is ignored"))
@@ -468,6 +477,20 @@ struct ValueReader {
         } catch {
             throw failure(error.reason)
         }
+    }
+
+    /// Paths separated by whitespace; none is an empty list.
+    func paths() throws(SiteConfigError) -> [String] {
+        try words.map { (word) throws(SiteConfigError) -> String in
+            do throws(PathRuleViolation) { return try NormalisedPath.parse(word) } catch { throw failure(error.reason) }
+        }
+    }
+
+    /// A CDI kind, `vendor.com/class`; empty means unset.
+    func cdiKind() throws(SiteConfigError) -> String? {
+        guard !value.isEmpty else { return nil }
+        do throws(CDIError) { _ = try CDIDeviceName.parseKind(value, what: "the value") } catch { throw failure(error.reason) }
+        return String(value)
     }
 
     /// An empty value means unset, as `sitePreMountHook=` did in the old Shifter.

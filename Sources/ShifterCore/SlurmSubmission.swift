@@ -22,10 +22,13 @@ public struct SlurmSubmission: Sendable, Equatable {
         public var pyxis = PyxisOptions()
         /// The plugstack argument long_options: the options are --shifter-image and --shifter-volume.
         public var longOptions = false
+        /// `--device`: CDI device names, comma-separated.
+        public var device: String?
 
         /// Creates options; every field is optional.
         public init(image: String? = nil, volume: String? = nil, module: String? = nil, ccm: Bool = false,
-                    pyxis: PyxisOptions = PyxisOptions(), longOptions: Bool = false) {
+                    pyxis: PyxisOptions = PyxisOptions(), longOptions: Bool = false, device: String? = nil) {
+            self.device = device
             self.image = image
             self.volume = volume
             self.module = module
@@ -63,7 +66,7 @@ public struct SlurmSubmission: Sendable, Equatable {
     /// --container-image) is nil; false when there is nothing to do.
     public func needsImage(requestedImage: String?) throws(SlurmSubmissionError) -> Bool {
         if requestedImage != nil { return true }
-        if options.volume != nil || options.module != nil || options.ccm { throw .needsImage }
+        if options.volume != nil || options.module != nil || options.ccm || options.device != nil { throw .needsImage }
         return false
     }
 
@@ -112,10 +115,23 @@ public struct SlurmSubmission: Sendable, Equatable {
         options.pyxis.image != nil && options.image == nil && reference.hasPrefix("docker:")
     }
 
-    /// The job control variables for the resolved `imageID` and `volumes`.
-    public func jobVariables(imageID: String, volumes: String) -> [(name: String, value: String)] {
-        [("SHIFTER_IMAGE", imageID), ("SHIFTER_IMAGETYPE", imageID.hasPrefix("local:") ? "local" : "id"),
-         ("SHIFTER_VOLUME", volumes), ("SHIFTER_MODULE", options.module ?? "")]
+    /// The job control variables for the resolved `imageID` and `volumes`, and the job's CDI
+    /// `devices` (canonical, comma-separated; the prolog reads them as SPANK_SHIFTER_DEVICE).
+    public func jobVariables(imageID: String, volumes: String, devices: String = "") -> [(name: String, value: String)] {
+        var variables = [("SHIFTER_IMAGE", imageID), ("SHIFTER_IMAGETYPE", imageID.hasPrefix("local:") ? "local" : "id"),
+                         ("SHIFTER_VOLUME", volumes), ("SHIFTER_MODULE", options.module ?? "")]
+        if !devices.isEmpty { variables.append(("SHIFTER_DEVICE", devices)) }
+        return variables
+    }
+
+    /// The job's CDI devices, as its submission recorded them.
+    public var jobDevices: String { environment["SLURM_SPANK_SHIFTER_DEVICE"] ?? "" }
+
+    /// Refuses a step's `--device` that is not the job's: devices are put in the job's root by
+    /// the prolog, once for all its steps.
+    public func checkStepDevices(_ devices: String) throws(SlurmSubmissionError) {
+        guard isStep, givenHere(options.longOptions ? "shifter_device" : "device", options.device), devices != jobDevices else { return }
+        throw .stepDevices
     }
 
     /// Whether the job's sshd keys are made: once, for a new job with --ccm. A step has the job's.
@@ -138,11 +154,13 @@ public struct SlurmSubmission: Sendable, Equatable {
 public enum SlurmSubmissionError: Error, Sendable, Equatable, CustomStringConvertible {
     case pyxisCombined
     case needsImage
+    case stepDevices
 
     public var description: String {
         switch self {
         case .pyxisCombined: "--image and --volume cannot be combined with the Pyxis-style --container-* options; use one kind"
-        case .needsImage: "--volume, --module and --ccm need --image"
+        case .needsImage: "--volume, --module, --ccm and --device need --image"
+        case .stepDevices: "--device: a job's devices are set up once for all its steps; give --device to sbatch or salloc, not to srun inside the job"
         }
     }
 }

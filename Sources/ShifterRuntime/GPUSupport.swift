@@ -103,12 +103,3 @@ public struct GPUSetup: Sendable, Equatable {
                                   EnvironmentAssignment(name: "PATH", value: Self.toolDirectory)])
     }
 }
-
-extension Substring {
-    func trimmingSpaces() -> Substring {
-        var text = self
-        while text.first == " " { text = text.dropFirst() }
-        while text.last == " " { text = text.dropLast() }
-        return text
-    }
-}

@@ -84,6 +84,7 @@ public struct RootBuilder {
         case .proc, .hostBind, .userVolume, .tmpfsVolume, .propagation, .readOnlyRoot: "mounts"
         case .perNodeCache: "cache"
         case .gpu: "gpu"
+        case .deviceNode, .hiddenDeviceNodes, .deviceMount, .deviceHook: "devices"
         case .rootHook: "hooks"
         case .sshFiles, .sshdLog, .sshdControlGroup, .sshd: "sshd"
         }
@@ -160,6 +161,14 @@ public struct RootBuilder {
                 try mountTmpfsVolume(volume, size: size)
             case .gpu(let setup):
                 try exposeGPU(setup)
+            case .deviceNode(let node):
+                try CDIDevices.bindNode(node, layout: layout)
+            case .hiddenDeviceNodes(let paths):
+                try hideDeviceNodes(paths)
+            case .deviceMount(let mount):
+                try CDIDevices.bindMount(mount, layout: layout)
+            case .deviceHook(let hook, let index):
+                try CDIHooks.run(hook, index: index, layout: layout, warn: warn)
             case .rootHook(let script, let name):
                 try runHook(script, name: name)
             case .propagation(let style):
@@ -305,11 +314,17 @@ public struct RootBuilder {
                 try Mounts.bind(from: source, onto: target, recursive: false, attributes: [.readOnly, .noSetuid, .noDevices])
             }
         }
-        guard !setup.hiddenDevices.isEmpty else { return }
+        try hideDeviceNodes(setup.hiddenDevices)
+    }
+
+    /// Covers each of `devices` (paths under the container's `/dev`) with an empty file no one
+    /// may read: the container shows the node's name, not the device.
+    private func hideDeviceNodes(_ devices: [String]) throws(SystemError) {
+        guard !devices.isEmpty else { return }
         let cover = layout.base + "/hidden-device"
-        try FileSystem.writeFile(cover, [], mode: 0)
+        if !FileSystem.exists(cover) { try FileSystem.writeFile(cover, [], mode: 0) }
         let source = try ContainedPath(hostPath: cover)
-        for device in setup.hiddenDevices {
+        for device in devices {
             let target = try ContainedPath(root: layout.root, path: device, followFinal: false)
             try Mounts.bind(from: source, onto: target, recursive: false, attributes: [.readOnly, .noSetuid, .noDevices])
         }

@@ -118,5 +118,24 @@ public struct ContainedPath: ~Copyable {
         try FileSystem.writeFile(parent.procPath + "/" + name, bytes, mode: mode, owner: owner)
     }
 
+    /// Makes a symlink at `path` inside the root pointing to `target` (which is not followed
+    /// here), its directories made as needed, never through a symlink out of the root. An existing
+    /// symlink is replaced; false, and nothing changed, when something else is at `path`.
+    public static func makeSymlink(root: String, path: String, target: String) throws(SystemError) -> Bool {
+        guard path.hasPrefix("/"), path.count > 1, let slash = path.lastIndex(of: "/") else {
+            throw SystemError("make the link", path, errno: EINVAL)
+        }
+        let parentPath = String(path[..<slash])
+        let name = String(path[path.index(after: slash)...])
+        let parent = try makingDirectories(root: root, path: parentPath.isEmpty ? "/" : parentPath)
+        var info = stat()
+        if fstatat(parent.descriptor, name, &info, AT_SYMLINK_NOFOLLOW) == 0 {
+            guard info.st_mode & S_IFMT == S_IFLNK else { return false }
+            try check("replace the link", path) { unlinkat(parent.descriptor, name, 0) }
+        }
+        try check("make the link", path) { symlinkat(target, parent.descriptor, name) }
+        return true
+    }
+
     deinit { close(descriptor) }
 }

@@ -15,6 +15,8 @@ public struct FileStatus: Sendable, Equatable {
     public var size: Int64
     /// The last modification, in seconds since the epoch.
     public var modificationTime: Int64
+    /// For a device node or FIFO (`kind` `.other`): `c`, `b` or `p`, as CDI names them.
+    public var nodeType: String?
 }
 
 /// Thin wrappers over the file calls the runtime needs. Paths are plain strings at this layer.
@@ -214,6 +216,12 @@ extension FileStatus {
         inode = UInt64(info.st_ino)
         size = Int64(info.st_size)
         modificationTime = Int64(info.st_mtim.tv_sec)
+        switch info.st_mode & S_IFMT {
+        case S_IFCHR: nodeType = "c"
+        case S_IFBLK: nodeType = "b"
+        case S_IFIFO: nodeType = "p"
+        default: nodeType = nil
+        }
     }
 }
 

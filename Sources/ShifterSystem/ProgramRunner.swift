@@ -27,6 +27,7 @@ public enum ProgramRunner {
     static let drainLimit: Duration = .milliseconds(100)
 
     /// Runs `path` with `arguments` (argv[1...]) and only `environment` plus a standard `PATH`;
+    /// stdin is /dev/null or the file `standardInput`;
     /// stdout and stderr are collected (up to 4 KiB), or, with `showingOutputOn`, both go to that
     /// descriptor of the caller as they come (a user's terminal) and none is collected. Spawned with `posix_spawn(3)`, so it is safe
     /// inside a daemon. The run ends when the program exits, not when its output ends, so a
@@ -38,13 +39,15 @@ public enum ProgramRunner {
     /// helper that the terminal no longer reaches in its own process group.
     public static func run(_ path: String, _ arguments: [String], environment: [String] = [],
                            inheriting inherited: Int32? = nil, showingOutputOn shown: Int32? = nil,
+                           standardInput: String? = nil,
                            timeLimit: Duration = defaultTimeLimit) throws(SystemError) -> Outcome {
         var pipeFDs: [Int32] = [-1, -1]
         try checkShim("create pipe for", path, cshifter_pipe_cloexec(&pipeFDs))
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        // Standard input is /dev/null, or the file `standardInput` names (a CDI hook's state).
+        posix_spawn_file_actions_addopen(&actions, 0, standardInput ?? "/dev/null", O_RDONLY, 0)
         posix_spawn_file_actions_adddup2(&actions, shown ?? pipeFDs[1], 1)
         posix_spawn_file_actions_adddup2(&actions, shown ?? pipeFDs[1], 2)
         // dup2 onto the same number would keep close-on-exec, so hand over a copy numbered above 3.

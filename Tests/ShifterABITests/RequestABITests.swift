@@ -75,14 +75,16 @@ private func task(_ pointer: UnsafeRawPointer) -> (Int32, String, [String]) {
 struct RequestABITests {
     @Test("the header's sizes are the structs' sizes")
     func sizes() {
-        #expect(MemoryLayout<shifter_prolog_request>.size == Int(SHIFTER_PROLOG_REQUEST_SIZE_VER1))
+        #expect(MemoryLayout<shifter_prolog_request>.size == Int(SHIFTER_PROLOG_REQUEST_SIZE_VER2))
         #expect(MemoryLayout<shifter_prolog_request>.offset(of: \.ssh_keys) == Int(SHIFTER_PROLOG_REQUEST_SIZE_VER0))
+        #expect(MemoryLayout<shifter_prolog_request>.offset(of: \.devices) == Int(SHIFTER_PROLOG_REQUEST_SIZE_VER1))
         #expect(MemoryLayout<shifter_task_request>.size == Int(SHIFTER_TASK_REQUEST_SIZE_VER1))
         #expect(MemoryLayout<shifter_task_request>.offset(of: \.container_image) == Int(SHIFTER_TASK_REQUEST_SIZE_VER0))
         #expect(MemoryLayout<shifter_pyxis_options>.size == Int(SHIFTER_PYXIS_OPTIONS_SIZE_VER0))
         #expect(MemoryLayout<shifter_validate_request>.size == Int(SHIFTER_VALIDATE_REQUEST_SIZE_VER0))
-        #expect(MemoryLayout<shifter_submit_request>.size == Int(SHIFTER_SUBMIT_REQUEST_SIZE_VER1))
+        #expect(MemoryLayout<shifter_submit_request>.size == Int(SHIFTER_SUBMIT_REQUEST_SIZE_VER2))
         #expect(MemoryLayout<shifter_submit_request>.offset(of: \.pyxis_compat) == Int(SHIFTER_SUBMIT_REQUEST_SIZE_VER0))
+        #expect(MemoryLayout<shifter_submit_request>.offset(of: \.device) == Int(SHIFTER_SUBMIT_REQUEST_SIZE_VER1))
         #expect(MemoryLayout<shifter_step_request>.size == Int(SHIFTER_STEP_REQUEST_SIZE_VER0))
         #expect(MemoryLayout<shifter_plugin_arguments>.size == Int(SHIFTER_PLUGIN_ARGUMENTS_SIZE_VER0))
     }
@@ -188,7 +190,7 @@ struct RequestABITests {
 
     @Test("a submission refuses what cannot go together before it reads the site's configuration", arguments: [
         ("docker:a", nil, "a", "--image and --volume cannot be combined with the Pyxis-style --container-* options; use one kind"),
-        (nil, "/a:/b", nil, "--volume, --module and --ccm need --image"),
+        (nil, "/a:/b", nil, "--volume, --module, --ccm and --device need --image"),
     ] as [(String?, String?, String?, String)])
     func submitRefusals(image: String?, volume: String?, containerImage: String?, expected: String) {
         let (status, text) = withOptionalCString(image) { image in

@@ -16,6 +16,7 @@ struct SlurmSubmissionTests {
         (SlurmSubmission.Options(volume: "/a:/b"), nil, .needsImage),
         (SlurmSubmission.Options(module: "mpich"), nil, .needsImage),
         (SlurmSubmission.Options(ccm: true), nil, .needsImage),
+        (SlurmSubmission.Options(device: "example.com/gpu=0"), nil, .needsImage),
     ] as [(SlurmSubmission.Options, String?, SlurmSubmissionError)])
     func refusals(options: SlurmSubmission.Options, requested: String?, expected: SlurmSubmissionError) {
         let plan = SlurmSubmission(command: .allocator, options: options, environment: [:])

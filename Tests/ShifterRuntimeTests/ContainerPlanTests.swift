@@ -1,4 +1,4 @@
-import ShifterCore
+@testable import ShifterCore
 import ShifterSystem
 import Testing
 @testable import ShifterRuntime
@@ -39,7 +39,36 @@ private func request(_ config: SiteConfig, volumes: [VolumeSpec] = []) -> Contai
         let config = try siteConfig()
         let volumes = try VolumeSpec.parseList("/data:/data:ro;/s:/s:tmpfs;/t:/t:tmpfs=16M")
         let plan = ContainerPlanner.plan(request(config, volumes: volumes), layout: RootLayout.job(1, config: config))
-        let kinds = plan.steps.map { step -> String in
+        let kinds = stepNames(plan)
+        #expect(kinds == ["private dirs", "dirs", "scratch", "dirs", "image", "overlay", "accounts", "file", "copy", "copy", "proc",
+                          "bind:/dev", "bind:/sys", "bind:/tmp", "bind:/home", "bind:/scratch", "volume:/data",
+                          "tmpfs:/s:\((1 << 30) - (16 << 20))", "tmpfs:/t:\(16 << 20)", "propagation"])
+    }
+
+    /// CDI devices: the spec's mounts and its hooks while the root holds only the image and its
+    /// /etc (the linker-cache hook runs ldconfig as root in it); the nodes once /dev is the node's
+    /// and the site's mounts are made; the hook that needs /proc with them; the user's volumes after all.
+    @Test func cdiDeviceStepsComeWhereTheRootHoldsNothingOfTheHostsOrTheUsers() throws {
+        let config = try siteConfig("sitePostMountHook=/etc/shifter/post.sh")
+        var devices = CDIResolution(devices: [CDIDeviceName(vendor: "example.com", deviceClass: "gpu", name: "0")])
+        devices.edits.deviceNodes = [CDIDeviceNode(path: "/dev/example0")]
+        devices.edits.mounts = [CDIMount(hostPath: "/opt/driver/lib", containerPath: "/usr/lib/example", options: ["ro"])]
+        devices.edits.hooks = ["update-ldcache", "disable-device-node-modification", "create-symlinks"].map {
+            CDIHook(hookName: "createContainer", path: "/usr/bin/nvidia-cdi-hook", arguments: ["nvidia-cdi-hook", $0])
+        }
+        devices.hiddenNodes = ["/dev/example1"]
+        var withDevices = request(config, volumes: try VolumeSpec.parseList("/data:/data"))
+        withDevices.devices = devices
+        let kinds = stepNames(ContainerPlanner.plan(withDevices, layout: RootLayout.job(1, config: config)))
+        #expect(kinds == ["private dirs", "dirs", "scratch", "dirs", "image", "overlay", "accounts", "file", "copy", "copy",
+                          "device mount:/usr/lib/example", "device hook 0:update-ldcache", "device hook 2:create-symlinks",
+                          "proc", "bind:/dev", "bind:/sys", "bind:/tmp", "bind:/home", "bind:/scratch",
+                          "device node:/dev/example0", "hidden:/dev/example1", "device hook 1:disable-device-node-modification",
+                          "hook:sitePostMountHook", "volume:/data", "propagation"])
+    }
+
+    private func stepNames(_ plan: ContainerPlan) -> [String] {
+        plan.steps.map { step -> String in
             switch step {
             case .hostDirectories: "dirs"
             case .privateDirectories: "private dirs"
@@ -55,6 +84,10 @@ private func request(_ config: SiteConfig, volumes: [VolumeSpec] = []) -> Contai
             case .perNodeCache(let v, _, _): "cache:\(v.target)"
             case .tmpfsVolume(let v, let size): "tmpfs:\(v.target):\(size)"
             case .gpu: "gpu"
+            case .deviceNode(let node): "device node:\(node.path)"
+            case .hiddenDeviceNodes(let paths): "hidden:\(paths.joined(separator: ","))"
+            case .deviceMount(let mount): "device mount:\(mount.containerPath)"
+            case .deviceHook(let hook, let index): "device hook \(index):\(hook.arguments.dropFirst().first ?? hook.path)"
             case .rootHook(_, let name): "hook:\(name)"
             case .propagation: "propagation"
             case .readOnlyRoot: "read-only root"
@@ -64,9 +97,6 @@ private func request(_ config: SiteConfig, volumes: [VolumeSpec] = []) -> Contai
             case .sshd: "sshd"
             }
         }
-        #expect(kinds == ["private dirs", "dirs", "scratch", "dirs", "image", "overlay", "accounts", "file", "copy", "copy", "proc",
-                          "bind:/dev", "bind:/sys", "bind:/tmp", "bind:/home", "bind:/scratch", "volume:/data",
-                          "tmpfs:/s:\((1 << 30) - (16 << 20))", "tmpfs:/t:\(16 << 20)", "propagation"])
     }
 
     @Test func imageLoopModeComesFromTheSiteConfig() throws {

@@ -264,5 +264,5 @@ PY
     run as_user "$U" sbatch --ccm --wrap true
     echo "$output"
     [ "$status" -ne 0 ]
-    [[ "$output" == *"shifter: submit: --volume, --module and --ccm need --image"* ]]
+    [[ "$output" == *"shifter: submit: --volume, --module, --ccm and --device need --image"* ]]
 }

@@ -81,6 +81,7 @@ public enum JobRoot {
     /// listening on the port `sshPort`/`sshNodePorts` give node `node`.
     public static func prepare(config: SiteConfig, jobID: UInt32, uid: UInt32, gid: UInt32, image: String,
                                volumes: String?, modules: String?, ssh: SSHKeys? = nil, node: String? = nil,
+                               devices: () throws(RuntimeError) -> CDIResolution? = { nil },
                                warn: (String) -> Void = { _ in }) throws(RuntimeError) {
         let layout = RootLayout.job(jobID, config: config)
         var timer = PhaseTimer()
@@ -88,7 +89,7 @@ public enum JobRoot {
                               controlGroups: JobControlGroup.existing(jobID: jobID, node: node, anyNode: false))
         do {
             try build(config: config, layout: layout, jobID: jobID, uid: uid, gid: gid, image: image,
-                      volumes: volumes, modules: modules, ssh: ssh, node: node, timer: &timer, warn: warn)
+                      volumes: volumes, modules: modules, ssh: ssh, node: node, devices: devices, timer: &timer, warn: warn)
         } catch {
             let reason = "job \(jobID): \(error.message)"
             _ = try? FileSystem.makeDirectories(config.udiMount, mode: 0o700)
@@ -108,7 +109,8 @@ public enum JobRoot {
 
     private static func build(config: SiteConfig, layout: RootLayout, jobID: UInt32, uid: UInt32, gid: UInt32,
                               image: String, volumes: String?, modules: String?, ssh: SSHKeys?, node: String?,
-                              timer: inout PhaseTimer, warn: (String) -> Void) throws(RuntimeError) {
+                              devices resolveDevices: () throws(RuntimeError) -> CDIResolution?, timer: inout PhaseTimer,
+                              warn: (String) -> Void) throws(RuntimeError) {
         let (plan, state) = try timer.measure("resolve") { () throws(RuntimeError) -> (ContainerPlan, PreparedRootState) in
             let user = try jobUser(uid: uid, gid: gid, config: config)
             let reference: ImageReference
@@ -128,11 +130,18 @@ public enum JobRoot {
                 sshSetup = SSHSetup(bundle: bundle, port: config.sshPort(onNode: node), defaultPort: config.sshPort,
                                     nodePorts: config.sshNodePorts, keys: ssh, jobID: jobID, node: node)
             }
-            let request = try ContainerRequest.onThisNode(config: config, image: resolved, user: user, volumes: volumeList,
+            var request = try ContainerRequest.onThisNode(config: config, image: resolved, user: user, volumes: volumeList,
                                                           modules: moduleList, gpuEnvironment: gpuEnvironment(), ssh: sshSetup)
-            let state = PreparedRootState(jobID: jobID, uid: uid, gid: gid, image: resolved.id,
+            let devices = try resolveDevices()
+            request.devices = devices
+            var state = PreparedRootState(jobID: jobID, uid: uid, gid: gid, image: resolved.id,
                                           volumes: volumeList.map(\.canonical), modules: moduleList.map(\.name),
                                           sshPath: sshSetup?.bundle)
+            if let devices {
+                state.devices = devices.devices.map(\.description)
+                state.deviceEnvironment = devices.edits.environment.map { $0.name + "=" + $0.value }
+                state.additionalGroups = devices.edits.additionalGroups
+            }
             return (ContainerPlanner.plan(request, layout: layout), state)
         }
         try RootBuilder(plan: plan).build(timer: &timer, warn: warn)

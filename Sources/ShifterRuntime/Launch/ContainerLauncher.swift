@@ -133,7 +133,7 @@ public enum ContainerLauncher {
                                                       prepared: prepared)
         say("environment ready")
         let command = try commandArguments(request)
-        try enterRoot(layout, as: request.user, restoring: userLimits)
+        try enterRoot(layout, as: userWithDeviceGroups(request, prepared: prepared), restoring: userLimits)
         return try execute(command, request: request, environment: containerEnvironment, say: say)
     }
 
@@ -197,7 +197,7 @@ public enum ContainerLauncher {
             host: host, clearHost: request.options.clearEnvironment, shifter: shifterVariables,
             image: request.image.metadata.env, envFile: request.environmentFileAssignments,
             commandLine: kept + request.options.environment,
-            modules: ContainerPlanner.moduleEnvironments(request.modules) + sshEnvironment(prepared),
+            modules: ContainerPlanner.moduleEnvironments(request.modules) + sshEnvironment(prepared) + deviceEnvironment(prepared),
             site: request.config.environment)
     }
 
@@ -343,6 +343,25 @@ public enum ContainerLauncher {
         var module = SiteModule(name: "ccm")
         module.environment.append = [EnvironmentAssignment(name: "PATH", value: bundle + "/bin")]
         return [module]
+    }
+
+    /// The variables of the job's CDI devices (`--device`), over the image's.
+    static func deviceEnvironment(_ prepared: PreparedRootState?) -> [SiteModule] {
+        guard let prepared, !prepared.deviceEnvironment.isEmpty else { return [] }
+        var module = SiteModule(name: "devices")
+        module.environment.assign = prepared.deviceEnvironment.compactMap { try? EnvironmentAssignment.parse($0) }
+        return [module]
+    }
+
+    /// The user with the groups the job's CDI specs add (`additionalGids`, a video or render group
+    /// for the devices' nodes), within `maxGroupCount`.
+    static func userWithDeviceGroups(_ request: CheckedRequest, prepared: PreparedRootState?) -> ContainerUser {
+        var user = request.user
+        for group in prepared?.additionalGroups ?? [] where group != 0 && group != user.gid && !user.groups.contains(group)
+            && user.groups.count < request.config.maxGroupCount {
+            user.groups.append(group)
+        }
+        return user
     }
 
     /// Finds the job's prepared root when it matches (with its record), or builds a private one

@@ -15,6 +15,11 @@ public struct PreparedRootState: Codable, Sendable, Equatable {
     /// The site's OpenSSH (`sshPath`) where the job has an sshd in the root (`--ccm`): its `bin`
     /// ends the tasks' `PATH`, so `ssh NODE` works in images without an ssh of their own.
     public var sshPath: String?
+    /// The CDI devices the job asked for (`--device`), their variables (`NAME=VALUE`, set in every
+    /// task as `--env` would) and the groups their specs add to the user's.
+    public var devices: [String] = []
+    public var deviceEnvironment: [String] = []
+    public var additionalGroups: [UInt32] = []
 
     public init(jobID: UInt32, uid: UInt32, gid: UInt32, image: String, volumes: [String], modules: [String],
                 sshPath: String? = nil) {
@@ -36,8 +41,12 @@ public struct PreparedRootState: Codable, Sendable, Equatable {
                   let volumes = try record.strings("volumes"), let modules = try record.strings("modules") else {
                 return nil
             }
-            return PreparedRootState(jobID: jobID, uid: uid, gid: gid, image: image, volumes: volumes, modules: modules,
-                                     sshPath: try record.string("sshPath"))
+            var state = PreparedRootState(jobID: jobID, uid: uid, gid: gid, image: image, volumes: volumes, modules: modules,
+                                          sshPath: try record.string("sshPath"))
+            state.devices = try record.strings("devices") ?? []
+            state.deviceEnvironment = try record.strings("deviceEnvironment") ?? []
+            state.additionalGroups = try record.uint32s("additionalGroups") ?? []
+            return state
         } catch {
             return nil
         }
@@ -50,6 +59,11 @@ public struct PreparedRootState: Codable, Sendable, Equatable {
             "volumes": .strings(volumes), "modules": .strings(modules),
         ]
         if let sshPath { members["sshPath"] = .string(sshPath) }
+        if !devices.isEmpty {
+            members["devices"] = .strings(devices)
+            members["deviceEnvironment"] = .strings(deviceEnvironment)
+            members["additionalGroups"] = .array(additionalGroups.map(JSONValue.number))
+        }
         return JSONValue.object(members).encoded()
     }
 

@@ -43,6 +43,18 @@ public enum PlannedStep: Sendable, Equatable {
     case tmpfsVolume(VolumeSpec, size: UInt64)
     /// The `gpu` module: the host's driver libraries and tools, and hidden device nodes.
     case gpu(GPUSetup)
+    /// A CDI device node (`--device`): the host's node bound at its path in the container; the
+    /// container's `/dev` is the host's, so a node at a path the host's `/dev` lacks is refused.
+    case deviceNode(CDIDeviceNode)
+    /// The nodes of the devices of the same CDI specs that the job did not ask for, covered so the
+    /// container does not show them.
+    case hiddenDeviceNodes([String])
+    /// A CDI mount: a host path bound into the container with the spec's options.
+    case deviceMount(CDIMount)
+    /// A CDI hook, in the spec's order once the device's files are in place: NVIDIA's own hooks
+    /// done here (`CDIHooks`), any other program run as the spec says, as root, time-limited.
+    /// `index` (its place among the job's hooks) names the files it writes.
+    case deviceHook(CDIHook, index: Int)
     /// Run a site script as root with the container root's host path as its argument
     /// (`sitePreMountHook`, `sitePostMountHook`, `module_NAME_roothook`). A failure stops the build.
     case rootHook(script: String, name: String)
@@ -133,10 +145,12 @@ public struct ContainerRequest: Sendable, Equatable {
     public var gpu: GPUSetup?
     /// The job's sshd, when it asked for one (`--ccm`).
     public var ssh: SSHSetup?
+    /// The CDI devices the job asked for (`--device`), resolved against the node's specs.
+    public var devices: CDIResolution?
 
     public init(config: SiteConfig, image: ImageSource, metadata: ImageMetadata, user: ContainerUser,
                 volumes: [VolumeSpec], modules: [SiteModule],
-                siteEtcFiles: [String] = [], gpu: GPUSetup? = nil, ssh: SSHSetup? = nil) {
+                siteEtcFiles: [String] = [], gpu: GPUSetup? = nil, ssh: SSHSetup? = nil, devices: CDIResolution? = nil) {
         self.config = config
         self.image = image
         self.metadata = metadata
@@ -146,6 +160,7 @@ public struct ContainerRequest: Sendable, Equatable {
         self.siteEtcFiles = siteEtcFiles
         self.gpu = gpu
         self.ssh = ssh
+        self.devices = devices
     }
 }
 
@@ -189,6 +204,10 @@ public enum ContainerPlanner {
             .overlay,
         ]
         steps += etcSteps(request)
+        // A CDI spec's mounts and hooks come while the root holds only the image, its /etc files
+        // and the spec's own mounts: the linker-cache hook runs the host's ldconfig as root
+        // inside the root, which must not reach a host path (/tmp, a site mount, /proc) through it.
+        if let devices = request.devices { steps += deviceFileSteps(devices) }
         steps.append(.proc)
         // Every bind is made private (or slave) as it is made: a clone of a shared host mount
         // would otherwise be its peer, and a mount made inside the container (a GPU cover on
@@ -224,6 +243,7 @@ public enum ContainerPlanner {
                                    propagation: style, allowDevices: false))
         }
         if let gpu = request.gpu { steps.append(.gpu(gpu)) }
+        if let devices = request.devices { steps += deviceNodeSteps(devices) }
         if let hook = config.sitePostMountHook { steps.append(.rootHook(script: hook, name: "sitePostMountHook")) }
         // Root's scripts run before anything of the user's is mounted: a root hook walking the
         // container must not meet directories the user can change under it.
@@ -249,6 +269,22 @@ public enum ContainerPlanner {
         }
         return ContainerPlan(layout: layout, user: request.user, steps: steps, propagation: style,
                              imageLoopDirectIO: config.imageLoopDirectIO)
+    }
+
+    /// The CDI devices' mounts, then their hooks in the spec's order (which may use the mounts).
+    /// NVIDIA's disable-device-node-modification needs the container's /proc: it is done with the nodes.
+    static func deviceFileSteps(_ devices: CDIResolution) -> [PlannedStep] {
+        devices.edits.mounts.map(PlannedStep.deviceMount)
+            + devices.edits.hooks.enumerated().filter { !CDIHooks.needsProc($0.element) }.map { PlannedStep.deviceHook($1, index: $0) }
+    }
+
+    /// The CDI devices' nodes, once the container's /dev is the node's: those asked for bound where
+    /// they are not already, the same specs' other devices' covered, and the hooks that need /proc.
+    static func deviceNodeSteps(_ devices: CDIResolution) -> [PlannedStep] {
+        var steps = devices.edits.deviceNodes.map(PlannedStep.deviceNode)
+        if !devices.hiddenNodes.isEmpty { steps.append(.hiddenDeviceNodes(devices.hiddenNodes)) }
+        steps += devices.edits.hooks.enumerated().filter { CDIHooks.needsProc($0.element) }.map { PlannedStep.deviceHook($1, index: $0) }
+        return steps
     }
 
     /// The files of the container's `/etc`: the user's passwd and group entries (keeping the

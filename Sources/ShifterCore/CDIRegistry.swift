@@ -1,0 +1,113 @@
+/// The CDI specs of a node, by device name, and what a request for some of them adds to a
+/// container. Pure: the specs are read elsewhere (`CDISpecLoader`).
+public struct CDIRegistry: Sendable {
+    /// A spec as read, with its file and the index of its directory in the site's list.
+    public struct Entry: Sendable {
+        public var spec: CDISpec
+        public var source: String
+        public var priority: Int
+
+        public init(spec: CDISpec, source: String, priority: Int) {
+            self.spec = spec
+            self.source = source
+            self.priority = priority
+        }
+    }
+
+    /// Each device name's spec, after CDI's rule for names defined twice: a later directory wins;
+    /// two files of one directory make the name unusable (`conflicts`).
+    private(set) var owners: [CDIDeviceName: Entry] = [:]
+    /// Names two specs of one directory define, with the files.
+    public private(set) var conflicts: [CDIDeviceName: [String]] = [:]
+    /// The kinds the specs describe.
+    public private(set) var kinds: Set<String> = []
+    /// The directories searched, for messages.
+    public let directories: [String]
+
+    public init(entries: [Entry], directories: [String]) {
+        self.directories = directories
+        for entry in entries {
+            kinds.insert(entry.spec.kind)
+            for device in entry.spec.devices {
+                let name = CDIDeviceName(vendor: entry.spec.vendor, deviceClass: entry.spec.deviceClass, name: device.name)
+                if let existing = owners[name] {
+                    if existing.priority > entry.priority { continue }
+                    if existing.priority == entry.priority {
+                        conflicts[name] = (conflicts[name] ?? [existing.source]) + [entry.source]
+                        continue
+                    }
+                }
+                owners[name] = entry
+            }
+        }
+        for name in conflicts.keys { owners[name] = nil }
+    }
+
+    /// What `names` add to a container, in CDI's order: for each spec, its own edits once, before
+    /// its first requested device's; then each device's. `all` stands for every device of a kind
+    /// whose spec defines no device of that name. Also the device nodes of the same specs' other
+    /// devices, which the container must not show.
+    public func resolve(_ names: [CDIDeviceName]) throws(CDIError) -> CDIResolution {
+        var expanded: [CDIDeviceName] = []
+        for name in names {
+            if name.name == CDIDeviceName.all && owners[name] == nil && conflicts[name] == nil && kinds.contains(name.kind) {
+                expanded += owners.keys.filter { $0.kind == name.kind }.sorted { $0.name.compare(numerically: $1.name) }
+            } else {
+                expanded.append(name)
+            }
+        }
+        var resolution = CDIResolution()
+        var specsUsed: [String] = []
+        for name in expanded where !resolution.devices.contains(name) {
+            guard let entry = owners[name] else { throw unresolved(name) }
+            let device = entry.spec.devices.first { $0.name == name.name }!
+            if !specsUsed.contains(entry.source) {
+                specsUsed.append(entry.source)
+                resolution.edits.append(entry.spec.edits)
+            }
+            resolution.edits.append(device.edits)
+            resolution.devices.append(name)
+        }
+        // The nodes of the devices not asked for, in the specs that were used.
+        let shown = Set(resolution.edits.deviceNodes.map(\.path))
+        for (name, entry) in owners where specsUsed.contains(entry.source) && !resolution.devices.contains(name) {
+            for node in entry.spec.devices.first(where: { $0.name == name.name })?.edits.deviceNodes ?? []
+            where !shown.contains(node.path) && !resolution.hiddenNodes.contains(node.path) {
+                resolution.hiddenNodes.append(node.path)
+            }
+        }
+        resolution.hiddenNodes.sort()
+        return resolution
+    }
+
+    private func unresolved(_ name: CDIDeviceName) -> CDIError {
+        if let files = conflicts[name] {
+            return CDIError("device \(name) is defined in both \(files.joined(separator: " and ")); the node's administrator must remove one")
+        }
+        let known = owners.keys.filter { $0.kind == name.kind }.map(\.name).sorted { $0.compare(numerically: $1) }
+        if known.isEmpty {
+            return CDIError("device \(name): no CDI spec for \(name.kind) in \(directories.joined(separator: ", ")) on this node")
+        }
+        return CDIError("device \(name): \(name.kind) has no device \(quoted(name.name)) (it has \(known.joined(separator: ", ")), and all)")
+    }
+}
+
+/// The edits of a request, and the device nodes to hide.
+public struct CDIResolution: Sendable, Equatable {
+    public var devices: [CDIDeviceName] = []
+    public var edits = CDIContainerEdits()
+    public var hiddenNodes: [String] = []
+
+}
+
+extension String {
+    /// `gpu2` before `gpu10`: digits compared as numbers, the rest as text.
+    func compare(numerically other: String) -> Bool {
+        if let left = Int(self), let right = Int(other) { return left < right }
+        if count != other.count, let left = Int(filter(\.isNumber)), let right = Int(other.filter(\.isNumber)),
+           filter({ !$0.isNumber }) == other.filter({ !$0.isNumber }) {
+            return left < right
+        }
+        return self < other
+    }
+}
