@@ -48,7 +48,6 @@ shifter_config *load_config(const char *phase) {
 /* Sets each "NAME=VALUE" of entries (NULL: none) in the job control environment, the tasks'
  * environment or this process's; logs the first that fails, prefixed with the phase. */
 int set_variables(spank_t sp, enum env_target target, char **entries, const char *phase) {
-    int rv = -1;
     for (char **entry = entries; entry != NULL && *entry != NULL; entry++) {
         char *value = strchr(*entry, '=');
         if (value == NULL) continue;
@@ -58,11 +57,9 @@ int set_variables(spank_t sp, enum env_target target, char **entries, const char
                                                : setenv(*entry, value + 1, 1) != 0;
         if (failed) slurm_error("shifter: %s: couldn't set %s for the %s", phase, *entry, target ? "tasks" : "job");
         *value = '=';
-        if (failed) goto fail;
+        if (failed) return -1;
     }
-    rv = 0;
-fail:
-    return rv;
+    return 0;
 }
 
 /* Reads a job item (S_JOB_ID, S_JOB_UID, S_JOB_GID), falling back to the environment variable
@@ -97,12 +94,9 @@ int slurm_spank_init_post_opt(spank_t sp, int ac, char **av) {
     if (parse_plugin_args(ac, av) != 0) return -1;
     switch (spank_context()) {
     case S_CTX_ALLOCATOR:
-    case S_CTX_LOCAL:
-        return submit(sp);
-    case S_CTX_REMOTE:
-        return step(sp);
-    default:
-        return 0;
+    case S_CTX_LOCAL: return submit(sp);
+    case S_CTX_REMOTE: return step(sp);
+    default: return 0;
     }
 }
 

@@ -6,8 +6,6 @@
 
 #include "shifter_spank.h"
 
-extern char **environ;
-
 int job_prolog(spank_t sp) {
     int rv = -1;
     shifter_config *site = NULL;

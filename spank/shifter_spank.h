@@ -25,6 +25,7 @@ struct plugin_options {
 
 extern struct shifter_plugin_arguments config;
 extern struct plugin_options options;
+extern char **environ;
 
 /* args.c: plugstack arguments and options. */
 int parse_plugin_args(int ac, char **av);

@@ -8,8 +8,6 @@
 
 #include "shifter_spank.h"
 
-extern char **environ;
-
 int submit(spank_t sp) {
     int rv = -1;
     char **job_env = NULL, **srun_env = NULL, msg[2048];
