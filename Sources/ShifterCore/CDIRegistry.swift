@@ -21,6 +21,10 @@ public struct CDIRegistry: Sendable {
     public private(set) var conflicts: [CDIDeviceName: [String]] = [:]
     /// The kinds the specs describe.
     public private(set) var kinds: Set<String> = []
+    /// Every device node each kind's devices name, in every spec (those overridden or in conflict
+    /// included), by device: what a container of that kind must not show of the devices it did
+    /// not ask for.
+    private(set) var nodesOfKind: [String: [(device: String, path: String)]] = [:]
     /// The directories searched, for messages.
     public let directories: [String]
 
@@ -30,6 +34,7 @@ public struct CDIRegistry: Sendable {
             kinds.insert(entry.spec.kind)
             for device in entry.spec.devices {
                 let name = CDIDeviceName(vendor: entry.spec.vendor, deviceClass: entry.spec.deviceClass, name: device.name)
+                nodesOfKind[name.kind, default: []] += device.edits.deviceNodes.map { (device.name, $0.path) }
                 if let existing = owners[name] {
                     if existing.priority > entry.priority { continue }
                     if existing.priority == entry.priority {
@@ -45,8 +50,8 @@ public struct CDIRegistry: Sendable {
 
     /// What `names` add to a container, in CDI's order: for each spec, its own edits once, before
     /// its first requested device's; then each device's. `all` stands for every device of a kind
-    /// whose spec defines no device of that name. Also the device nodes of the same specs' other
-    /// devices, which the container must not show.
+    /// whose spec defines no device of that name. Also the device nodes of the same kinds' other
+    /// devices (in any spec, a name in conflict included), which the container must not show.
     public func resolve(_ names: [CDIDeviceName]) throws(CDIError) -> CDIResolution {
         var expanded: [CDIDeviceName] = []
         for name in names {
@@ -68,15 +73,16 @@ public struct CDIRegistry: Sendable {
             resolution.edits.append(device.edits)
             resolution.devices.append(name)
         }
-        // The nodes of the devices not asked for, in the specs that were used.
+        // The nodes of the devices not asked for, of the kinds that were.
         let shown = Set(resolution.edits.deviceNodes.map(\.path))
-        for (name, entry) in owners where specsUsed.contains(entry.source) && !resolution.devices.contains(name) {
-            for node in entry.spec.devices.first(where: { $0.name == name.name })?.edits.deviceNodes ?? []
-            where !shown.contains(node.path) && !resolution.hiddenNodes.contains(node.path) {
-                resolution.hiddenNodes.append(node.path)
+        var hidden = Set<String>()
+        for kind in Set(resolution.devices.map(\.kind)) {
+            let asked = Set(resolution.devices.filter { $0.kind == kind }.map(\.name))
+            for node in nodesOfKind[kind] ?? [] where !asked.contains(node.device) && !shown.contains(node.path) {
+                hidden.insert(node.path)
             }
         }
-        resolution.hiddenNodes.sort()
+        resolution.hiddenNodes = hidden.sorted()
         return resolution
     }
 

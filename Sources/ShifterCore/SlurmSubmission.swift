@@ -57,8 +57,23 @@ public struct SlurmSubmission: Sendable, Equatable {
         self.environment = environment
     }
 
-    /// Refuses options that cannot go together, before anything is resolved.
+    /// The longest value an option may have. Slurm hands each option to the job's prolog and
+    /// epilog as one environment variable, and the kernel starts no program with a variable over
+    /// 128 KiB: the prolog would fail and Slurm would drain the node.
+    public static let optionValueLimit = 16 << 10
+
+    /// Refuses options that cannot go together, or too long, before anything is resolved.
     public func check() throws(SlurmSubmissionError) {
+        let pyxis = options.pyxis
+        let values: [(String, String?)] = [
+            ("--image", options.image), ("--volume", options.volume), ("--module", options.module), ("--device", options.device),
+            ("--container-image", pyxis.image), ("--container-mounts", pyxis.mounts), ("--container-workdir", pyxis.workdir),
+            ("--container-env", pyxis.environment), ("--container-name", pyxis.name), ("--container-save", pyxis.save),
+            ("--container-unshare", pyxis.unshare),
+        ]
+        for case let (option, value?) in values where value.utf8.count > Self.optionValueLimit {
+            throw .tooLong(option: option, length: value.utf8.count)
+        }
         if options.pyxisGiven, options.image != nil || options.volume != nil { throw .pyxisCombined }
     }
 
@@ -155,11 +170,14 @@ public enum SlurmSubmissionError: Error, Sendable, Equatable, CustomStringConver
     case pyxisCombined
     case needsImage
     case stepDevices
+    case tooLong(option: String, length: Int)
 
     public var description: String {
         switch self {
         case .pyxisCombined: "--image and --volume cannot be combined with the Pyxis-style --container-* options; use one kind"
         case .needsImage: "--volume, --module, --ccm and --device need --image"
+        case .tooLong(let option, let length):
+            "\(option): the value is \(length) bytes, more than the \(SlurmSubmission.optionValueLimit) an option may have (Slurm hands it to every node's prolog in one environment variable)"
         case .stepDevices: "--device: a job's devices are set up once for all its steps; give --device to sbatch or salloc, not to srun inside the job"
         }
     }

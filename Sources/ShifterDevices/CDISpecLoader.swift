@@ -15,6 +15,11 @@ public enum CDISpecLoader {
         var problems: [String] = []
         for (priority, directory) in directories.enumerated() {
             guard let names = try? FileSystem.directoryEntries(directory) else { continue }
+            // A directory others could write to could swap a spec between its checks and its read.
+            if let problem = unsafeOwnership(directory, what: "CDI spec directory") {
+                problems.append(problem.reason)
+                continue
+            }
             for name in names.sorted() where name.hasSuffix(".json") || name.hasSuffix(".yaml") {
                 let path = directory + "/" + name
                 do {
@@ -27,18 +32,34 @@ public enum CDISpecLoader {
         return (CDIRegistry(entries: entries, directories: directories), problems)
     }
 
-    /// Reads and decodes one spec file.
+    /// Why `path` (followed where a link) is not root's alone, or nil.
+    static func unsafeOwnership(_ path: String, what: String) -> CDIError? {
+        let status: FileStatus
+        do { status = try FileSystem.status(path) } catch { return CDIError("\(what) \(path): couldn't \(error.description)") }
+        return unsafeOwnership(status, path: path, what: what)
+    }
+
+    static func unsafeOwnership(_ status: FileStatus, path: String, what: String) -> CDIError? {
+        if status.uid != 0 { return CDIError("\(what) \(path): refused: owned by uid \(status.uid), not root") }
+        if status.mode & 0o022 != 0 {
+            return CDIError("\(what) \(path): refused: writable by \(status.mode & 0o002 != 0 ? "everyone" : "its group") (mode \(String(status.mode & 0o7777, radix: 8))); make it root's alone (chmod go-w)")
+        }
+        return nil
+    }
+
+    /// Reads and decodes one spec file: a regular file, root's alone (checked before it is opened,
+    /// so a FIFO never blocks the reader, and again on what was opened).
     public static func load(_ path: String) throws(CDIError) -> CDISpec {
         let status: FileStatus
         do { status = try FileSystem.status(path) } catch { throw CDIError("CDI spec \(path): couldn't \(error.description)") }
         guard status.kind == .regular else { throw CDIError("CDI spec \(path): not a regular file") }
-        guard status.uid == 0 else { throw CDIError("CDI spec \(path): refused: owned by uid \(status.uid), not root") }
-        guard status.mode & 0o022 == 0 else {
-            throw CDIError("CDI spec \(path): refused: writable by \(status.mode & 0o002 != 0 ? "everyone" : "its group") (mode \(String(status.mode & 0o7777, radix: 8))); make it root's alone (chmod go-w)")
-        }
-        let bytes: [UInt8]
-        do { bytes = try FileSystem.readFile(path, limit: sizeLimit) } catch {
+        if let problem = unsafeOwnership(status, path: path, what: "CDI spec") { throw problem }
+        let bytes: [UInt8], opened: FileStatus
+        do { (bytes, opened) = try FileSystem.readFileWithStatus(path, limit: sizeLimit) } catch {
             throw CDIError("CDI spec \(path): couldn't \(error.description)")
+        }
+        guard opened.device == status.device, opened.inode == status.inode else {
+            throw CDIError("CDI spec \(path): refused: it was replaced while it was read")
         }
         let value: JSONValue
         if path.hasSuffix(".json") {

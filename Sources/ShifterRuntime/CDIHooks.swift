@@ -113,7 +113,9 @@ enum CDIHooks {
         }
         let outcome: ProgramRunner.Outcome
         do throws(SystemError) {
-            outcome = try ProgramRunner.run(ldconfig, ["-r", layout.root], timeLimit: defaultTimeLimit)
+            // The folders on the command line too: an image's own /etc/ld.so.conf may not include
+            // ld.so.conf.d.
+            outcome = try ProgramRunner.run(ldconfig, ["-r", layout.root] + folders, timeLimit: defaultTimeLimit)
         } catch {
             throw RuntimeError("CDI hook update-ldcache: couldn't \(error.description)")
         }

@@ -318,14 +318,20 @@ public struct RootBuilder {
     }
 
     /// Covers each of `devices` (paths under the container's `/dev`) with an empty file no one
-    /// may read: the container shows the node's name, not the device.
+    /// may read: the container shows the node's name, not the device. A node this node does not
+    /// have (a CDI spec's device that is absent) has nothing to cover.
     private func hideDeviceNodes(_ devices: [String]) throws(SystemError) {
         guard !devices.isEmpty else { return }
         let cover = layout.base + "/hidden-device"
         if !FileSystem.exists(cover) { try FileSystem.writeFile(cover, [], mode: 0) }
         let source = try ContainedPath(hostPath: cover)
         for device in devices {
-            let target = try ContainedPath(root: layout.root, path: device, followFinal: false)
+            let target: ContainedPath
+            do {
+                target = try ContainedPath(root: layout.root, path: device, followFinal: false)
+            } catch where error.errno == ENOENT {
+                continue
+            }
             try Mounts.bind(from: source, onto: target, recursive: false, attributes: [.readOnly, .noSetuid, .noDevices])
         }
     }

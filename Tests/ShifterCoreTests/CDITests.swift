@@ -179,6 +179,18 @@ struct CDIRegistryTests {
         }
     }
 
+    @Test("the kind's devices not asked for are hidden whatever file defines them, a name in conflict included")
+    func hiddenAcrossFiles() throws {
+        let more = """
+            {"cdiVersion": "0.6.0", "kind": "example.com/gpu", "devices": [
+              {"name": "1", "containerEdits": {"deviceNodes": [{"path": "/dev/example1-again"}]}},
+              {"name": "20", "containerEdits": {"deviceNodes": [{"path": "/dev/example20"}]}}]}
+            """
+        let registry = try registry([(twoGPUs, "/etc/cdi/a.json", 0), (more, "/etc/cdi/b.json", 0)])
+        let resolved = try registry.resolve([CDIDeviceName.parse("example.com/gpu=0")])
+        #expect(resolved.hiddenNodes == ["/dev/example1", "/dev/example1-again", "/dev/example10", "/dev/example20"])
+    }
+
     @Test("unknown devices and kinds are named with what there is", arguments: [
         ("example.com/gpu=7", "example.com/gpu has no device \"7\" (it has 0, 1, 10, and all)"),
         ("other.com/gpu=0", "no CDI spec for other.com/gpu in /etc/cdi, /var/run/cdi"),

@@ -17,6 +17,8 @@ struct SlurmSubmissionTests {
         (SlurmSubmission.Options(module: "mpich"), nil, .needsImage),
         (SlurmSubmission.Options(ccm: true), nil, .needsImage),
         (SlurmSubmission.Options(device: "example.com/gpu=0"), nil, .needsImage),
+        (SlurmSubmission.Options(image: "a", device: String(repeating: "a.com/b=0,", count: 2000)), nil,
+         .tooLong(option: "--device", length: 20000)),
     ] as [(SlurmSubmission.Options, String?, SlurmSubmissionError)])
     func refusals(options: SlurmSubmission.Options, requested: String?, expected: SlurmSubmissionError) {
         let plan = SlurmSubmission(command: .allocator, options: options, environment: [:])

@@ -95,6 +95,12 @@ struct CDISpecLoaderTests {
         }
         #expect(try CDISpecLoader.resolve([try CDIDeviceName.parse("example.com/gpu=g0")], directories: [directory])
             .edits.environment.map(\.name) == ["A"])
+
+        // A directory others can write to is left out whole: a spec there could be swapped.
+        try #require(chmod(directory, 0o1777) == 0)
+        let (exposed, exposedProblems) = CDISpecLoader.registry(directories: [directory])
+        #expect(exposed.kinds.isEmpty)
+        #expect(exposedProblems == ["CDI spec directory \(directory): refused: writable by everyone (mode 1777); make it root's alone (chmod go-w)"])
     }
 }
 
