@@ -45,9 +45,13 @@ let package = Package(
         .target(name: "ShifterSystem", dependencies: ["CShifterSys"], swiftSettings: nodeStartup),
         .target(name: "ShifterRuntime", dependencies: ["ShifterCore", "ShifterSystem"], swiftSettings: nodeStartup),
         // Device specs (CDI) are read by the prolog and at submission, in libshifter only: the setuid
-        // command never links the YAML parser.
-        .systemLibrary(name: "CYAML", pkgConfig: "yaml-0.1", providers: [.apt(["libyaml-dev"])]),
-        .target(name: "ShifterDevices", dependencies: ["ShifterCore", "ShifterSystem", "CYAML"]),
+        // command never links the YAML parser. libyaml is linked in statically, its symbols kept
+        // inside: libshifter, loaded by slurmd, needs no library beyond the C and C++ runtimes.
+        .systemLibrary(name: "CYAML", providers: [.apt(["libyaml-dev"])]),
+        .target(
+            name: "ShifterDevices", dependencies: ["ShifterCore", "ShifterSystem", "CYAML"],
+            linkerSettings: [.unsafeFlags(["-Xlinker", "-l:libyaml.a", "-Xlinker", "--exclude-libs=libyaml.a"])]
+        ),
         .systemLibrary(name: "CShifterABI"),
         .target(
             name: "ShifterABI",
@@ -115,7 +119,7 @@ let package = Package(
             dependencies: ["ShifterCore", .product(name: "PropertyBased", package: "swift-property-based")]
         ),
         .testTarget(name: "ShifterSystemTests", dependencies: ["ShifterSystem"]),
-        .testTarget(name: "ShifterDevicesTests", dependencies: ["ShifterCore", "ShifterDevices", "ShifterSystem"], exclude: ["Fixtures"]),
+        .testTarget(name: "ShifterDevicesTests", dependencies: ["ShifterCore", "ShifterDevices", "ShifterRuntime", "ShifterSystem"], exclude: ["Fixtures"]),
         .testTarget(name: "ShifterRuntimeTests", dependencies: ["ShifterCore", "ShifterRuntime", "ShifterSystem"]),
         .testTarget(name: "ShifterABITests", dependencies: ["ShifterABI", "CShifterABI", "ShifterCore", "ShifterRuntime"]),
         .testTarget(name: "ShifterImageTests", dependencies: ["ShifterCore", "ShifterImage", "CArchive", "CGzipStream"]),

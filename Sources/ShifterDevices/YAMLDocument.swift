@@ -1,4 +1,4 @@
-import CYAML
+internal import CYAML
 import ShifterCore
 
 /// One YAML document read with libyaml into the value tree JSON gives, so a CDI spec in either
