@@ -425,8 +425,10 @@ public func shifter_submit(
     }
     do {
         let planned = try submission(request)
-        jobOut.pointee = cStrings(planned.job.map { $0.name + "=" + $0.value })
-        srunOut.pointee = cStrings(planned.srun.map { $0.name + "=" + $0.value })
+        guard handOut(planned.job.map { $0.name + "=" + $0.value }, to: jobOut),
+              handOut(planned.srun.map { $0.name + "=" + $0.value }, to: srunOut) else {
+            return outOfMemory([jobOut, srunOut], msg, msglen)
+        }
         copyOut(planned.notice, msg, msglen)
         return shifterOK
     } catch {
@@ -456,8 +458,7 @@ public func shifter_step_environment(
         // A job that asked for no container must not fail for it; one that did fails in its
         // prolog, which needs the same configuration.
         log(0, "shifter: step: \(error.message)")
-        envOut.pointee = cStrings([])
-        return shifterOK
+        return handOut([], to: envOut) ? shifterOK : outOfMemory([envOut], msg, msglen)
     }
     if let reason = JobRoot.failureReason(config: site, jobID: jobID) {
         // Failing the step would count as a launch failure and drain the node; each task reports
@@ -476,8 +477,7 @@ public func shifter_step_environment(
     if plan.ownImage, let image = plan.variables.first?.value {
         log(1, "shifter: step: job \(jobID): the step runs its own image \(image), not the prepared root's")
     }
-    envOut.pointee = cStrings(plan.variables.map { $0.name + "=" + $0.value })
-    return shifterOK
+    return handOut(plan.variables.map { $0.name + "=" + $0.value }, to: envOut) ? shifterOK : outOfMemory([envOut], msg, msglen)
 }
 
 @_cdecl("shifter_job_prolog")
@@ -597,8 +597,9 @@ public func shifter_task_command(
         copyOut("couldn't read the task's command from Slurm: \(error)", msg, msglen)
         return shifterInvalid
     }
-    argvOut.pointee = cStrings(plan.arguments)
-    envpOut.pointee = cStrings(plan.environment)
+    guard handOut(plan.arguments, to: argvOut), handOut(plan.environment, to: envpOut) else {
+        return outOfMemory([argvOut, envpOut], msg, msglen)
+    }
     return shifterOK
 }
 
@@ -630,12 +631,37 @@ public func shifter_read_plugin_arguments(
 }
 
 /// A NULL-terminated array of `strings`, every part from malloc, for shifter_strings_free.
+/// `strings` as a NULL-ended array the caller frees with `shifter_strings_free`; nil, with nothing
+/// left allocated, when memory ran out (never a shorter list).
 private func cStrings(_ strings: [String]) -> UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>? {
     guard let array = malloc((strings.count + 1) * MemoryLayout<UnsafeMutablePointer<CChar>?>.stride)?
         .bindMemory(to: UnsafeMutablePointer<CChar>?.self, capacity: strings.count + 1) else { return nil }
-    for (index, text) in strings.enumerated() { array[index] = strdup(text) }
+    for (index, text) in strings.enumerated() {
+        guard let copy = strdup(text) else {
+            array[index] = nil
+            shifter_strings_free(array)
+            return nil
+        }
+        array[index] = copy
+    }
     array[strings.count] = nil
     return array
+}
+
+/// Hands `strings` to the caller through `out`; false when memory ran out.
+private func handOut(_ strings: [String], to out: UnsafeMutablePointer<CStringArray?>) -> Bool {
+    out.pointee = cStrings(strings)
+    return out.pointee != nil
+}
+
+/// Takes back what was handed out through `outs` and says memory ran out.
+private func outOfMemory(_ outs: [UnsafeMutablePointer<CStringArray?>], _ msg: UnsafeMutablePointer<CChar>?, _ msglen: Int) -> Int32 {
+    for out in outs {
+        shifter_strings_free(out.pointee)
+        out.pointee = nil
+    }
+    copyOut("out of memory for the variables and arguments handed to the plugin", msg, msglen)
+    return shifterSystemError
 }
 
 private func strings(_ array: UnsafePointer<UnsafeMutablePointer<CChar>?>?) -> [String] {

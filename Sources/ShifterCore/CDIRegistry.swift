@@ -107,13 +107,14 @@ public struct CDIResolution: Sendable, Equatable {
 }
 
 extension String {
-    /// `gpu2` before `gpu10`: digits compared as numbers, the rest as text.
+    /// Device names in a stable order: whole numbers first, by value (`2` before `10`), then the
+    /// others as text (UUIDs, `all`).
     func compare(numerically other: String) -> Bool {
-        if let left = Int(self), let right = Int(other) { return left < right }
-        if count != other.count, let left = Int(filter(\.isNumber)), let right = Int(other.filter(\.isNumber)),
-           filter({ !$0.isNumber }) == other.filter({ !$0.isNumber }) {
-            return left < right
+        switch (Int(self), Int(other)) {
+        case let (left?, right?): return left < right
+        case (_?, nil): return true
+        case (nil, _?): return false
+        case (nil, nil): return self < other
         }
-        return self < other
     }
 }

@@ -24,7 +24,7 @@ setup_file() {
     chmod -R go-w "$DRIVER" && chmod 755 "$DRIVER/hooks/record-state"
     cat > "$SPEC_DIR/example.yaml" <<SPEC
 ---
-cdiVersion: 0.6.0
+cdiVersion: 0.7.0
 kind: example.com/gpu
 containerEdits:
   env:
@@ -55,6 +55,7 @@ devices:
   - name: "0"
     containerEdits:
       env: [EXAMPLE_GPU=0]
+      additionalGids: [4242]
       deviceNodes:
         - path: /dev/shifter-cdi0
           type: c
@@ -91,6 +92,8 @@ SHOW='for n in 0 1 ctl; do if [ -c /dev/shifter-cdi$n ]; then echo "node $n: dev
     grep -qx "node 1: hidden" "$OUT/out"
     grep -qx "node ctl: device" "$OUT/out"
     grep -qx "EXAMPLE_DRIVER=1 EXAMPLE_GPU=0" "$OUT/out"
+    # The group the device's spec adds (its nodes' group, on a real node) is among the task's.
+    grep -qE "^[0-9 ]*\b4242\b[0-9 ]*$" "$OUT/out"
     # The library the spec mounts, the link its hook makes, and the soname link ldconfig made.
     [ "$(grep -c '^libexample' "$OUT/out")" -eq 4 ]
     grep -qx "libexample-driver.so.1.0" "$OUT/out"
@@ -122,7 +125,8 @@ SHOW='for n in 0 1 ctl; do if [ -c /dev/shifter-cdi$n ]; then echo "node $n: dev
     wait_job "$job"
     cat "$OUT/out"
     grep -qx "EXAMPLE_DRIVER= EXAMPLE_GPU=" "$OUT/out"
-    ! grep -q "libexample" "$OUT/out"
+    ! grep -qE "^[0-9 ]*\b4242\b[0-9 ]*$" "$OUT/out" || false
+    ! grep -q "libexample" "$OUT/out" || false
 }
 
 @test "unknown devices and kinds are refused at submission, naming them, and no job is queued" {
