@@ -512,7 +512,8 @@ public func shifter_job_prolog(
     do {
         try JobRoot.prepare(config: site, jobID: jobID, uid: request.uid, gid: request.gid, image: image,
                             volumes: string(request.volumes), modules: string(request.modules), ssh: keys,
-                            node: node, devices: { () throws(RuntimeError) in try prologDevices(request, config: site) }, warn: { log(0, "shifter: prolog: job \(jobID): \($0)") })
+                            node: node, devices: { () throws(RuntimeError) in try prologDevices(request, config: site) },
+                            warn: { log(0, "shifter: prolog: job \(jobID): \($0)") })
     } catch {
         copyOut(place + error.message, msg, msglen)
         return shifterStatus(error.kind)
@@ -630,7 +631,6 @@ public func shifter_read_plugin_arguments(
     return shifterOK
 }
 
-/// A NULL-terminated array of `strings`, every part from malloc, for shifter_strings_free.
 /// `strings` as a NULL-ended array the caller frees with `shifter_strings_free`; nil, with nothing
 /// left allocated, when memory ran out (never a shorter list).
 private func cStrings(_ strings: [String]) -> UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>? {

@@ -157,7 +157,14 @@ teardown() {
     local _
     for _ in $(seq 50); do pgrep -f '^sleep 300$' >/dev/null || break; sleep 0.2; done
     if pgrep -f '^sleep 300$' >/dev/null; then
-        ps -o pid,ppid,stat,etime,args -p "$(pgrep -d, -f '^sleep 300$')" >&2
+        local pid
+        for pid in $(pgrep -f '^sleep 300$'); do
+            # What it is, where it runs, and what started it: the parent's command line and root.
+            ps -o pid,ppid,stat,etime,args -p "$pid,$(ps -o ppid= -p "$pid" | tr -d ' ')" >&2
+            echo "root: $(readlink "/proc/$pid/root"), mount namespace: $(readlink "/proc/$pid/ns/mnt")" >&2
+            tr '\0' '\n' < "/proc/$pid/environ" | grep -E '^(SLURM_JOB_ID|SLURM_STEP_ID|SLURMD_NODENAME)=' >&2 || true
+        done
+        grep -h "job $job\|JobId=$job\|StepId=$job" "$SLURM_DIR"/log/slurmd-n*.log | tail -40 >&2 || true
         false
     fi
     assert_nodes_clean "$job"
