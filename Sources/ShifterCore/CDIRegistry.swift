@@ -64,8 +64,9 @@ public struct CDIRegistry: Sendable {
         var resolution = CDIResolution()
         var specsUsed: [String] = []
         for name in expanded where !resolution.devices.contains(name) {
-            guard let entry = owners[name] else { throw unresolved(name) }
-            let device = entry.spec.devices.first { $0.name == name.name }!
+            guard let entry = owners[name], let device = entry.spec.devices.first(where: { $0.name == name.name }) else {
+                throw unresolved(name)
+            }
             if !specsUsed.contains(entry.source) {
                 specsUsed.append(entry.source)
                 resolution.edits.append(entry.spec.edits)

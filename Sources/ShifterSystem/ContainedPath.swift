@@ -101,15 +101,20 @@ public struct ContainedPath: ~Copyable {
         return try FileSystem.readFile(file.procPath, limit: limit)
     }
 
+    /// `path` (absolute, not `/`) as the directory that holds it and the last name in it.
+    private static func parentAndName(_ path: String, operation: String) throws(SystemError) -> (parent: String, name: String) {
+        guard path.hasPrefix("/"), path.count > 1, let slash = path.lastIndex(of: "/") else {
+            throw SystemError(operation, path, errno: EINVAL)
+        }
+        let parent = String(path[..<slash])
+        return (parent.isEmpty ? "/" : parent, String(path[path.index(after: slash)...]))
+    }
+
     /// Writes a file at `path` inside the root, never following a symlink out of it.
     public static func writeFile(root: String, path: String, _ bytes: [UInt8], mode: mode_t = 0o644,
                                  owner: (uid: uid_t, gid: gid_t)? = nil) throws(SystemError) {
-        guard path.hasPrefix("/"), path.count > 1, let slash = path.lastIndex(of: "/") else {
-            throw SystemError("write", path, errno: EINVAL)
-        }
-        let parentPath = String(path[..<slash])
-        let name = String(path[path.index(after: slash)...])
-        let parent = try makingDirectories(root: root, path: parentPath.isEmpty ? "/" : parentPath)
+        let (parentPath, name) = try parentAndName(path, operation: "write")
+        let parent = try makingDirectories(root: root, path: parentPath)
         // A symlink or other non-file at the name is replaced, not followed.
         if let existing = try? ContainedPath(root: root, path: path, followFinal: false),
            let kind = try? existing.status().kind, kind != .regular {
@@ -122,12 +127,8 @@ public struct ContainedPath: ~Copyable {
     /// here), its directories made as needed, never through a symlink out of the root. An existing
     /// symlink is replaced; false, and nothing changed, when something else is at `path`.
     public static func makeSymlink(root: String, path: String, target: String) throws(SystemError) -> Bool {
-        guard path.hasPrefix("/"), path.count > 1, let slash = path.lastIndex(of: "/") else {
-            throw SystemError("make the link", path, errno: EINVAL)
-        }
-        let parentPath = String(path[..<slash])
-        let name = String(path[path.index(after: slash)...])
-        let parent = try makingDirectories(root: root, path: parentPath.isEmpty ? "/" : parentPath)
+        let (parentPath, name) = try parentAndName(path, operation: "make the link")
+        let parent = try makingDirectories(root: root, path: parentPath)
         var info = stat()
         if fstatat(parent.descriptor, name, &info, AT_SYMLINK_NOFOLLOW) == 0 {
             guard info.st_mode & S_IFMT == S_IFLNK else { return false }
