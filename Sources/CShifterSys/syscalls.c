@@ -20,6 +20,7 @@
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/sysmacros.h>
 
 #ifndef AT_RECURSIVE
 #define AT_RECURSIVE 0x8000
@@ -183,6 +184,45 @@ int cshifter_bind_into(int source_fd, int target_fd, int recursive, int attribut
         rv = -errno;
     }
     close(tree);
+    return rv;
+}
+
+int cshifter_bind_new_device_node(int target_fd, unsigned int mode, unsigned int major_number,
+                                  unsigned int minor_number, uid_t uid, gid_t gid) {
+    int rv = 0;
+    int mnt = -1;
+    int tree = -1;
+    int fs = (int)syscall(SYS_fsopen, "tmpfs", FSOPEN_CLOEXEC);
+    if (fs < 0) return -errno;
+    if (syscall(SYS_fsconfig, fs, FSCONFIG_SET_STRING, "source", "shifter-device", 0) != 0 ||
+        syscall(SYS_fsconfig, fs, FSCONFIG_SET_STRING, "size", "4096", 0) != 0 ||
+        syscall(SYS_fsconfig, fs, FSCONFIG_SET_STRING, "nr_inodes", "2", 0) != 0 ||
+        syscall(SYS_fsconfig, fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) != 0) {
+        rv = -errno;
+        goto out;
+    }
+    mnt = (int)syscall(SYS_fsmount, fs, FSMOUNT_CLOEXEC, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC);
+    if (mnt < 0) {
+        rv = -errno;
+        goto out;
+    }
+    /* mknod honours the umask; the mode is set exactly after. */
+    if (mknodat(mnt, "node", (mode_t)mode, makedev(major_number, minor_number)) != 0 ||
+        fchownat(mnt, "node", uid, gid, AT_SYMLINK_NOFOLLOW) != 0 ||
+        fchmodat(mnt, "node", (mode_t)(mode & 07777), 0) != 0) {
+        rv = -errno;
+        goto out;
+    }
+    tree = (int)syscall(SYS_open_tree, mnt, "node", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+    if (tree < 0) {
+        rv = -errno;
+        goto out;
+    }
+    if (syscall(SYS_move_mount, tree, "", target_fd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) != 0) rv = -errno;
+out:
+    if (tree >= 0) close(tree);
+    if (mnt >= 0) close(mnt);
+    close(fs);
     return rv;
 }
 

@@ -158,6 +158,43 @@ public struct CDIDeviceNode: Sendable, Equatable {
     }
 }
 
+/// A device node's file as the container shows it: permission bits, owner, group and device.
+public struct CDINodeFile: Sendable, Equatable {
+    public var permissions: UInt32
+    public var uid: UInt32
+    public var gid: UInt32
+    public var major: UInt32
+    public var minor: UInt32
+
+    public init(permissions: UInt32, uid: UInt32, gid: UInt32, major: UInt32, minor: UInt32) {
+        self.permissions = permissions
+        self.uid = uid
+        self.gid = gid
+        self.major = major
+        self.minor = minor
+    }
+}
+
+extension CDIDeviceNode {
+    /// The node's file in the container, from the host's node `host`: the spec's `fileMode`,
+    /// `uid`, `gid`, `major` and `minor` where it gives them, and an access its cgroup
+    /// `permissions` leave out (`r`, `w`) taken from every class's bits, so the container's user
+    /// cannot open the node for it.
+    public func containerFile(host: CDINodeFile) -> CDINodeFile {
+        var file = host
+        if let fileMode { file.permissions = fileMode & 0o777 }
+        if let uid { file.uid = uid }
+        if let gid { file.gid = gid }
+        if let major, let value = UInt32(exactly: major) { file.major = value }
+        if let minor, let value = UInt32(exactly: minor) { file.minor = value }
+        if let permissions {
+            if !permissions.contains("r") { file.permissions &= ~0o444 }
+            if !permissions.contains("w") { file.permissions &= ~0o222 }
+        }
+        return file
+    }
+}
+
 /// A bind mount of a host path into the container.
 public struct CDIMount: Sendable, Equatable {
     public var hostPath: String
@@ -189,7 +226,7 @@ public struct CDIMount: Sendable, Equatable {
     }
 }
 
-/// A program the runtime runs while it creates the container.
+/// A program the runtime runs at a point of the container's life (`hookName`).
 public struct CDIHook: Sendable, Equatable {
     public var hookName: String
     public var path: String
@@ -198,6 +235,46 @@ public struct CDIHook: Sendable, Equatable {
     public var timeout: Int?
 
     public static let hookNames = ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"]
+
+    /// When a job's hook runs. A job's container is created by the prolog and lives until the
+    /// epilog, whatever steps enter it: `create` while the root is built (OCI state `creating`),
+    /// `start` once it is complete, before any task can enter it (`running`), `stop` in the
+    /// epilog, after every process of the job has ended and before the root is removed (`stopped`).
+    public enum Stage: String, Sendable, Equatable { case create, start, stop }
+
+    public var stage: Stage {
+        switch hookName {
+        case "startContainer", "poststart": .start
+        case "poststop": .stop
+        default: .create
+        }
+    }
+
+    /// Whether a failure only warns, as OCI says of `poststart` and `poststop`: the job has its
+    /// container (or has finished with it) by then.
+    public var failureOnlyWarns: Bool { hookName == "poststart" || hookName == "poststop" }
+
+    /// The OCI state's `status` while a hook of this stage runs.
+    public var ociStatus: String {
+        switch stage {
+        case .create: "creating"
+        case .start: "running"
+        case .stop: "stopped"
+        }
+    }
+
+    /// The hook in its spec's form, as a job's record keeps its stop hooks for the epilog.
+    public var jsonValue: JSONValue {
+        var members: [String: JSONValue] = ["hookName": .string(hookName), "path": .string(path),
+                                            "args": .strings(arguments), "env": .strings(environment)]
+        if let timeout { members["timeout"] = .number(String(timeout)) }
+        return .object(members)
+    }
+
+    /// A hook in its spec's form; `source` names where it was read in messages.
+    public static func decode(_ value: JSONValue, source: String) throws(CDIError) -> CDIHook {
+        try decode(CDIReader(value, source: source, path: "hook"))
+    }
 
     static func decode(_ reader: CDIReader) throws(CDIError) -> CDIHook {
         try reader.allowOnly(["hookName", "path", "args", "env", "timeout"])

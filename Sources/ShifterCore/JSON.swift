@@ -298,6 +298,11 @@ public struct JSONRecord {
         }
     }
 
+    /// The array `key`, its items as they are.
+    public func values(_ key: String) throws(JSONError) -> [JSONValue]? {
+        try list(key, "a list") { $0 }
+    }
+
     public func uint32s(_ key: String) throws(JSONError) -> [UInt32]? {
         try list(key, "a list of unsigned 32-bit numbers") { item in
             guard case .number(let text) = item else { return nil }

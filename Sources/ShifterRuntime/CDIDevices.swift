@@ -11,12 +11,18 @@ import ShifterSystem
 enum CDIDevices {
     static let nodeDirectories = ["/dev", "/proc", "/sys"]
 
+    /// A node's type as `mknod(2)` takes it.
+    static let typeBits: [String: UInt32] = ["c": UInt32(S_IFCHR), "b": UInt32(S_IFBLK), "p": UInt32(S_IFIFO)]
+
     static func isUnderNodeDirectory(_ path: String) -> Bool {
         nodeDirectories.contains { NormalisedPath.path(path, isWithin: $0) }
     }
 
     /// Binds the host's node at the node's path in the container. A node whose path is the host
-    /// path under `/dev` is there already (the container's `/dev` is the host's); its type is checked.
+    /// path under `/dev` is there already (the container's `/dev` is the host's); its type is
+    /// checked. Where the spec gives the node another mode, owner, group or device number (or
+    /// permissions short of `rw`), the container gets a node of its own made so
+    /// (`Mounts.bindNewDeviceNode`); the node's own file never changes.
     static func bindNode(_ node: CDIDeviceNode, layout: RootLayout) throws(RuntimeError) {
         let status: FileStatus
         do { status = try FileSystem.status(node.source) } catch {
@@ -28,7 +34,10 @@ enum CDIDevices {
         if let type = node.type, (type == "u" ? "c" : type) != hostType {
             throw RuntimeError("CDI device node \(node.source) is of type \(hostType) on this node, not \(type) as its spec says")
         }
-        if node.source == node.path && isUnderNodeDirectory(node.path) { return }
+        let hostFile = CDINodeFile(permissions: status.mode & 0o777, uid: status.uid, gid: status.gid,
+                                   major: status.deviceMajor, minor: status.deviceMinor)
+        let file = node.containerFile(host: hostFile)
+        if node.source == node.path && isUnderNodeDirectory(node.path) && file == hostFile { return }
         let inNodeDirectory = isUnderNodeDirectory(node.path)
         if inNodeDirectory && (try? ContainedPath(root: layout.root, path: node.path, followFinal: false)) == nil {
             throw RuntimeError("CDI device node \(node.path): the node's \(node.path) does not exist, and the container's /dev is the node's; give the device a path that exists there")
@@ -37,7 +46,12 @@ enum CDIDevices {
             let source = try ContainedPath(hostPath: node.source)
             let target = inNodeDirectory ? try ContainedPath(root: layout.root, path: node.path, followFinal: false)
                                          : try ContainedPath.makingFile(root: layout.root, path: node.path)
-            try Mounts.bind(from: source, onto: target, recursive: false, attributes: [.noSetuid])
+            if file == hostFile {
+                try Mounts.bind(from: source, onto: target, recursive: false, attributes: [.noSetuid])
+            } else {
+                try Mounts.bindNewDeviceNode(onto: target, mode: typeBits[hostType, default: 0] | file.permissions,
+                                             major: file.major, minor: file.minor, uid: file.uid, gid: file.gid)
+            }
         } catch {
             throw RuntimeError("CDI device node \(node.path): couldn't \(error.description)")
         }

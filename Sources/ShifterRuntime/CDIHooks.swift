@@ -1,7 +1,8 @@
 import ShifterCore
 import ShifterSystem
 
-/// A CDI spec's hooks, run while the job's root is built. NVIDIA's (`nvidia-cdi-hook SUBCOMMAND`,
+/// A CDI spec's hooks, run while the job's root is built, once it is complete, or in the epilog
+/// (`CDIHook.stage`). NVIDIA's (`nvidia-cdi-hook SUBCOMMAND`,
 /// or the older `nvidia-ctk hook SUBCOMMAND`) are done here, so a node needs no NVIDIA container
 /// toolkit when jobs run: `create-symlinks`, `update-ldcache`, `enable-cuda-compat` and
 /// `disable-device-node-modification`. Any other hook runs as its spec says: as root, with the OCI
@@ -44,6 +45,17 @@ enum CDIHooks {
             index += 1
         }
         return result
+    }
+
+    /// Runs `hook`; a poststart or poststop hook's failure is a warning (the job has its
+    /// container, or is done with it), as OCI says.
+    static func runInStage(_ hook: CDIHook, index: Int, layout: RootLayout, warn: (String) -> Void) throws(RuntimeError) {
+        do {
+            try run(hook, index: index, layout: layout, warn: warn)
+        } catch {
+            guard hook.failureOnlyWarns else { throw error }
+            warn(error.message)
+        }
     }
 
     static func run(_ hook: CDIHook, index: Int, layout: RootLayout, warn: (String) -> Void) throws(RuntimeError) {
@@ -167,12 +179,12 @@ enum CDIHooks {
     }
 
     /// Runs another hook: `path` with the spec's arguments and environment, as root, its standard
-    /// input the OCI state of the container being created (its bundle a directory whose
-    /// `config.json` names the root).
+    /// input the OCI state of the container (status by the hook's stage; its bundle a directory
+    /// whose `config.json` names the root).
     static func runProgram(_ hook: CDIHook, layout: RootLayout) throws(RuntimeError) {
         let bundle = layout.base + "/cdi-bundle"
         let state = JSONValue.object([
-            "ociVersion": .string("1.0.2"), "id": .string(layout.name), "status": .string("creating"),
+            "ociVersion": .string("1.0.2"), "id": .string(layout.name), "status": .string(hook.ociStatus),
             "bundle": .string(bundle), "annotations": .object([:]),
         ]).encoded()
         let config = JSONValue.object(["ociVersion": .string("1.0.2"), "root": .object(["path": .string(layout.root)])]).encoded()

@@ -168,7 +168,7 @@ public struct RootBuilder {
             case .deviceMount(let mount):
                 try CDIDevices.bindMount(mount, layout: layout)
             case .deviceHook(let hook, let index):
-                try CDIHooks.run(hook, index: index, layout: layout, warn: warn)
+                try CDIHooks.runInStage(hook, index: index, layout: layout, warn: warn)
             case .rootHook(let script, let name):
                 try runHook(script, name: name)
             case .propagation(let style):

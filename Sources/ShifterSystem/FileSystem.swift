@@ -17,6 +17,12 @@ public struct FileStatus: Sendable, Equatable {
     public var modificationTime: Int64
     /// For a device node or FIFO (`kind` `.other`): `c`, `b` or `p`, as CDI names them.
     public var nodeType: String?
+    /// For a device node: the device it stands for (`st_rdev`).
+    public var deviceNumber: UInt64 = 0
+
+    /// The major and minor numbers of `deviceNumber`, as glibc's `major(3)` and `minor(3)` split it.
+    public var deviceMajor: UInt32 { UInt32(truncatingIfNeeded: ((deviceNumber >> 8) & 0xfff) | ((deviceNumber >> 32) & ~0xfff)) }
+    public var deviceMinor: UInt32 { UInt32(truncatingIfNeeded: (deviceNumber & 0xff) | ((deviceNumber >> 12) & ~0xff)) }
 }
 
 /// Thin wrappers over the file calls the runtime needs. Paths are plain strings at this layer.
@@ -216,6 +222,7 @@ extension FileStatus {
         inode = UInt64(info.st_ino)
         size = Int64(info.st_size)
         modificationTime = Int64(info.st_mtim.tv_sec)
+        deviceNumber = UInt64(info.st_rdev)
         switch info.st_mode & S_IFMT {
         case S_IFCHR: nodeType = "c"
         case S_IFBLK: nodeType = "b"

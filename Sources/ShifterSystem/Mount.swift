@@ -170,6 +170,15 @@ extension Mounts {
                                          attributes.rawValue, propagation.raw))
     }
 
+    /// Mounts a device node of its own onto `target`: type and permission bits `mode` (`S_IFCHR`
+    /// or `S_IFBLK` with the permissions), device `major`:`minor`, owned by `uid`:`gid`, on a
+    /// tmpfs of its own that nothing else shows, so no file of the node's `/dev` changes.
+    public static func bindNewDeviceNode(onto target: borrowing ContainedPath, mode: UInt32, major: UInt32, minor: UInt32,
+                                         uid: UInt32, gid: UInt32) throws(SystemError) {
+        try checkShim("mount a device node of its own on", target.path,
+                      cshifter_bind_new_device_node(target.descriptor, mode, major, minor, uid, gid))
+    }
+
     /// Makes the mount whose root `target` is read-only, leaving the mounts below it and its other
     /// flags (nosuid, nodev) as they are. The corresponding C function is `mount_setattr(2)`.
     public static func makeReadOnly(_ target: borrowing ContainedPath) throws(SystemError) {

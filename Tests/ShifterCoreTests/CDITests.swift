@@ -117,6 +117,42 @@ struct CDISpecTests {
         #expect(edits.additionalGroups == [44, 0])
     }
 
+    @Test("a node's file in the container: the spec's mode, owner, group and device, its cgroup permissions taking bits away", arguments: [
+        (CDIDeviceNode(path: "/dev/g"), CDINodeFile(permissions: 0o666, uid: 0, gid: 0, major: 1, minor: 3)),
+        (CDIDeviceNode(path: "/dev/g", fileMode: 0o640, uid: 0, gid: 44), CDINodeFile(permissions: 0o640, uid: 0, gid: 44, major: 1, minor: 3)),
+        (CDIDeviceNode(path: "/dev/g", fileMode: 0o4777), CDINodeFile(permissions: 0o777, uid: 0, gid: 0, major: 1, minor: 3)),
+        (CDIDeviceNode(path: "/dev/g", permissions: "r"), CDINodeFile(permissions: 0o444, uid: 0, gid: 0, major: 1, minor: 3)),
+        (CDIDeviceNode(path: "/dev/g", permissions: "wm"), CDINodeFile(permissions: 0o222, uid: 0, gid: 0, major: 1, minor: 3)),
+        (CDIDeviceNode(path: "/dev/g", permissions: "rwm"), CDINodeFile(permissions: 0o666, uid: 0, gid: 0, major: 1, minor: 3)),
+        (CDIDeviceNode(path: "/dev/g", fileMode: 0o660, permissions: "r"), CDINodeFile(permissions: 0o440, uid: 0, gid: 0, major: 1, minor: 3)),
+        (CDIDeviceNode(path: "/dev/g", major: 195, minor: 255), CDINodeFile(permissions: 0o666, uid: 0, gid: 0, major: 195, minor: 255)),
+        (CDIDeviceNode(path: "/dev/g", major: -1), CDINodeFile(permissions: 0o666, uid: 0, gid: 0, major: 1, minor: 3)),
+    ])
+    func containerFile(node: CDIDeviceNode, expected: CDINodeFile) {
+        #expect(node.containerFile(host: CDINodeFile(permissions: 0o666, uid: 0, gid: 0, major: 1, minor: 3)) == expected)
+    }
+
+    @Test("a hook's stage, its OCI status, whether its failure only warns", arguments: [
+        ("prestart", CDIHook.Stage.create, "creating", false), ("createRuntime", .create, "creating", false),
+        ("createContainer", .create, "creating", false), ("startContainer", .start, "running", false),
+        ("poststart", .start, "running", true), ("poststop", .stop, "stopped", true),
+    ])
+    func hookStage(name: String, stage: CDIHook.Stage, status: String, onlyWarns: Bool) {
+        let hook = CDIHook(hookName: name, path: "/bin/true")
+        #expect(hook.stage == stage)
+        #expect(hook.ociStatus == status)
+        #expect(hook.failureOnlyWarns == onlyWarns)
+    }
+
+    @Test("a hook kept in a job's record reads back the same")
+    func hookRecord() throws {
+        for hook in [CDIHook(hookName: "poststop", path: "/opt/v/stop", arguments: ["stop", "--all"], environment: ["A=1"], timeout: 7),
+                     CDIHook(hookName: "poststop", path: "/opt/v/stop")] {
+            #expect(try CDIHook.decode(JSONValue.parse(hook.jsonValue.encoded()), source: "test") == hook)
+        }
+        #expect(throws: CDIError.self) { try CDIHook.decode(JSONValue.parse(Array(#"{"hookName": "later", "path": "/x"}"#.utf8)), source: "test") }
+    }
+
     @Test("malformed specs are refused with the file and the reason", arguments: [
         (#"{"kind": "a.com/b", "devices": [{"name": "x", "containerEdits": {}}]}"#, "cdiVersion is missing"),
         (#"{"cdiVersion": "9.9.9", "kind": "a.com/b", "devices": [{"name": "x", "containerEdits": {}}]}"#, "is not one this Shifter reads"),

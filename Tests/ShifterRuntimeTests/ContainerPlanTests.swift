@@ -56,6 +56,10 @@ private func request(_ config: SiteConfig, volumes: [VolumeSpec] = []) -> Contai
         devices.edits.hooks = ["update-ldcache", "disable-device-node-modification", "create-symlinks"].map {
             CDIHook(hookName: "createContainer", path: "/usr/bin/nvidia-cdi-hook", arguments: ["nvidia-cdi-hook", $0])
         }
+        // A start hook runs on the finished root; a stop hook is the epilog's, in no step.
+        devices.edits.hooks += [CDIHook(hookName: "poststart", path: "/opt/vendor/started"),
+                                CDIHook(hookName: "poststop", path: "/opt/vendor/stopped"),
+                                CDIHook(hookName: "startContainer", path: "/opt/vendor/starting")]
         devices.hiddenNodes = ["/dev/example1"]
         var withDevices = request(config, volumes: try VolumeSpec.parseList("/data:/data"))
         withDevices.devices = devices
@@ -64,7 +68,8 @@ private func request(_ config: SiteConfig, volumes: [VolumeSpec] = []) -> Contai
                           "device mount:/usr/lib/example", "device hook 0:update-ldcache", "device hook 2:create-symlinks",
                           "proc", "bind:/dev", "bind:/sys", "bind:/tmp", "bind:/home", "bind:/scratch",
                           "device node:/dev/example0", "hidden:/dev/example1", "device hook 1:disable-device-node-modification",
-                          "hook:sitePostMountHook", "volume:/data", "propagation"])
+                          "hook:sitePostMountHook", "volume:/data", "propagation",
+                          "device hook 3:/opt/vendor/started", "device hook 5:/opt/vendor/starting"])
     }
 
     private func stepNames(_ plan: ContainerPlan) -> [String] {

@@ -21,7 +21,15 @@ setup_file() {
     gcc -shared -fPIC -Wl,-soname,libexample-driver.so.1 -o "$DRIVER/lib/libexample-driver.so.1.0" "$DRIVER/driver.c"
     # A hook of the vendor's own: it keeps the OCI state it is given on its standard input.
     printf '#!/bin/sh\ncat > %s/hook-state.json\necho "$EXAMPLE_HOOK_ENV" > %s/hook-env\n' "$DRIVER" "$DRIVER" > "$DRIVER/hooks/record-state"
-    chmod -R go-w "$DRIVER" && chmod 755 "$DRIVER/hooks/record-state"
+    # One that notes when it ran: its hook name, the state's status, and whether the job's task
+    # (a sleep, below) was still running then.
+    cat > "$DRIVER/hooks/record-stage" <<'HOOK'
+#!/bin/sh
+status=$(sed -n 's/.*"status": *"\([a-z]*\)".*/\1/p')
+if pgrep -f "shifter sleep 2.5" > /dev/null; then task=task-alive; else task=no-task; fi
+echo "$1 $status $task" >> "$(dirname "$0")/../stages"
+HOOK
+    chmod -R go-w "$DRIVER" && chmod 755 "$DRIVER/hooks/record-state" "$DRIVER/hooks/record-stage"
     cat > "$SPEC_DIR/example.yaml" <<SPEC
 ---
 cdiVersion: 0.7.0
@@ -30,7 +38,9 @@ containerEdits:
   env:
     - EXAMPLE_DRIVER=1
   deviceNodes:
+    # Read-only for the job (its cgroup permissions, "r"), whatever the node's file allows.
     - path: /dev/shifter-cdictl
+      permissions: r
   mounts:
     - hostPath: $DRIVER/lib/libexample-driver.so.1.0
       containerPath: /usr/lib/example/libexample-driver.so.1.0
@@ -51,14 +61,26 @@ containerEdits:
       args: [record-state]
       env: [EXAMPLE_HOOK_ENV=from-the-spec]
       timeout: 10
+    - hookName: poststart
+      path: $DRIVER/hooks/record-stage
+      args: [record-stage, poststart]
+    - hookName: poststop
+      path: $DRIVER/hooks/record-stage
+      args: [record-stage, poststop]
+    - hookName: createRuntime
+      path: $DRIVER/hooks/record-stage
+      args: [record-stage, createRuntime]
 devices:
   - name: "0"
     containerEdits:
       env: [EXAMPLE_GPU=0]
       additionalGids: [4242]
       deviceNodes:
+        # Its own mode, and the group the spec adds (416 is 0640).
         - path: /dev/shifter-cdi0
           type: c
+          fileMode: 416
+          gid: 4242
   - name: "1"
     containerEdits:
       env: [EXAMPLE_GPU=1]
@@ -80,7 +102,9 @@ teardown() { rm -rf "$OUT" "$SPEC_DIR/broken.yaml" "$SPEC_DIR/open.json"; }
 SHOW='for n in 0 1 ctl; do if [ -c /dev/shifter-cdi$n ]; then echo "node $n: device"; else echo "node $n: hidden"; fi; done
       echo "EXAMPLE_DRIVER=$EXAMPLE_DRIVER EXAMPLE_GPU=$EXAMPLE_GPU"
       ls /usr/lib/example; readlink /usr/lib/example/libexample.so
-      /usr/local/sbin/ldconfig -p | grep libexample; id -G'
+      /usr/local/sbin/ldconfig -p | grep libexample; id -G
+      for n in 0 1 ctl; do [ -c /dev/shifter-cdi$n ] && stat -c "mode $n %a %u %g" /dev/shifter-cdi$n; done
+      if echo x 2>/dev/null > /dev/shifter-cdictl; then echo "ctl: writable"; else echo "ctl: not writable"; fi'
 
 @test "--device=example.com/gpu=0: device 0 only, the spec's variables, files, links and linker cache" {
     job=$(submit "$U" -w n1 -o "$OUT/out" --image="$IMAGE_BUSYBOX" --device=example.com/gpu=0 \
@@ -104,6 +128,25 @@ SHOW='for n in 0 1 ctl; do if [ -c /dev/shifter-cdi$n ]; then echo "node $n: dev
     # The vendor's own hook ran as the spec says: its variable, and the OCI state on its input.
     [ "$(cat "$DRIVER/hook-env")" = from-the-spec ]
     jq -e '.status == "creating" and (.bundle | length > 0)' "$DRIVER/hook-state.json"
+    # The spec's node modes: device 0's own (0640, group 4242), the control node read-only for the
+    # job; the node's own files unchanged.
+    grep -qx "mode 0 640 0 4242" "$OUT/out"
+    grep -qx "mode ctl 444 0 0" "$OUT/out"
+    grep -qx "ctl: not writable" "$OUT/out"
+    [ "$(stat -c %a /dev/shifter-cdi0 /dev/shifter-cdictl | sort -u)" = 666 ]
+    assert_nodes_clean "$job"
+}
+
+@test "a spec's hooks run at their point of the job's container's life: create, start, and stop in the epilog" {
+    : > "$DRIVER/stages"
+    job=$(submit "$U" -w n1 -o "$OUT/out" --image="$IMAGE_BUSYBOX" --device=example.com/gpu=1 --wrap "srun shifter sleep 2.5")
+    wait_job "$job"
+    cat "$DRIVER/stages"
+    [ "$(job_state "$job")" = COMPLETED ]
+    # Create before start, both before the task; stop after it ended, once, in the epilog.
+    [ "$(cat "$DRIVER/stages")" = "createRuntime creating no-task
+poststart running no-task
+poststop stopped no-task" ]
     assert_nodes_clean "$job"
 }
 

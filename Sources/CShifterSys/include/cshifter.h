@@ -94,6 +94,13 @@ enum {
 /// `move_mount(2)`. Returns 0 or -errno.
 int cshifter_bind_into(int source_fd, int target_fd, int recursive, int attributes, int propagation);
 
+/// Mounts onto `target_fd` (an `O_PATH` descriptor) a device node of its own: made with
+/// `mknodat(2)` (type and permission bits `mode`, device `major`:`minor`), owned by uid:gid, in a
+/// new tmpfs of one inode that is never attached anywhere else, then bound alone onto the target
+/// (`nosuid`, `noexec`), so no other file of any filesystem changes. Returns 0 or -errno.
+int cshifter_bind_new_device_node(int target_fd, unsigned int mode, unsigned int major_number,
+                                  unsigned int minor_number, uid_t uid, gid_t gid);
+
 /// Mounts a new filesystem of `fstype` from `source` (a block device, or a name for a tmpfs) onto
 /// `target_fd` (an `O_PATH` descriptor), with the filesystem's `options` (KEY, VALUE, ...,
 /// NULL; may be NULL), with `attributes` (CSHIFTER_BIND_*), and makes its root directory owned

@@ -141,6 +141,7 @@ public enum JobRoot {
                 state.devices = devices.devices.map(\.description)
                 state.deviceEnvironment = devices.edits.environment.map { $0.name + "=" + $0.value }
                 state.additionalGroups = devices.edits.additionalGroups
+                state.stopHooks = devices.edits.hooks.filter { $0.stage == .stop }
             }
             return (ContainerPlanner.plan(request, layout: layout), state)
         }
@@ -180,6 +181,14 @@ public enum JobRoot {
             for group in groups { left += JobControlGroup.end(group) }
             RootTeardown.killProcessesInside(layout.root)
             if let problem = runEpilogHook(hook, jobID: jobID, config: config, layout: layout) { warn(problem) }
+        }
+        if let hooks = state(config: config, jobID: jobID)?.stopHooks, !hooks.isEmpty {
+            // The devices' poststop hooks, once nothing of the job's runs, before the root goes.
+            for group in groups { left += JobControlGroup.end(group) }
+            RootTeardown.killProcessesInside(layout.root)
+            for (index, hook) in hooks.enumerated() {
+                try? CDIHooks.runInStage(hook, index: index, layout: layout, warn: warn)
+            }
         }
         left += RootTeardown.teardown(layout, killProcesses: true, controlGroups: groups)
         if let directory = config.perNodeCachePath, byAdministrator || FileSystem.exists(layout.cacheMarkerFile) {

@@ -2,7 +2,7 @@ import ShifterCore
 
 /// What a per-job root was built for, recorded by the prolog beside the root. `shifter` enters a
 /// prepared root only when the record is root-owned and matches the caller and the request.
-public struct PreparedRootState: Codable, Sendable, Equatable {
+public struct PreparedRootState: Sendable, Equatable {
     public var jobID: UInt32
     public var uid: UInt32
     public var gid: UInt32
@@ -20,6 +20,8 @@ public struct PreparedRootState: Codable, Sendable, Equatable {
     public var devices: [String] = []
     public var deviceEnvironment: [String] = []
     public var additionalGroups: [UInt32] = []
+    /// The devices' `poststop` hooks, which the epilog runs before it removes the root.
+    public var stopHooks: [CDIHook] = []
 
     public init(jobID: UInt32, uid: UInt32, gid: UInt32, image: String, volumes: [String], modules: [String],
                 sshPath: String? = nil) {
@@ -46,6 +48,10 @@ public struct PreparedRootState: Codable, Sendable, Equatable {
             state.devices = try record.strings("devices") ?? []
             state.deviceEnvironment = try record.strings("deviceEnvironment") ?? []
             state.additionalGroups = try record.uint32s("additionalGroups") ?? []
+            for value in try record.values("stopHooks") ?? [] {
+                guard let hook = try? CDIHook.decode(value, source: "the job's record") else { return nil }
+                state.stopHooks.append(hook)
+            }
             return state
         } catch {
             return nil
@@ -64,6 +70,7 @@ public struct PreparedRootState: Codable, Sendable, Equatable {
             members["deviceEnvironment"] = .strings(deviceEnvironment)
             members["additionalGroups"] = .array(additionalGroups.map(JSONValue.number))
         }
+        if !stopHooks.isEmpty { members["stopHooks"] = .array(stopHooks.map(\.jsonValue)) }
         return JSONValue.object(members).encoded()
     }
 

@@ -51,9 +51,10 @@ public enum PlannedStep: Sendable, Equatable {
     case hiddenDeviceNodes([String])
     /// A CDI mount: a host path bound into the container with the spec's options.
     case deviceMount(CDIMount)
-    /// A CDI hook, in the spec's order once the device's files are in place: NVIDIA's own hooks
-    /// done here (`CDIHooks`), any other program run as the spec says, as root, time-limited.
-    /// `index` (its place among the job's hooks) names the files it writes.
+    /// A CDI hook, in the spec's order once the device's files are in place (a create hook), or
+    /// once the root is complete (a start hook): NVIDIA's own hooks done here (`CDIHooks`), any
+    /// other program run as the spec says, as root, time-limited. `index` (its place among the
+    /// job's hooks) names the files it writes.
     case deviceHook(CDIHook, index: Int)
     /// Run a site script as root with the container root's host path as its argument
     /// (`sitePreMountHook`, `sitePostMountHook`, `module_NAME_roothook`). A failure stops the build.
@@ -262,6 +263,8 @@ public enum ContainerPlanner {
         }
         steps.append(.propagation(config.mountPropagationStyle))
         if !config.mountUdiRootWritable { steps.append(.readOnlyRoot) }
+        // The spec's start hooks, on the finished root, before any task can enter it.
+        if let devices = request.devices { steps += deviceHookSteps(devices, stage: .start) }
         // Last: the user's sessions see the root as the job's tasks do, and nothing after it can
         // fail with the daemon running.
         if let ssh = request.ssh {
@@ -274,8 +277,16 @@ public enum ContainerPlanner {
     /// The CDI devices' mounts, then their hooks in the spec's order (which may use the mounts).
     /// NVIDIA's disable-device-node-modification needs the container's /proc: it is done with the nodes.
     static func deviceFileSteps(_ devices: CDIResolution) -> [PlannedStep] {
-        devices.edits.mounts.map(PlannedStep.deviceMount)
-            + devices.edits.hooks.enumerated().filter { !CDIHooks.needsProc($0.element) }.map { PlannedStep.deviceHook($1, index: $0) }
+        devices.edits.mounts.map(PlannedStep.deviceMount) + deviceHookSteps(devices, stage: .create) { !CDIHooks.needsProc($0) }
+    }
+
+    /// The hooks of `stage` that `include` takes, in the spec's order; `index` is a hook's place
+    /// among all the job's hooks. Stop hooks are not steps: the epilog runs them
+    /// (`PreparedRootState.stopHooks`).
+    static func deviceHookSteps(_ devices: CDIResolution, stage: CDIHook.Stage,
+                                including include: (CDIHook) -> Bool = { _ in true }) -> [PlannedStep] {
+        devices.edits.hooks.enumerated().filter { $0.element.stage == stage && include($0.element) }
+            .map { PlannedStep.deviceHook($1, index: $0) }
     }
 
     /// The CDI devices' nodes, once the container's /dev is the node's: those asked for bound where
@@ -283,8 +294,7 @@ public enum ContainerPlanner {
     static func deviceNodeSteps(_ devices: CDIResolution) -> [PlannedStep] {
         var steps = devices.edits.deviceNodes.map(PlannedStep.deviceNode)
         if !devices.hiddenNodes.isEmpty { steps.append(.hiddenDeviceNodes(devices.hiddenNodes)) }
-        steps += devices.edits.hooks.enumerated().filter { CDIHooks.needsProc($0.element) }.map { PlannedStep.deviceHook($1, index: $0) }
-        return steps
+        return steps + deviceHookSteps(devices, stage: .create, including: CDIHooks.needsProc)
     }
 
     /// The files of the container's `/etc`: the user's passwd and group entries (keeping the
