@@ -31,6 +31,11 @@ public struct ImageMetadata: Codable, Sendable, Equatable {
     public var source: String
     /// The RFC 3339 time of conversion.
     public var created: String
+    /// The key that signed the image, where the gateway's signature policy checked a signature:
+    /// `sha256:` and the hex digest of its DER public key (`SignerKey.fingerprint`).
+    public var signedBy: String?
+    /// The identity the signature names (its `docker-reference`).
+    public var signedIdentity: String?
 
     /// Creates a record; only the digest is required.
     public init(
@@ -57,7 +62,7 @@ public struct ImageMetadata: Codable, Sendable, Equatable {
 
     enum CodingKeys: String, CodingKey {
         case format, digest, manifestDigest, layers, env, entrypoint, cmd, workdir, user, labels
-        case userACL, groupACL, source, created
+        case userACL, groupACL, source, created, signedBy, signedIdentity
     }
 
     /// Decodes a record, defaulting every field but `format` and `digest`.
@@ -77,6 +82,8 @@ public struct ImageMetadata: Codable, Sendable, Equatable {
         groupACL = try container.decodeIfPresent([UInt32].self, forKey: .groupACL) ?? []
         source = try container.decodeIfPresent(String.self, forKey: .source) ?? ""
         created = try container.decodeIfPresent(String.self, forKey: .created) ?? ""
+        signedBy = try container.decodeIfPresent(String.self, forKey: .signedBy)
+        signedIdentity = try container.decodeIfPresent(String.self, forKey: .signedIdentity)
     }
 
     /// Whether the image has no user or group restriction.
@@ -97,7 +104,7 @@ public struct ImageMetadata: Codable, Sendable, Equatable {
             let record = try JSONRecord(JSONValue.parse(bytes))
             guard let format = try record.string("format") else { throw JSONError("missing key \"format\"") }
             guard let digest = try record.string("digest") else { throw JSONError("missing key \"digest\"") }
-            return ImageMetadata(
+            var metadata = ImageMetadata(
                 format: format, digest: digest, manifestDigest: try record.string("manifestDigest") ?? "",
                 layers: try record.strings("layers") ?? [], env: try record.strings("env") ?? [],
                 entrypoint: try record.strings("entrypoint"), cmd: try record.strings("cmd"),
@@ -105,6 +112,9 @@ public struct ImageMetadata: Codable, Sendable, Equatable {
                 labels: try record.stringMap("labels") ?? [:], userACL: try record.uint32s("userACL") ?? [],
                 groupACL: try record.uint32s("groupACL") ?? [], source: try record.string("source") ?? "",
                 created: try record.string("created") ?? "")
+            metadata.signedBy = try record.string("signedBy")
+            metadata.signedIdentity = try record.string("signedIdentity")
+            return metadata
         } catch {
             throw ImageMetadataError(reason: error.reason)
         }
@@ -123,6 +133,8 @@ public struct ImageMetadata: Codable, Sendable, Equatable {
         if let cmd { members["cmd"] = .strings(cmd) }
         if let workdir { members["workdir"] = .string(workdir) }
         if let user { members["user"] = .string(user) }
+        if let signedBy { members["signedBy"] = .string(signedBy) }
+        if let signedIdentity { members["signedIdentity"] = .string(signedIdentity) }
         return JSONValue.object(members).encoded(pretty: true)
     }
 }

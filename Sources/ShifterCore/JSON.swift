@@ -265,6 +265,8 @@ private struct JSONParser {
 public struct JSONRecord {
     let members: [String: JSONValue]
 
+    init(members: [String: JSONValue]) { self.members = members }
+
     /// `value` as a record: it must be an object.
     public init(_ value: JSONValue) throws(JSONError) {
         guard case .object(let members) = value else { throw JSONError("the top level should be an object") }
@@ -296,6 +298,13 @@ public struct JSONRecord {
             guard case .string(let text) = item else { return nil }
             return text
         }
+    }
+
+    /// The object `key` as a record.
+    public func record(_ key: String) throws(JSONError) -> JSONRecord? {
+        guard let value = member(key) else { return nil }
+        guard case .object(let members) = value else { throw JSONError("\"\(key)\" should be an object") }
+        return JSONRecord(members: members)
     }
 
     /// The array `key`, its items as they are.

@@ -108,6 +108,12 @@ public struct SiteConfig: Sendable, Equatable {
     /// directory's device wins, as CDI says); `--device` names their devices.
     public var cdiSpecDirs: [String] = defaultCDISpecDirs
     public static let defaultCDISpecDirs = ["/etc/cdi", "/var/run/cdi"]
+    /// `requireSignedImages`: an image runs only where its record names the key that signed it,
+    /// which the gateway writes when its signature policy checked a signature.
+    public var requireSignedImages = false
+    /// `acceptedSigners`: the key fingerprints (`sha256:HEX`, as `shifterimg images` shows them) an
+    /// image's signer must be one of; a list implies `requireSignedImages`.
+    public var acceptedSigners: [String] = []
     /// `cdiSlurmGpuKind`: the CDI kind (`nvidia.com/gpu`) whose devices a job gets for the GPUs
     /// Slurm gave it, by the indices or UUIDs in `SLURM_JOB_GPUS`, without asking; nil: none.
     public var cdiSlurmGpuKind: String?
@@ -382,6 +388,8 @@ struct SiteConfigParser {
         case "imageEntryLimit": config.imageEntryLimit = try values.integer(in: 1...1_000_000_000)
         case "cdiSpecDirs": config.cdiSpecDirs = try values.paths()
         case "cdiSlurmGpuKind": config.cdiSlurmGpuKind = try values.cdiKind()
+        case "requireSignedImages": config.requireSignedImages = try values.boolean()
+        case "acceptedSigners": config.acceptedSigners += try values.keyFingerprints()
         default:
             if SiteConfig.retiredKeys.contains(key) {
                 warnings.append(message(line, "key \(quoted(key)) is no longer used and is ignored"))
@@ -483,6 +491,17 @@ struct ValueReader {
     func paths() throws(SiteConfigError) -> [String] {
         try words.map { (word) throws(SiteConfigError) -> String in
             do throws(PathRuleViolation) { return try NormalisedPath.parse(word) } catch { throw failure(error.reason) }
+        }
+    }
+
+    /// Key fingerprints, `sha256:` and 64 hex digits, separated by whitespace.
+    func keyFingerprints() throws(SiteConfigError) -> [String] {
+        try words.map { (word) throws(SiteConfigError) -> String in
+            let hex = word.dropFirst("sha256:".count)
+            guard word.hasPrefix("sha256:"), hex.utf8.count == 64, hex.utf8.allSatisfy({ (0x30...0x39).contains($0) || (0x61...0x66).contains($0) }) else {
+                throw failure("\(quoted(String(word))) is not a key fingerprint (sha256: and 64 lower-case hex digits)")
+            }
+            return String(word)
         }
     }
 
@@ -629,5 +648,20 @@ extension SiteConfig {
     /// The port the sshd of a job listens on on node `node`.
     public func sshPort(onNode node: String?) -> Int {
         node.flatMap { name in sshNodePorts.last(where: { $0.node == name })?.port } ?? sshPort
+    }
+}
+
+extension SiteConfig {
+    /// Why this system does not run an image whose record names signer `signedBy` (nil: none),
+    /// or nil when it does (`requireSignedImages`, `acceptedSigners`).
+    public func signerProblem(_ signedBy: String?) -> String? {
+        guard requireSignedImages || !acceptedSigners.isEmpty else { return nil }
+        guard let signedBy else {
+            return "this system runs signed images only (requireSignedImages), and the image's record names no signer: it was pulled before the gateway checked signatures, or from a scope its policy accepts unsigned; pull it again (shifterimg pull) for the gateway to check its signature"
+        }
+        if !acceptedSigners.isEmpty && !acceptedSigners.contains(signedBy) {
+            return "it was signed by key \(signedBy), which is not one of this system's acceptedSigners"
+        }
+        return nil
     }
 }

@@ -105,6 +105,8 @@ public struct GatewayConfig: Sendable, Equatable {
     public var archiveLimits: ImageArchiveImporter.Limits
     /// Archive imports one user may run at once.
     public var archiveImportsPerUser: Int
+    /// Which images may be pulled or imported, by signature (`signaturePolicy`); nil: any.
+    public var signaturePolicy: SignaturePolicy?
 
     /// A configuration with defaults for everything but the systems.
     public init(
@@ -143,7 +145,16 @@ public struct GatewayConfig: Sendable, Equatable {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw GatewayConfigError("gateway configuration \(quoted(path)): cannot be read: \(String(cString: strerror(errno)))")
         }
-        return try parse(Array(data), source: path)
+        let config = try parse(Array(data), source: path)
+        // The policy's keys are read now, so a missing or wrong one stops the start, not a pull.
+        for file in config.signaturePolicy?.keyFiles ?? [] {
+            do throws(ImageImportError) {
+                _ = try SignerKey.load(file)
+            } catch {
+                throw GatewayConfigError("gateway configuration \(quoted(path)): signaturePolicy: \(error.message)")
+            }
+        }
+        return config
     }
 
     /// Parses configuration JSON; `source` names it in errors. `userID` resolves user names.
@@ -173,7 +184,7 @@ public struct GatewayConfig: Sendable, Equatable {
             "listen", "database", "workers", "systems", "registries", "defaultRegistry", "allowUnlistedRegistries", "platform",
             "expireAfterSeconds", "autoexpireIntervalSeconds", "jobTimeLimitSeconds", "minPullIntervalSeconds", "maxBodyBytes", "admins",
             "importUsers", "lookupHistory", "imageExpandedSizeLimit", "imageEntryLimit", "archiveImportSizeLimit", "archiveImportEntryLimit",
-            "archiveImportsPerUser",
+            "archiveImportsPerUser", "signaturePolicy",
         ])
         var config = GatewayConfig()
         if let listen = try top.string("listen") {
@@ -278,6 +289,21 @@ public struct GatewayConfig: Sendable, Equatable {
         if let count = try top.integer("archiveImportsPerUser") {
             guard (1...64).contains(count) else { throw top.failure("archiveImportsPerUser", "\(count) is not between 1 and 64") }
             config.archiveImportsPerUser = count
+        }
+        if let policy = try top.object("signaturePolicy") {
+            try policy.allowOnly(["default", "scopes", "archives"])
+            var parsed = SignaturePolicy(defaultRequirement: try policy.requirement("default") ?? .accept,
+                                         archives: try policy.requirement("archives") ?? .accept)
+            if case .signedBy = parsed.archives {
+                throw policy.failure("archives", "an archive carries no registry signature: \"accept\" or \"reject\"")
+            }
+            if let scopes = try policy.object("scopes") {
+                for scope in scopes.values.keys.sorted() {
+                    if let problem = SignaturePolicy.problem(withScope: scope) { throw scopes.failure(scope, "not a scope: \(problem)") }
+                    parsed.scopes[scope] = try scopes.requirement(scope)
+                }
+            }
+            config.signaturePolicy = parsed
         }
         config.adminUIDs = Set(try top.users("admins", userID: userID)).union([0])
         config.importUIDs = Set(try top.users("importUsers", userID: userID))
@@ -423,6 +449,32 @@ private struct ConfigObject {
         case nil, .null?: return nil
         case .bool(let flag)?: return flag
         default: throw failure(key, "should be true or false")
+        }
+    }
+
+    /// A signature requirement: `"accept"`, `"reject"`, or `{"signedBy": [KEY.pem, ...]}` (absolute paths).
+    func requirement(_ key: String) throws(GatewayConfigError) -> SignatureRequirement? {
+        switch values[key] {
+        case nil, .null?: return nil
+        case .string("accept")?: return .accept
+        case .string("reject")?: return .reject
+        case .object?:
+            guard let rule = try object(key) else { return nil }
+            try rule.allowOnly(["signedBy"])
+            guard case .list(let items)? = rule.values["signedBy"], !items.isEmpty else {
+                throw rule.failure("signedBy", "should be a list of one or more public key files")
+            }
+            var files: [String] = []
+            for item in items {
+                guard case .string(let file) = item, file.hasPrefix("/") else {
+                    let shown = if case .string(let text) = item { quoted(text) } else { item.text }
+                    throw rule.failure("signedBy", "\(shown) is not an absolute path to a PEM public key")
+                }
+                files.append(file)
+            }
+            return .signedBy(keyFiles: files)
+        default:
+            throw failure(key, "should be \"accept\", \"reject\" or {\"signedBy\": [public key files]}")
         }
     }
 

@@ -1,3 +1,4 @@
+import ShifterCore
 import Synchronization
 
 /// The gateway's Prometheus metrics, rendered in the text exposition format (version 0.0.4).
@@ -31,6 +32,7 @@ public final class GatewayMetrics: Sendable {
         var autoexpireRuns = 0
         var autoexpireFailedRuns = 0
         var autoexpiredImages = 0
+        var signatureRefusals: [SignatureRefusal.Kind: Int] = [:]
 
         init() { durationCounts = Array(repeating: 0, count: GatewayMetrics.durationBuckets.count) }
     }
@@ -60,6 +62,11 @@ public final class GatewayMetrics: Sendable {
     /// Counts a lookup.
     func countLookup(found: Bool) {
         state.withLock { found ? ($0.lookupsFound += 1) : ($0.lookupsMissing += 1) }
+    }
+
+    /// Counts an image the signature policy refused, by why.
+    func countSignatureRefusal(_ kind: SignatureRefusal.Kind) {
+        state.withLock { $0.signatureRefusals[kind, default: 0] += 1 }
     }
 
     /// Counts an answered HTTP request by status.
@@ -122,6 +129,11 @@ public final class GatewayMetrics: Sendable {
         lines.append("# HELP shifter_gateway_autoexpired_images_total Images the autoexpire timer expired.")
         lines.append("# TYPE shifter_gateway_autoexpired_images_total counter")
         lines.append("shifter_gateway_autoexpired_images_total \(snapshot.autoexpiredImages)")
+        lines.append("# HELP shifter_gateway_signature_refusals_total Images the signature policy refused, by reason.")
+        lines.append("# TYPE shifter_gateway_signature_refusals_total counter")
+        for kind in SignatureRefusal.Kind.allCases {
+            lines.append("shifter_gateway_signature_refusals_total{reason=\"\(kind.rawValue)\"} \(snapshot.signatureRefusals[kind] ?? 0)")
+        }
         return lines.joined(separator: "\n") + "\n"
     }
 

@@ -427,9 +427,11 @@ public final class GatewayService: Sendable {
         } catch {
             throw .internal("configuration: platform \(quoted(config.platform)): \(error.message)")
         }
+        let metrics = self.metrics
         return PullJob(
             reference: reference, imagePath: system.imagePath, userACL: userACL, groupACL: groupACL, credentials: effective,
-            transport: TransportOptions(caBundle: registry.caBundle), platform: platform, importLimits: config.importLimits)
+            transport: TransportOptions(caBundle: registry.caBundle), platform: platform, importLimits: config.importLimits,
+            signaturePolicy: config.signaturePolicy, onSignatureRefusal: { metrics.countSignatureRefusal($0) })
     }
 
     private func siteCredentials(_ registry: RegistryConfig) throws(GatewayError) -> RegistryCredentials {

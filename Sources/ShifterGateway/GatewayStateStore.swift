@@ -52,10 +52,13 @@ struct ImageRow: Sendable, Equatable {
 
     /// The REST form.
     var record: GatewayImageRecord {
-        GatewayImageRecord(
+        var record = GatewayImageRecord(
             id: digest, system: system, itype: itype, tag: tag, status: status, userACL: userACL, groupACL: groupACL,
             env: metadata?.env ?? [], entry: metadata?.entrypoint, cmd: metadata?.cmd, workdir: metadata?.workdir, user: metadata?.user,
             labels: metadata?.labels ?? [:], lastPull: lastPull, statusMessage: statusMessage)
+        record.signedBy = metadata?.signedBy
+        record.signedIdentity = metadata?.signedIdentity
+        return record
     }
 }
 

@@ -24,6 +24,10 @@ public struct PullJob: Sendable {
     public var platform: ImagePlatform
     /// How far the image's layers may expand (`imageExpandedSizeLimit`, `imageEntryLimit`).
     public var importLimits: ImportLimits = .standard
+    /// The site's signature policy, checked before any layer is fetched; nil: none.
+    public var signaturePolicy: SignaturePolicy?
+    /// Told why the policy refused an image (the gateway's metrics).
+    public var onSignatureRefusal: (@Sendable (SignatureRefusal.Kind) -> Void)?
 }
 
 /// What a pull produced.
@@ -52,7 +56,9 @@ public struct RegistryImagePuller: ImagePulling {
     /// record root's, and leaves its access list readable: job submission, which runs as the user,
     /// checks it there before the runtime (root) checks it again on the node.
     public func pull(_ job: PullJob, events: @escaping @Sendable (ImportEvent) -> Void) throws(ImageImportError) -> PulledImage {
-        let options = ImportOptions(platform: job.platform, transport: job.transport, userACL: job.userACL, groupACL: job.groupACL)
+        var options = ImportOptions(platform: job.platform, transport: job.transport, userACL: job.userACL, groupACL: job.groupACL)
+        options.signaturePolicy = job.signaturePolicy
+        options.onSignatureRefusal = job.onSignatureRefusal
         var store = ImageStore(directory: job.imagePath)
         store.importLimits = job.importLimits
         let importer = ImageImporter(store: store, options: options)

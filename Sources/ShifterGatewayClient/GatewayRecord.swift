@@ -63,6 +63,10 @@ public struct GatewayImageRecord: Codable, Sendable, Equatable {
     public var bytesReceived: Int64?
     /// Bytes of layers the running pull downloads in all, once resolved.
     public var bytesTotal: Int64?
+    /// The fingerprint of the key whose signature the site's policy checked, if it checked one.
+    public var signedBy: String?
+    /// The identity that signature names.
+    public var signedIdentity: String?
 
     /// Creates a record; only the identifying fields are required.
     public init(
@@ -95,6 +99,7 @@ public struct GatewayImageRecord: Codable, Sendable, Equatable {
         case env = "ENV", entry = "ENTRY", cmd = "CMD", workdir = "WORKDIR", user = "USER", labels = "LABELS"
         case lastPull = "last_pull", statusMessage = "status_message"
         case bytesReceived = "bytes_received", bytesTotal = "bytes_total"
+        case signedBy = "signed_by", signedIdentity = "signed_identity"
     }
 
     /// Decodes a record; lists, maps and the message default to empty when missing.
@@ -117,6 +122,8 @@ public struct GatewayImageRecord: Codable, Sendable, Equatable {
         statusMessage = try container.decodeIfPresent(String.self, forKey: .statusMessage) ?? ""
         bytesReceived = try container.decodeIfPresent(Int64.self, forKey: .bytesReceived)
         bytesTotal = try container.decodeIfPresent(Int64.self, forKey: .bytesTotal)
+        signedBy = try container.decodeIfPresent(String.self, forKey: .signedBy)
+        signedIdentity = try container.decodeIfPresent(String.self, forKey: .signedIdentity)
     }
 
     /// Encodes every key, writing `null` for missing values.
@@ -137,6 +144,8 @@ public struct GatewayImageRecord: Codable, Sendable, Equatable {
         try container.encode(labels, forKey: .labels)
         try container.encode(lastPull, forKey: .lastPull)
         try container.encode(statusMessage, forKey: .statusMessage)
+        try container.encode(signedBy, forKey: .signedBy)
+        try container.encode(signedIdentity, forKey: .signedIdentity)
         try container.encode(bytesReceived, forKey: .bytesReceived)
         try container.encode(bytesTotal, forKey: .bytesTotal)
     }

@@ -36,6 +36,8 @@ public struct ImageImportError: Error, CustomStringConvertible, Sendable, Equata
         public static let store = Code(name: "store")
         /// The tag's name belongs to another importer (`ImageStore.nameGuard` refused it).
         public static let nameTaken = Code(name: "name-taken")
+        /// The site's signature policy does not let the image in (`SignatureRefusal`).
+        public static let signatureRefused = Code(name: "signature-refused")
 
         /// The short name.
         public var description: String { name }

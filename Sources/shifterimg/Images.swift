@@ -27,19 +27,25 @@ extension Shifterimg {
                     if json { return try printJSON(images) }
                     for image in images {
                         let access = image.isPublic ? "public" : "private"
-                        print("\(image.source.isEmpty ? "-" : image.source)  \(image.digest)  \(image.created.isEmpty ? "-" : image.created)  \(access)")
+                        print("\(image.source.isEmpty ? "-" : image.source)  \(image.digest)  \(image.created.isEmpty ? "-" : image.created)  \(access)  \(signer(image.signedBy, image.signedIdentity))")
                     }
                 case .gateway(let settings):
                     let records = try settings.client.list()
                     if json { return try printJSON(records) }
                     for record in records {
                         let pulled = record.lastPull.map { ImageTimestamp.string(from: Date(timeIntervalSince1970: $0)) } ?? "-"
-                        print("\(displayName(record))  \(record.id ?? "-")  \(pulled)  \(record.isPrivate ? "private" : "public")")
+                        print("\(displayName(record))  \(record.id ?? "-")  \(pulled)  \(record.isPrivate ? "private" : "public")  \(signer(record.signedBy, record.signedIdentity))")
                     }
                 }
             } catch {
                 throw fail("images", error)
             }
+        }
+
+        /// `signed-by=KEY(IDENTITY)` where a signature was checked, else `unsigned`.
+        private func signer(_ key: String?, _ identity: String?) -> String {
+            guard let key else { return "unsigned" }
+            return "signed-by=\(key)" + (identity.map { "(\($0))" } ?? "")
         }
 
         private func printJSON(_ value: some Encodable) throws {

@@ -1,4 +1,5 @@
 import Foundation
+import ShifterCore
 import ShifterImage
 import Testing
 
@@ -7,6 +8,18 @@ import Testing
 @Suite struct GatewayConfigTests {
     static func parse(_ text: String) throws(GatewayConfigError) -> GatewayConfig {
         try GatewayConfig.parse(Array(text.utf8), source: "test.conf") { $0 == "alice" ? 1001 : nil }
+    }
+
+    @Test func readsTheSignaturePolicy() throws {
+        let config = try Self.parse(#"""
+            {"systems": {"c": {"imagePath": "/i"}}, "signaturePolicy": {"default": "reject", "archives": "reject",
+             "scopes": {"r.example/team": {"signedBy": ["/keys/a.pub", "/keys/b.pub"]}, "r.example/team/open": "accept"}}}
+            """#)
+        #expect(config.signaturePolicy == SignaturePolicy(
+            defaultRequirement: .reject,
+            scopes: ["r.example/team": .signedBy(keyFiles: ["/keys/a.pub", "/keys/b.pub"]), "r.example/team/open": .accept],
+            archives: .reject))
+        #expect(try Self.parse(#"{"systems": {"c": {"imagePath": "/i"}}}"#).signaturePolicy == nil)
     }
 
     @Test func readsEveryKey() throws {
@@ -105,6 +118,15 @@ import Testing
         ("{\"systems\": {\"c\": {\"imagePath\": \"/i\"}}, \"imageEntryLimit\": 0}", "key \"imageEntryLimit\": 0 is not between 1 and 1000000000"),
         ("{\"systems\": {\"c\": {\"imagePath\": \"/i\"}}, \"archiveImportEntryLimit\": 1.5}", "key \"archiveImportEntryLimit\": should be a whole number"),
         ("{\"systems\": {\"c\": {\"imagePath\": \"/i\"}}, \"archiveImportsPerUser\": 0}", "key \"archiveImportsPerUser\": 0 is not between 1 and 64"),
+        (#"{"systems": {"c": {"imagePath": "/i"}}, "signaturePolicy": {"default": "maybe"}}"#, #"key "signaturePolicy.default": should be "accept", "reject" or {"signedBy""#),
+        (#"{"systems": {"c": {"imagePath": "/i"}}, "signaturePolicy": {"default": {"signedBy": []}}}"#, #"key "signaturePolicy.default.signedBy": should be a list of one or more"#),
+        (#"{"systems": {"c": {"imagePath": "/i"}}, "signaturePolicy": {"default": {"signedBy": ["k.pub"]}}}"#, #""k.pub" is not an absolute path"#),
+        (#"{"systems": {"c": {"imagePath": "/i"}}, "signaturePolicy": {"default": {"signedBy": ["/k.pub"], "identity": "any"}}}"#, #"key "signaturePolicy.default.identity": unknown key"#),
+        (#"{"systems": {"c": {"imagePath": "/i"}}, "signaturePolicy": {"archives": {"signedBy": ["/k.pub"]}}}"#, "an archive carries no registry signature"),
+        (#"{"systems": {"c": {"imagePath": "/i"}}, "signaturePolicy": {"scopes": {"Registry.example/a": "reject"}}}"#, "not in lower case"),
+        (#"{"systems": {"c": {"imagePath": "/i"}}, "signaturePolicy": {"scopes": {"r.example/a:1.0": "reject"}}}"#, "names a tag or digest"),
+        (#"{"systems": {"c": {"imagePath": "/i"}}, "signaturePolicy": {"scopes": {"r.example//a": "reject"}}}"#, "empty path component"),
+        (#"{"systems": {"c": {"imagePath": "/i"}}, "signaturePolicy": {"scope": {}}}"#, #"key "signaturePolicy.scope": unknown key"#),
     ])
     func refusesBadFiles(text: String, reason: String) {
         do {

@@ -176,7 +176,7 @@ PROGRESS_LINE='^progress status=(PENDING|PULLING|CONVERSION|READY) received=([0-
     run simg "$BED_USER2" images
     echo "$output"
     [ "$status" -eq 0 ]
-    grep -qE "^docker:$REGISTRY_ANON/test/busybox:latest  sha256:[0-9a-f]{64}  [0-9T:-]+Z  public$" <<<"$output"
+    grep -qE "^docker:$REGISTRY_ANON/test/busybox:latest  sha256:[0-9a-f]{64}  [0-9T:-]+Z  public  unsigned$" <<<"$output"
     id=$(grep "test/busybox:latest" <<<"$output" | awk '{print $2}')
     run simg "$BED_USER2" lookup test/busybox
     [ "$status" -eq 0 ]
@@ -225,7 +225,7 @@ PROGRESS_LINE='^progress status=(PENDING|PULLING|CONVERSION|READY) received=([0-
     [ "$(stat -c %a "$WORK/images/${id#sha256:}.squashfs")" = 600 ]
     [ "$(jq -c .userACL "$WORK/images/${id#sha256:}.meta.json")" = "[$UID1]" ]
     run simg "$BED_USER" images
-    grep -q "^docker:$REGISTRY_ANON/test/layered:latest  $id  .*  private$" <<<"$output"
+    grep -q "^docker:$REGISTRY_ANON/test/layered:latest  $id  .*  private  unsigned$" <<<"$output"
     run simg "$BED_USER2" images
     [[ "$output" != *"$id"* ]]
     run --separate-stderr simg "$BED_USER2" lookup test/layered:latest

@@ -22,6 +22,10 @@ public struct ImportOptions: Sendable {
     public var userACL: [UInt32]
     /// Groups allowed to use the image.
     public var groupACL: [UInt32]
+    /// The site's signature policy, checked before any layer is fetched; nil: none.
+    public var signaturePolicy: SignaturePolicy?
+    /// Told the kind of each signature refusal (the gateway counts them).
+    public var onSignatureRefusal: (@Sendable (SignatureRefusal.Kind) -> Void)?
 
     /// Creates options; by default linux/amd64, zstd level 3, four parallel downloads, public.
     public init(
@@ -102,34 +106,43 @@ public struct ImageImporter: Sendable {
         guard let id = ImageID(resolved.manifestDigest) else {
             throw ImageImportError(.invalidManifest, "registry \(registry): manifest digest \(resolved.manifestDigest) is not sha256")
         }
+        var signer: ImageSigner?
+        if let policy = options.signaturePolicy {
+            let (scope, requirement) = policy.requirement(registry: registry, repository: reference.repository)
+            let report = options.onSignatureRefusal
+            signer = try SignatureVerifier(client: client).check(requirement, scope: scope, digest: resolved.referenceDigest) {
+                report?($0.kind)
+            }
+        }
         let layers = resolved.layers.map { LayerDescription(digest: $0.digest, size: $0.size) }
         events?(.resolved(imageID: id.digest, platform: resolved.platform.description, layers: layers))
         if store.contains(id) {
-            return try alreadyPresent(id, reference: reference, events: events)
+            return try alreadyPresent(id, reference: reference, signer: signer, events: events)
         }
         // Another import of this digest (another tag of it) may be converting it now: wait for it
         // rather than convert it twice.
         let converted = try store.withConversionLock(id) { () throws(ImageImportError) -> ImportResult? in
             if store.contains(id) { return nil }
-            return try convert(reference, client: client, resolved: resolved, id: id, events: events)
+            return try convert(reference, client: client, resolved: resolved, id: id, signer: signer, events: events)
         }
         if let converted { return converted }
-        return try alreadyPresent(id, reference: reference, events: events)
+        return try alreadyPresent(id, reference: reference, signer: signer, events: events)
     }
 
     /// The result for image `id`, found in the store: this request is let in
-    /// (`ImageStore.admit`), then the tag points at it.
+    /// (`ImageStore.admit`, which records `signer` where the record has none), then the tag
+    /// points at it.
     func alreadyPresent(
-        _ id: ImageID, reference: ImageReference, events: (@Sendable (ImportEvent) -> Void)?
+        _ id: ImageID, reference: ImageReference, signer: ImageSigner? = nil, events: (@Sendable (ImportEvent) -> Void)?
     ) throws(ImageImportError) -> ImportResult {
-        let metadata = try store.admit(id, as: reference, userACL: options.userACL, groupACL: options.groupACL)
+        let metadata = try store.admit(id, as: reference, userACL: options.userACL, groupACL: options.groupACL, signer: signer)
         try store.tag(reference, as: id)
         events?(.alreadyPresent(imageID: id.digest))
         return ImportResult(metadata: metadata, alreadyPresent: true, summary: nil)
     }
 
     private func convert(
-        _ reference: ImageReference, client: RegistryClient, resolved: ResolvedImage, id: ImageID,
+        _ reference: ImageReference, client: RegistryClient, resolved: ResolvedImage, id: ImageID, signer: ImageSigner?,
         events: (@Sendable (ImportEvent) -> Void)?
     ) throws(ImageImportError) -> ImportResult {
         let staging = try store.makeStagingDirectory()
@@ -152,7 +165,9 @@ public struct ImageImporter: Sendable {
             downloads.cancel()
             throw downloads.failure ?? error
         }
-        let metadata = makeMetadata(reference: reference, resolved: resolved, id: id)
+        var metadata = makeMetadata(reference: reference, resolved: resolved, id: id)
+        metadata.signedBy = signer?.keyFingerprint
+        metadata.signedIdentity = signer?.identity
         try store.commit(imageFile: imageFile, metadata: metadata, id: id, reference: reference, stagingDirectory: staging)
         let path = store.imagePath(for: id)
         events?(.stored(imageID: id.digest, path: path, bytes: FileOperations.size(path) ?? 0))

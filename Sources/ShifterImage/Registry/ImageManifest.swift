@@ -80,6 +80,10 @@ struct ContentDescriptor: Decodable, Equatable {
     var digest: String
     var size: Int64
     var platform: PlatformField?
+    /// What a signature manifest's layer carries its signature in.
+    var annotations: [String: String]?
+    /// An index entry's kind of artifact (a referrers list's signatures).
+    var artifactType: String?
 }
 
 /// An image index, a manifest list, or an image manifest, as decoded from JSON.

@@ -41,7 +41,7 @@ final class RegistryClient: Sendable {
     let registry: String
     let repository: String
     private let baseURL: String
-    private let options: TransportOptions
+    let options: TransportOptions
     private let credentials: RegistryCredentials?
     private let authorization = Mutex<String?>(nil)
 
@@ -131,7 +131,7 @@ final class RegistryClient: Sendable {
             configuration: configuration, layers: layers)
     }
 
-    private func fetchManifest(_ reference: String, transfer: CurlTransfer) throws(ImageImportError) -> ([UInt8], String?) {
+    func fetchManifest(_ reference: String, transfer: CurlTransfer) throws(ImageImportError) -> ([UInt8], String?) {
         let sink = MemoryBodySink(limit: Self.manifestSizeLimit, what: "\(name): manifest \(displayQuoted(reference)) of \(repository)")
         let response = try get(
             "/v2/\(repository)/manifests/\(reference)", accept: MediaType.manifestAccept, transfer: transfer,
@@ -146,7 +146,7 @@ final class RegistryClient: Sendable {
         return (sink.bytes, contentType)
     }
 
-    private func decodeManifest(_ bytes: [UInt8], what: String) throws(ImageImportError) -> ManifestDocument {
+    func decodeManifest(_ bytes: [UInt8], what: String) throws(ImageImportError) -> ManifestDocument {
         do {
             return try JSONDecoder().decode(ManifestDocument.self, from: Data(bytes))
         } catch {

@@ -163,10 +163,19 @@ public struct ImageStore: Sendable {
     /// The name it is asked for (`reference`) must pass `nameGuard` first: a request refused its
     /// name changes nothing. A private image made public takes that name as its `source`, so the
     /// now readable record never shows the name its first, private, importer gave it.
-    func admit(_ id: ImageID, as reference: ImageReference, userACL: [UInt32], groupACL: [UInt32]) throws(ImageImportError) -> ImageMetadata {
+    ///
+    /// A `signer` the gateway's policy found is recorded where the record has none (the image was
+    /// pulled before the policy asked for signatures), so the nodes' `requireSignedImages` lets it run.
+    func admit(_ id: ImageID, as reference: ImageReference, userACL: [UInt32], groupACL: [UInt32],
+               signer: ImageSigner? = nil) throws(ImageImportError) -> ImageMetadata {
         try withConversionLock(id) { () throws(ImageImportError) -> ImageMetadata in
             try nameGuard?(reference, id)
             var metadata = try metadata(for: id)
+            if let signer, metadata.signedBy == nil {
+                metadata.signedBy = signer.keyFingerprint
+                metadata.signedIdentity = signer.identity
+                try replaceRecord(metadata, of: id)
+            }
             guard !metadata.isPublic else { return metadata }
             let isPublic = userACL.isEmpty && groupACL.isEmpty
             let users = isPublic ? [] : Array(Set(metadata.userACL + userACL)).sorted()

@@ -51,6 +51,7 @@ public enum ImageResolver {
             throw RuntimeError("image \"\(shown)\": \(digest) is not a sha256 image id", kind: .invalidRequest)
         }
         let metadata: ImageMetadata
+        var isFullRecord = true
         do {
             metadata = try ImageMetadata.decode(try FileSystem.readFile(metadataFile, limit: 4 << 20))
         } catch let error as SystemError where error.errno == ENOENT {
@@ -61,11 +62,17 @@ public enum ImageResolver {
             // has the full record: where even root cannot read it (a root-squashed filesystem),
             // the error says so rather than run the image without its environment.
             metadata = try accessList(store.accessFile(digest: digest) ?? metadataFile, image: shown)
+            isFullRecord = false
         } catch {
             throw RuntimeError("image \"\(shown)\": couldn't read its metadata \(metadataFile): \(error)")
         }
         guard metadata.isAllowed(uid: uid, gids: groups) else {
             throw RuntimeError("image \"\(shown)\" is private and uid \(uid) is not on its access list", kind: .permission)
+        }
+        // The signer is in the full record, which root reads: the prolog and shifter check it
+        // where submission, as the user, saw a private image's access list alone.
+        if isFullRecord, let problem = config.signerProblem(metadata.signedBy) {
+            throw RuntimeError("image \"\(shown)\" (\(digest)): \(problem)", kind: .permission)
         }
         guard FileSystem.exists(imageFile) else {
             throw RuntimeError("image \"\(shown)\": its squashfs file \(imageFile) is missing from the store")
