@@ -132,6 +132,8 @@ public struct GatewayRequestHandler: Sendable {
             return try json(service.expire(system: system, type: type, tag: tag, caller: caller))
         case .autoexpire(let system):
             return try json(service.autoexpire(system: system, caller: caller))
+        case .reverify(let system):
+            return try json(service.reverify(system: system, caller: caller))
         case .lookupMetrics(let system):
             return try json(service.lookupMetrics(system: system, caller: caller))
         }

@@ -434,7 +434,7 @@ public final class GatewayService: Sendable {
             signaturePolicy: config.signaturePolicy, onSignatureRefusal: { metrics.countSignatureRefusal($0) })
     }
 
-    private func siteCredentials(_ registry: RegistryConfig) throws(GatewayError) -> RegistryCredentials {
+    func siteCredentials(_ registry: RegistryConfig) throws(GatewayError) -> RegistryCredentials {
         guard let username = registry.username, let file = registry.passwordFile,
             let data = FileManager.default.contents(atPath: file)
         else {
@@ -458,7 +458,7 @@ public final class GatewayService: Sendable {
     /// a system sharing the store still uses it. Returns nil, and changes nothing, when the record
     /// was pulled or looked up since `row` was read: autoexpire runs beside requests, and a request
     /// that wants the image wins.
-    private func expireRow(_ row: ImageRow, reason: String) throws(GatewayError) -> GatewayImageRecord? {
+    func expireRow(_ row: ImageRow, reason: String) throws(GatewayError) -> GatewayImageRecord? {
         let marked = try state.update(system: row.system, itype: row.itype, tag: row.tag, scope: row.scope) {
             (current: ImageRow?) throws(GatewayError) -> (ImageRow?, ImageRow?) in
             guard var expired = current, expired.status == row.status, expired.digest == row.digest, expired.lastPull == row.lastPull,

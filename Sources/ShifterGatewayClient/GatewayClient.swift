@@ -174,6 +174,11 @@ public struct GatewayClient: Sendable {
         try decode(GatewayExpiryResult.self, send(.autoexpire(system: system)))
     }
 
+    /// Checks every image against the signature policy now, expiring those it refuses (administrators).
+    public func reverify() throws(GatewayClientError) -> GatewayExpiryResult {
+        try decode(GatewayExpiryResult.self, send(.reverify(system: system)))
+    }
+
     /// Recent lookups (administrators).
     public func lookupMetrics() throws(GatewayClientError) -> [GatewayLookupEvent] {
         try decode([GatewayLookupEvent].self, send(.lookupMetrics(system: system)))

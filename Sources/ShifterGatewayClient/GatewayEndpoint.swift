@@ -16,6 +16,9 @@ public enum GatewayEndpoint: Sendable, Equatable {
     case expire(system: String, type: String, tag: String)
     /// `GET /api/autoexpire/SYSTEM/`: expire images unused for the configured time.
     case autoexpire(system: String)
+    /// `GET /api/reverify/SYSTEM/`: check the store's images against the signature policy now,
+    /// expiring those it refuses.
+    case reverify(system: String)
     /// `GET /api/metrics/SYSTEM/`: recent lookups.
     case lookupMetrics(system: String)
     /// `GET /api/queue/SYSTEM/`: pulls in progress.
@@ -32,7 +35,8 @@ public enum GatewayEndpoint: Sendable, Equatable {
     /// The system the endpoint acts on.
     public var system: String {
         switch self {
-        case .list(let system), .autoexpire(let system), .lookupMetrics(let system), .queue(let system): return system
+        case .list(let system), .autoexpire(let system), .reverify(let system), .lookupMetrics(let system), .queue(let system):
+            return system
         case .lookup(let system, _, _), .pull(let system, _, _), .importImage(let system, _, _), .expire(let system, _, _): return system
         }
     }
@@ -63,6 +67,7 @@ public enum GatewayEndpoint: Sendable, Equatable {
         switch self {
         case .list(let system): return systemPath("list", system)
         case .autoexpire(let system): return systemPath("autoexpire", system)
+        case .reverify(let system): return systemPath("reverify", system)
         case .lookupMetrics(let system): return systemPath("metrics", system)
         case .queue(let system): return systemPath("queue", system)
         case .lookup(let system, let type, let tag): return imagePath("lookup", system, type, tag)
@@ -99,7 +104,7 @@ public enum GatewayEndpoint: Sendable, Equatable {
             decoded.append(text)
         }
         let action = parts[1]
-        let systemActions = ["list", "autoexpire", "metrics", "queue"]
+        let systemActions = ["list", "autoexpire", "reverify", "metrics", "queue"]
         let imageActions = ["lookup", "pull", "doimport", "expire"]
         if systemActions.contains(action) {
             guard decoded.count == 1, !decoded[0].isEmpty else {
@@ -110,6 +115,7 @@ public enum GatewayEndpoint: Sendable, Equatable {
             switch action {
             case "list": return .success(.list(system: system))
             case "autoexpire": return .success(.autoexpire(system: system))
+            case "reverify": return .success(.reverify(system: system))
             case "metrics": return .success(.lookupMetrics(system: system))
             default: return .success(.queue(system: system))
             }

@@ -59,6 +59,29 @@ extension Shifterimg {
     }
 }
 
+extension Shifterimg {
+    struct Reverify: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Check the gateway's images against its signature policy now, expiring those it refuses (administrators).")
+
+        @OptionGroup var global: GlobalOptions
+
+        func run() throws {
+            let mode = try global.loadMode(command: "reverify")
+            do {
+                switch mode {
+                case .local:
+                    throw ImageImportError(.store, "needs an image gateway: the signature policy is the gateway's")
+                case .gateway(let settings):
+                    printExpiry(try settings.client.reverify())
+                }
+            } catch {
+                throw fail("reverify", error)
+            }
+        }
+    }
+}
+
 /// Prints an expiry result: `expired TYPE:TAG ID` per image removed, `kept TAG: REASON` per image
 /// that was due but kept.
 func printExpiry(_ result: GatewayExpiryResult) {

@@ -12,7 +12,7 @@ struct Shifterimg: ParsableCommand {
             imageGateway, tried in turn, for the cluster named by system.
             """,
         version: ImageStoreVersion.string,
-        subcommands: [Pull.self, Images.self, Lookup.self, Login.self, Expire.self, Autoexpire.self, Remove.self, Import.self]
+        subcommands: [Pull.self, Images.self, Lookup.self, Login.self, Expire.self, Autoexpire.self, Reverify.self, Remove.self, Import.self]
     )
 
     /// Lets `--config` and `-v` come before the subcommand, as in `shifterimg -v pull REF`.

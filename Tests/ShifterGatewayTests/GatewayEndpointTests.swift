@@ -9,6 +9,7 @@ import Testing
         ("GET", "/api/queue/cluster/", GatewayEndpoint.queue(system: "cluster")),
         ("GET", "/api/metrics/cluster/", GatewayEndpoint.lookupMetrics(system: "cluster")),
         ("GET", "/api/autoexpire/cluster/", GatewayEndpoint.autoexpire(system: "cluster")),
+        ("GET", "/api/reverify/cluster/", GatewayEndpoint.reverify(system: "cluster")),
         ("GET", "/api/lookup/cluster/docker/ubuntu:22.04/", GatewayEndpoint.lookup(system: "cluster", type: "docker", tag: "ubuntu:22.04")),
         ("GET", "/api/lookup/c/docker/reg:5000/team/tool:1.2/", GatewayEndpoint.lookup(system: "c", type: "docker", tag: "reg:5000/team/tool:1.2")),
         ("GET", "/api/lookup/c/docker/team%2Ftool%3A1/", GatewayEndpoint.lookup(system: "c", type: "docker", tag: "team/tool:1")),

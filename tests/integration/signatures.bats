@@ -190,6 +190,29 @@ refused() {
     grep -q "refused by the site's signature policy (scope $REGISTRY_ANON/sig): the registry holds no signature" "$WORK/gateway.log"
 }
 
+@test "reverify: a policy that no longer accepts a key expires its images; the others keep their signer" {
+    stop_gateway
+    cp "$WORK/imagegw.conf" "$WORK/imagegw.conf.first"
+    sed -i "s|\"signedBy\": \[\"$WORK/keys/build.pub\", \"$WORK/keys/group.pub\"\]|\"signedBy\": [\"$WORK/keys/build.pub\"]|" "$WORK/imagegw.conf"
+    ! grep -q group.pub "$WORK/imagegw.conf" || false
+    start_gateway "$PORT"
+    run simg "$BED_USER" reverify
+    echo "$output"
+    [ "$status" -ne 0 ]
+    [[ "$output" == *"administrators only"* ]]
+    run simg root reverify
+    echo "$output"
+    [ "$status" -eq 0 ]
+    grep -q "^expired docker:$REGISTRY_ANON/sig/good-ed:latest sha256:" <<<"$output"
+    grep -qx "kept $REGISTRY_ANON/sig/good:latest: signed by sha256:$(fingerprint build)" <<<"$output"
+    run simg "$BED_USER" lookup sig/good-ed:latest
+    [ "$status" -ne 0 ]
+    grep -q "image refused by the signature policy" "$WORK/gateway.log"
+    stop_gateway
+    mv "$WORK/imagegw.conf.first" "$WORK/imagegw.conf"
+    start_gateway "$PORT"
+}
+
 @test "requireSignedImages: an image pulled without a signature check is refused at submission and by the prolog; a signed one runs" {
     cp /etc/shifter/udiRoot.conf "$WORK/site.conf"
     # A job queued before the policy changed.

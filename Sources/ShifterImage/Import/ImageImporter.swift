@@ -106,13 +106,8 @@ public struct ImageImporter: Sendable {
         guard let id = ImageID(resolved.manifestDigest) else {
             throw ImageImportError(.invalidManifest, "registry \(registry): manifest digest \(resolved.manifestDigest) is not sha256")
         }
-        var signer: ImageSigner?
-        if let policy = options.signaturePolicy {
-            let (scope, requirement) = policy.requirement(registry: registry, repository: reference.repository)
-            let report = options.onSignatureRefusal
-            signer = try SignatureVerifier(client: client).check(requirement, scope: scope, digest: resolved.referenceDigest) {
-                report?($0.kind)
-            }
+        let signer = try options.signaturePolicy.flatMap { (policy) throws(ImageImportError) -> ImageSigner? in
+            try SignatureVerifier(client: client).check(policy, digest: resolved.referenceDigest, onRefusal: options.onSignatureRefusal)
         }
         let layers = resolved.layers.map { LayerDescription(digest: $0.digest, size: $0.size) }
         events?(.resolved(imageID: id.digest, platform: resolved.platform.description, layers: layers))

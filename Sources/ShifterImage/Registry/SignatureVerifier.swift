@@ -14,6 +14,22 @@ public struct ImageSigner: Sendable, Equatable {
     public var identity: String
 }
 
+/// An image checked against the signature policy apart from a pull: the gateway's `reverify`.
+public enum ImageSignatureCheck {
+    /// The signer of image `digest` (what `reference`, a `docker:` reference, resolved to) that
+    /// `policy` asks for, or nil where it accepts the image unsigned; a refusal is an
+    /// `ImageImportError` with code `signatureRefused`.
+    public static func check(_ reference: ImageReference, digest: String, policy: SignaturePolicy,
+                             credentials: RegistryCredentials?, transport: TransportOptions,
+                             onRefusal: (@Sendable (SignatureRefusal.Kind) -> Void)? = nil) throws(ImageImportError) -> ImageSigner? {
+        guard reference.type == .docker, let registry = reference.registry else {
+            throw ImageImportError(.notFound, "image \(reference): only docker images have registry signatures")
+        }
+        let client = RegistryClient(registry: registry, repository: reference.repository, credentials: credentials, options: transport)
+        return try SignatureVerifier(client: client).check(policy, digest: digest, onRefusal: onRefusal)
+    }
+}
+
 /// Checks an image against the gateway's signature policy before any layer is fetched: the
 /// cosign signatures a registry holds for the digest the reference resolved to (for a
 /// multi-platform image, the index's), as cosign 1 and 2 store them (the manifest tagged
@@ -30,6 +46,13 @@ struct SignatureVerifier {
     static let payloadSizeLimit: Int64 = 64 * 1024
     /// Signature manifests looked at for one image, at most.
     static let manifestLimit = 16
+
+    /// The image's signer where the scope of `policy` that holds the client's repository asks for
+    /// one; nil where it accepts the image unsigned.
+    func check(_ policy: SignaturePolicy, digest: String, onRefusal: (@Sendable (SignatureRefusal.Kind) -> Void)?) throws(ImageImportError) -> ImageSigner? {
+        let (scope, requirement) = policy.requirement(registry: client.registry, repository: client.repository)
+        return try check(requirement, scope: scope, digest: digest) { onRefusal?($0.kind) }
+    }
 
     /// The image's signer where `requirement` asks for one; nil where it accepts any image. A
     /// refusal is an `ImageImportError` whose message says which scope refused and why.

@@ -20,7 +20,9 @@ public struct SignerKey: Sendable, Equatable {
 
     /// Reads the key in `path`; the error names the file and the reason.
     public static func load(_ path: String) throws(ImageImportError) -> SignerKey {
-        let failure = { (reason: String) in ImageImportError(.signatureRefused, "signature key \(path): \(reason)") }
+        // The site's file, not the image, is at fault: never a refusal of the image (which would
+        // have reverify expire every image for a key file that went missing).
+        let failure = { (reason: String) in ImageImportError(.io, "signature key \(path): \(reason)") }
         guard let file = fopen(path, "re") else { throw failure("cannot be read: \(String(cString: strerror(errno)))") }
         var pem = [UInt8](repeating: 0, count: fileSizeLimit + 1)
         let count = fread(&pem, 1, pem.count, file)

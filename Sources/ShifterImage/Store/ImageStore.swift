@@ -189,6 +189,19 @@ public struct ImageStore: Sendable {
         }
     }
 
+    /// Records `signer` in the record of `id`, already in the store, where it names none or
+    /// another; returns the record.
+    public func recordSigner(_ signer: ImageSigner, of id: ImageID) throws(ImageImportError) -> ImageMetadata {
+        try withConversionLock(id) { () throws(ImageImportError) -> ImageMetadata in
+            var metadata = try metadata(for: id)
+            guard metadata.signedBy != signer.keyFingerprint || metadata.signedIdentity != signer.identity else { return metadata }
+            metadata.signedBy = signer.keyFingerprint
+            metadata.signedIdentity = signer.identity
+            try replaceRecord(metadata, of: id)
+            return metadata
+        }
+    }
+
     /// Replaces the record of `id`, already in the store, with `metadata`, and sets the modes that
     /// go with its access list: a private image's file and full record are root's alone and its
     /// access list is readable; a public one's are readable and it has no access list. Each file
