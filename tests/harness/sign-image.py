@@ -21,6 +21,12 @@ ECDSA P-256 signs SHA-256 of the payload (ASN.1 DER signature); Ed25519 signs th
   sign-image.py sign --registry HOST:PORT --repository NAME --tag TAG --key PREFIX.key
                 [--ca CAFILE] [--user U --password P] [one fault option]
   sign-image.py verify --registry HOST:PORT --repository NAME --tag TAG --pub PREFIX.pub [--ca ...]
+  sign-image.py index --registry HOST:PORT --repository NAME --tag TAG --of TAG2 [--ca ...]
+
+`sign --referrer` stores the signature as an OCI 1.1 referrer of the image (an artifact manifest
+with artifactType application/vnd.dev.cosign.artifact.sig.v1+json and a subject, listed in the
+index at tag sha256-<hex>, the referrers tag schema) instead of the .sig tag. `index` makes a
+multi-platform index of one manifest, for the tests of a signed index.
 
 Fault options (each makes a signature a verifier must reject): --identity REF,
 --digest sha256:X, --corrupt-signature, --layer-size N, --missing-blob (the payload blob is
@@ -46,6 +52,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 PAYLOAD_TYPE = "application/vnd.dev.cosign.simplesigning.v1+json"
 CONFIG_TYPE = "application/vnd.oci.image.config.v1+json"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+REFERRER_TYPE = "application/vnd.dev.cosign.artifact.sig.v1+json"
 MANIFEST_TYPES = [
     "application/vnd.oci.image.index.v1+json",
     OCI_MANIFEST,
@@ -150,9 +158,9 @@ class Registry:
                                        headers={"Content-Type": "application/octet-stream"})
         self.check(status, body, "finish blob upload", ok=(201,))
 
-    def push_manifest(self, tag, data):
+    def push_manifest(self, tag, data, media_type=OCI_MANIFEST):
         status, _, body = self.request("PUT", f"manifests/{tag}", body=data,
-                                       headers={"Content-Type": OCI_MANIFEST})
+                                       headers={"Content-Type": media_type})
         self.check(status, body, f"push manifest {tag}", ok=(201,))
 
     def blob(self, digest, size):
@@ -190,7 +198,7 @@ def sign(args):
             raise Failure(f"{args.key}: not an unencrypted PEM private key")
     registry = Registry(args.registry, args.repository, args.ca, args.user, args.password,
                         actions="pull,push,delete" if args.missing_blob else "pull,push")
-    digest, _ = registry.manifest(args.tag)
+    digest, raw = registry.manifest(args.tag)
     signed_digest = args.digest or digest
     payload = payload_for(args.identity or f"{args.registry}/{args.repository}", signed_digest)
     if isinstance(key, ec.EllipticCurvePrivateKey):
@@ -210,17 +218,42 @@ def sign(args):
              "annotations": {SIG_ANNOTATION: base64.b64encode(signature).decode()}}
     registry.push_blob(payload)
     registry.push_blob(config)
-    manifest = compact({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
-                        "config": {"mediaType": CONFIG_TYPE, "size": len(config), "digest": sha256(config)},
-                        "layers": [layer]})
-    tag = sig_tag(args.tag_for or digest)
-    registry.push_manifest(tag, manifest)
+    if args.referrer:
+        # OCI 1.1: an artifact whose subject is the image, found through the referrers API or,
+        # where the registry has none, the index at the tag sha256-HEX (the referrers tag schema).
+        subject = {"mediaType": json.loads(raw).get("mediaType", OCI_MANIFEST), "digest": digest, "size": len(raw)}
+        manifest = compact({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "artifactType": REFERRER_TYPE,
+                            "config": {"mediaType": CONFIG_TYPE, "size": len(config), "digest": sha256(config)},
+                            "layers": [layer], "subject": subject})
+        registry.push_manifest(sha256(manifest), manifest)
+        tag = digest.replace(":", "-")
+        index = compact({"schemaVersion": 2, "mediaType": OCI_INDEX,
+                         "manifests": [{"mediaType": OCI_MANIFEST, "digest": sha256(manifest), "size": len(manifest),
+                                        "artifactType": REFERRER_TYPE}]})
+        registry.push_manifest(tag, index, OCI_INDEX)
+    else:
+        manifest = compact({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
+                            "config": {"mediaType": CONFIG_TYPE, "size": len(config), "digest": sha256(config)},
+                            "layers": [layer]})
+        tag = sig_tag(args.tag_for or digest)
+        registry.push_manifest(tag, manifest)
     if args.missing_blob:  # registries refuse a manifest naming an unknown blob: delete it after
         status, _, body = registry.request("DELETE", f"blobs/{sha256(payload)}")
         registry.check(status, body, "delete payload blob (needs storage delete enabled)", ok=(202,))
     print(signed_digest)
     print(f"signed {args.registry}/{args.repository}@{signed_digest} as :{tag} ({sha256(manifest)})",
           file=sys.stderr)
+
+
+def make_index(args):
+    """An OCI index at TAG listing the manifest at --of for linux/amd64 and linux/arm64."""
+    registry = Registry(args.registry, args.repository, args.ca, args.user, args.password, actions="pull,push")
+    digest, raw = registry.manifest(getattr(args, "of"))
+    entries = [{"mediaType": json.loads(raw).get("mediaType", OCI_MANIFEST), "digest": digest, "size": len(raw),
+                "platform": {"architecture": arch, "os": "linux"}} for arch in ("amd64", "arm64")]
+    index = compact({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": entries})
+    registry.push_manifest(args.tag, index, OCI_INDEX)
+    print(sha256(index))
 
 
 def verify(args):
@@ -282,7 +315,7 @@ def main():
     gen = commands.add_parser("keygen", help="write PREFIX.key (PKCS8 PEM) and PREFIX.pub (SPKI PEM)")
     gen.add_argument("--type", choices=["ecdsa", "ed25519"], default="ecdsa")
     gen.add_argument("--out", required=True, metavar="PREFIX")
-    for name in ("sign", "verify"):
+    for name in ("sign", "verify", "index"):
         sub = commands.add_parser(name)
         sub.add_argument("--registry", required=True, metavar="HOST:PORT")
         sub.add_argument("--repository", required=True, metavar="NAME")
@@ -293,6 +326,9 @@ def main():
         if name == "verify":
             sub.add_argument("--pub", required=True, metavar="PREFIX.pub")
             continue
+        if name == "index":
+            sub.add_argument("--of", required=True, metavar="TAG", help="the platform manifest's tag")
+            continue
         sub.add_argument("--key", required=True, metavar="PREFIX.key")
         faults = sub.add_mutually_exclusive_group()
         faults.add_argument("--identity", metavar="REF", help="docker-reference to write instead")
@@ -301,12 +337,14 @@ def main():
         faults.add_argument("--layer-size", type=int, metavar="N", help="declare the payload as N bytes")
         faults.add_argument("--missing-blob", action="store_true", help="delete the payload blob after pushing")
         faults.add_argument("--tag-for", metavar="sha256:X", help="tag the signature for digest X")
+        sub.add_argument("--referrer", action="store_true",
+                         help="store it as an OCI 1.1 referrer (subject and sha256-HEX index) instead of the .sig tag")
     args = parser.parse_args()
     for value in (getattr(args, "digest", None), getattr(args, "tag_for", None)):
         if value is not None and not re.fullmatch(r"sha256:[0-9a-f]{64}", value):
             parser.error(f"not a sha256 digest: {value}")
     try:
-        {"keygen": keygen, "sign": sign, "verify": verify}[args.command](args)
+        {"keygen": keygen, "sign": sign, "verify": verify, "index": make_index}[args.command](args)
     except (Failure, OSError, ValueError) as error:
         print(f"sign-image: {error}", file=sys.stderr)
         sys.exit(1)

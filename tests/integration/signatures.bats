@@ -18,8 +18,8 @@ sign() { # REPOSITORY KEY [FAULT...]: signs REPOSITORY:latest; prints the digest
         --ca "$CA_BUNDLE" "${@:3}"
 }
 
-push() { # REPOSITORY: the test's own image (not in the bed's store) at REPOSITORY:latest
-    skopeo copy --quiet "oci:$WORK/oci:signed" "docker://$REGISTRY_ANON/$1:latest"
+push() { # REPOSITORY [TAG]: the test's own image (not in the bed's store) at REPOSITORY:TAG (latest)
+    skopeo copy --quiet "oci:$WORK/oci:signed" "docker://$REGISTRY_ANON/$1:${2:-latest}"
 }
 
 fingerprint() { openssl pkey -pubin -in "$WORK/keys/$1.pub" -outform DER | sha256sum | cut -c1-64; }
@@ -46,9 +46,15 @@ setup_file() {
     echo "signed by the test's build key" > "$WORK/bundle/rootfs/signed-marker"
     umoci repack --image "$WORK/oci:signed" "$WORK/bundle" >/dev/null
     rm -rf "$WORK/bundle"
-    for repository in good good-ed unsigned otherkey retagged identity corrupt huge missing rejected/x; do
+    for repository in good good-ed unsigned otherkey retagged identity corrupt huge missing rejected/x referrer; do
         push "sig/$repository"
     done
+    # A multi-platform index of the image, signed as a whole.
+    push sig/multi platform
+    MULTI_INDEX=$(/usr/bin/python3 "$SIGN" index --registry "$REGISTRY_ANON" --repository sig/multi --tag latest --of platform --ca "$CA_BUNDLE")
+    export MULTI_INDEX
+    sign sig/multi build >/dev/null
+    sign sig/referrer build --referrer >/dev/null
     GOOD_DIGEST=$(sign sig/good build)
     export GOOD_DIGEST
     sign sig/good-ed group >/dev/null
@@ -135,6 +141,30 @@ refused() {
     run simg "$BED_USER" pull sig/good-ed:latest
     echo "$output"
     [ "$status" -eq 0 ]
+}
+
+@test "a signature stored as an OCI 1.1 referrer (the referrers tag, where the registry has no referrers API) is found" {
+    run simg "$BED_USER" pull sig/referrer:latest
+    echo "$output"
+    [ "$status" -eq 0 ]
+    # This registry has no referrers API, so the tag was what the gateway found.
+    code=$(curl -s -o /dev/null -w '%{http_code}' --cacert "$CA_BUNDLE" "https://$REGISTRY_ANON/v2/sig/referrer/referrers/$GOOD_DIGEST")
+    [ "$code" != 200 ]
+}
+
+@test "a signed multi-platform index: its platform's image is pulled; the platform manifest alone, unsigned, is refused" {
+    run simg "$BED_USER" pull sig/multi:latest
+    echo "$output"
+    [ "$status" -eq 0 ]
+    id=$(simg "$BED_USER" lookup sig/multi:latest)
+    # The image is the platform's manifest, listed in the index the signature names (the index's
+    # digest, not the platform's: a pull of the platform's alone finds no signature, below).
+    [ "$id" = "$GOOD_DIGEST" ]
+    [ "$MULTI_INDEX" != "$GOOD_DIGEST" ]
+    run --separate-stderr simg "$BED_USER" pull "sig/multi@$GOOD_DIGEST"
+    echo "$stderr"
+    [ "$status" -ne 0 ]
+    [[ "$stderr" == *"sig/multi@$GOOD_DIGEST: refused by the site's signature policy (scope $REGISTRY_ANON/sig): the registry holds no signature for it"* ]]
 }
 
 @test "an unsigned image in a signed scope is refused, saying so, before any layer is fetched" {
