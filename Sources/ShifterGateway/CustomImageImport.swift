@@ -37,7 +37,7 @@ extension GatewayService {
             throw .badRequest("import \(type):\(tag): imported images are of type custom")
         }
         // An archive or squashfs file carries no registry signature: the policy's rule for them.
-        if let policy = config.signaturePolicy, policy.archives != .accept {
+        if let policy = signaturePolicy, policy.archives != .accept {
             metrics.countSignatureRefusal(.rejected)
             throw .forbidden("import \(type):\(tag): refused by the site's signature policy (archives): an imported file carries no registry signature, and the policy rejects imports; push the image to a registry the policy accepts and pull it")
         }

@@ -3,6 +3,7 @@ import Hummingbird
 import Logging
 import ShifterImage
 import ServiceLifecycle
+import UnixSignals
 
 #if canImport(Glibc)
 import Glibc
@@ -15,12 +16,13 @@ public enum GatewayServer {
     /// SIGTERM. Returns when the server has stopped.
     public static func run(configPath: String, logger: Logger) async throws {
         let config = try GatewayConfig.load(path: configPath)
-        try await run(config: config, authenticator: MungeAuthenticator(), logger: logger)
+        try await run(config: config, authenticator: MungeAuthenticator(), logger: logger, configPath: configPath)
     }
 
     /// Serves `config` with `authenticator` until SIGTERM, or until the task is cancelled.
     static func run(
-        config: GatewayConfig, authenticator: any RequestAuthenticator, puller: any ImagePulling = RegistryImagePuller(), logger: Logger
+        config: GatewayConfig, authenticator: any RequestAuthenticator, puller: any ImagePulling = RegistryImagePuller(), logger: Logger,
+        configPath: String? = nil
     ) async throws {
         for system in config.systems.values.sorted(by: { $0.name < $1.name }) {
             var status = stat()
@@ -70,6 +72,7 @@ public enum GatewayServer {
                 status: HTTPResponse.Status(code: answer.status), headers: [.contentType: answer.contentType], body: ResponseBody(byteBuffer: ByteBuffer(bytes: answer.body)))
         }
         var services: [any Service] = [PullShutdown(service: service)]
+        if let configPath { services.append(PolicyReload(service: service, configPath: configPath, logger: logger)) }
         if config.autoexpireInterval > 0 {
             let timer = AutoexpireTimer(service: service, interval: .seconds(config.autoexpireInterval), logger: logger)
             services.append(timer)
@@ -91,6 +94,29 @@ public enum GatewayServer {
             configuration: ServiceGroupConfiguration(services: [application], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
         logger.notice("stopped")
+    }
+}
+
+/// Reads the signature policy again from the configuration file on SIGHUP (`systemctl reload`),
+/// for the pulls that start from then on; a file that no longer parses, or names a key that
+/// cannot be read, is logged and the policy in force stays. The rest of the configuration
+/// takes a restart.
+struct PolicyReload: Service {
+    let service: GatewayService
+    let configPath: String
+    let logger: Logger
+
+    func run() async throws {
+        let signals = await UnixSignalsSequence(trapping: .sighup)
+        for await _ in signals.cancelOnGracefulShutdown() {
+            do {
+                let config = try GatewayConfig.load(path: configPath)
+                service.replaceSignaturePolicy(config.signaturePolicy)
+                logger.notice("signature policy reloaded", metadata: ["scopes": "\(config.signaturePolicy?.scopes.count ?? 0)"])
+            } catch {
+                logger.error("signature policy not reloaded; the one in force stays", metadata: ["error": "\(error)"])
+            }
+        }
     }
 }
 

@@ -26,6 +26,16 @@ public final class GatewayService: Sendable {
     let archiveImports = Mutex(0)
     /// Archive imports running now, by the caller's uid; at most `config.archiveImportsPerUser` each.
     let archiveImportsByUser = ArchiveImportsByUser()
+    /// The signature policy in force: the configuration's, until a reload replaces it.
+    private let policy: Mutex<SignaturePolicy?>
+
+    /// The signature policy in force (`signaturePolicy`, reloaded on SIGHUP).
+    public var signaturePolicy: SignaturePolicy? { policy.withLock { $0 } }
+
+    /// Puts `policy` in force for the pulls, imports and reverify runs that start from now.
+    public func replaceSignaturePolicy(_ policy: SignaturePolicy?) {
+        self.policy.withLock { $0 = policy }
+    }
 
     /// A service over the database at `config.database`.
     public convenience init(config: GatewayConfig, puller: any ImagePulling = RegistryImagePuller(), logger: Logger) throws(GatewayError) {
@@ -37,6 +47,7 @@ public final class GatewayService: Sendable {
         clock: @escaping @Sendable () -> Double = { Date().timeIntervalSince1970 }
     ) throws(GatewayError) {
         self.config = config
+        self.policy = Mutex(config.signaturePolicy)
         self.metrics = GatewayMetrics()
         self.state = try GatewayStateStore(database: database)
         self.logger = logger
@@ -431,7 +442,7 @@ public final class GatewayService: Sendable {
         return PullJob(
             reference: reference, imagePath: system.imagePath, userACL: userACL, groupACL: groupACL, credentials: effective,
             transport: TransportOptions(caBundle: registry.caBundle), platform: platform, importLimits: config.importLimits,
-            signaturePolicy: config.signaturePolicy, onSignatureRefusal: { metrics.countSignatureRefusal($0) })
+            signaturePolicy: signaturePolicy, onSignatureRefusal: { metrics.countSignatureRefusal($0) })
     }
 
     func siteCredentials(_ registry: RegistryConfig) throws(GatewayError) -> RegistryCredentials {

@@ -14,7 +14,7 @@ extension GatewayService {
         guard config.adminUIDs.contains(caller.uid) else {
             throw .forbidden("reverify \(quoted(system)): administrators only")
         }
-        guard let policy = config.signaturePolicy else {
+        guard let policy = signaturePolicy else {
             return GatewayExpiryResult(expired: [], kept: ["every image: the gateway has no signaturePolicy"])
         }
         let store = ImageStore(directory: systemConfig.imagePath)
