@@ -231,8 +231,18 @@ extension ImageReference {
         part.contains(".") || part.contains(":") || part == "localhost"
     }
 
+    /// The one spelling of a registry host: lower case, the port as a plain number and none where
+    /// it is HTTPS's own (443), and Docker Hub's several names as one; nil where `text` is no
+    /// registry host. The signature policy's scopes are read through it too, so that no other
+    /// spelling of a registry escapes its scope.
+    public static func canonicalRegistryHost(_ text: String) -> String? {
+        guard looksLikeRegistryHost(Substring(text)) else { return nil }
+        return try? normalisedRegistryHost(Substring(text))
+    }
+
     private static func normalisedRegistryHost(_ text: Substring) throws(ReferencePartError) -> String {
         var host = text
+        var portSuffix = ""
         if let colon = text.firstIndex(of: ":") {
             host = text[..<colon]
             let port = text[text.index(after: colon)...]
@@ -241,6 +251,7 @@ extension ImageReference {
             else {
                 throw ReferencePartError(reason: "registry port \(quoted(port)) must be a number from 1 to 65535")
             }
+            if value != 443 { portSuffix = ":" + String(value) }
         }
         let labels = host.split(separator: ".", omittingEmptySubsequences: false)
         let labelsValid = labels.allSatisfy { label in
@@ -252,9 +263,9 @@ extension ImageReference {
         guard !host.isEmpty, labelsValid else {
             throw ReferencePartError(reason: "registry host \(quoted(host)) is not a valid host name")
         }
-        let lowered = text.lowercased()
+        let lowered = host.lowercased() + portSuffix
         switch lowered {
-        case "docker.io", "index.docker.io": return dockerHubRegistry
+        case "docker.io", "index.docker.io", "registry.hub.docker.com": return dockerHubRegistry
         default: return lowered
         }
     }

@@ -652,10 +652,13 @@ extension SiteConfig {
 }
 
 extension SiteConfig {
+    /// Whether images run only with a signer on record (`requireSignedImages`, `acceptedSigners`).
+    public var requiresSigner: Bool { requireSignedImages || !acceptedSigners.isEmpty }
+
     /// Why this system does not run an image whose record names signer `signedBy` (nil: none),
     /// or nil when it does (`requireSignedImages`, `acceptedSigners`).
     public func signerProblem(_ signedBy: String?) -> String? {
-        guard requireSignedImages || !acceptedSigners.isEmpty else { return nil }
+        guard requiresSigner else { return nil }
         guard let signedBy else {
             return "this system runs signed images only (requireSignedImages), and the image's record names no signer: it was pulled before the gateway checked signatures, or from a scope its policy accepts unsigned; pull it again (shifterimg pull) for the gateway to check its signature"
         }

@@ -300,7 +300,11 @@ public struct GatewayConfig: Sendable, Equatable {
             if let scopes = try policy.object("scopes") {
                 for scope in scopes.values.keys.sorted() {
                     if let problem = SignaturePolicy.problem(withScope: scope) { throw scopes.failure(scope, "not a scope: \(problem)") }
-                    parsed.scopes[scope] = try scopes.requirement(scope)
+                    guard let canonical = SignaturePolicy.canonicalScope(scope) else { throw scopes.failure(scope, "not a scope") }
+                    if parsed.scopes[canonical] != nil {
+                        throw scopes.failure(scope, "the same scope as another (\(canonical)), written another way")
+                    }
+                    parsed.scopes[canonical] = try scopes.requirement(scope)
                 }
             }
             config.signaturePolicy = parsed

@@ -91,10 +91,29 @@ struct SignaturePolicyTests {
         }
     }
 
+    @Test("a scope's registry is spelt as image references spell it", arguments: [
+        ("docker.io", "registry-1.docker.io"), ("index.docker.io/library", "registry-1.docker.io/library"),
+        ("registry.hub.docker.com/org/app", "registry-1.docker.io/org/app"), ("r.example:443/a", "r.example/a"),
+        ("r.example:05000/a", "r.example:5000/a"), ("localhost:5000", "localhost:5000"), ("r.example/a/b", "r.example/a/b"),
+    ])
+    func canonicalScopes(scope: String, canonical: String) {
+        #expect(SignaturePolicy.canonicalScope(scope) == canonical)
+    }
+
+    @Test("an image reference written another way meets the same scope", arguments: [
+        "docker.io/org/app", "index.docker.io/org/app", "org/app", "registry-1.docker.io:443/org/app",
+    ])
+    func referenceSpellings(text: String) throws {
+        let reference = try ImageReference.parse(text, defaultType: .docker)
+        let policy = SignaturePolicy(scopes: [SignaturePolicy.canonicalScope("docker.io/org")!: .reject])
+        #expect(policy.requirement(registry: reference.registry ?? "", repository: reference.repository).requirement == .reject)
+    }
+
     @Test("a scope is a registry and repository path, nothing else", arguments: [
         ("r.example", nil as String?), ("r.example:5000/team", nil), ("r.example/a/b/c", nil),
         ("", "does not start"), ("/team", "does not start"), ("R.example", "lower case"), ("r.example/a//b", "empty path"),
         ("r.example/a:1", "tag or digest"), ("r.example/a@sha256:1", "tag or digest"),
+        ("team/app", "not a registry host"), ("r.example:99999/a", "not a registry host"),
     ])
     func scopeForms(scope: String, problem: String?) {
         let found = SignaturePolicy.problem(withScope: scope)

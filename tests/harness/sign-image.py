@@ -19,8 +19,9 @@ ECDSA P-256 signs SHA-256 of the payload (ASN.1 DER signature); Ed25519 signs th
 
   sign-image.py keygen --type ecdsa|ed25519 --out PREFIX
   sign-image.py sign --registry HOST:PORT --repository NAME --tag TAG --key PREFIX.key
-                [--ca CAFILE] [--user U --password P] [one fault option]
-  sign-image.py verify --registry HOST:PORT --repository NAME --tag TAG --pub PREFIX.pub [--ca ...]
+                [--ca CAFILE] [--user U --password P] [--referrer | --bundle] [one fault option]
+  sign-image.py verify --registry HOST:PORT --repository NAME --tag TAG --pub PREFIX.pub [--bundle]
+                [--ca ...]
   sign-image.py index --registry HOST:PORT --repository NAME --tag TAG --of TAG2 [--ca ...]
 
 `sign --referrer` stores the signature as an OCI 1.1 referrer of the image (an artifact manifest
@@ -28,14 +29,43 @@ with artifactType application/vnd.dev.cosign.artifact.sig.v1+json and a subject,
 index at tag sha256-<hex>, the referrers tag schema) instead of the .sig tag. `index` makes a
 multi-platform index of one manifest, for the tests of a signed index.
 
-Fault options (each makes a signature a verifier must reject): --identity REF,
---digest sha256:X, --corrupt-signature, --layer-size N, --missing-blob (the payload blob is
-deleted once the manifest is in, which needs the registry's storage delete enabled),
---tag-for sha256:X.
+`sign --bundle` writes what cosign 3 (and cosign 2.6+ with --new-bundle-format) stores for
+`cosign sign --key`, with no transparency log entry and no certificate: a Sigstore bundle v0.3
+(protobuf-specs sigstore_bundle.proto, JSON form) whose content is a DSSE envelope of an in-toto
+Statement, attached as an OCI 1.1 referrer (specs/BUNDLE_SPEC.md in sigstore/cosign):
+
+  statement     {"_type":"https://in-toto.io/Statement/v1",
+                 "subject":[{"digest":{"sha256":"HEX"},"annotations":{}}],
+                 "predicateType":"https://sigstore.dev/cosign/sign/v1","predicate":{}}
+                (no subject name: nothing signed names the repository)
+  bundle blob   {"mediaType":"application/vnd.dev.sigstore.bundle.v0.3+json",
+                 "verificationMaterial":{"publicKey":{"hint":base64(SHA-256(SPKI DER))}},
+                 "dsseEnvelope":{"payload":base64(statement),
+                                 "payloadType":"application/vnd.in-toto+json",
+                                 "signatures":[{"sig":base64(signature)}]}}
+                signature over PAE = "DSSEv1 " LEN(type) " " type " " LEN(payload) " " payload
+                (LEN in ASCII decimal): ECDSA P-256 over its SHA-256, Ed25519 pure over PAE (what
+                sigstore-go and cosign's verify --key check for DSSE; cosign's signer loads Ed25519
+                keys as Ed25519ph, which they do not accept)
+  config blob   {} (the OCI empty descriptor, application/vnd.oci.empty.v1+json, 2 bytes)
+  manifest      OCI image manifest, artifactType application/vnd.dev.sigstore.bundle.v0.3+json,
+                its one layer the bundle (that mediaType), subject the image, annotations
+                dev.sigstore.bundle.content=dsse-envelope, dev.sigstore.bundle.predicateType and
+                org.opencontainers.image.created; pushed by digest and added (kept sorted by
+                digest) to the index at tag sha256-<hex>, as go-containerregistry does for
+                cosign where the registry has no referrers API.
+`verify --bundle` checks that form, through the referrers API or else that tag.
+
+Fault options (each makes a signature a verifier must reject): --identity REF (not with
+--bundle, which signs no reference), --digest sha256:X, --corrupt-signature, --layer-size N,
+--missing-blob (the payload or bundle blob is deleted once the manifest is in, which needs the
+registry's storage delete enabled), --tag-for sha256:X, and with --bundle --predicate-type URI
+(a verifier that takes only cosign's signing predicate must reject it).
 `verify` is an independent check used to self-test this tool. Errors: one line, exit 1.
 """
 import argparse
 import base64
+import datetime
 import hashlib
 import json
 import re
@@ -62,6 +92,13 @@ MANIFEST_TYPES = [
 ]
 SIG_ANNOTATION = "dev.cosignproject.cosign/signature"
 SIG_TYPE = "cosign container image signature"
+BUNDLE_TYPE = "application/vnd.dev.sigstore.bundle.v0.3+json"
+BUNDLE_TYPES = [BUNDLE_TYPE, "application/vnd.dev.sigstore.bundle+json;version=0.3"]
+EMPTY_TYPE = "application/vnd.oci.empty.v1+json"
+EMPTY_CONFIG = b"{}"
+INTOTO_TYPE = "application/vnd.in-toto+json"
+STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
+SIGN_PREDICATE = "https://sigstore.dev/cosign/sign/v1"
 MAX_BLOB = 4 << 20
 
 
@@ -180,6 +217,78 @@ def payload_for(reference, digest):
                     "optional": None})
 
 
+def statement_for(digest, predicate_type=SIGN_PREDICATE):
+    """The in-toto Statement cosign signs for an image in the bundle form."""
+    algorithm, hexdigest = digest.split(":", 1)
+    return compact({"_type": STATEMENT_TYPE,
+                    "subject": [{"digest": {algorithm: hexdigest}, "annotations": {}}],
+                    "predicateType": predicate_type, "predicate": {}})
+
+
+def pae(payload_type, payload):
+    """DSSE's pre-authentication encoding, what the envelope's signature covers."""
+    kind = payload_type.encode()
+    return b"DSSEv1 %d %s %d %s" % (len(kind), kind, len(payload), payload)
+
+
+def key_hint(public):
+    """cosign's public key hint: base64 of SHA-256 of the DER SubjectPublicKeyInfo."""
+    der = public.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return base64.b64encode(hashlib.sha256(der).digest()).decode()
+
+
+def sign_bytes(key, data):
+    if isinstance(key, ec.EllipticCurvePrivateKey):
+        return key.sign(data, ec.ECDSA(hashes.SHA256()))
+    if isinstance(key, ed25519.Ed25519PrivateKey):
+        return key.sign(data)
+    raise Failure("not an ECDSA or Ed25519 private key")
+
+
+def verify_bytes(public, signature, data):
+    try:
+        if isinstance(public, ec.EllipticCurvePublicKey):
+            public.verify(signature, data, ec.ECDSA(hashes.SHA256()))
+        elif isinstance(public, ed25519.Ed25519PublicKey):
+            public.verify(signature, data)
+        else:
+            raise Failure("public key is neither ECDSA nor Ed25519")
+    except InvalidSignature:
+        raise Failure("signature does not verify")
+
+
+def add_referrer(registry, digest, entry):
+    """Adds entry to the referrers tag index of digest (sha256-HEX), as go-containerregistry does."""
+    tag = digest.replace(":", "-")
+    status, _, data = registry.request("GET", f"manifests/{tag}", headers={"Accept": OCI_INDEX})
+    if status == 404:
+        index = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": []}
+    else:
+        registry.check(status, data, f"referrers index {tag}")
+        index = json.loads(data)
+        if index.get("schemaVersion") != 2 or index.get("mediaType") != OCI_INDEX:
+            raise Failure(f"tag {tag} is not an OCI image index")
+    if all(m.get("digest") != entry["digest"] for m in index["manifests"]):
+        index["manifests"] = sorted(index["manifests"] + [entry], key=lambda m: m.get("digest", ""))
+        registry.push_manifest(tag, compact(index), OCI_INDEX)
+    return tag
+
+
+def referrers(registry, digest):
+    """The referrers of digest: the referrers API, or else the index at the tag sha256-HEX."""
+    status, head, data = registry.request("GET", f"referrers/{digest}", headers={"Accept": OCI_INDEX})
+    if status != 200 or head.get("Content-Type", "").split(";")[0].strip() != OCI_INDEX:
+        status, _, data = registry.request("GET", f"manifests/{digest.replace(':', '-')}",
+                                           headers={"Accept": OCI_INDEX})
+        if status == 404:
+            return []
+        registry.check(status, data, "referrers index")
+    index = json.loads(data)
+    if index.get("mediaType", OCI_INDEX) != OCI_INDEX:
+        raise Failure("referrers index is not an OCI image index")
+    return index.get("manifests", [])
+
+
 def keygen(args):
     key = ec.generate_private_key(ec.SECP256R1()) if args.type == "ecdsa" else ed25519.Ed25519PrivateKey.generate()
     with open(args.out + ".key", "wb") as f:
@@ -198,15 +307,14 @@ def sign(args):
             raise Failure(f"{args.key}: not an unencrypted PEM private key")
     registry = Registry(args.registry, args.repository, args.ca, args.user, args.password,
                         actions="pull,push,delete" if args.missing_blob else "pull,push")
+    if not isinstance(key, (ec.EllipticCurvePrivateKey, ed25519.Ed25519PrivateKey)):
+        raise Failure(f"{args.key}: not an ECDSA or Ed25519 private key")
     digest, raw = registry.manifest(args.tag)
     signed_digest = args.digest or digest
+    if args.bundle:
+        return sign_bundle(args, key, registry, digest, raw, signed_digest)
     payload = payload_for(args.identity or f"{args.registry}/{args.repository}", signed_digest)
-    if isinstance(key, ec.EllipticCurvePrivateKey):
-        signature = key.sign(payload, ec.ECDSA(hashes.SHA256()))
-    elif isinstance(key, ed25519.Ed25519PrivateKey):
-        signature = key.sign(payload)
-    else:
-        raise Failure(f"{args.key}: not an ECDSA or Ed25519 private key")
+    signature = sign_bytes(key, payload)
     if args.corrupt_signature:
         signature = signature[:-2] + bytes([signature[-2] ^ 0x01, signature[-1] ^ 0x80])
     config = compact({"architecture": "", "created": "0001-01-01T00:00:00Z",
@@ -245,6 +353,43 @@ def sign(args):
           file=sys.stderr)
 
 
+def sign_bundle(args, key, registry, digest, raw, signed_digest):
+    """cosign's bundle form: a Sigstore bundle of a DSSE-signed in-toto Statement, as a referrer."""
+    statement = statement_for(signed_digest, args.predicate_type or SIGN_PREDICATE)
+    signature = sign_bytes(key, pae(INTOTO_TYPE, statement))
+    if args.corrupt_signature:
+        signature = signature[:-2] + bytes([signature[-2] ^ 0x01, signature[-1] ^ 0x80])
+    bundle = compact({"mediaType": BUNDLE_TYPE,
+                      "verificationMaterial": {"publicKey": {"hint": key_hint(key.public_key())}},
+                      "dsseEnvelope": {"payload": base64.b64encode(statement).decode(),
+                                       "payloadType": INTOTO_TYPE,
+                                       "signatures": [{"sig": base64.b64encode(signature).decode()}]}})
+    registry.push_blob(bundle)
+    registry.push_blob(EMPTY_CONFIG)
+    created = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    subject = {"mediaType": json.loads(raw).get("mediaType", OCI_MANIFEST), "size": len(raw), "digest": digest}
+    manifest = compact({
+        "schemaVersion": 2, "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": EMPTY_TYPE, "size": len(EMPTY_CONFIG), "digest": sha256(EMPTY_CONFIG),
+                   "artifactType": BUNDLE_TYPE},
+        "layers": [{"mediaType": BUNDLE_TYPE,
+                    "size": args.layer_size if args.layer_size is not None else len(bundle),
+                    "digest": sha256(bundle)}],
+        "annotations": {"dev.sigstore.bundle.content": "dsse-envelope",
+                        "dev.sigstore.bundle.predicateType": args.predicate_type or SIGN_PREDICATE,
+                        "org.opencontainers.image.created": created},
+        "subject": subject, "artifactType": BUNDLE_TYPE})
+    registry.push_manifest(sha256(manifest), manifest)
+    tag = add_referrer(registry, args.tag_for or digest, {"mediaType": OCI_MANIFEST, "size": len(manifest),
+                                                          "digest": sha256(manifest), "artifactType": BUNDLE_TYPE})
+    if args.missing_blob:
+        status, _, body = registry.request("DELETE", f"blobs/{sha256(bundle)}")
+        registry.check(status, body, "delete bundle blob (needs storage delete enabled)", ok=(202,))
+    print(signed_digest)
+    print(f"signed {args.registry}/{args.repository}@{signed_digest} as a bundle referrer {sha256(manifest)}"
+          f" listed at :{tag}", file=sys.stderr)
+
+
 def make_index(args):
     """An OCI index at TAG listing the manifest at --of for linux/amd64 and linux/arm64."""
     registry = Registry(args.registry, args.repository, args.ca, args.user, args.password, actions="pull,push")
@@ -264,6 +409,8 @@ def verify(args):
             raise Failure(f"{args.pub}: not a PEM public key")
     registry = Registry(args.registry, args.repository, args.ca, args.user, args.password, actions="pull")
     digest, _ = registry.manifest(args.tag)
+    if args.bundle:
+        return verify_bundle(registry, public, digest, f"{args.registry}/{args.repository}")
     _, raw = registry.manifest(sig_tag(digest))
     manifest = json.loads(raw)
     if manifest.get("mediaType") != OCI_MANIFEST or manifest.get("config", {}).get("mediaType") != CONFIG_TYPE:
@@ -277,15 +424,7 @@ def verify(args):
             if len(data) != layer["size"] or sha256(data) != layer["digest"]:
                 raise Failure(f"payload blob does not match its descriptor ({len(data)} bytes)")
             signature = base64.b64decode(layer.get("annotations", {}).get(SIG_ANNOTATION, ""), validate=True)
-            try:
-                if isinstance(public, ec.EllipticCurvePublicKey):
-                    public.verify(signature, data, ec.ECDSA(hashes.SHA256()))
-                elif isinstance(public, ed25519.Ed25519PublicKey):
-                    public.verify(signature, data)
-                else:
-                    raise Failure("public key is neither ECDSA nor Ed25519")
-            except InvalidSignature:
-                raise Failure("signature does not verify")
+            verify_bytes(public, signature, data)
             payload = json.loads(data)
             critical = payload.get("critical", {})
             if set(payload) != {"critical", "optional"} or set(critical) != {"identity", "image", "type"}:
@@ -301,6 +440,56 @@ def verify(args):
         except (Failure, KeyError, TypeError, ValueError) as error:
             problems.append(str(error) or type(error).__name__)
     raise Failure("no valid signature: " + ("; ".join(problems) or "no layers"))
+
+
+def verify_bundle(registry, public, digest, name):
+    """Some referrer of digest is a bundle whose DSSE-signed Statement names digest as cosign signs."""
+    problems = []
+    for entry in referrers(registry, digest):
+        try:
+            if entry.get("mediaType") != OCI_MANIFEST:
+                continue  # an index or anything else cannot be a bundle's manifest
+            _, raw = registry.manifest(entry["digest"])
+            if sha256(raw) != entry["digest"]:
+                raise Failure("referrer manifest does not match its digest")
+            manifest = json.loads(raw)
+            layers = manifest.get("layers", [])
+            if len(layers) != 1 or layers[0].get("mediaType") not in BUNDLE_TYPES:
+                continue  # not a Sigstore bundle (cosign's other referrers, attestations by other tools)
+            if manifest.get("subject", {}).get("digest") != digest:
+                raise Failure(f"bundle manifest's subject is {manifest.get('subject', {}).get('digest')}")
+            layer = layers[0]
+            data = registry.blob(layer["digest"], layer["size"])
+            if len(data) != layer["size"] or sha256(data) != layer["digest"]:
+                raise Failure(f"bundle blob does not match its descriptor ({len(data)} bytes)")
+            bundle = json.loads(data)
+            if bundle.get("mediaType") not in BUNDLE_TYPES:
+                raise Failure(f"bundle mediaType {bundle.get('mediaType')}")
+            if "publicKey" not in bundle.get("verificationMaterial", {}):
+                raise Failure("bundle is not signed with a key (certificate or none)")
+            envelope = bundle.get("dsseEnvelope")
+            if not isinstance(envelope, dict) or "messageSignature" in bundle:
+                raise Failure("bundle content is not a DSSE envelope")
+            if envelope.get("payloadType") != INTOTO_TYPE:
+                raise Failure(f"payloadType {envelope.get('payloadType')}")
+            if len(envelope.get("signatures", [])) != 1:
+                raise Failure("DSSE envelope in a bundle must have exactly one signature")
+            payload = base64.b64decode(envelope["payload"], validate=True)
+            signature = base64.b64decode(envelope["signatures"][0]["sig"], validate=True)
+            verify_bytes(public, signature, pae(envelope["payloadType"], payload))
+            statement = json.loads(payload)
+            if statement.get("_type") != STATEMENT_TYPE:
+                raise Failure(f"statement _type {statement.get('_type')}")
+            if statement.get("predicateType") != SIGN_PREDICATE:
+                raise Failure(f"predicateType {statement.get('predicateType')}")
+            algorithm, hexdigest = digest.split(":", 1)
+            if not any(s.get("digest", {}).get(algorithm) == hexdigest for s in statement.get("subject", [])):
+                raise Failure(f"statement's subjects do not name {digest}")
+            print(f"verified {name}@{digest} (bundle {entry['digest']})")
+            return
+        except (Failure, KeyError, TypeError, ValueError, AttributeError) as error:
+            problems.append(str(error) or type(error).__name__)
+    raise Failure("no valid bundle: " + ("; ".join(problems) or "no bundle referrers"))
 
 
 class Parser(argparse.ArgumentParser):
@@ -325,6 +514,7 @@ def main():
         sub.add_argument("--password")
         if name == "verify":
             sub.add_argument("--pub", required=True, metavar="PREFIX.pub")
+            sub.add_argument("--bundle", action="store_true", help="check the Sigstore bundle referrer form")
             continue
         if name == "index":
             sub.add_argument("--of", required=True, metavar="TAG", help="the platform manifest's tag")
@@ -337,9 +527,17 @@ def main():
         faults.add_argument("--layer-size", type=int, metavar="N", help="declare the payload as N bytes")
         faults.add_argument("--missing-blob", action="store_true", help="delete the payload blob after pushing")
         faults.add_argument("--tag-for", metavar="sha256:X", help="tag the signature for digest X")
-        sub.add_argument("--referrer", action="store_true",
-                         help="store it as an OCI 1.1 referrer (subject and sha256-HEX index) instead of the .sig tag")
+        faults.add_argument("--predicate-type", metavar="URI", help="with --bundle, sign this predicateType")
+        form = sub.add_mutually_exclusive_group()
+        form.add_argument("--referrer", action="store_true", help="store it as an OCI 1.1 referrer (subject and"
+                          " sha256-HEX index) instead of the .sig tag")
+        form.add_argument("--bundle", action="store_true",
+                          help="store a Sigstore bundle (DSSE, in-toto) as an OCI 1.1 referrer, as cosign 3 does")
     args = parser.parse_args()
+    if args.command == "sign" and args.bundle and args.identity is not None:
+        parser.error("--identity: the bundle form signs no reference")
+    if args.command == "sign" and not args.bundle and args.predicate_type is not None:
+        parser.error("--predicate-type needs --bundle")
     for value in (getattr(args, "digest", None), getattr(args, "tag_for", None)):
         if value is not None and not re.fullmatch(r"sha256:[0-9a-f]{64}", value):
             parser.error(f"not a sha256 digest: {value}")

@@ -46,7 +46,8 @@ setup_file() {
     echo "signed by the test's build key" > "$WORK/bundle/rootfs/signed-marker"
     umoci repack --image "$WORK/oci:signed" "$WORK/bundle" >/dev/null
     rm -rf "$WORK/bundle"
-    for repository in good good-ed unsigned otherkey retagged identity corrupt huge missing rejected/x referrer; do
+    for repository in good good-ed unsigned otherkey retagged identity corrupt huge missing rejected/x referrer \
+        bundle bundle-ed bundle-retagged bundle-attestation bundle-otherkey; do
         push "sig/$repository"
     done
     # A multi-platform index of the image, signed as a whole.
@@ -55,6 +56,12 @@ setup_file() {
     export MULTI_INDEX
     sign sig/multi build >/dev/null
     sign sig/referrer build --referrer >/dev/null
+    # Cosign 3's form: a Sigstore bundle (a DSSE envelope of an in-toto Statement) as a referrer.
+    sign sig/bundle build --bundle >/dev/null
+    sign sig/bundle-ed group --bundle >/dev/null
+    sign sig/bundle-retagged build --bundle --digest "sha256:$(printf other-image | sha256sum | cut -c1-64)" >/dev/null
+    sign sig/bundle-attestation build --bundle --predicate-type https://spdx.dev/Document >/dev/null
+    sign sig/bundle-otherkey other --bundle >/dev/null
     GOOD_DIGEST=$(sign sig/good build)
     export GOOD_DIGEST
     sign sig/good-ed group >/dev/null
@@ -166,6 +173,29 @@ refused() {
     [ "$code" != 200 ]
 }
 
+@test "cosign 3's Sigstore bundles, ECDSA and Ed25519, are verified; the identity is the repository they were found in" {
+    for repository in bundle bundle-ed; do
+        run simg "$BED_USER" pull "sig/$repository:latest"
+        echo "$output"
+        [ "$status" -eq 0 ]
+    done
+    run simg "$BED_USER" images
+    grep -qE "^docker:$REGISTRY_ANON/sig/bundle:latest  .*  signed-by=sha256:[0-9a-f]{64}\(" <<<"$output"
+}
+
+@test "a Sigstore bundle for another digest, another key, or an attestation rather than a signature is refused" {
+    refused bundle-retagged "the signature is for sha256:$(printf other-image | sha256sum | cut -c1-64), not $GOOD_DIGEST" "$REGISTRY_ANON/sig"
+    refused bundle-otherkey "no signature verifies with the accepted keys" "$REGISTRY_ANON/sig"
+    refused bundle-attestation "the bundle is an attestation of type https://spdx.dev/Document, not a signature (https://sigstore.dev/cosign/sign/v1)" "$REGISTRY_ANON/sig"
+}
+
+@test "another spelling of a registry (a port written with a zero, HTTPS's :443) meets the same scope" {
+    run --separate-stderr simg "$BED_USER" pull "${REGISTRY_ANON%:*}:0${REGISTRY_ANON##*:}/sig/unsigned:latest"
+    echo "$stderr"
+    [ "$status" -ne 0 ]
+    [[ "$stderr" == *"refused by the site's signature policy (scope $REGISTRY_ANON/sig): the registry holds no signature"* ]]
+}
+
 @test "a signed multi-platform index: its platform's image is pulled; the platform manifest alone, unsigned, is refused" {
     run simg "$BED_USER" pull sig/multi:latest
     echo "$output"
@@ -270,6 +300,10 @@ refused() {
     run -1 as_user "$BED_USER" sbatch -o /dev/null --image="$IMAGE_BUSYBOX" --wrap true
     echo "$output"
     [[ "$output" == *"this system runs signed images only (requireSignedImages), and the image's record names no signer"* ]]
+    # A local: directory has no signature at all.
+    run -1 as_user "$BED_USER" sbatch -o /dev/null --image=local:/usr --wrap true
+    echo "$output"
+    [[ "$output" == *"a local: directory carries no signature"* ]]
     scontrol release "$held"
     wait_job "$held"
     cat "$WORK/out/held"

@@ -93,6 +93,8 @@ struct ManifestDocument: Decodable {
     var manifests: [ContentDescriptor]?
     var config: ContentDescriptor?
     var layers: [ContentDescriptor]?
+    /// What an OCI 1.1 artifact (a signature) is about.
+    var subject: ContentDescriptor?
     /// Present only in schema 1 manifests, which are refused.
     var fsLayers: [[String: String]]?
 

@@ -23,10 +23,21 @@ public struct SignerKey: Sendable, Equatable {
         // The site's file, not the image, is at fault: never a refusal of the image (which would
         // have reverify expire every image for a key file that went missing).
         let failure = { (reason: String) in ImageImportError(.io, "signature key \(path): \(reason)") }
-        guard let file = fopen(path, "re") else { throw failure("cannot be read: \(String(cString: strerror(errno)))") }
+        // Whoever may change a key file decides what runs: it must be the gateway's (root's) alone.
+        let descriptor = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
+        guard descriptor >= 0 else { throw failure("cannot be read: \(String(cString: strerror(errno)))") }
+        defer { close(descriptor) }
+        var status = stat()
+        guard fstat(descriptor, &status) == 0, status.st_mode & S_IFMT == S_IFREG else { throw failure("is not a regular file") }
+        guard status.st_uid == 0 || status.st_uid == geteuid() else {
+            throw failure("refused: owned by uid \(status.st_uid), not root; whoever owns a key file decides which images run")
+        }
+        guard status.st_mode & 0o022 == 0 else {
+            throw failure("refused: writable by others (mode \(String(status.st_mode & 0o777, radix: 8))); chmod go-w")
+        }
         var pem = [UInt8](repeating: 0, count: fileSizeLimit + 1)
-        let count = fread(&pem, 1, pem.count, file)
-        fclose(file)
+        let count = read(descriptor, &pem, pem.count)
+        guard count >= 0 else { throw failure("cannot be read: \(String(cString: strerror(errno)))") }
         guard count <= fileSizeLimit else { throw failure("larger than \(fileSizeLimit) bytes, not a public key") }
         let key: OpaquePointer? = pem.withUnsafeBytes { bytes in
             guard let bio = BIO_new_mem_buf(bytes.baseAddress, Int32(count)) else { return nil }

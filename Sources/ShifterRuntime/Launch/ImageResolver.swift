@@ -31,6 +31,9 @@ public enum ImageResolver {
                 throw RuntimeError("image \"\(shown)\": local images are disabled on this system (allowLocalChroot=0)", kind: .permission)
             }
             guard let path = reference.path else { throw RuntimeError("image \"\(shown)\": no directory given", kind: .invalidRequest) }
+            guard !config.requiresSigner else {
+                throw RuntimeError("image \"\(shown)\": this system runs signed images only (requireSignedImages), and a local: directory carries no signature; pull the image through the gateway", kind: .permission)
+            }
             // The callers give the user's primary group first.
             _ = try LocalImageAccess.check(path, uid: uid, gid: groups.first ?? LocalImageAccess.overflowGroup,
                                            groups: groups, userName: nil)
