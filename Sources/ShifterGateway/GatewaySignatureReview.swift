@@ -80,11 +80,9 @@ extension GatewayService {
         if registry.auth == .site {
             do throws(GatewayError) { credentials = try siteCredentials(registry) } catch { return .unchecked(error.message) }
         }
-        // The digest the registry gave for the reference (an index's, for a multi-platform image).
-        let signed = row.metadata.map(\.manifestDigest).flatMap { $0.isEmpty ? nil : $0 } ?? row.digest ?? ""
         let metrics = self.metrics
         do throws(ImageImportError) {
-            return .accepted(try ImageSignatureCheck.check(reference, digest: signed, policy: policy, credentials: credentials,
+            return .accepted(try ImageSignatureCheck.check(reference, digest: row.digest ?? "", policy: policy, credentials: credentials,
                                                            transport: TransportOptions(caBundle: registry.caBundle),
                                                            onRefusal: { metrics.countSignatureRefusal($0) }))
         } catch where error.code == .signatureRefused {

@@ -47,7 +47,7 @@ setup_file() {
     umoci repack --image "$WORK/oci:signed" "$WORK/bundle" >/dev/null
     rm -rf "$WORK/bundle"
     for repository in good good-ed unsigned otherkey retagged identity corrupt huge missing rejected/x referrer \
-        bundle bundle-ed bundle-retagged bundle-attestation bundle-otherkey; do
+        bundle bundle-ed bundle-retagged bundle-attestation bundle-otherkey keys; do
         push "sig/$repository"
     done
     # A multi-platform index of the image, signed as a whole.
@@ -56,6 +56,7 @@ setup_file() {
     export MULTI_INDEX
     sign sig/multi build >/dev/null
     sign sig/referrer build --referrer >/dev/null
+    sign sig/keys build >/dev/null
     # Cosign 3's form: a Sigstore bundle (a DSSE envelope of an in-toto Statement) as a referrer.
     sign sig/bundle build --bundle >/dev/null
     sign sig/bundle-ed group --bundle >/dev/null
@@ -253,6 +254,21 @@ refused() {
     [[ "$stderr" == *"refused by the site's signature policy (archives): an imported file carries no registry signature"* ]]
 }
 
+@test "a key file that others can write, or that is not root's, is refused, and so is every pull that needs it" {
+    chmod 664 "$WORK/keys/build.pub"
+    run --separate-stderr simg "$BED_USER" pull sig/keys:latest
+    chmod 644 "$WORK/keys/build.pub"
+    echo "$stderr"
+    [ "$status" -ne 0 ]
+    [[ "$stderr" == *"signature key $WORK/keys/build.pub: refused: writable by others (mode 664); chmod go-w"* ]]
+    chown "$BED_USER" "$WORK/keys/build.pub"
+    run --separate-stderr simg "$BED_USER" pull sig/keys:latest
+    chown root "$WORK/keys/build.pub"
+    echo "$stderr"
+    [ "$status" -ne 0 ]
+    [[ "$stderr" == *"signature key $WORK/keys/build.pub: refused: owned by uid $(id -u "$BED_USER"), not root"* ]]
+}
+
 @test "the gateway counts the refusals by reason and logs each" {
     metrics=$(curl -sf "http://127.0.0.1:$PORT/metrics")
     # At least as many of each as the tests above caused (the missing payload was pulled twice).
@@ -285,6 +301,8 @@ refused() {
     [ "$status" -eq 0 ]
     grep -q "^expired docker:$REGISTRY_ANON/sig/good-ed:latest sha256:" <<<"$output"
     grep -qx "kept $REGISTRY_ANON/sig/good:latest: signed by sha256:$(fingerprint build)" <<<"$output"
+    # A multi-platform image is checked by its index's signature, as it was pulled.
+    grep -qx "kept $REGISTRY_ANON/sig/multi:latest: signed by sha256:$(fingerprint build)" <<<"$output"
     grep -q "image refused by the signature policy" "$WORK/gateway.log"
     # And a new pull of it is refused.
     refused good-ed "no signature verifies with the accepted key $WORK/keys/build.pub" "$REGISTRY_ANON/sig"

@@ -131,6 +131,19 @@ final class RegistryClient: Sendable {
             configuration: configuration, layers: layers)
     }
 
+    /// The digest a signature of image `digest`, pulled as `reference`, is made for: the digest of
+    /// the index `reference` resolves to where that index lists the image, else the image's own.
+    func signedDigest(of digest: String, as reference: String) throws(ImageImportError) -> String {
+        let transfer = try CurlTransfer(options: options)
+        let (top, contentType) = try fetchManifest(reference, transfer: transfer)
+        let topDigest = try SHA256Hasher.digest(of: top)
+        guard topDigest != digest, let document = try? decodeManifest(top, what: "manifest \(displayQuoted(reference))"),
+              document.isIndex(contentType: contentType), document.manifests?.contains(where: { $0.digest == digest }) == true else {
+            return digest
+        }
+        return topDigest
+    }
+
     func fetchManifest(_ reference: String, transfer: CurlTransfer) throws(ImageImportError) -> ([UInt8], String?) {
         let sink = MemoryBodySink(limit: Self.manifestSizeLimit, what: "\(name): manifest \(displayQuoted(reference)) of \(repository)")
         let response = try get(

@@ -16,9 +16,10 @@ public struct ImageSigner: Sendable, Equatable {
 
 /// An image checked against the signature policy apart from a pull: the gateway's `reverify`.
 public enum ImageSignatureCheck {
-    /// The signer of image `digest` (what `reference`, a `docker:` reference, resolved to) that
-    /// `policy` asks for, or nil where it accepts the image unsigned; a refusal is an
-    /// `ImageImportError` with code `signatureRefused`.
+    /// The signer of image `digest` (a platform's manifest), pulled as `reference` (a `docker:`
+    /// reference), that `policy` asks for, or nil where it accepts the image unsigned; a refusal
+    /// is an `ImageImportError` with code `signatureRefused`. The signature sought is that of the
+    /// index the reference names now, where it lists the image, else the image's own.
     public static func check(_ reference: ImageReference, digest: String, policy: SignaturePolicy,
                              credentials: RegistryCredentials?, transport: TransportOptions,
                              onRefusal: (@Sendable (SignatureRefusal.Kind) -> Void)? = nil) throws(ImageImportError) -> ImageSigner? {
@@ -26,7 +27,9 @@ public enum ImageSignatureCheck {
             throw ImageImportError(.notFound, "image \(reference): only docker images have registry signatures")
         }
         let client = RegistryClient(registry: registry, repository: reference.repository, credentials: credentials, options: transport)
-        return try SignatureVerifier(client: client).check(policy, digest: digest, onRefusal: onRefusal)
+        if case .accept = policy.requirement(registry: registry, repository: reference.repository).requirement { return nil }
+        let signed = try client.signedDigest(of: digest, as: reference.digest ?? reference.tag ?? "latest")
+        return try SignatureVerifier(client: client).check(policy, digest: signed, onRefusal: onRefusal)
     }
 }
 
