@@ -43,23 +43,13 @@ extension Shifterimg {
         @OptionGroup var global: GlobalOptions
 
         func run() throws {
-            let mode = try global.loadMode(command: "autoexpire")
-            do {
-                switch mode {
-                case .local:
-                    throw ImageImportError(
-                        .store, "needs an image gateway: with imageGateway=local no record says when an image was last used; remove images with shifterimg expire")
-                case .gateway(let settings):
-                    printExpiry(try settings.client.autoexpire())
-                }
-            } catch {
-                throw fail("autoexpire", error)
-            }
+            try runExpiry(
+                "autoexpire", global: global,
+                withoutGateway: "with imageGateway=local no record says when an image was last used; remove images with shifterimg expire"
+            ) { (client) throws(GatewayClientError) in try client.autoexpire() }
         }
     }
-}
 
-extension Shifterimg {
     struct Reverify: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Check the gateway's images against its signature policy now, expiring those it refuses (administrators).")
@@ -67,18 +57,27 @@ extension Shifterimg {
         @OptionGroup var global: GlobalOptions
 
         func run() throws {
-            let mode = try global.loadMode(command: "reverify")
-            do {
-                switch mode {
-                case .local:
-                    throw ImageImportError(.store, "needs an image gateway: the signature policy is the gateway's")
-                case .gateway(let settings):
-                    printExpiry(try settings.client.reverify())
-                }
-            } catch {
-                throw fail("reverify", error)
+            try runExpiry("reverify", global: global, withoutGateway: "the signature policy is the gateway's") {
+                (client) throws(GatewayClientError) in try client.reverify()
             }
         }
+    }
+}
+
+/// Runs an administrator's expiry `command` through the gateway and prints its result; in local
+/// mode it fails, saying why (`withoutGateway`).
+func runExpiry(_ command: String, global: GlobalOptions, withoutGateway: String,
+               _ call: (GatewayClient) throws(GatewayClientError) -> GatewayExpiryResult) throws {
+    let mode = try global.loadMode(command: command)
+    do {
+        switch mode {
+        case .local:
+            throw ImageImportError(.store, "needs an image gateway: " + withoutGateway)
+        case .gateway(let settings):
+            printExpiry(try call(settings.client))
+        }
+    } catch {
+        throw fail(command, error)
     }
 }
 
