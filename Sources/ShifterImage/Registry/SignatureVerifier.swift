@@ -226,7 +226,9 @@ struct SignatureVerifier {
     private func optionalReferrersAPI(digest: String, transfer: CurlTransfer) throws(ImageImportError) -> ManifestDocument? {
         let sink = MemoryBodySink(limit: RegistryClient.manifestSizeLimit, what: "referrers of \(digest)")
         do throws(ImageImportError) {
-            try client.get("/v2/\(client.repository)/referrers/\(digest)?artifactType=\(Self.referrerArtifactType)",
+            // No artifactType filter: signatures come as two types (cosign's and Sigstore
+            // bundles), and `referrers` filters the answer itself.
+            try client.get("/v2/\(client.repository)/referrers/\(digest)",
                            accept: ["application/vnd.oci.image.index.v1+json"], transfer: transfer,
                            what: "referrers of \(digest)") { sink.resetBytes(); return sink }
             return try client.decodeManifest(sink.bytes, what: "referrers of \(digest)")
