@@ -153,6 +153,19 @@ final class PullScheduler: Sendable {
                     row.queuedAt = nil
                     return (row, ())
                 }
+                // The image's record is its content's: other names of it now show the signer
+                // the nodes see too.
+                if let signer = image.metadata.signedBy {
+                    for other in try store.readyRows(digest: image.metadata.digest, systems: [key.system])
+                    where other.metadata != nil && other.metadata?.signedBy != signer {
+                        try store.update(system: other.system, itype: other.itype, tag: other.tag, scope: other.scope) { current in
+                            guard var row = current, row.digest == image.metadata.digest, row.metadata != nil else { return (nil, ()) }
+                            row.metadata?.signedBy = signer
+                            row.metadata?.signedIdentity = image.metadata.signedIdentity
+                            return (row, ())
+                        }
+                    }
+                }
                 logger.info(
                     "pull finished",
                     metadata: ["id": "\(image.metadata.digest)", "seconds": "\(Int(seconds))", "bytes": "\(image.bytesDownloaded)",

@@ -112,7 +112,7 @@ teardown_file() {
     stop_gateway
     # What the test pulled into the bed's store: its tags, and the test's own image.
     local tag id
-    for tag in "$BED_DIR"/images/tags/*%2Fsig%2F*; do
+    for tag in "$BED_DIR"/images/tags/*%2Fsig%2F* "$BED_DIR"/images/tags/*%2Fopen%2Fsame%3A*; do
         [ -f "$tag" ] || continue
         id=$(head -c 71 "$tag")
         rm -f "$tag" "$BED_DIR/images/${id#sha256:}".*
@@ -143,6 +143,22 @@ refused() {
     # Nothing of it was fetched or converted.
     run simg "$BED_USER" lookup "sig/$1:latest"
     [ "$status" -ne 0 ]
+}
+
+@test "another name of an image, pulled unsigned where no signature is asked for, shows the signer once a signed pull finds one" {
+    skopeo copy --quiet "oci:$WORK/oci:signed" "docker://$REGISTRY_ANON/open/same:latest"
+    run simg "$BED_USER" pull open/same:latest
+    [ "$status" -eq 0 ]
+    run simg "$BED_USER" images
+    grep -qE "^docker:$REGISTRY_ANON/open/same:latest  .*  unsigned$" <<<"$output"
+    run simg "$BED_USER" pull sig/good:latest
+    [ "$status" -eq 0 ]
+    id=$(simg "$BED_USER" lookup open/same:latest)
+    # The record is the content's: the nodes see its signer under either name, and so does the list.
+    jq -e --arg fp "sha256:$(fingerprint build)" '.signedBy == $fp' "$BED_DIR/images/${id#sha256:}.meta.json"
+    run simg "$BED_USER" images
+    echo "$output"
+    grep -qE "^docker:$REGISTRY_ANON/open/same:latest  $id  .*  signed-by=sha256:$(fingerprint build)\(" <<<"$output"
 }
 
 @test "an image signed by an accepted ECDSA key is pulled, and its signer recorded and shown" {
