@@ -23,4 +23,10 @@ struct ManifestMediaTypeTests {
     func refusesOtherMediaTypes(mediaType: String, expected: String) {
         #expect(document(mediaType).unsupportedMediaTypeReason?.contains(expected) == true)
     }
+
+    @Test(arguments: [nil, MediaType.ociIndex, MediaType.ociManifest])
+    func refusesADocumentThatIsBothAnIndexAndAManifest(mediaType: String?) {
+        let both = ManifestDocument(schemaVersion: 2, mediaType: mediaType, manifests: [], config: nil, layers: [], fsLayers: nil)
+        #expect(both.unsupportedMediaTypeReason?.contains("has both \"manifests\"") == true)
+    }
 }

@@ -109,7 +109,12 @@ struct ManifestDocument: Decodable {
     /// Why the document's own media type rules it out, or `nil`. A document that says it is an
     /// artifact, a configuration or a web page is refused rather than read by its fields; one
     /// without a media type is judged by its fields, as the OCI specification allows.
+    /// A document with both `manifests` and `layers` is refused too: which it is would otherwise
+    /// rest on the registry's Content-Type, and a signature of it would not say which was signed.
     var unsupportedMediaTypeReason: String? {
+        if manifests != nil && layers != nil {
+            return "has both \"manifests\" (an index's) and \"layers\" (an image manifest's); which it is must not rest on the registry's Content-Type"
+        }
         guard let type = mediaType, !MediaType.manifestAccept.contains(type) else { return nil }
         if type == MediaType.dockerSchema1 || type == MediaType.dockerSchema1Signed {
             return "is a schema 1 manifest, which is not supported"
