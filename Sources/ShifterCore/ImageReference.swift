@@ -320,7 +320,7 @@ extension ImageReference {
 }
 
 /// Whether `text` is `sha256:` followed by 64 lowercase hex digits.
-func isSHA256Digest(_ text: some StringProtocol) -> Bool {
+public func isSHA256Digest(_ text: some StringProtocol) -> Bool {
     text.hasPrefix("sha256:") && isLowercaseHex(text.dropFirst("sha256:".count), count: 64)
 }
 

@@ -497,8 +497,7 @@ struct ValueReader {
     /// Key fingerprints, `sha256:` and 64 hex digits, separated by whitespace.
     func keyFingerprints() throws(SiteConfigError) -> [String] {
         try words.map { (word) throws(SiteConfigError) -> String in
-            let hex = word.dropFirst("sha256:".count)
-            guard word.hasPrefix("sha256:"), hex.utf8.count == 64, hex.utf8.allSatisfy({ (0x30...0x39).contains($0) || (0x61...0x66).contains($0) }) else {
+            guard isSHA256Digest(word) else {
                 throw failure("\(quoted(String(word))) is not a key fingerprint (sha256: and 64 lower-case hex digits)")
             }
             return String(word)

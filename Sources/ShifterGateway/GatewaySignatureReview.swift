@@ -31,13 +31,7 @@ extension GatewayService {
                         result.kept.append("\(row.tag): signed by \(signer.keyFingerprint), but the record cannot be written: \(error.message)")
                         continue
                     }
-                    try state.update(system: row.system, itype: row.itype, tag: row.tag, scope: row.scope) {
-                        (current: ImageRow?) throws(GatewayError) -> (ImageRow?, Void) in
-                        guard var updated = current, updated.digest == digest else { return (nil, ()) }
-                        updated.metadata?.signedBy = signer.keyFingerprint
-                        updated.metadata?.signedIdentity = signer.identity
-                        return (updated, ())
-                    }
+                    try state.recordSigner(signer.keyFingerprint, identity: signer.identity, on: row)
                 }
                 result.kept.append("\(row.tag): \(signer.map { "signed by \($0.keyFingerprint)" } ?? "accepted unsigned by the policy")")
                 continue

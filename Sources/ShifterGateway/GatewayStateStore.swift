@@ -139,6 +139,18 @@ final class GatewayStateStore: Sendable {
             [.text(digest), .text(GatewayImageStatus.ready.rawValue)] + systems.map { .text($0) })
     }
 
+    /// Puts signer `signedBy` (and the identity it signed) into the record of `row`'s name, where
+    /// that name still holds `row`'s image and its record.
+    func recordSigner(_ signedBy: String, identity: String?, on row: ImageRow) throws(GatewayError) {
+        try update(system: row.system, itype: row.itype, tag: row.tag, scope: row.scope) {
+            (current: ImageRow?) throws(GatewayError) -> (ImageRow?, Void) in
+            guard var updated = current, updated.digest == row.digest, updated.metadata != nil else { return (nil, ()) }
+            updated.metadata?.signedBy = signedBy
+            updated.metadata?.signedIdentity = identity
+            return (updated, ())
+        }
+    }
+
     /// Inserts or replaces a record.
     func save(_ row: ImageRow) throws(GatewayError) {
         try database.execute(

@@ -158,12 +158,7 @@ final class PullScheduler: Sendable {
                 if let signer = image.metadata.signedBy {
                     for other in try store.readyRows(digest: image.metadata.digest, systems: [key.system])
                     where other.metadata != nil && other.metadata?.signedBy != signer {
-                        try store.update(system: other.system, itype: other.itype, tag: other.tag, scope: other.scope) { current in
-                            guard var row = current, row.digest == image.metadata.digest, row.metadata != nil else { return (nil, ()) }
-                            row.metadata?.signedBy = signer
-                            row.metadata?.signedIdentity = image.metadata.signedIdentity
-                            return (row, ())
-                        }
+                        try store.recordSigner(signer, identity: image.metadata.signedIdentity, on: other)
                     }
                 }
                 logger.info(

@@ -173,12 +173,6 @@ final class RegistryClient: Sendable {
         }
     }
 
-    /// Whether `digest` is `sha256:` and 64 lower-case hex digits.
-    static func isSHA256Digest(_ digest: String) -> Bool {
-        let hex = digest.utf8.dropFirst("sha256:".count)
-        return digest.hasPrefix("sha256:") && hex.count == 64 && hex.allSatisfy { (0x30...0x39).contains($0) || (0x61...0x66).contains($0) }
-    }
-
     private func checkDigestForm(_ digest: String) throws(ImageImportError) {
         guard ImageID(digest) != nil, digest.hasPrefix("sha256:") else {
             throw ImageImportError(.invalidManifest, "\(name): digest \(displayQuoted(digest)) is not a sha256 digest")

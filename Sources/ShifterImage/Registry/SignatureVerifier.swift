@@ -160,7 +160,7 @@ struct SignatureVerifier {
     /// A layer's blob: a payload or a bundle, its digest's form and size checked before it is
     /// fetched, its content after.
     private func payload(_ layer: ContentDescriptor, transfer: CurlTransfer) throws(SignatureRefusal) -> [UInt8] {
-        guard RegistryClient.isSHA256Digest(layer.digest) else {
+        guard isSHA256Digest(layer.digest) else {
             throw SignatureRefusal(.malformed, "a signature's payload has digest \(displayQuoted(layer.digest)), not a sha256 digest")
         }
         guard layer.size >= 0, layer.size <= Self.payloadSizeLimit else {
@@ -207,7 +207,7 @@ struct SignatureVerifier {
         if index == nil { index = try optionalManifest("sha256-\(hex)", transfer: transfer) }
         var seen: Set<String> = []
         let entries = (index?.manifests ?? []).filter {
-            Self.referrerTypes.contains($0.artifactType) && RegistryClient.isSHA256Digest($0.digest) && seen.insert($0.digest).inserted
+            Self.referrerTypes.contains($0.artifactType) && isSHA256Digest($0.digest) && seen.insert($0.digest).inserted
         }
         return Array(entries.prefix(Self.manifestLimit))
     }

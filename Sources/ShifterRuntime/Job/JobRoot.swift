@@ -176,13 +176,14 @@ public enum JobRoot {
         let hadRoot = !groups.isEmpty
             || [layout.base, layout.imageMount, layout.failureFile, layout.cacheMarkerFile].contains(where: FileSystem.exists)
         var left: [String] = []
+        let prepared = state(config: config, jobID: jobID)
         if let hook = config.siteEpilogHook, FileSystem.exists(layout.base) || FileSystem.exists(layout.imageMount) {
             // Nothing of the job's may still run, and change what the hook looks at, while it runs.
             for group in groups { left += JobControlGroup.end(group) }
             RootTeardown.killProcessesInside(layout.root)
-            if let problem = runEpilogHook(hook, jobID: jobID, config: config, layout: layout) { warn(problem) }
+            if let problem = runEpilogHook(hook, jobID: jobID, state: prepared, layout: layout) { warn(problem) }
         }
-        if let hooks = state(config: config, jobID: jobID)?.stopHooks, !hooks.isEmpty {
+        if let hooks = prepared?.stopHooks, !hooks.isEmpty {
             // The devices' poststop hooks, once nothing of the job's runs, before the root goes.
             for group in groups { left += JobControlGroup.end(group) }
             RootTeardown.killProcessesInside(layout.root)
@@ -213,9 +214,9 @@ public enum JobRoot {
 
     /// Runs the site's epilog hook for a job's root, as root, with the root's path as its argument
     /// and the job in its environment; returns why it failed, or nil.
-    static func runEpilogHook(_ script: String, jobID: UInt32, config: SiteConfig, layout: RootLayout) -> String? {
+    static func runEpilogHook(_ script: String, jobID: UInt32, state: PreparedRootState?, layout: RootLayout) -> String? {
         var environment = ["SHIFTER_JOB_ID=\(jobID)", "SHIFTER_ROOT=\(layout.root)"]
-        if let state = state(config: config, jobID: jobID) {
+        if let state {
             environment += ["SHIFTER_UID=\(state.uid)", "SHIFTER_GID=\(state.gid)"]
         }
         do throws(RuntimeError) {
