@@ -6,13 +6,27 @@
 #   make deps      install the Debian packages the build and the tests need (idempotent)
 #   make           build everything (release, Swift runtime linked statically)
 #   make test      install what is missing, build, bring the test bed up, run every test, tear it down
-#   make install   PREFIX=/usr DESTDIR=  install binaries, plugin, header and example configs
-#                  (shifter-admin, the administrators' node tool, goes to PREFIX/sbin)
-#   make deb       build build/shifter_VERSION_ARCH.deb
-#   make rpm       build build/shifter-VERSION-1.x86_64.rpm (rpmbuild from Debian's rpm package)
+#   make install   PREFIX=/usr DESTDIR= ENTRY_MODE=setuid  install binaries, plugin, header and
+#                  example configs (shifter-admin, the administrators' node tool, goes to
+#                  PREFIX/sbin); ENTRY_MODE=userns installs shifter without the setuid bit, for
+#                  sites whose udiRoot.conf sets entryMode=userns
+#   make deb       build build/shifter_VERSION_ARCH.deb (ENTRY_MODE as for install)
+#   make rpm       build build/shifter-VERSION-1.x86_64.rpm (rpmbuild from Debian's rpm package;
+#                  ENTRY_MODE as for install)
 PREFIX ?= /usr
 DESTDIR ?=
 SYSCONFDIR ?= /etc/shifter
+# How shifter enters a job's container: setuid root, or (userns) through the user namespace the
+# prolog prepared, as an ordinary program.
+ENTRY_MODE ?= setuid
+SHIFTER_INSTALL_setuid = -m 4755 -o root -g root
+SHIFTER_INSTALL_userns = -m 0755
+SHIFTER_INSTALL = $(SHIFTER_INSTALL_$(ENTRY_MODE))
+ifneq ($(filter install deb rpm,$(MAKECMDGOALS)),)
+ifeq ($(SHIFTER_INSTALL),)
+$(error ENTRY_MODE must be setuid or userns, not '$(ENTRY_MODE)')
+endif
+endif
 SWIFT ?= $(shell command -v swift 2>/dev/null || echo /opt/swift/usr/bin/swift)
 SWIFT_FLAGS = -c release -Xswiftc -static-stdlib --disable-local-rpath
 SWIFT_BIN = .build/release
@@ -60,7 +74,7 @@ install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/lib/shifter $(DESTDIR)$(PREFIX)/include \
 	    $(DESTDIR)$(SYSCONFDIR)
 	install -m 0755 $(OUT)/shifterimg $(OUT)/shifter-imagegw $(DESTDIR)$(PREFIX)/bin/
-	install -m 4755 -o root -g root $(OUT)/shifter $(DESTDIR)$(PREFIX)/bin/shifter
+	install $(SHIFTER_INSTALL) $(OUT)/shifter $(DESTDIR)$(PREFIX)/bin/shifter
 	install -m 0755 $(OUT)/shifter-admin $(DESTDIR)$(PREFIX)/sbin/shifter-admin
 	install -m 0755 $(OUT)/libshifter.so $(OUT)/shifter_spank.so $(DESTDIR)$(PREFIX)/lib/shifter/
 	install -m 0755 packaging/make-ssh-bundle $(DESTDIR)$(PREFIX)/lib/shifter/make-ssh-bundle
@@ -91,10 +105,10 @@ scale:
 	bench/scale/run.sh
 
 deb: all
-	packaging/build-deb
+	ENTRY_MODE=$(ENTRY_MODE) packaging/build-deb
 
 rpm: all
-	packaging/build-rpm
+	ENTRY_MODE=$(ENTRY_MODE) packaging/build-rpm
 
 bed-up:
 	tests/harness/bed up

@@ -13,7 +13,12 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/mount.h>
+#include <linux/mount.h>
 #include <sys/prctl.h>
+#include <linux/securebits.h>
+#include <sched.h>
+#include <stdio.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -369,9 +374,9 @@ static void report_and_exit(int fd, int error, pid_t pid) {
     _exit(error == 0 ? 0 : 127);
 }
 
-int cshifter_start_daemon(const char *root, uid_t uid, gid_t gid, size_t group_count, const gid_t *groups,
-                          char *const argv[], char *const envp[], int log_fd, int cgroup_procs_fd, int timeout_ms,
-                          pid_t *daemon_pid) {
+int cshifter_start_daemon(const char *root, int user_ns_fd, int mount_ns_fd, uid_t uid, gid_t gid, size_t group_count,
+                          const gid_t *groups, char *const argv[], char *const envp[], int log_fd, int cgroup_procs_fd,
+                          int timeout_ms, pid_t *daemon_pid) {
     int pipefd[2];
     pid_t child = fork_with_reply(pipefd, 0);
     if (child < 0) return child;
@@ -385,6 +390,10 @@ int cshifter_start_daemon(const char *root, uid_t uid, gid_t gid, size_t group_c
         /* Into the job's cgroup while still root, before anything of the user's runs: every
          * session the daemon starts is born in it, and the epilog ends them all at once. */
         if (cgroup_procs_fd >= 0 && write(cgroup_procs_fd, "0", 1) != 1) report_and_exit(pipefd[1], errno ? errno : EIO, 0);
+        /* The job's namespaces (entryMode=userns), while their descriptors are open: its / is then
+         * the job's root, as for every task of the job. */
+        if (user_ns_fd >= 0 && (setns(user_ns_fd, CLONE_NEWUSER) != 0 || setns(mount_ns_fd, CLONE_NEWNS) != 0))
+            report_and_exit(pipefd[1], errno, 0);
         /* The caller (slurmd's prolog) may run with its standard streams closed, so the report
          * pipe, the log and /dev/null may be numbered 0 to 2: each is moved above them before the
          * standard streams are set. */
@@ -404,7 +413,7 @@ int cshifter_start_daemon(const char *root, uid_t uid, gid_t gid, size_t group_c
             (void)ignored;
             close(oom);
         }
-        if (chroot(root) != 0 || chdir("/") != 0) report_and_exit(report, errno, 0);
+        if ((user_ns_fd < 0 && chroot(root) != 0) || chdir("/") != 0) report_and_exit(report, errno, 0);
         prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
         /* As for the user's command in shifter: no capability can come back, through a setuid or
          * file-capability program the container reaches, or otherwise. */
@@ -449,4 +458,154 @@ int cshifter_start_daemon(const char *root, uid_t uid, gid_t gid, size_t group_c
      * never answered is still in the root, whose teardown stops it. */
     if (got == (ssize_t)sizeof(second) && second.error != 0) return -second.error;
     return polled == 0 ? -ETIMEDOUT : -EIO;
+}
+
+/* A job's user and mount namespaces */
+
+/* What the namespaces' child reports: the errno and step that failed, or 0 and the step reached. */
+struct namespace_report {
+    int error;
+    int step;
+};
+
+static void report_step(int fd, int error, int step) {
+    struct namespace_report report = {error, step};
+    ssize_t ignored = write(fd, &report, sizeof(report));
+    (void)ignored;
+    if (error != 0) _exit(127);
+}
+
+/* Writes `text` to /proc/PID/NAME in one write(2), as the kernel takes a map. */
+static int write_map(pid_t pid, const char *name, const char *text) {
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d/%s", (int)pid, name);
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0) return -errno;
+    size_t length = strlen(text);
+    ssize_t written = write(fd, text, length);
+    int error = written == (ssize_t)length ? 0 : (written < 0 ? errno : EIO);
+    close(fd);
+    return -error;
+}
+
+static int pin_namespace(pid_t pid, const char *name, const char *pin) {
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d/ns/%s", (int)pid, name);
+    return mount(path, pin, NULL, MS_BIND, NULL) == 0 ? 0 : -errno;
+}
+
+/* One attempt; with `cpu` >= 0 the mount namespace is made on that CPU. */
+static int make_job_namespaces_once(const char *root, uid_t uid, gid_t gid, const char *gid_map, const char *user_pin,
+                                    const char *mount_pin, int timeout_ms, int cpu, int *failed_step) {
+    *failed_step = CSHIFTER_NS_STEP_START;
+    int go[2];
+    if (pipe2(go, O_CLOEXEC) != 0) return -errno;
+    int reply[2];
+    pid_t child = fork_with_reply(reply, 0);
+    if (child < 0) {
+        close(go[0]);
+        close(go[1]);
+        return child;
+    }
+    if (child == 0) {
+        int out = reply[1], in = go[0];
+        char byte;
+        close(go[1]);
+        /* Nothing of the caller's may outlive it here, or be reached through this child. */
+        prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+        prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+        /* Into the root while root: the user cannot search the directories above it. The working
+         * directory follows into the mount namespace made below, as its copy of the root. */
+        if (chdir(root) != 0) report_step(out, errno, CSHIFTER_NS_STEP_START);
+        /* The namespace's owner is the creator's effective uid: the user's, taken with root's
+         * capabilities kept (no set-uid fixup), so that the kernel's rules for unprivileged users'
+         * namespaces do not apply to a namespace root makes. */
+        if (prctl(PR_SET_SECUREBITS, SECBIT_NO_SETUID_FIXUP, 0, 0, 0) != 0 ||
+            syscall(SYS_setresgid, (gid_t)-1, gid, (gid_t)-1) != 0 || syscall(SYS_setresuid, (uid_t)-1, uid, (uid_t)-1) != 0)
+            report_step(out, errno, CSHIFTER_NS_STEP_START);
+        if (unshare(CLONE_NEWUSER) != 0) report_step(out, errno, CSHIFTER_NS_STEP_USER);
+        report_step(out, 0, CSHIFTER_NS_STEP_USER);
+        if (read_reply(in, &byte, 1) != 1) _exit(127);
+        /* In the user's namespace, with its capabilities there: the node's mounts are copied and
+         * locked (none can be unmounted to show what it covers, nor made writable). A copy of the
+         * root's tree of mounts, made here and so not locked itself, goes over the root, becomes
+         * the namespace's /, and the rest is detached. */
+        if (cpu >= 0) {
+            cpu_set_t one;
+            CPU_ZERO(&one);
+            CPU_SET(cpu, &one);
+            if (sched_setaffinity(0, sizeof(one), &one) != 0) report_step(out, errno, CSHIFTER_NS_STEP_MOUNT);
+        }
+        if (unshare(CLONE_NEWNS) != 0) report_step(out, errno, CSHIFTER_NS_STEP_MOUNT);
+        int tree = (int)syscall(SYS_open_tree, AT_FDCWD, ".", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
+        if (tree < 0 || syscall(SYS_move_mount, tree, "", AT_FDCWD, ".", MOVE_MOUNT_F_EMPTY_PATH) != 0 || fchdir(tree) != 0)
+            report_step(out, errno, CSHIFTER_NS_STEP_BIND);
+        close(tree);
+        if (syscall(SYS_pivot_root, ".", ".") != 0) report_step(out, errno, CSHIFTER_NS_STEP_PIVOT);
+        if (umount2(".", MNT_DETACH) != 0 || chdir("/") != 0) report_step(out, errno, CSHIFTER_NS_STEP_DETACH);
+        report_step(out, 0, CSHIFTER_NS_STEP_DETACH);
+        /* Held until pinned; the end of the pipe lets it go. */
+        while (read_reply(in, &byte, 1) > 0) {}
+        _exit(0);
+    }
+    close(go[0]);
+    struct namespace_report report = {EIO, CSHIFTER_NS_STEP_USER};
+    int error = 0;
+    if (wait_readable(reply[0], timeout_ms) <= 0 || read_reply(reply[0], &report, sizeof(report)) != (ssize_t)sizeof(report)) {
+        error = -ETIMEDOUT;
+        *failed_step = CSHIFTER_NS_STEP_USER;
+    } else if (report.error != 0) {
+        error = -report.error;
+        *failed_step = report.step;
+    }
+    char uid_map[64];
+    snprintf(uid_map, sizeof(uid_map), "%u %u 1\n", (unsigned)uid, (unsigned)uid);
+    if (error == 0 && (error = write_map(child, "uid_map", uid_map)) != 0) *failed_step = CSHIFTER_NS_STEP_UID_MAP;
+    if (error == 0 && (error = write_map(child, "gid_map", gid_map)) != 0) *failed_step = CSHIFTER_NS_STEP_GID_MAP;
+    if (error == 0 && write(go[1], "m", 1) != 1) {
+        error = -errno;
+        *failed_step = CSHIFTER_NS_STEP_MOUNT;
+    }
+    if (error == 0) {
+        report.error = EIO;
+        report.step = CSHIFTER_NS_STEP_MOUNT;
+        if (wait_readable(reply[0], timeout_ms) <= 0 ||
+            read_reply(reply[0], &report, sizeof(report)) != (ssize_t)sizeof(report)) {
+            error = -ETIMEDOUT;
+            *failed_step = CSHIFTER_NS_STEP_MOUNT;
+        } else if (report.error != 0) {
+            error = -report.error;
+            *failed_step = report.step;
+        }
+    }
+    /* The child is not reaped yet, so its number is its own: its namespaces are the ones pinned. */
+    if (error == 0 && (error = pin_namespace(child, "user", user_pin)) != 0) *failed_step = CSHIFTER_NS_STEP_PIN;
+    if (error == 0 && (error = pin_namespace(child, "mnt", mount_pin)) != 0) {
+        *failed_step = CSHIFTER_NS_STEP_PIN;
+        umount2(user_pin, 0);
+    }
+    if (error != 0) kill(child, SIGKILL);
+    close(go[1]);
+    close(reply[0]);
+    reap(child);
+    if (error == 0) *failed_step = CSHIFTER_NS_STEP_DONE;
+    return error;
+}
+
+int cshifter_make_job_namespaces(const char *root, uid_t uid, gid_t gid, const char *gid_map, const char *user_pin,
+                                 const char *mount_pin, int timeout_ms, int *failed_step) {
+    int error = make_job_namespaces_once(root, uid, gid, gid_map, user_pin, mount_pin, timeout_ms, -1, failed_step);
+    if (error != -EINVAL || *failed_step != CSHIFTER_NS_STEP_PIN) return error;
+    /* The kernel refuses to pin a mount namespace numbered below the caller's own (its check
+     * against loops of namespaces), and numbers them from batches per CPU: where the caller is not
+     * the first namespace (a node in a namespace of its own), a namespace made on another CPU may
+     * be numbered below it. One made on each CPU in turn finds the batch above it. */
+    cpu_set_t allowed;
+    if (sched_getaffinity(0, sizeof(allowed), &allowed) != 0) return error;
+    for (int cpu = 0; cpu < CPU_SETSIZE; cpu++) {
+        if (!CPU_ISSET(cpu, &allowed)) continue;
+        error = make_job_namespaces_once(root, uid, gid, gid_map, user_pin, mount_pin, timeout_ms, cpu, failed_step);
+        if (error != -EINVAL || *failed_step != CSHIFTER_NS_STEP_PIN) return error;
+    }
+    return error;
 }

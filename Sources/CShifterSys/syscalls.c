@@ -13,6 +13,7 @@
 #include <linux/capability.h>
 #include <linux/loop.h>
 #include <linux/mount.h>
+#include <linux/nsfs.h>
 #include <linux/openat2.h>
 #include <sys/auxv.h>
 #include <sys/fsuid.h>
@@ -137,6 +138,34 @@ int cshifter_clear_capabilities(void) {
 }
 
 /* Namespaces and mounts */
+
+_Static_assert(CSHIFTER_USER_NAMESPACE == CLONE_NEWUSER && CSHIFTER_MOUNT_NAMESPACE == CLONE_NEWNS, "namespace kinds");
+
+int cshifter_setns(int fd, int nstype) {
+    return setns(fd, nstype) == 0 ? 0 : -errno;
+}
+
+int cshifter_namespace_within(int fd, uint64_t device, uint64_t inode) {
+    int current = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    if (current < 0) return -errno;
+    /* Namespaces nest at most 32 deep; each step goes to the owner or the parent. */
+    for (int depth = 0; depth < 40; depth++) {
+        struct stat info;
+        if (fstat(current, &info) != 0) break;
+        if ((uint64_t)info.st_dev == device && (uint64_t)info.st_ino == inode) {
+            close(current);
+            return 1;
+        }
+        int type = ioctl(current, NS_GET_NSTYPE);
+        int next = ioctl(current, type == CLONE_NEWUSER ? NS_GET_PARENT : NS_GET_USERNS);
+        close(current);
+        /* EPERM: the top, or a namespace outside the caller's. */
+        if (next < 0) return errno == EPERM ? 0 : -errno;
+        current = next;
+    }
+    close(current);
+    return 0;
+}
 
 int cshifter_unshare_mount_namespace(void) {
     return unshare(CLONE_NEWNS) == 0 ? 0 : -errno;

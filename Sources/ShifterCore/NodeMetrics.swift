@@ -24,7 +24,7 @@ public struct NodeMetrics: Sendable, Equatable {
 
     /// The prolog phases, in the order a root is built; a prolog that stops early reports only
     /// the phases it reached.
-    public static let prologPhases = ["resolve", "image", "etc", "mounts", "cache", "gpu", "devices", "hooks", "sshd", "record"]
+    public static let prologPhases = ["resolve", "image", "etc", "mounts", "cache", "gpu", "devices", "hooks", "namespaces", "sshd", "record"]
 
     /// Adds one prolog's outcome and phase times.
     public mutating func addProlog(succeeded: Bool, phases: [String: Double], total: Double) {

@@ -9,6 +9,18 @@ public enum RootfsType: String, Sendable, Codable, CaseIterable {
     case ramfs
 }
 
+/// How `shifter` enters a job's container (`entryMode`).
+public enum EntryMode: String, Sendable, Codable, CaseIterable {
+    /// The setuid-root `shifter` chroots into the job's root, or builds a private root where there
+    /// is none (outside a job, a step with an image of its own). The default: it is the only mode
+    /// that runs containers outside a job's prepared root.
+    case setuid
+    /// The prolog makes a user namespace owned by the job's user, with a mount namespace whose
+    /// root is the job's root; `shifter`, installed without the setuid bit, joins them. No
+    /// privileged program on the node; containers only in jobs that asked for an image.
+    case userns
+}
+
 /// The site configuration read from `udiRoot.conf` (SPEC section 5).
 ///
 /// Only `udiMount`, `loopMount` and `imagePath` are required: without them nothing can be built or
@@ -91,6 +103,8 @@ public struct SiteConfig: Sendable, Equatable {
     /// `sshNodePorts`: nodes whose sshd listens elsewhere, for hosts that run several slurmd:
     /// the node name, and the address and port ssh reaches it at.
     public var sshNodePorts: [SSHNodePort] = []
+    /// `entryMode`: how `shifter` enters a job's container.
+    public var entryMode: EntryMode = .setuid
     /// `mountPropagationStyle`: the propagation of mounts that request none.
     public var mountPropagationStyle: MountPropagation = .private
     /// `defaultModules`: modules loaded when the user names none.
@@ -382,6 +396,7 @@ struct SiteConfigParser {
         case "sshPort": config.sshPort = try values.integer(in: 1024...65535)
         case "sshNodePorts": config.sshNodePorts += try values.sshNodePorts()
         case "mountPropagationStyle": config.mountPropagationStyle = try values.choice(of: MountPropagation.self)
+        case "entryMode": config.entryMode = try values.choice(of: EntryMode.self)
         case "defaultModules": config.defaultModules += try values.moduleNames()
         case "gatewayTimeout": config.gatewayTimeout = try values.integer(in: 1...86400)
         case "imageExpandedSizeLimit": config.imageExpandedSizeLimit = try values.size()

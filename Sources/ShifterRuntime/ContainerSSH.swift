@@ -301,7 +301,9 @@ public enum ContainerSSH {
     /// made (`makeControlGroup`), the daemon joins it before it drops root. A start that fails
     /// leaves the daemon to the caller's teardown, which stops everything in the root and the
     /// group; so does the epilog.
-    static func start(_ setup: SSHSetup, layout: RootLayout, user: ContainerUser) throws(RuntimeError) {
+    /// `inNamespaces`: the daemon joins the job's namespaces (`RootLayout.userNamespacePin`) rather
+    /// than chrooting to the root, as the job's tasks do.
+    static func start(_ setup: SSHSetup, layout: RootLayout, user: ContainerUser, inNamespaces: Bool = false) throws(RuntimeError) {
         let logPath = layout.sshdLogDirectory + "/sshd.log"
         let log = open(logPath, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0o600)
         guard log >= 0 else { throw RuntimeError("sshd: couldn't create \(logPath): \(String(cString: strerror(errno)))") }
@@ -318,12 +320,21 @@ public enum ContainerSSH {
             }
         }
         defer { if procs >= 0 { close(procs) } }
+        var namespaces: (user: Int32, mount: Int32)?
+        if inNamespaces {
+            do throws(SystemError) {
+                namespaces = try Namespaces.open(userPin: layout.userNamespacePin, mountPin: layout.mountNamespacePin)
+            } catch {
+                throw RuntimeError("sshd: couldn't \(error.description)")
+            }
+        }
+        defer { if let namespaces { close(namespaces.user); close(namespaces.mount) } }
         let pid: pid_t
         do throws(SystemError) {
             pid = try UserDaemon.start(setup.sshd, arguments: ["-D", "-e", "-f", SSHSetup.directory + "/sshd_config"],
                                        environment: ["PATH=/usr/local/bin:/usr/bin:/bin", "LANG=C"], root: layout.root,
                                        uid: user.uid, gid: user.gid, groups: [user.gid] + user.groups, log: log,
-                                       controlGroupProcesses: procs >= 0 ? procs : nil)
+                                       controlGroupProcesses: procs >= 0 ? procs : nil, namespaces: namespaces)
         } catch {
             throw RuntimeError("sshd: couldn't start \(setup.sshd) in the container: \(error.reason)")
         }

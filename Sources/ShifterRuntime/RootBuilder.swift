@@ -79,13 +79,14 @@ public struct RootBuilder {
     /// The prolog phase (`NodeMetrics.prologPhases`) a step belongs to.
     static func phase(of step: PlannedStep) -> String {
         switch step {
-        case .privateDirectories, .hostDirectories, .scratch, .image, .overlay: "image"
+        case .privateDirectories, .searchableDirectories, .hostDirectories, .scratch, .image, .overlay: "image"
         case .accountFiles, .file, .copyHostFile: "etc"
         case .proc, .hostBind, .userVolume, .tmpfsVolume, .propagation, .readOnlyRoot: "mounts"
         case .perNodeCache: "cache"
         case .gpu: "gpu"
         case .deviceNode, .hiddenDeviceNodes, .deviceMount, .deviceHook: "devices"
         case .rootHook: "hooks"
+        case .jobNamespaces: "namespaces"
         case .sshFiles, .sshdLog, .sshdControlGroup, .sshd: "sshd"
         }
     }
@@ -117,6 +118,13 @@ public struct RootBuilder {
                     try makePrivate(path)
                     try makeUnbindable(path, warn: warn)
                 }
+            case .searchableDirectories(let paths):
+                for path in paths {
+                    try makePrivate(path, searchable: true)
+                    try makeUnbindable(path, warn: warn)
+                }
+            case .jobNamespaces(let groups):
+                try JobNamespaces.make(layout: layout, user: plan.user, groups: groups)
             case .scratch(let type, let sizeLimit):
                 // Root-only, like udiMount: the container's own / is the overlay below it.
                 var data = "mode=0700"
@@ -182,7 +190,8 @@ public struct RootBuilder {
             case .sshdControlGroup(let name):
                 try ContainerSSH.makeControlGroup(name, warn: warn)
             case .sshd(let setup):
-                try ContainerSSH.start(setup, layout: layout, user: plan.user)
+                try ContainerSSH.start(setup, layout: layout, user: plan.user,
+                                       inNamespaces: plan.steps.contains { if case .jobNamespaces = $0 { true } else { false } })
             }
         } catch {
             throw RuntimeError.from(error)
@@ -228,12 +237,12 @@ public struct RootBuilder {
         }
     }
 
-    /// Creates `path` mode 0700, or takes group and other permissions away from an existing one,
-    /// which must be a directory owned by root.
-    private func makePrivate(_ path: String) throws(RuntimeError) {
+    /// Creates `path` mode 0700 (0711 where `searchable`), or takes group and other permissions
+    /// (but search) away from an existing one, which must be a directory owned by root.
+    private func makePrivate(_ path: String, searchable: Bool = false) throws(RuntimeError) {
         let status: FileStatus
         do throws(SystemError) {
-            try FileSystem.makeDirectories(path, mode: 0o700)
+            try FileSystem.makeDirectories(path, mode: searchable ? 0o711 : 0o700)
             status = try FileSystem.linkStatus(path)
         } catch {
             throw RuntimeError("couldn't \(error.description)")
@@ -241,9 +250,10 @@ public struct RootBuilder {
         guard status.kind == .directory, status.uid == 0 else {
             throw RuntimeError("\(path) (udiMount or loopMount in udiRoot.conf) must be a directory owned by root")
         }
-        if status.mode & 0o077 != 0 {
+        let wanted = searchable ? (status.mode & 0o7700) | 0o011 : status.mode & 0o7700
+        if status.mode & 0o7777 != wanted {
             do throws(SystemError) {
-                try FileSystem.setMode(path, mode_t(status.mode & 0o7700))
+                try FileSystem.setMode(path, mode_t(wanted))
             } catch {
                 throw RuntimeError("couldn't \(error.description)")
             }

@@ -19,6 +19,9 @@ public enum RootTeardown {
             for group in controlGroups { problems += JobControlGroup.end(group) }
             killProcessesInside(layout.root)
         }
+        // A job entered through its namespaces: what runs in them ends, their pins go, and with
+        // them the namespaces' copies of the root's mounts, before the root's own are detached.
+        problems += JobNamespaces.release(layout)
         // Whether the loop devices let go is known only after the unmounts, by which time the
         // mounts that named them are gone. A table that cannot be read is said, never taken for
         // an empty one: that would leave the root mounted and call it clean.
@@ -102,20 +105,26 @@ public enum RootTeardown {
     /// Kills every process whose root directory is the container root or lies below it, and waits
     /// (up to five seconds) for them to go.
     static func killProcessesInside(_ root: String) {
+        killProcesses { isRooted($0, at: root) }
+    }
+
+    /// Kills every process (but this one) for which `belongs` holds, and waits (up to five
+    /// seconds) for them to go.
+    static func killProcesses(where belongs: (pid_t) -> Bool) {
         for _ in 0..<50 {
-            let inside = processes(rootedAt: root)
-            if inside.isEmpty { return }
-            for pid in inside { killIfInside(pid, root: root) }
+            let found = processes(where: belongs)
+            if found.isEmpty { return }
+            for pid in found { killIfStill(pid, belongs) }
             usleep(100_000)
         }
     }
 
-    /// Sends SIGKILL to process `pid` if its root is (still) `root` or below it. A process found in
-    /// `/proc` may exit before it is signalled, and its number go to a process outside the root
-    /// (a daemon, a step of another job): so the process is first held by a pidfd, its root is
-    /// checked again, and the signal goes through the pidfd, which reaches the process held or
-    /// nobody.
-    static func killIfInside(_ pid: pid_t, root: String) {
+    /// Sends SIGKILL to process `pid` if `belongs` (still) holds for it. A process found in
+    /// `/proc` may exit before it is signalled, and its number go to a process that does not
+    /// belong (a daemon, a step of another job): so the process is first held by a pidfd, the
+    /// check is made again, and the signal goes through the pidfd, which reaches the process held
+    /// or nobody.
+    static func killIfStill(_ pid: pid_t, _ belongs: (pid_t) -> Bool) {
         let process: ProcessDescriptor
         do {
             process = try ProcessDescriptor(pid: pid)
@@ -126,16 +135,16 @@ public enum RootTeardown {
         }
         // The check must be about the process the pidfd holds, so it is made after the open. Should
         // that process exit between the check and the signal, and its number be reused by a process
-        // in the root, the check saw the wrong process, but the signal fails with ESRCH.
-        guard isRooted(pid, at: root) else { return }
+        // that belongs, the check saw the wrong process, but the signal fails with ESRCH.
+        guard belongs(pid) else { return }
         try? process.send(SIGKILL)
     }
 
-    static func processes(rootedAt root: String) -> [pid_t] {
+    static func processes(where belongs: (pid_t) -> Bool) -> [pid_t] {
         guard let names = try? FileSystem.directoryEntries("/proc") else { return [] }
         return names.compactMap { name -> pid_t? in
             guard let pid = pid_t(name), pid != getpid() else { return nil }
-            return isRooted(pid, at: root) ? pid : nil
+            return belongs(pid) ? pid : nil
         }
     }
 

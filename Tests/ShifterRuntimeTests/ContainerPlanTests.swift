@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 @testable import ShifterCore
 import ShifterSystem
 import Testing
@@ -77,6 +80,8 @@ private func request(_ config: SiteConfig, volumes: [VolumeSpec] = []) -> Contai
             switch step {
             case .hostDirectories: "dirs"
             case .privateDirectories: "private dirs"
+            case .searchableDirectories(let paths): "searchable:\(paths.joined(separator: ","))"
+            case .jobNamespaces(let groups): "namespaces:\(groups.map(String.init).joined(separator: ","))"
             case .scratch: "scratch"
             case .image: "image"
             case .overlay: "overlay"
@@ -102,6 +107,69 @@ private func request(_ config: SiteConfig, volumes: [VolumeSpec] = []) -> Contai
             case .sshd: "sshd"
             }
         }
+    }
+
+    /// entryMode=userns: udiMount is searchable (the user reaches the job's entry through it),
+    /// loopMount stays root's; the namespaces copy the finished root (after it is made read-only
+    /// and the start hooks ran) and come before the job's sshd, which starts in them. The gid map
+    /// holds the user's groups and the devices' groups, once each, never 0.
+    @Test func namespacesAreMadeFromTheFinishedRootBeforeTheSshd() throws {
+        let config = try siteConfig("entryMode=userns\nmountUdiRootWritable=0\nsshPath=/opt/shifter/ssh")
+        #expect(config.entryMode == .userns)
+        var devices = CDIResolution(devices: [CDIDeviceName(vendor: "example.com", deviceClass: "gpu", name: "0")])
+        devices.edits.additionalGroups = [44, 100, 0]
+        devices.edits.hooks = [CDIHook(hookName: "poststart", path: "/opt/vendor/started")]
+        var userns = request(config)
+        userns.entersThroughNamespaces = true
+        userns.devices = devices
+        userns.ssh = SSHSetup(bundle: "/opt/shifter/ssh", port: 1204, defaultPort: 1204, nodePorts: [],
+                              keys: SSHKeys(userPrivate: "a", userPublic: "b", hostPrivate: "c", hostPublic: "d"), jobID: 1, node: nil)
+        let kinds = stepNames(ContainerPlanner.plan(userns, layout: RootLayout.job(1, config: config)))
+        #expect(Array(kinds.prefix(3)) == ["private dirs", "searchable:/var/udiMount", "dirs"])
+        #expect(Array(kinds.suffix(6)) == ["read-only root", "device hook 0:/opt/vendor/started", "namespaces:100,2000,44",
+                                          "sshd log", "sshd cgroup", "sshd"])
+        // Without it (setuid entry, a private root) there are no namespaces and udiMount stays root's.
+        var setuid = userns
+        setuid.entersThroughNamespaces = false
+        let plain = stepNames(ContainerPlanner.plan(setuid, layout: RootLayout.job(1, config: config)))
+        #expect(!plain.contains { $0.hasPrefix("namespaces") || $0.hasPrefix("searchable") })
+        #expect(plain.first == "private dirs")
+    }
+
+    @Test func theEntryLiesBesideTheRootUnderUdiMount() throws {
+        let layout = RootLayout.job(42, config: try siteConfig())
+        #expect(layout.entryDirectory == "/var/udiMount/job-42.entry")
+        #expect(layout.userNamespacePin == "/var/udiMount/job-42.entry/user")
+        #expect(layout.mountNamespacePin == "/var/udiMount/job-42.entry/mnt")
+        #expect(layout.entryRecord == "/var/udiMount/job-42.entry/state.json")
+    }
+
+    @Test func aRecordKeepsTheImagesSettingsForTheEntry() throws {
+        var state = PreparedRootState(jobID: 7, uid: 1000, gid: 100, image: "sha256:" + String(repeating: "b", count: 64),
+                                      volumes: [], modules: ["mpich"])
+        #expect(PreparedRootState.decode(state.encoded())?.imageSettings == nil)
+        var settings = ImageMetadata(digest: "")
+        settings.env = ["PATH=/usr/bin", "A=b c"]
+        settings.entrypoint = ["/entry.sh"]
+        settings.workdir = "/work"
+        state.imageSettings = settings
+        let decoded = try #require(PreparedRootState.decode(state.encoded()))
+        #expect(decoded == state)
+        #expect(decoded.imageSettings?.cmd == nil)
+    }
+
+    @Test(arguments: ["setuid", "userns"])
+    func entryModeIsASiteChoice(mode: String) throws {
+        #expect(try siteConfig("entryMode=\(mode)").entryMode.rawValue == mode)
+        #expect(try siteConfig().entryMode == .setuid)
+        #expect(throws: SiteConfigError.self) { try siteConfig("entryMode=rootless") }
+    }
+
+    @Test func aNamespaceFailureNamesTheStepAndTheSetting() {
+        let none = JobNamespaces.failureMessage(Namespaces.MakeError(step: .gidMap, errno: EINVAL), uid: 1000)
+        #expect(none.hasPrefix("couldn't write the user namespace's gid_map for the job (entryMode=userns): Invalid argument"))
+        let limited = JobNamespaces.failureMessage(Namespaces.MakeError(step: .user, errno: ENOSPC), uid: 1000)
+        #expect(limited.contains("user.max_user_namespaces"))
     }
 
     @Test func imageLoopModeComesFromTheSiteConfig() throws {

@@ -22,7 +22,7 @@ struct RootTeardownTests {
         }
         // chroot(8) changes its root before it execs sleep.
         for _ in 0..<100 where !RootTeardown.isRooted(inside.processIdentifier, at: root) { usleep(50_000) }
-        try #require(RootTeardown.processes(rootedAt: root) == [inside.processIdentifier])
+        try #require(RootTeardown.processes(where: { RootTeardown.isRooted($0, at: root) }) == [inside.processIdentifier])
 
         RootTeardown.killProcessesInside(root)
         for _ in 0..<100 where inside.isRunning { usleep(50_000) }
@@ -31,14 +31,14 @@ struct RootTeardownTests {
         #expect(inside.terminationReason == .uncaughtSignal)
         #expect(inside.terminationStatus == SIGKILL)
         #expect(outside.isRunning)
-        #expect(RootTeardown.processes(rootedAt: root).isEmpty)
+        #expect(RootTeardown.processes(where: { RootTeardown.isRooted($0, at: root) }).isEmpty)
     }
 
     @Test func aProcessOutsideTheRootIsNotSignalled() throws {
         let outside = try Process.run(URL(fileURLWithPath: "/bin/sleep"), arguments: ["600"])
         defer { kill(outside.processIdentifier, SIGKILL) }
 
-        RootTeardown.killIfInside(outside.processIdentifier, root: "/nonexistent/shifter-root")
+        RootTeardown.killIfStill(outside.processIdentifier) { RootTeardown.isRooted($0, at: "/nonexistent/shifter-root") }
 
         usleep(100_000)
         #expect(outside.isRunning)

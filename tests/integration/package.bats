@@ -135,3 +135,55 @@ rpm_regular_files() {
     [ "$status" -eq 0 ]
     [ "$output" = "shifter $(dpkg-deb -f "$deb" Version)" ]
 }
+
+@test "ENTRY_MODE=userns installs and packages shifter without the setuid bit; other values are refused" {
+    command -v rpmbuild >/dev/null || skip "rpmbuild is not installed (Debian's rpm package; make deps)"
+    # make install (a dry run, which builds nothing): setuid root by default, 0755 for userns.
+    run env -u ENTRY_MODE make -n -s -C "$SHIFTER_SOURCE" install DESTDIR="$ROOT/install"
+    [ "$status" -eq 0 ]
+    grep -qE '^install -m 4755 -o root -g root build/shifter .*/usr/bin/shifter$' <<<"$output"
+    run make -n -s -C "$SHIFTER_SOURCE" install DESTDIR="$ROOT/install" ENTRY_MODE=userns
+    [ "$status" -eq 0 ]
+    grep -qE '^install -m 0755 build/shifter .*/usr/bin/shifter$' <<<"$output"
+    [ -z "$(grep -E '4755|-o root' <<<"$output")" ]
+    run make -n -s -C "$SHIFTER_SOURCE" install DESTDIR="$ROOT/install" ENTRY_MODE=bogus
+    echo "$output"
+    [ "$status" -ne 0 ]
+    [[ "$output" == *"ENTRY_MODE must be setuid or userns, not 'bogus'"* ]]
+    # The packaging scripts refuse any other value, in one line, before building anything.
+    for script in build-deb build-rpm; do
+        run env ENTRY_MODE=bogus "$SHIFTER_SOURCE/packaging/$script"
+        echo "$output"
+        [ "$status" -eq 2 ]
+        [ "${#lines[@]}" -eq 1 ]
+        [ "$output" = "$script: ENTRY_MODE must be setuid or userns, not 'bogus'" ]
+    done
+    # Both packages, from the binaries already built (the scripts compile nothing). They are moved
+    # out of build/, where they would pass for the default, setuid, packages.
+    run env ENTRY_MODE=userns "$SHIFTER_SOURCE/packaging/build-deb"
+    echo "$output"
+    [ "$status" -eq 0 ]
+    deb=$ROOT/$(basename "$(tail -1 <<<"$output")")
+    mv "$SHIFTER_SOURCE/$(tail -1 <<<"$output")" "$deb"
+    run env ENTRY_MODE=userns "$SHIFTER_SOURCE/packaging/build-rpm"
+    echo "$output"
+    [ "$status" -eq 0 ]
+    rpm=$ROOT/$(basename "$(tail -1 <<<"$output")")
+    mv "$SHIFTER_SOURCE/$(tail -1 <<<"$output")" "$rpm"
+    # shifter is an ordinary program in both, and nothing makes it setuid on install or claims so.
+    contents=$(dpkg-deb -c "$deb")
+    grep -qE '^-rwxr-xr-x root/root .* \./usr/bin/shifter$' <<<"$contents"
+    files=$(rpm -qlvp "$rpm")
+    echo "$files"
+    grep -qE '^-rwxr-xr-x +1 root +root .* /usr/bin/shifter$' <<<"$files"
+    dpkg-deb -e "$deb" "$ROOT/control"
+    [ -z "$(grep -r 'chmod 4755' "$ROOT/control")" ]
+    [ -z "$(rpm -qp --scripts "$rpm" | grep 'chmod 4755')" ]
+    [ -z "$(dpkg-deb -f "$deb" Description | grep -i setuid)" ]
+    [ -z "$(rpm -qp --qf '%{DESCRIPTION}' "$rpm" | grep -i setuid)" ]
+    dpkg-deb -f "$deb" Description | tr -s ' \n' ' ' \
+        | grep -q 'enters it through a user namespace the prolog prepared, without privilege\.'
+    diff <(dpkg-deb -f "$deb" Description | tail -n +2 | sed 's/^ //') <(rpm -qp --qf '%{DESCRIPTION}\n' "$rpm")
+    # Otherwise the same files, modes and owners in both.
+    diff <(deb_regular_files "$deb") <(rpm_regular_files "$rpm")
+}

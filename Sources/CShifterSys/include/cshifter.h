@@ -221,8 +221,43 @@ int cshifter_open_as_user(uid_t uid, gid_t gid, size_t group_count, const gid_t 
 /// daemon moves itself into that cgroup before it drops root. Returns 0 with `*daemon_pid` once the
 /// exec succeeded, or -errno of the step that failed (the exec's own error included; -ETIMEDOUT
 /// when no answer came).
-int cshifter_start_daemon(const char *root, uid_t uid, gid_t gid, size_t group_count, const gid_t *_Nullable groups,
-                          char *_Nullable const *_Nonnull argv, char *_Nullable const *_Nonnull envp, int log_fd, int cgroup_procs_fd,
+int cshifter_start_daemon(const char *root, int user_ns_fd, int mount_ns_fd, uid_t uid, gid_t gid, size_t group_count,
+                          const gid_t *_Nullable groups, char *_Nullable const *_Nonnull argv, char *_Nullable const *_Nonnull envp, int log_fd, int cgroup_procs_fd,
                           int timeout_ms, pid_t *daemon_pid);
+
+/// The steps of cshifter_make_job_namespaces, for its `failed_step`.
+enum {
+    CSHIFTER_NS_STEP_START = 1,   /* the creator's ids */
+    CSHIFTER_NS_STEP_USER = 2,    /* unshare(CLONE_NEWUSER) */
+    CSHIFTER_NS_STEP_UID_MAP = 3,
+    CSHIFTER_NS_STEP_GID_MAP = 4,
+    CSHIFTER_NS_STEP_MOUNT = 5,   /* unshare(CLONE_NEWNS) */
+    CSHIFTER_NS_STEP_BIND = 6,    /* the root bound onto itself */
+    CSHIFTER_NS_STEP_PIVOT = 7,   /* pivot_root into it */
+    CSHIFTER_NS_STEP_DETACH = 8,  /* the node's mounts detached */
+    CSHIFTER_NS_STEP_PIN = 9,     /* the bind mounts of /proc/PID/ns/{user,mnt} */
+    CSHIFTER_NS_STEP_DONE = 10,
+};
+
+/// Makes a job's namespaces: a user namespace owned by `uid` (created with root's capabilities, so
+/// the kernel's limits on unprivileged users' namespaces do not apply), with the uid map
+/// "uid uid 1" and `gid_map` (lines "gid gid 1", written at once by root, so setgroups stays
+/// allowed), and in it a mount namespace whose / is `root` (the node's other mounts detached,
+/// those copied locked). Both are pinned by bind mounts onto the files `user_pin` and `mount_pin`;
+/// the child that made them exits, and nothing else holds them. Each wait for the child lasts at
+/// most `timeout_ms`. Returns 0, or -errno with `*failed_step` one of CSHIFTER_NS_STEP_*.
+int cshifter_make_job_namespaces(const char *root, uid_t uid, gid_t gid, const char *gid_map, const char *user_pin,
+                                 const char *mount_pin, int timeout_ms, int *failed_step);
+
+/// The kinds of namespace cshifter_setns joins: CLONE_NEWUSER and CLONE_NEWNS.
+enum { CSHIFTER_USER_NAMESPACE = 0x10000000, CSHIFTER_MOUNT_NAMESPACE = 0x00020000 };
+
+/// `setns(2)`: joins the namespace `fd` of kind `nstype` (CSHIFTER_*_NAMESPACE). 0 or -errno.
+int cshifter_setns(int fd, int nstype);
+
+/// Whether the namespace `fd` is the user namespace (`device`, `inode`) or lies within it: a user
+/// namespace that descends from it, or another namespace owned by one that does (`NS_GET_PARENT`,
+/// `NS_GET_USERNS`). Returns 1, 0, or -errno.
+int cshifter_namespace_within(int fd, uint64_t device, uint64_t inode);
 
 #pragma clang assume_nonnull end

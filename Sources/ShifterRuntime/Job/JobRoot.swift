@@ -134,9 +134,18 @@ public enum JobRoot {
                                                           modules: moduleList, gpuEnvironment: gpuEnvironment(), ssh: sshSetup)
             let devices = try resolveDevices()
             request.devices = devices
+            request.entersThroughNamespaces = config.entryMode == .userns
             var state = PreparedRootState(jobID: jobID, uid: uid, gid: gid, image: resolved.id,
                                           volumes: volumeList.map(\.canonical), modules: moduleList.map(\.name),
                                           sshPath: sshSetup?.bundle)
+            if request.entersThroughNamespaces {
+                var settings = ImageMetadata(digest: "", manifestDigest: "", source: "")
+                settings.env = resolved.metadata.env
+                settings.entrypoint = resolved.metadata.entrypoint
+                settings.cmd = resolved.metadata.cmd
+                settings.workdir = resolved.metadata.workdir
+                state.imageSettings = settings
+            }
             if let devices {
                 state.devices = devices.devices.map(\.description)
                 state.deviceEnvironment = devices.edits.environment.map { $0.name + "=" + $0.value }
@@ -149,6 +158,7 @@ public enum JobRoot {
         try timer.measure("record") { () throws(RuntimeError) in
             do throws(SystemError) {
                 try FileSystem.writeFile(layout.stateFile, state.encoded(), mode: 0o600)
+                if state.imageSettings != nil { try JobNamespaces.writeRecord(layout: layout, state: state) }
             } catch {
                 RootTeardown.teardown(layout, killProcesses: true,
                                       controlGroups: JobControlGroup.existing(jobID: jobID, node: node, anyNode: false))
@@ -174,7 +184,8 @@ public enum JobRoot {
         let groups = JobControlGroup.existing(jobID: jobID, node: node, anyNode: byAdministrator)
         // Slurm runs the epilog for every job; most have no container on this node.
         let hadRoot = !groups.isEmpty
-            || [layout.base, layout.imageMount, layout.failureFile, layout.cacheMarkerFile].contains(where: FileSystem.exists)
+            || [layout.base, layout.imageMount, layout.entryDirectory, layout.failureFile, layout.cacheMarkerFile]
+                .contains(where: FileSystem.exists)
         var left: [String] = []
         let prepared = state(config: config, jobID: jobID)
         if let hook = config.siteEpilogHook, FileSystem.exists(layout.base) || FileSystem.exists(layout.imageMount) {

@@ -117,7 +117,12 @@ public enum ContainerLauncher {
         let userLimits = try takePrivilegedControl()
         let say = VerboseLog(enabled: options.verbose, started: started)
         say("main began at \(epochSeconds(started)) (seconds since the epoch)")
-        let request = try checkRequest(options, environment: environmentMap, say: say)
+        let config = try loadConfiguration(options, environment: environmentMap, say: say)
+        if config.entryMode == .userns {
+            return try launchInJobNamespaces(options, config: config, environment: environment,
+                                             environmentMap: environmentMap, restoring: userLimits, say: say)
+        }
+        let request = try checkRequest(options, config: config, environment: environmentMap, say: say)
         let (layout, prepared) = try withTerminationSignalsBlocked { () throws(RuntimeError) -> (RootLayout, PreparedRootState?) in
             try enterOrBuildRoot(request, environment: environmentMap, say: say)
         }
@@ -145,11 +150,9 @@ public enum ContainerLauncher {
         return ResourceLimits.liftForPrivilegedWork()
     }
 
-    /// Loads the configuration and checks the request against it: the user, the image and the
-    /// user's right to it, volumes and modules; then reads the user's `--env-file`s with the
-    /// user's rights, before anything else is done as root.
-    private static func checkRequest(_ options: ShifterOptions, environment: [String: String],
-                                     say: VerboseLog) throws(RuntimeError) -> CheckedRequest {
+    /// The site's configuration: the compiled-in file, or the one root names.
+    private static func loadConfiguration(_ options: ShifterOptions, environment: [String: String],
+                                          say: VerboseLog) throws(RuntimeError) -> SiteConfig {
         // Only root may point a setuid program at another configuration.
         let requestedConfig = options.configPath ?? environment["SHIFTER_CONFIG"]
         if requestedConfig != nil && Credentials.realUser.uid != 0 {
@@ -158,7 +161,14 @@ public enum ContainerLauncher {
         let configPath = requestedConfig ?? SiteConfigLoader.defaultPath
         let config = try SiteConfigLoader.load(configPath, warn: { report("warning: \($0)") })
         say("configuration \(configPath)")
+        return config
+    }
 
+    /// Checks the request against the configuration: the user, the image and the user's right to
+    /// it, volumes and modules; then reads the user's `--env-file`s with the user's rights, before
+    /// anything else is done as root.
+    private static func checkRequest(_ options: ShifterOptions, config: SiteConfig, environment: [String: String],
+                                     say: VerboseLog) throws(RuntimeError) -> CheckedRequest {
         // The kernel's ids only: the account's entries (name, home, shell, group names), which
         // may take the site's user database, are looked up only for a private root's /etc.
         let user = try callingUser(config: config)
@@ -183,7 +193,7 @@ public enum ContainerLauncher {
     /// The command's environment: the host's (unless `--clearenv`), `SHIFTER_RUNTIME`, the
     /// image's, the `--env-file`s', `SHIFTER_KEEP_ENV` and `--env`, the modules' (the CCM ssh's
     /// `PATH` among them) and the site's, in `ContainerEnvironment.merged`'s order.
-    private static func commandEnvironment(_ request: CheckedRequest, host: [String], hostMap: [String: String],
+    static func commandEnvironment(_ request: CheckedRequest, host: [String], hostMap: [String: String],
                                            prepared: PreparedRootState?) -> ContainerEnvironment {
         let shifterVariables = [EnvironmentAssignment(name: "SHIFTER_RUNTIME", value: "1")]
         // SHIFTER_KEEP_ENV=NAME,...: these keep the host's value over the image's, as if given
@@ -203,7 +213,7 @@ public enum ContainerLauncher {
 
     /// The command and its arguments: the user's, after the image's ENTRYPOINT (or CMD) where
     /// `--entrypoint` asks, behind the modules' user hooks.
-    private static func commandArguments(_ request: CheckedRequest) throws(RuntimeError) -> [String] {
+    static func commandArguments(_ request: CheckedRequest) throws(RuntimeError) -> [String] {
         let options = request.options, metadata = request.image.metadata
         do {
             return ContainerPlanner.commandWithUserHooks(
@@ -229,7 +239,7 @@ public enum ContainerLauncher {
 
     /// Changes to the working directory and execs `command` found on the container's `PATH`.
     /// Returns only on failure, with the status a shell would give.
-    private static func execute(_ command: [String], request: CheckedRequest, environment: ContainerEnvironment,
+    static func execute(_ command: [String], request: CheckedRequest, environment: ContainerEnvironment,
                                 say: VerboseLog) throws(RuntimeError) -> Int32 {
         let workdir = ContainerCommand.workingDirectory(
             requested: request.options.workdir, imageWorkdir: request.image.metadata.workdir,
@@ -252,7 +262,7 @@ public enum ContainerLauncher {
         return failure.errno == ENOENT ? commandNotFound : commandNotExecutable
     }
 
-    private static func imageReference(_ options: ShifterOptions, config: SiteConfig) throws(RuntimeError) -> ImageReference? {
+    static func imageReference(_ options: ShifterOptions, config: SiteConfig) throws(RuntimeError) -> ImageReference? {
         do {
             return try options.imageReference(defaultType: config.defaultImageType)
         } catch {

@@ -22,6 +22,10 @@ public struct PreparedRootState: Sendable, Equatable {
     public var additionalGroups: [UInt32] = []
     /// The devices' `poststop` hooks, which the epilog runs before it removes the root.
     public var stopHooks: [CDIHook] = []
+    /// The image's settings for the command (`Env`, `Entrypoint`, `Cmd`, `WorkingDir`), where the
+    /// job is entered through its namespaces: `shifter` then runs as the user, who may not read a
+    /// private image's record.
+    public var imageSettings: ImageMetadata?
 
     public init(jobID: UInt32, uid: UInt32, gid: UInt32, image: String, volumes: [String], modules: [String],
                 sshPath: String? = nil) {
@@ -52,6 +56,14 @@ public struct PreparedRootState: Sendable, Equatable {
                 guard let hook = try? CDIHook.decode(value, source: "the job's record") else { return nil }
                 state.stopHooks.append(hook)
             }
+            if let env = try record.strings("imageEnv") {
+                var settings = ImageMetadata(digest: "", manifestDigest: "", source: "")
+                settings.env = env
+                settings.entrypoint = try record.strings("imageEntrypoint")
+                settings.cmd = try record.strings("imageCmd")
+                settings.workdir = try record.string("imageWorkdir")
+                state.imageSettings = settings
+            }
             return state
         } catch {
             return nil
@@ -71,6 +83,12 @@ public struct PreparedRootState: Sendable, Equatable {
             members["additionalGroups"] = .array(additionalGroups.map(JSONValue.number))
         }
         if !stopHooks.isEmpty { members["stopHooks"] = .array(stopHooks.map(\.jsonValue)) }
+        if let imageSettings {
+            members["imageEnv"] = .strings(imageSettings.env)
+            if let entrypoint = imageSettings.entrypoint { members["imageEntrypoint"] = .strings(entrypoint) }
+            if let cmd = imageSettings.cmd { members["imageCmd"] = .strings(cmd) }
+            if let workdir = imageSettings.workdir { members["imageWorkdir"] = .string(workdir) }
+        }
         return JSONValue.object(members).encoded()
     }
 

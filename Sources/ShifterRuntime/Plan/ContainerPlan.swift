@@ -14,6 +14,11 @@ public enum PlannedStep: Sendable, Equatable {
     /// users on a shared node must not reach from the host; root builds and enters it, so nobody
     /// else needs to pass through these directories.
     case privateDirectories([String])
+    /// As `privateDirectories`, but mode 0711 (`udiMount` where jobs are entered through their
+    /// namespaces): the job's user passes through it to the job's entry directory
+    /// (`RootLayout.entryDirectory`); nothing else in it is theirs to open (each root's scratch
+    /// filesystem is 0700, each record 0600).
+    case searchableDirectories([String])
     /// Mount the image read-only at the image mount: a squashfs file through a loop device, or a
     /// `local:` directory through a bind mount.
     case image(ImageSource)
@@ -75,6 +80,11 @@ public enum PlannedStep: Sendable, Equatable {
     case sshdControlGroup(String)
     /// The job's sshd, started as the user inside the root once the root is complete (the last step).
     case sshd(SSHSetup)
+    /// The job's user namespace, owned by the user, with the user's uid and `groups` (the primary
+    /// group among them) mapped, and in it a mount namespace whose `/` is the root, pinned in the
+    /// job's entry directory (`RootLayout.entryDirectory`) for `shifter` to join without privilege
+    /// (`entryMode=userns`). Once the root is complete: the namespace holds copies of its mounts.
+    case jobNamespaces(groups: [UInt32])
     /// Make the root's own filesystem (the overlay) read-only, so nobody can write into the
     /// container's `/`; the mounts below it (site mounts, `/tmp`, volumes, per-node caches) stay as
     /// they are (`mountUdiRootWritable=0`). The last step: everything before writes into the root.
@@ -148,6 +158,8 @@ public struct ContainerRequest: Sendable, Equatable {
     public var ssh: SSHSetup?
     /// The CDI devices the job asked for (`--device`), resolved against the node's specs.
     public var devices: CDIResolution?
+    /// Whether the job's tasks enter through namespaces the prolog makes (`entryMode=userns`).
+    public var entersThroughNamespaces = false
 
     public init(config: SiteConfig, image: ImageSource, metadata: ImageMetadata, user: ContainerUser,
                 volumes: [VolumeSpec], modules: [SiteModule],
@@ -196,8 +208,10 @@ public enum ContainerPlanner {
     /// Plans the root for `request` at `layout`.
     public static func plan(_ request: ContainerRequest, layout: RootLayout) -> ContainerPlan {
         let config = request.config
-        var steps: [PlannedStep] = [
-            .privateDirectories([config.udiMount, config.loopMount]),
+        let directories: [PlannedStep] = request.entersThroughNamespaces
+            ? [.privateDirectories([config.loopMount]), .searchableDirectories([config.udiMount])]
+            : [.privateDirectories([config.udiMount, config.loopMount])]
+        var steps: [PlannedStep] = directories + [
             .hostDirectories([layout.base, layout.imageMount]),
             .scratch(type: config.rootfsType, sizeLimit: config.rootfsType == .tmpfs ? defaultScratchSize : nil),
             .hostDirectories([layout.upper, layout.work, layout.root]),
@@ -265,6 +279,8 @@ public enum ContainerPlanner {
         if !config.mountUdiRootWritable { steps.append(.readOnlyRoot) }
         // The spec's start hooks, on the finished root, before any task can enter it.
         if let devices = request.devices { steps += deviceHookSteps(devices, stage: .start) }
+        // The namespaces copy the finished root's mounts; the job's sshd then starts in them.
+        if request.entersThroughNamespaces { steps.append(.jobNamespaces(groups: namespaceGroups(request))) }
         // Last: the user's sessions see the root as the job's tasks do, and nothing after it can
         // fail with the daemon running.
         if let ssh = request.ssh {
@@ -272,6 +288,14 @@ public enum ContainerPlanner {
         }
         return ContainerPlan(layout: layout, user: request.user, steps: steps, propagation: style,
                              imageLoopDirectIO: config.imageLoopDirectIO)
+    }
+
+    /// The groups a job's user namespace maps: the user's, and those the job's CDI specs add, in
+    /// that order, each once, never 0.
+    static func namespaceGroups(_ request: ContainerRequest) -> [UInt32] {
+        var seen: Set<UInt32> = []
+        return ([request.user.gid] + request.user.groups + (request.devices?.edits.additionalGroups ?? []))
+            .filter { $0 != 0 && seen.insert($0).inserted }
     }
 
     /// The CDI devices' mounts, then their hooks in the spec's order (which may use the mounts).

@@ -35,6 +35,16 @@ public struct RootLayout: Sendable, Equatable {
     /// The record of what a per-job root was built for.
     public var stateFile: String { base + "/state.json" }
 
+    /// The job's entry (`entryMode=userns`): a small tmpfs of the job's user's, mode 0500, beside
+    /// the root, holding the pins of the job's namespaces and a copy of the root's record.
+    public var entryDirectory: String { base + ".entry" }
+    /// The bind mount that pins the job's user namespace.
+    public var userNamespacePin: String { entryDirectory + "/user" }
+    /// The bind mount that pins the job's mount namespace, whose / is the root.
+    public var mountNamespacePin: String { entryDirectory + "/mnt" }
+    /// The copy of the root's record, with the image's settings, that `shifter` reads as the user.
+    public var entryRecord: String { entryDirectory + "/state.json" }
+
     /// Where a failed prolog leaves its reason, for the job's steps to report.
     public var failureFile: String { base + ".failed" }
 

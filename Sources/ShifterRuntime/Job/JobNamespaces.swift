@@ -1,0 +1,131 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import ShifterCore
+import ShifterSystem
+
+/// The entry of a job whose tasks join its namespaces (`entryMode=userns`): made by the prolog
+/// once the root is complete, read and joined by `shifter` as the user, released by the epilog.
+///
+/// `RootLayout.entryDirectory` is a tmpfs of 64 KiB and 16 inodes, owned by the user, mode 0500:
+/// only root and the user can open what is in it, and the user, who may change its mode, can fill
+/// no more than that. It holds the pins of the user and mount namespaces (bind mounts of the
+/// namespaces' files, in the node's mount namespace only) and a copy of the root's record.
+public enum JobNamespaces {
+    /// Makes the entry and the namespaces for `user`, with `groups` mapped.
+    static func make(layout: RootLayout, user: ContainerUser, groups: [UInt32]) throws(RuntimeError) {
+        do throws(SystemError) {
+            try FileSystem.makeDirectories(layout.entryDirectory, mode: 0o700)
+            try Mounts.mount(source: "shifter-entry", target: layout.entryDirectory, type: "tmpfs",
+                             flags: [.noSetuid, .noDevices, .noExec],
+                             data: "mode=0500,uid=\(user.uid),gid=\(user.gid),size=64k,nr_inodes=16")
+            // The pins must not reach another mount namespace through a shared udiMount.
+            try Mounts.setPropagation(layout.entryDirectory, .privatePropagation, recursive: false)
+            for pin in [layout.userNamespacePin, layout.mountNamespacePin] {
+                try FileSystem.writeFile(pin, [], mode: 0o400)
+            }
+        } catch {
+            throw RuntimeError("couldn't make the job's entry: \(error.description)")
+        }
+        do throws(Namespaces.MakeError) {
+            try Namespaces.makeJobNamespaces(root: layout.root, uid: user.uid, gid: user.gid, groups: groups,
+                                             userPin: layout.userNamespacePin, mountPin: layout.mountNamespacePin)
+        } catch {
+            throw RuntimeError(failureMessage(error, uid: user.uid))
+        }
+    }
+
+    /// One line on a failure to make the namespaces: the step, the reason, and the setting that
+    /// forbids them where the kernel's answer points at one.
+    static func failureMessage(_ error: Namespaces.MakeError, uid: UInt32) -> String {
+        let reason = SystemError("", "", errno: error.errno).reason
+        var message = "couldn't \(error.step.action) for the job (entryMode=userns): \(reason)"
+        if error.step == .user, error.errno == ENOSPC {
+            let limit = Namespaces.userNamespaceLimit().map(String.init) ?? "unknown"
+            message += limit == "0"
+                ? "; the kernel allows no user namespaces on this node (sysctl user.max_user_namespaces=0): set it above 0, or use entryMode=setuid"
+                : "; uid \(uid) has as many user namespaces as the kernel allows (sysctl user.max_user_namespaces=\(limit))"
+        } else if error.step == .user, error.errno == EPERM || error.errno == EINVAL {
+            message += "; this kernel does not let root make a user namespace for a user (check user namespace support, and any security module that restricts them), or use entryMode=setuid"
+        }
+        return message
+    }
+
+    /// Writes the copy of the root's record that `shifter` reads as the user: root's, read-only.
+    static func writeRecord(layout: RootLayout, state: PreparedRootState) throws(SystemError) {
+        try FileSystem.writeFile(layout.entryRecord, state.encoded(), mode: 0o444)
+    }
+
+    /// The record of the job's entry, for the user `uid`: nil where there is no entry, or it is not
+    /// the user's (the directory owned by `uid`, the record by root and written by nobody else).
+    public static func record(layout: RootLayout, uid: UInt32) -> PreparedRootState? {
+        guard let directory = try? FileSystem.linkStatus(layout.entryDirectory), directory.kind == .directory,
+              directory.uid == uid,
+              let status = try? FileSystem.linkStatus(layout.entryRecord), status.kind == .regular, status.uid == 0,
+              status.mode & 0o022 == 0, let bytes = try? FileSystem.readFile(layout.entryRecord, limit: 1 << 20),
+              let state = PreparedRootState.decode(bytes), state.uid == uid else {
+            return nil
+        }
+        return state
+    }
+
+    /// Ends every process in the job's namespaces, or in namespaces made within them, and every
+    /// process holding one of them open; unpins them and removes the entry. Nothing when the job
+    /// has no entry. Returns what could not be undone.
+    static func release(_ layout: RootLayout) -> [String] {
+        guard FileSystem.exists(layout.entryDirectory) else { return [] }
+        var problems: [String] = []
+        if let user = pinnedUserNamespace(layout) {
+            RootTeardown.killProcesses { holdsNamespace($0, within: user) }
+        }
+        for pin in [layout.userNamespacePin, layout.mountNamespacePin] where Mounts.isMountPoint(pin) {
+            // Not detached: the namespace, and its copies of the root's mounts, go before this returns.
+            do throws(SystemError) {
+                try Mounts.unmount(pin)
+            } catch {
+                do throws(SystemError) { try Mounts.unmount(pin, detach: true) } catch { problems.append("couldn't \(error.description)") }
+            }
+        }
+        if Mounts.isMountPoint(layout.entryDirectory) {
+            do throws(SystemError) { try Mounts.unmount(layout.entryDirectory, detach: true) } catch {
+                problems.append("couldn't \(error.description)")
+            }
+        }
+        do throws(SystemError) {
+            try FileSystem.removeDirectory(layout.entryDirectory)
+        } catch where error.errno != ENOENT {
+            problems.append("couldn't \(error.description)")
+        } catch {}
+        return problems
+    }
+
+    /// The user namespace pinned in the entry, where the pin is one (an nsfs file, as this
+    /// process's own namespace is).
+    static func pinnedUserNamespace(_ layout: RootLayout) -> (device: UInt64, inode: UInt64)? {
+        guard Mounts.isMountPoint(layout.userNamespacePin), let pinned = Namespaces.identity(layout.userNamespacePin),
+              let own = Namespaces.identity("/proc/self/ns/user"), pinned.device == own.device else { return nil }
+        return pinned
+    }
+
+    /// Whether process `pid` is in the user namespace `user` or one within it, is in a mount
+    /// namespace such a namespace owns, or holds one of those namespaces open.
+    static func holdsNamespace(_ pid: pid_t, within user: (device: UInt64, inode: UInt64)) -> Bool {
+        if Namespaces.isWithin("/proc/\(pid)/ns/user", userNamespace: user)
+            || Namespaces.isWithin("/proc/\(pid)/ns/mnt", userNamespace: user) {
+            return true
+        }
+        let descriptors = "/proc/\(pid)/fd"
+        guard let names = try? FileSystem.directoryEntries(descriptors) else { return false }
+        var buffer = [CChar](repeating: 0, count: 64)
+        for name in names {
+            let count = readlink(descriptors + "/" + name, &buffer, buffer.count - 1)
+            guard count > 5 else { continue }
+            let link = String(decoding: buffer.prefix(count).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            if (link.hasPrefix("user:[") || link.hasPrefix("mnt:[")),
+               Namespaces.isWithin(descriptors + "/" + name, userNamespace: user) {
+                return true
+            }
+        }
+        return false
+    }
+}
