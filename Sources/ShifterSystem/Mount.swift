@@ -40,11 +40,20 @@ public enum Mounts {
     }
 
     /// Whether `path` is the root of a mount: it is reached through another mount than its
-    /// parent directory (`statx(2)` mount ids), however long the mount table. False for a path
-    /// that cannot be opened.
+    /// parent directory (`statx(2)` mount ids), however long the mount table. A file (a bind
+    /// mount onto one) is compared with the directory its path names. False for a path that
+    /// cannot be opened.
     public static func isMountPoint(_ path: String) -> Bool {
-        guard let own = try? ContainedPath(hostPath: path).mountID(),
-              let parent = try? ContainedPath(hostPath: path + "/..").mountID() else { return false }
+        guard let own = try? ContainedPath(hostPath: path).mountID() else { return false }
+        let parent: UInt64
+        if let above = try? ContainedPath(hostPath: path + "/..").mountID() {
+            parent = above
+        } else if let slash = path.lastIndex(of: "/"), slash != path.startIndex,
+                  let directory = try? ContainedPath(hostPath: String(path[..<slash])).mountID() {
+            parent = directory
+        } else {
+            return false
+        }
         return own != parent
     }
 

@@ -5,11 +5,13 @@ import ShifterRuntime
 extension ShifterAdmin {
     struct List: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "List the job roots on this node: job, status, user, image, mounts, per-node caches.",
+            abstract: "List the job roots on this node: job, status, user, image, mounts, per-node caches, entry.",
             discussion: """
                 STATUS is ready (built and recorded), failed (the prolog left its reason, shown \
                 below the line) or incomplete (directories or mounts without a record: a prolog or \
-                epilog was killed half-way; 'shifter-admin cleanup --job N' removes it).
+                epilog was killed half-way; 'shifter-admin cleanup --job N' removes it). ENTRY is \
+                userns where the job's tasks join its pinned namespaces (entryMode=userns), broken \
+                where its entry lacks them (cleanup removes it), - where the job has none.
                 """
         )
 
@@ -19,13 +21,14 @@ extension ShifterAdmin {
             try requireRoot("list")
             let config = try site.load()
             let roots = NodeInventory.roots(config: config)
-            var rows = [["JOB", "STATUS", "UID", "IMAGE", "MOUNTS", "CACHES"]]
+            var rows = [["JOB", "STATUS", "UID", "IMAGE", "MOUNTS", "CACHES", "ENTRY"]]
             for root in roots {
                 let caches = root.perNodeCaches
                 rows.append([
                     String(root.jobID), root.status, root.state.map { String($0.uid) } ?? "-",
                     root.state.map { Self.shortImage($0.image) } ?? "-", String(root.mounts.count),
                     caches.count == 0 ? "-" : "\(caches.count) (\(ByteSize.format(caches.bytes)))",
+                    root.entry ?? "-",
                 ])
             }
             print(Self.table(rows), terminator: "")

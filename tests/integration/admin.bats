@@ -73,8 +73,8 @@ metrics_file() { echo "$BED_DIR/metrics/shifter-$1.prom"; }
     run on_node n2 "$ADMIN" list
     echo "$output"
     [ "$status" -eq 0 ]
-    [ "${lines[0]}" = "JOB       STATUS  UID   IMAGE                MOUNTS  CACHES" ] || [[ "${lines[0]}" =~ ^JOB\ +STATUS\ +UID\ +IMAGE\ +MOUNTS\ +CACHES$ ]]
-    grep -qE "^$job +ready +$(id -u "$U") +sha256:[0-9a-f]{12} +[1-9][0-9]* +1 \(512M\)$" <<<"$output"
+    [[ "${lines[0]}" =~ ^JOB\ +STATUS\ +UID\ +IMAGE\ +MOUNTS\ +CACHES\ +ENTRY$ ]]
+    grep -qE "^$job +ready +$(id -u "$U") +sha256:[0-9a-f]{12} +[1-9][0-9]* +1 \(512M\) +-$" <<<"$output"
     run on_node n2 "$ADMIN" check
     echo "$output"
     [ "$status" -eq 0 ]

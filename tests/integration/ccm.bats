@@ -63,11 +63,17 @@ SCRIPT
     # The job's private keys reached the prolog, not the job's environment.
     grep -qxF "batch script sees keys: 0" "$OUT/out"
     grep -qxF "task sees keys: 0" "$OUT/out"
-    # One sshd a node, the user's own, chrooted into the job's root, with no way back to privilege.
+    # One sshd a node, the user's own, chrooted into the job's root (userns: in the job's
+    # namespaces, whose / is the root, mapping the user alone), with no way back to privilege.
     [ "$(sshd_of_user | wc -l)" -eq 4 ]
     local pid
     for pid in $(sshd_of_user); do
-        [ "$(readlink "/proc/$pid/root")" = "$BED_DIR/udiMount/job-$job/root" ]
+        if [ "$ENTRY_MODE" = userns ]; then
+            [ "$(readlink "/proc/$pid/root")" = / ]
+            [ "$(awk '{ print $1, $2, $3 }' "/proc/$pid/uid_map")" = "$uid $uid 1" ]
+        else
+            [ "$(readlink "/proc/$pid/root")" = "$BED_DIR/udiMount/job-$job/root" ]
+        fi
         [ "$(awk '$1 == "Uid:" { print $2, $3, $4, $5 }' "/proc/$pid/status")" = "$uid $uid $uid $uid" ]
         [ "$(awk '$1 == "NoNewPrivs:" { print $2 }' "/proc/$pid/status")" = 1 ]
         [ "$(awk '$1 == "CapBnd:" { print $2 }' "/proc/$pid/status")" = 0000000000000000 ]

@@ -24,6 +24,22 @@ MANIFEST_TYPES='application/vnd.oci.image.manifest.v1+json, application/vnd.oci.
 
 SHIFTER=${SHIFTER:-$SHIFTER_PREFIX/bin/shifter}
 
+# How the bed's shifter enters containers (tests/harness/bed entry-mode): setuid, or userns,
+# where shifter has no privilege and runs only in jobs, in the namespaces their prolog made.
+ENTRY_MODE=$(sed -n 's/^entryMode=//p' "$SITE_CONFIG" 2>/dev/null | tail -n 1)
+ENTRY_MODE=${ENTRY_MODE:-setuid}
+
+# skip_in_userns REASON: skips a test that needs what only the setuid shifter does.
+skip_in_userns() {
+    [ "$ENTRY_MODE" = userns ] && skip "entryMode=userns: $1"
+    return 0
+}
+
+# job_namespace_of PID: the user namespace of process PID, as "device:inode".
+job_namespace_of() {
+    stat -L -c '%d:%i' "/proc/$1/ns/user"
+}
+
 # shifter_as USER ARGS...: runs the installed setuid shifter as USER from /tmp.
 shifter_as() {
     local user=$1; shift

@@ -76,7 +76,7 @@ public enum JobNamespaces {
         guard FileSystem.exists(layout.entryDirectory) else { return [] }
         var problems: [String] = []
         if let user = pinnedUserNamespace(layout) {
-            RootTeardown.killProcesses { holdsNamespace($0, within: user) }
+            RootTeardown.killProcesses { holdsNamespace($0, within: user, entry: layout.entryDirectory) }
         }
         for pin in [layout.userNamespacePin, layout.mountNamespacePin] where Mounts.isMountPoint(pin) {
             // Not detached: the namespace, and its copies of the root's mounts, go before this returns.
@@ -108,23 +108,28 @@ public enum JobNamespaces {
     }
 
     /// Whether process `pid` is in the user namespace `user` or one within it, is in a mount
-    /// namespace such a namespace owns, or holds one of those namespaces open.
-    static func holdsNamespace(_ pid: pid_t, within user: (device: UInt64, inode: UInt64)) -> Bool {
+    /// namespace such a namespace owns, or holds one of those namespaces open: through the pins
+    /// in `entry`, or through a `/proc/PID/ns` file.
+    static func holdsNamespace(_ pid: pid_t, within user: (device: UInt64, inode: UInt64), entry: String) -> Bool {
         if Namespaces.isWithin("/proc/\(pid)/ns/user", userNamespace: user)
             || Namespaces.isWithin("/proc/\(pid)/ns/mnt", userNamespace: user) {
             return true
         }
+        // A namespace opened through /proc shows as "mnt:[INODE]", one opened through a pin as the
+        // pin's path. Only those are looked at: the status of any other file the process holds
+        // could be asked of a filesystem a user runs (FUSE), which need never answer.
         let descriptors = "/proc/\(pid)/fd"
         guard let names = try? FileSystem.directoryEntries(descriptors) else { return false }
-        var buffer = [CChar](repeating: 0, count: 64)
+        var buffer = [CChar](repeating: 0, count: 4096)
         for name in names {
-            let count = readlink(descriptors + "/" + name, &buffer, buffer.count - 1)
-            guard count > 5 else { continue }
+            let path = descriptors + "/" + name
+            let count = readlink(path, &buffer, buffer.count - 1)
+            guard count > 0 else { continue }
             let link = String(decoding: buffer.prefix(count).map { UInt8(bitPattern: $0) }, as: UTF8.self)
-            if (link.hasPrefix("user:[") || link.hasPrefix("mnt:[")),
-               Namespaces.isWithin(descriptors + "/" + name, userNamespace: user) {
-                return true
-            }
+            let kindAndInode = link.firstIndex(of: ":").map { link[link.index(after: $0)...].hasPrefix("[") } ?? false
+            guard link.hasPrefix(entry + "/") || (!link.hasPrefix("/") && kindAndInode) else { continue }
+            guard let held = Namespaces.identity(path), held.device == user.device else { continue }
+            if Namespaces.isWithin(path, userNamespace: user) { return true }
         }
         return false
     }

@@ -15,6 +15,9 @@ public struct NodeRootEntry: Sendable, Equatable {
     public var mounts: [String]
     /// Whether the prolog began a per-node cache for the job (the marker is still there).
     public var cacheMarker: Bool
+    /// The job's entry (`entryMode=userns`): `userns` where its namespaces are pinned, `broken`
+    /// where the entry is there without them, nil where the job has none.
+    public var entry: String?
 
     /// `ready` (built and recorded), `failed` (the prolog left its reason) or `incomplete`
     /// (directories or mounts without a record: a prolog or epilog killed half-way).
@@ -58,11 +61,16 @@ public enum NodeInventory {
         return jobs.sorted().map { job in
             let layout = RootLayout.job(job, config: config)
             let mounts = mountPoints.filter { point in
-                [layout.base, layout.imageMount].contains { point == $0 || point.hasPrefix($0 + "/") }
+                [layout.base, layout.imageMount, layout.entryDirectory].contains { point == $0 || point.hasPrefix($0 + "/") }
+            }
+            var entry: String?
+            if FileSystem.exists(layout.entryDirectory) {
+                entry = JobNamespaces.pinnedUserNamespace(layout) != nil && mounts.contains(layout.mountNamespacePin)
+                    ? "userns" : "broken"
             }
             return NodeRootEntry(jobID: job, state: JobRoot.state(config: config, jobID: job),
                                  failure: JobRoot.failureReason(config: config, jobID: job), mounts: mounts,
-                                 cacheMarker: FileSystem.exists(layout.cacheMarkerFile))
+                                 cacheMarker: FileSystem.exists(layout.cacheMarkerFile), entry: entry)
         }
     }
 
@@ -135,11 +143,11 @@ public enum NodeInventory {
         return (removed, left)
     }
 
-    /// The job id in `job-N`, `job-N.failed` or `job-N.caches`.
+    /// The job id in `job-N`, `job-N.failed`, `job-N.caches` or `job-N.entry`.
     static func jobID(inName name: String) -> UInt32? {
         guard name.hasPrefix("job-") else { return nil }
         var digits = name.dropFirst(4)
-        for suffix in [".failed", ".caches"] where digits.hasSuffix(suffix) {
+        for suffix in [".failed", ".caches", ".entry"] where digits.hasSuffix(suffix) {
             digits = digits.dropLast(suffix.count)
         }
         guard !digits.isEmpty, digits.allSatisfy({ $0.isASCII && $0.isNumber }), digits.first != "0" || digits.count == 1 else {

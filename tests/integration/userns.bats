@@ -1,0 +1,213 @@
+#!/usr/bin/env bats
+# entryMode=userns: shifter without the setuid bit enters the job's container through the user
+# and mount namespaces that the prolog made, as the user, with nothing privileged on the node.
+# The bed is switched to that mode for this file and switched back after.
+
+load helpers
+bats_require_minimum_version 1.5.0
+
+setup_file() {
+    BEFORE=$ENTRY_MODE
+    echo "$BEFORE" > "$BATS_FILE_TMPDIR/entry-mode"
+    "$SHIFTER_SOURCE/tests/harness/bed" entry-mode userns
+    # The probe reaches the containers through the bed's site mount (/site, read-only).
+    gcc -static -O2 -Wall -o "$BED_DIR/site/userns-probe" "$SHIFTER_SOURCE/tests/harness/userns-probe.c"
+    chmod 755 "$BED_DIR/site/userns-probe"
+}
+
+teardown_file() {
+    rm -f "$BED_DIR/site/userns-probe"
+    sysctl -q -w user.max_user_namespaces="$(cat "$BATS_FILE_TMPDIR/max-userns" 2>/dev/null || sysctl -n user.max_user_namespaces)"
+    "$SHIFTER_SOURCE/tests/harness/bed" entry-mode "$(cat "$BATS_FILE_TMPDIR/entry-mode")"
+}
+
+setup() {
+    U=$BED_USER
+    U2=$BED_USER2
+    OUT=$(mktemp -d /tmp/shifter-userns.XXXXXX)
+    chmod 777 "$OUT"
+}
+
+teardown() {
+    local job
+    for job in $(cat "$OUT/jobs" 2>/dev/null); do
+        scancel "$job" 2>/dev/null
+        wait_job "$job" 60 || true
+    done
+    rm -rf "$OUT"
+}
+
+# entry NODE JOB: the entry directory of JOB on NODE (in the node's mount namespace).
+entry() {
+    echo "$BED_DIR/udiMount/job-$1.entry"
+}
+
+# holder_job USER NODE: a job of USER's on NODE, with the image, that runs until cancelled; its id.
+holder_job() {
+    local job out
+    out=$(mktemp "$OUT/holder.XXXXXX")
+    chmod 666 "$out"
+    job=$(submit "$1" -w "$2" -o "$out" --image="$IMAGE_BUSYBOX" --wrap "srun shifter sh -c 'echo ready; exec sleep 600'")
+    echo "$job" >> "$OUT/jobs"
+    wait_for_line "$out" ready
+    echo "$job"
+}
+
+@test "userns: shifter without the setuid bit runs the batch script and each step in one user namespace: the user's ids and groups, no capabilities, no_new_privs, the maps the prolog wrote" {
+    [ "$(stat -c %a "$SHIFTER")" = 755 ]
+    cat >"$OUT/probe.sh" <<'SH'
+echo "ids $(id -u) $(id -g) $(id -Gn)"
+grep -E '^(CapEff|CapPrm|NoNewPrivs):' /proc/self/status | tr -s '\t ' ' '
+echo "ns $(readlink /proc/self/ns/user)"
+echo "root $(ls -id / | awk '{print $1}')"
+sed 's/^/uid_map/' /proc/self/uid_map | tr -s ' '
+sed 's/^/gid_map/' /proc/self/gid_map | tr -s ' '
+echo "os $(head -1 /etc/os-release)"
+SH
+    chmod 644 "$OUT/probe.sh"
+    job=$(submit "$U" -N1 -o "$OUT/out" --image="$IMAGE_BUSYBOX" --wrap "
+        shifter sh $OUT/probe.sh > $OUT/batch
+        srun shifter sh $OUT/probe.sh > $OUT/step1
+        srun shifter sh $OUT/probe.sh > $OUT/step2")
+    wait_job "$job" 120
+    cat "$OUT/out" "$OUT"/batch "$OUT"/step1
+    [ "$(job_state "$job")" = COMPLETED ]
+    local uid gid file
+    uid=$(id -u "$U")
+    gid=$(id -g "$U")
+    for file in batch step1 step2; do
+        grep -qxF "ids $uid $gid $(id -Gn "$U")" "$OUT/$file"
+        grep -qxF "CapEff: 0000000000000000" "$OUT/$file"
+        grep -qxF "CapPrm: 0000000000000000" "$OUT/$file"
+        grep -qxF "NoNewPrivs: 1" "$OUT/$file"
+        grep -qxF 'os NAME="Shifter test busybox"' "$OUT/$file"
+        # The user alone in the uid map; the user's groups, each once, in the gid map.
+        [ "$(grep -c '^uid_map' "$OUT/$file")" -eq 1 ]
+        grep -qxF "uid_map $uid $uid 1" "$OUT/$file"
+        [ "$(grep '^gid_map' "$OUT/$file" | awk '{print $2}' | sort -n | tr '\n' ' ')" = \
+          "$(id -G "$U" | tr ' ' '\n' | sort -n | tr '\n' ' ')" ]
+        ! grep -q '^gid_map 0 ' "$OUT/$file" || false
+    done
+    # One user namespace, one root, for the batch script and every step on the node.
+    [ "$(grep -h '^ns ' "$OUT"/batch "$OUT"/step1 "$OUT"/step2 | sort -u | wc -l)" -eq 1 ]
+    ! grep -h '^ns ' "$OUT/batch" | grep -qF "$(readlink /proc/self/ns/user)" || false
+    [ "$(grep -h '^root ' "$OUT"/batch "$OUT"/step1 "$OUT"/step2 | sort -u | wc -l)" -eq 1 ]
+    assert_nodes_clean "$job"
+}
+
+@test "userns: two ranks of a job on one node read each other's memory (cross-memory attach), and MPICH runs between them" {
+    mkfifo "$OUT/to1" "$OUT/to0"
+    chmod 666 "$OUT/to1" "$OUT/to0"
+    job=$(submit "$U" -N1 -n2 -o "$OUT/out" --image="$IMAGE_BUSYBOX" --wrap "
+        srun -n2 shifter sh -c 'if [ \$SLURM_PROCID = 0 ]; then exec /site/userns-probe share $OUT/to1 $OUT/to0; else exec /site/userns-probe read $OUT/to1 $OUT/to0; fi'")
+    wait_job "$job" 120
+    cat "$OUT/out"
+    [ "$(job_state "$job")" = COMPLETED ]
+    grep -qx 'cma ok' "$OUT/out"
+    if [ -f "$IMAGE_STORE/tags/docker%3A127.0.0.1%3A5000%2Ftest%2Fhello-vm%3Alatest" ]; then
+        job=$(submit "$U" -N1 -n2 -o "$OUT/mpi" --image="$REGISTRY_ANON/test/hello-vm:latest" \
+            --wrap "srun --mpi=pmi2 -n 2 shifter /app/hello")
+        wait_job "$job" 120
+        cat "$OUT/mpi"
+        [ "$(job_state "$job")" = COMPLETED ]
+        [ "$(grep -c '^rank ' "$OUT/mpi")" -eq 2 ]
+        grep -qx 'sum 1 of 2 ranks ok' "$OUT/mpi"
+    else
+        echo "the bed has no MPI images: the MPICH part is left out" >&3
+    fi
+}
+
+@test "userns: another user can neither open the job's entry nor join its namespaces, even where the owner opens the entry to them, nor enter with shifter" {
+    job=$(holder_job "$U" n1)
+    local dir pid
+    dir=$(entry "$job")
+    # Root made it: a tmpfs of the user's, mode 0500, the pins in it.
+    [ "$(on_node n1 stat -c '%U %a' "$dir")" = "$U 500" ]
+    [ "$(on_node n1 stat -f -c %T "$dir")" = tmpfs ]
+    on_node n1 grep -qF " $dir/user " /proc/self/mountinfo
+    on_node n1 grep -qF " $dir/mnt " /proc/self/mountinfo
+    run on_node n1 runuser -u "$U2" -- cat "$dir/user"
+    [ "$status" -ne 0 ]
+    [[ "$output" == *"Permission denied"* ]]
+    # A task's own namespace files are closed to others as well.
+    pid=$(pgrep -u "$U" -x sleep | head -n 1)
+    run on_node n1 runuser -u "$U2" -- nsenter --user="/proc/$pid/ns/user" --preserve-credentials true
+    [ "$status" -ne 0 ]
+    # Opened to them by the owner, the pins still give them nothing: the namespace is not theirs.
+    on_node n1 runuser -u "$U" -- chmod 755 "$dir"
+    run on_node n1 runuser -u "$U2" -- nsenter --user="$dir/user" --mount="$dir/mnt" --preserve-credentials true
+    echo "$output"
+    [ "$status" -ne 0 ]
+    [[ "$output" == *"Operation not permitted"* ]]
+    # shifter as the other user, in the job's name: no container of theirs.
+    run on_node n1 runuser -u "$U2" -- env SLURM_JOB_ID="$job" "$SHIFTER" --image="$IMAGE_BUSYBOX" true
+    echo "$output"
+    [ "$status" -ne 0 ]
+    [[ "$output" == *"job $job has no container of uid $(id -u "$U2") on this node"* ]]
+}
+
+@test "userns: inside, the user cannot unmount or make writable what the prolog mounted, become root, or join another job's namespaces" {
+    local first second
+    first=$(holder_job "$U" n1)
+    second=$(holder_job "$U" n1)
+    run on_node n1 runuser -u "$U" -- "$BED_DIR/site/userns-probe" escape \
+        "$(entry "$first")/user" "$(entry "$first")/mnt" "$(entry "$second")/user" "$(entry "$second")/mnt"
+    echo "$output"
+    [ "$status" -eq 0 ]
+    grep -qx 'unmount /site: Invalid argument' <<<"$output"
+    grep -qx 'unmount /proc: Invalid argument' <<<"$output"
+    grep -qx 'unmount /tmp: Invalid argument' <<<"$output"
+    grep -qx 'remount /site read-write: Operation not permitted' <<<"$output"
+    grep -qx 'write /site: Read-only file system' <<<"$output"
+    grep -qx 'write /etc/passwd: Permission denied' <<<"$output"
+    grep -qx 'become uid 0: Invalid argument' <<<"$output"
+    grep -qx "join the other job's user namespace: Operation not permitted" <<<"$output"
+    grep -qx "join the other job's mount namespace: Operation not permitted" <<<"$output"
+    [ ! -e "$BED_DIR/site/userns-probe-was-here" ]
+}
+
+@test "userns: the epilog ends a process that holds the job's namespace from outside the job, and leaves nothing" {
+    job=$(holder_job "$U" n1)
+    local dir
+    dir=$(entry "$job")
+    # The user's own process, outside the job's cgroup and root, holding the mount namespace open.
+    on_node n1 runuser -u "$U" -- setsid -w sh -c "exec 3<'$dir/mnt'; echo held > '$OUT/held'; exec sleep 600" \
+        </dev/null >/dev/null 2>&1 &
+    local holder=$!
+    wait_for_line "$OUT/held" held
+    # shifter-admin shows the job's entry; the namespaces are pinned.
+    run on_node n1 "$SHIFTER_PREFIX/sbin/shifter-admin" list
+    echo "$output"
+    grep -qE "^$job +ready +$(id -u "$U") +sha256:[0-9a-f]{12} +[1-9][0-9]* +- +userns$" <<<"$output"
+    scancel "$job"
+    wait_job "$job" 60
+    # Its end reaches the shell that started it: killed (128 + SIGKILL), not left to run.
+    local status=0
+    wait "$holder" || status=$?
+    [ "$status" -eq 137 ]
+    assert_nodes_clean "$job"
+    [ "$(sinfo -h -n n1 -o %t)" = idle ]
+}
+
+@test "userns: a kernel that allows no user namespaces fails the prolog once, naming the setting" {
+    sysctl -n user.max_user_namespaces > "$BATS_FILE_TMPDIR/max-userns"
+    # Writing it needs CAP_SYS_RESOURCE, which some machines (virtual ones, containers) withhold.
+    sysctl -q -w user.max_user_namespaces=0 2>/dev/null ||
+        skip "user.max_user_namespaces cannot be set here (it needs CAP_SYS_RESOURCE); the message is checked in ContainerPlanTests"
+    job=$(submit "$U" -N1 -o "$OUT/out" --image="$IMAGE_BUSYBOX" --wrap "srun shifter true")
+    wait_job "$job" 120
+    sysctl -q -w user.max_user_namespaces="$(cat "$BATS_FILE_TMPDIR/max-userns")"
+    cat "$OUT/out"
+    [ "$(job_state "$job")" != COMPLETED ]
+    grep -q "sysctl user.max_user_namespaces=0" "$OUT/out"
+    # Once, from the prolog, not once per task; the node stays in service and clean.
+    [ "$(grep -c 'max_user_namespaces' "$OUT/out")" -eq 1 ]
+    [ "$(sinfo -h -N -o %t | sort -u)" = idle ]
+    assert_nodes_clean "$job"
+}
+
+@test "userns: outside a job, shifter says it runs only in jobs" {
+    run shifter_as "$U" --image="$IMAGE_BUSYBOX" true
+    [ "$status" -ne 0 ]
+    [ "$output" = "shifter: this site runs containers only in jobs (entryMode=userns), and this is not a job step (no SLURM_JOB_ID): ask for the image when you submit (sbatch, salloc or srun --image=IMAGE)" ]
+}
