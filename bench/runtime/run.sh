@@ -9,8 +9,11 @@ RUNS=${RUNS:-30}
 OUT=$(mktemp -d /tmp/shifter-bench.XXXXXX); chmod 777 "$OUT"
 MNT=$(mktemp -d /tmp/shifter-bench-mnt.XXXXXX)
 JOB=""
+USERNS_JOB=""
 cleanup() {
     [ -n "$JOB" ] && scancel "$JOB" 2>/dev/null
+    [ -n "$USERNS_JOB" ] && scancel "$USERNS_JOB" 2>/dev/null
+    site_entry_mode setuid
     umount "$MNT" 2>/dev/null; rmdir "$MNT" 2>/dev/null
     rm -rf "$OUT"
     bench_teardown
@@ -29,6 +32,14 @@ ROUNDS=${ROUNDS:-3}
 PER_ROUND=$(( (RUNS + ROUNDS - 1) / ROUNDS ))
 WAYS=()
 declare -A WAY
+# site_entry_mode setuid|userns: the bed's entryMode, which each prolog and each shifter reads anew.
+# Every way runs with setuid but shifter_prepared_userns (the userns copy of shifter is not setuid).
+site_entry_mode() {
+    sed -i '/^entryMode=/d' "$SITE_CONFIG"
+    [ "$1" = userns ] && echo "entryMode=userns" >> "$SITE_CONFIG"
+    return 0
+}
+declare -A MODE
 time_it() { # NAME RUNNER... -- COMMAND: registers a way; run_rounds times them
     local name=$1; shift
     local runner=()
@@ -46,12 +57,14 @@ run_rounds() {
             [ -n "${note[$name]:-}" ] && continue
             json=$OUT/$name.$round.json
             sleep 0.5   # what the way before left running (podman's clean-up) ends before this one is timed
+            site_entry_mode "${MODE[$name]:-setuid}"
             if ! eval "${WAY[$name]}" >"$OUT/$name.log" 2>&1; then
                 note[$name]=$(eval "${WAY[$name.check]}" 2>&1 | tail -1 || true)
                 [ -n "${note[$name]}" ] || note[$name]="failed (see hyperfine)"
             fi
         done
     done
+    site_entry_mode setuid
     for name in "${WAYS[@]}"; do
         if [ -n "${note[$name]:-}" ]; then median[$name]=""; continue; fi
         median[$name]=$(jq -s '[.[].results[0].times[]] | sort | if length % 2 == 1 then .[length / 2 | floor]
@@ -83,6 +96,19 @@ start_prepared_job
 time_it shifter_prepared nsenter -t "$(cat "$SLURM_DIR/slurmd-n1.pid")" -m env SLURM_JOB_ID="$JOB" \
     setpriv --reuid="$(id -u "$BED_USER")" --regid="$(id -g "$BED_USER")" --init-groups -- \
     "$PREFIX/bin/shifter" --image="id:${digest}" /bin/true
+# The same entry with entryMode=userns: shifter without the setuid bit joins the namespaces that the
+# prolog of a second job (started with entryMode=userns) made.
+SETUID_JOB=$JOB
+site_entry_mode userns
+start_prepared_job
+USERNS_JOB=$JOB
+JOB=$SETUID_JOB
+site_entry_mode setuid
+install -m 0755 "$PREFIX/bin/shifter" "$OUT/shifter-userns"
+MODE[shifter_prepared_userns]=userns
+time_it shifter_prepared_userns nsenter -t "$(cat "$SLURM_DIR/slurmd-n1.pid")" -m env SLURM_JOB_ID="$USERNS_JOB" \
+    setpriv --reuid="$(id -u "$BED_USER")" --regid="$(id -g "$BED_USER")" --init-groups -- \
+    "$OUT/shifter-userns" --image="id:${digest}" /bin/true
 # Other builds of shifter entering the same root, beside this one: COMPARE="NAME=PATH ..." (an
 # earlier commit's build, or one linked another way); each is copied setuid root and reported as
 # shifter_prepared_NAME.
@@ -155,7 +181,7 @@ run_rounds
 
 base=${median[chroot]}
 # The rows of the table and of results.csv, in this order.
-REPORTED=(chroot swift_chroot shifter_prepared "${COMPARED[@]}" shifter_exec_to_main shifter_private ch_run crun podman)
+REPORTED=(chroot swift_chroot shifter_prepared shifter_prepared_userns "${COMPARED[@]}" shifter_exec_to_main shifter_private ch_run crun podman)
 report() {
     echo "| way | median (ms) | × bare chroot | note |"
     echo "|---|---|---|---|"
@@ -176,6 +202,13 @@ report() {
         for name in shifter_prepared "${COMPARED[@]}"; do
             printf '| %s | %s | %s |\n' "$name" "$(median_column "$name" 1)" "$(median_column "$name" 2)"
         done
+    fi
+    if [ -n "${median[shifter_prepared_userns]:-}" ] && [ -n "${median[shifter_prepared]:-}" ]; then
+        printf '\nentryMode=userns (shifter without the setuid bit, joining the job'"'"'s namespaces) vs setuid (chroot): %+.2f ms (goal: at most +0.3 ms)\n' \
+            "$(echo "${median[shifter_prepared_userns]} - ${median[shifter_prepared]}" | bc -l)"
+    fi
+    if [ -n "${median[shifter_prepared_userns]:-}" ] && [ -n "${median[ch_run]:-}" ]; then
+        printf '\nshifter (prepared, userns) vs ch_run: %.2f× faster\n' "$(echo "${median[ch_run]} / ${median[shifter_prepared_userns]}" | bc -l)"
     fi
     for peer in ch_run crun podman; do
         [ -n "${median[$peer]:-}" ] && [ -n "${median[shifter_prepared]:-}" ] && \

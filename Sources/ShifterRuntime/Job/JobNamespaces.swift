@@ -75,9 +75,7 @@ public enum JobNamespaces {
     static func release(_ layout: RootLayout) -> [String] {
         guard FileSystem.exists(layout.entryDirectory) else { return [] }
         var problems: [String] = []
-        if let user = pinnedUserNamespace(layout) {
-            RootTeardown.killProcesses { holdsNamespace($0, within: user, entry: layout.entryDirectory) }
-        }
+        endProcesses(layout)
         for pin in [layout.userNamespacePin, layout.mountNamespacePin] where Mounts.isMountPoint(pin) {
             // Not detached: the namespace, and its copies of the root's mounts, go before this returns.
             do throws(SystemError) {
@@ -97,6 +95,13 @@ public enum JobNamespaces {
             problems.append("couldn't \(error.description)")
         } catch {}
         return problems
+    }
+
+    /// Ends every process in the job's namespaces, in namespaces made within them, or holding one
+    /// of them open; nothing where the job has no pinned namespaces.
+    static func endProcesses(_ layout: RootLayout) {
+        guard let user = pinnedUserNamespace(layout) else { return }
+        RootTeardown.killProcesses { holdsNamespace($0, within: user, entry: layout.entryDirectory) }
     }
 
     /// The user namespace pinned in the entry, where the pin is one (an nsfs file, as this

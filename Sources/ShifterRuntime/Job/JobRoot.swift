@@ -192,12 +192,14 @@ public enum JobRoot {
             // Nothing of the job's may still run, and change what the hook looks at, while it runs.
             for group in groups { left += JobControlGroup.end(group) }
             RootTeardown.killProcessesInside(layout.root)
+            JobNamespaces.endProcesses(layout)
             if let problem = runEpilogHook(hook, jobID: jobID, state: prepared, layout: layout) { warn(problem) }
         }
         if let hooks = prepared?.stopHooks, !hooks.isEmpty {
             // The devices' poststop hooks, once nothing of the job's runs, before the root goes.
             for group in groups { left += JobControlGroup.end(group) }
             RootTeardown.killProcessesInside(layout.root)
+            JobNamespaces.endProcesses(layout)
             for (index, hook) in hooks.enumerated() {
                 try? CDIHooks.runInStage(hook, index: index, layout: layout, warn: warn)
             }
