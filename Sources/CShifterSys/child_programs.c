@@ -390,9 +390,21 @@ int cshifter_start_daemon(const char *root, int user_ns_fd, int mount_ns_fd, uid
         /* Into the job's cgroup while still root, before anything of the user's runs: every
          * session the daemon starts is born in it, and the epilog ends them all at once. */
         if (cgroup_procs_fd >= 0 && write(cgroup_procs_fd, "0", 1) != 1) report_and_exit(pipefd[1], errno ? errno : EIO, 0);
-        /* The job's namespaces (entryMode=userns), while their descriptors are open: its / is then
-         * the job's root, as for every task of the job. */
-        if (user_ns_fd >= 0 && (setns(user_ns_fd, CLONE_NEWUSER) != 0 || setns(mount_ns_fd, CLONE_NEWNS) != 0))
+        /* slurmd may shield itself from the OOM killer (SLURMD_OOM_ADJ): the user's daemon and
+         * sessions must not inherit that, or other users' jobs would be killed in their place. */
+        int oom = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
+        if (oom >= 0) {
+            ssize_t ignored = write(oom, "0", 1);
+            (void)ignored;
+            close(oom);
+        }
+        /* The job's namespaces (entryMode=userns), while their descriptors are open: the user's ids
+         * first, here (the namespace denies setgroups), then the user's namespace, which its owner
+         * may join, and its mount namespace, whose / is the job's root, as for every task. */
+        if (user_ns_fd >= 0 &&
+            (syscall(SYS_setgroups, group_count, groups) != 0 || syscall(SYS_setresgid, gid, gid, gid) != 0 ||
+             syscall(SYS_setresuid, uid, uid, uid) != 0 || setns(user_ns_fd, CLONE_NEWUSER) != 0 ||
+             setns(mount_ns_fd, CLONE_NEWNS) != 0))
             report_and_exit(pipefd[1], errno, 0);
         /* The caller (slurmd's prolog) may run with its standard streams closed, so the report
          * pipe, the log and /dev/null may be numbered 0 to 2: each is moved above them before the
@@ -405,14 +417,6 @@ int cshifter_start_daemon(const char *root, int user_ns_fd, int mount_ns_fd, uid
         if (log_copy < 0 || null_copy < 0) report_and_exit(report, errno, 0);
         if (dup2(null_copy, 0) < 0 || dup2(log_copy, 1) < 0 || dup2(log_copy, 2) < 0) report_and_exit(report, errno, 0);
         if (close_all_but(3, report) != 0) report_and_exit(report, EMFILE, 0);
-        /* slurmd may shield itself from the OOM killer (SLURMD_OOM_ADJ): the user's daemon and
-         * sessions must not inherit that, or other users' jobs would be killed in their place. */
-        int oom = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
-        if (oom >= 0) {
-            ssize_t ignored = write(oom, "0", 1);
-            (void)ignored;
-            close(oom);
-        }
         if ((user_ns_fd < 0 && chroot(root) != 0) || chdir("/") != 0) report_and_exit(report, errno, 0);
         prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
         /* As for the user's command in shifter: no capability can come back, through a setuid or
@@ -420,8 +424,8 @@ int cshifter_start_daemon(const char *root, int user_ns_fd, int mount_ns_fd, uid
         int dropped = cshifter_drop_bounding_set();
         if (dropped != 0) report_and_exit(report, -dropped, 0);
         if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) report_and_exit(report, errno, 0);
-        if (syscall(SYS_setgroups, group_count, groups) != 0 || syscall(SYS_setresgid, gid, gid, gid) != 0 ||
-            syscall(SYS_setresuid, uid, uid, uid) != 0)
+        if (user_ns_fd < 0 && (syscall(SYS_setgroups, group_count, groups) != 0 ||
+                               syscall(SYS_setresgid, gid, gid, gid) != 0 || syscall(SYS_setresuid, uid, uid, uid) != 0))
             report_and_exit(report, errno, 0);
         if (getuid() != uid || geteuid() != uid || getgid() != gid || getegid() != gid) report_and_exit(report, EPERM, 0);
         /* The caller's handlers are gone with exec, but what it ignores would stay ignored. */
@@ -561,6 +565,9 @@ static int make_job_namespaces_once(const char *root, uid_t uid, gid_t gid, cons
     char uid_map[64];
     snprintf(uid_map, sizeof(uid_map), "%u %u 1\n", (unsigned)uid, (unsigned)uid);
     if (error == 0 && (error = write_map(child, "uid_map", uid_map)) != 0) *failed_step = CSHIFTER_NS_STEP_UID_MAP;
+    /* setgroups stays denied: a user who could drop a supplementary group in a namespace of theirs
+     * would pass files whose group permissions shut that group out, on the whole node. */
+    if (error == 0 && (error = write_map(child, "setgroups", "deny")) != 0) *failed_step = CSHIFTER_NS_STEP_GID_MAP;
     if (error == 0 && (error = write_map(child, "gid_map", gid_map)) != 0) *failed_step = CSHIFTER_NS_STEP_GID_MAP;
     if (error == 0 && write(go[1], "m", 1) != 1) {
         error = -errno;

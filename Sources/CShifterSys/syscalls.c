@@ -141,6 +141,14 @@ int cshifter_clear_capabilities(void) {
 
 _Static_assert(CSHIFTER_USER_NAMESPACE == CLONE_NEWUSER && CSHIFTER_MOUNT_NAMESPACE == CLONE_NEWNS, "namespace kinds");
 
+int cshifter_cached_device(const char *path, unsigned int *major_number, unsigned int *minor_number) {
+    struct statx info;
+    if (statx(AT_FDCWD, path, AT_STATX_DONT_SYNC, STATX_TYPE, &info) != 0) return -errno;
+    *major_number = info.stx_dev_major;
+    *minor_number = info.stx_dev_minor;
+    return 0;
+}
+
 int cshifter_setns(int fd, int nstype) {
     return setns(fd, nstype) == 0 ? 0 : -errno;
 }

@@ -22,6 +22,7 @@ public enum RootTeardown {
         // A job entered through its namespaces: what runs in them ends, their pins go, and with
         // them the namespaces' copies of the root's mounts, before the root's own are detached.
         problems += JobNamespaces.release(layout)
+        if killProcesses { killHolders(of: layout) }
         // Whether the loop devices let go is known only after the unmounts, by which time the
         // mounts that named them are gone. A table that cannot be read is said, never taken for
         // an empty one: that would leave the root mounted and call it clean.
@@ -77,6 +78,62 @@ public enum RootTeardown {
             }
         }
         return problems
+    }
+
+    /// Kills the users' processes that hold a file of the root's image or caches (their loop
+    /// devices' filesystems, the overlay above the image, or its writable layer): open, mapped, or as their working or
+    /// root directory, from outside the root and the job (through `/proc/PID/root` of a task). One
+    /// would keep the image's loop device bound after the unmounts, and the epilog would fail and
+    /// drain the node. Root's own processes are left alone (the epilog then reports the device).
+    static func killHolders(of layout: RootLayout) {
+        guard let entries = try? MountTable.current() else { return }
+        let inside = { (entry: MountEntry) in
+            [layout.base, layout.imageMount].contains { entry.mountPoint == $0 || entry.mountPoint.hasPrefix($0 + "/") }
+        }
+        // A file of the overlay's upper layer shows the scratch filesystem's device; held, it holds
+        // the overlay, and the overlay its image.
+        let devices = Set(entries.filter {
+            inside($0) && ($0.source.hasPrefix("/dev/loop") || $0.filesystemType == "overlay" || $0.mountPoint == layout.base)
+        }.map(\.device).filter { !$0.isEmpty })
+        guard !devices.isEmpty else { return }
+        killProcesses { pid in realUser(of: pid).map { $0 != 0 } == true && holdsFile(pid, onDevices: devices) }
+    }
+
+    /// The real uid of process `pid`, from its status.
+    static func realUser(of pid: pid_t) -> UInt32? {
+        guard let bytes = try? FileSystem.readFile("/proc/\(pid)/status", limit: 1 << 16) else { return nil }
+        for line in String(decoding: bytes, as: UTF8.self).split(separator: "\n") where line.hasPrefix("Uid:") {
+            return line.split(whereSeparator: { $0 == "\t" || $0 == " " }).dropFirst().first.flatMap { UInt32($0) }
+        }
+        return nil
+    }
+
+    /// Whether process `pid` has a file on one of `devices` (`MAJOR:MINOR`) open, mapped, or as its
+    /// working or root directory. Only the kernel's record is read: no filesystem is asked.
+    static func holdsFile(_ pid: pid_t, onDevices devices: Set<String>) -> Bool {
+        let base = "/proc/\(pid)"
+        for link in ["cwd", "root"] {
+            if let device = FileSystem.cachedDevice(base + "/" + link), devices.contains(device) { return true }
+        }
+        if let names = try? FileSystem.directoryEntries(base + "/fd") {
+            var buffer = [CChar](repeating: 0, count: 8)
+            for name in names {
+                let path = base + "/fd/" + name
+                // Pipes, sockets and the like ("pipe:[N]") are no file of a filesystem.
+                guard readlink(path, &buffer, 1) == 1, buffer[0] == CChar(UInt8(ascii: "/")) else { continue }
+                if let device = FileSystem.cachedDevice(path), devices.contains(device) { return true }
+            }
+        }
+        // Mappings name their device in hex (`07:00`).
+        guard let maps = try? FileSystem.readFile(base + "/maps", limit: 64 << 20) else { return false }
+        for line in String(decoding: maps, as: UTF8.self).split(separator: "\n") {
+            let fields = line.split(separator: " ", maxSplits: 5, omittingEmptySubsequences: true)
+            guard fields.count >= 6, fields[4] != "0" else { continue }
+            let parts = fields[3].split(separator: ":")
+            guard parts.count == 2, let major = UInt32(parts[0], radix: 16), let minor = UInt32(parts[1], radix: 16) else { continue }
+            if devices.contains("\(major):\(minor)") { return true }
+        }
+        return false
     }
 
     /// The loop devices the root bound (the image, per-node caches): mounted at or below `tops`

@@ -65,6 +65,18 @@ public enum Credentials {
         try checkShim("set not dumpable", "shifter", cshifter_set_not_dumpable())
     }
 
+    /// Gives up what a user namespace the caller joined gave it, keeping its ids and groups (those
+    /// the kernel gave the user): an empty capability bounding set, no capabilities, and
+    /// `no_new_privs`. Refuses where the ids are root's.
+    public static func dropNamespaceCapabilities(name: String) throws(SystemError) {
+        try checkShim("drop capability bounding set for", name, cshifter_drop_bounding_set())
+        try checkShim("clear capabilities of", name, cshifter_clear_capabilities())
+        try checkShim("set no_new_privs for", name, cshifter_set_no_new_privs())
+        if setuid(0) == 0 || geteuid() == 0 || getegid() == 0 || getuid() == 0 {
+            throw SystemError("drop privileges for", name, errno: EPERM)
+        }
+    }
+
     /// Becomes the user for good: supplementary groups, gid, uid (real, effective and saved), an
     /// empty capability bounding set, no capabilities, and `no_new_privs`, so no later exec can
     /// regain privilege. Refuses uid or gid 0.

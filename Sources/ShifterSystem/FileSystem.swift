@@ -195,6 +195,19 @@ public enum FileSystem {
         return fd
     }
 
+    /// The device of the file `path` names, `MAJOR:MINOR`, from what the kernel holds of it: a
+    /// filesystem a user runs (FUSE) is not asked. nil where it cannot be had.
+    public static func cachedDevice(_ path: String) -> String? {
+        var major: UInt32 = 0, minor: UInt32 = 0
+        guard cshifter_cached_device(path, &major, &minor) == 0 else { return nil }
+        return "\(major):\(minor)"
+    }
+
+    /// Gives `path` (not following a final symlink) to `uid` and `gid`. `lchown(2)`.
+    public static func setOwner(_ path: String, uid: UInt32, gid: UInt32) throws(SystemError) {
+        try check("set owner of", path) { lchown(path, uid, gid) }
+    }
+
     /// Sets the permission bits of a path. `chmod(2)`.
     public static func setMode(_ path: String, _ mode: mode_t) throws(SystemError) {
         try check("set mode of", path) { chmod(path, mode) }

@@ -78,8 +78,10 @@ public enum Mounts {
 
     /// Unmounts `target`; `detach` makes it lazy (`MNT_DETACH`). A path that is not a mount point
     /// is not an error. The corresponding C function is `umount2(2)`.
-    public static func unmount(_ target: String, detach: Bool = false) throws(SystemError) {
-        let (result, error) = retryingInterrupts { umount2(target, detach ? Int32(MNT_DETACH) : 0) }
+    /// `noFollow` refuses a final symlink (`UMOUNT_NOFOLLOW`).
+    public static func unmount(_ target: String, detach: Bool = false, noFollow: Bool = false) throws(SystemError) {
+        let flags = (detach ? Int32(MNT_DETACH) : 0) | (noFollow ? Int32(UMOUNT_NOFOLLOW) : 0)
+        let (result, error) = retryingInterrupts { umount2(target, flags) }
         if result == 0 || error == EINVAL || error == ENOENT { return }
         throw SystemError("unmount", target, errno: error)
     }
@@ -96,6 +98,8 @@ public struct MountEntry: Sendable, Equatable {
     public var filesystemType: String
     public var source: String
     public var options: String
+    /// The filesystem's device, `MAJOR:MINOR` in decimal, as `st_dev` of its files.
+    public var device: String = ""
 }
 
 /// The calling process's mount table.
@@ -110,7 +114,7 @@ public enum MountTable {
             let left = fields[..<dash], right = fields[(dash + 1)...]
             guard left.count >= 6, right.count >= 2 else { return nil }
             return MountEntry(mountPoint: unescape(left[4]), filesystemType: String(right[dash + 1]),
-                              source: unescape(right[dash + 2]), options: String(left[5]))
+                              source: unescape(right[dash + 2]), options: String(left[5]), device: String(left[2]))
         }
     }
 

@@ -112,7 +112,7 @@ private func request(_ config: SiteConfig, volumes: [VolumeSpec] = []) -> Contai
     /// entryMode=userns: udiMount is searchable (the user reaches the job's entry through it),
     /// loopMount stays root's; the namespaces copy the finished root (after it is made read-only
     /// and the start hooks ran) and come before the job's sshd, which starts in them. The gid map
-    /// holds the user's groups and the devices' groups, once each, never 0.
+    /// holds the user's own groups, once each, never 0; not the groups the devices add.
     @Test func namespacesAreMadeFromTheFinishedRootBeforeTheSshd() throws {
         let config = try siteConfig("entryMode=userns\nmountUdiRootWritable=0\nsshPath=/opt/shifter/ssh")
         #expect(config.entryMode == .userns)
@@ -126,7 +126,7 @@ private func request(_ config: SiteConfig, volumes: [VolumeSpec] = []) -> Contai
                               keys: SSHKeys(userPrivate: "a", userPublic: "b", hostPrivate: "c", hostPublic: "d"), jobID: 1, node: nil)
         let kinds = stepNames(ContainerPlanner.plan(userns, layout: RootLayout.job(1, config: config)))
         #expect(Array(kinds.prefix(3)) == ["private dirs", "searchable:/var/udiMount", "dirs"])
-        #expect(Array(kinds.suffix(6)) == ["read-only root", "device hook 0:/opt/vendor/started", "namespaces:100,2000,44",
+        #expect(Array(kinds.suffix(6)) == ["read-only root", "device hook 0:/opt/vendor/started", "namespaces:100,2000",
                                           "sshd log", "sshd cgroup", "sshd"])
         // Without it (setuid entry, a private root) there are no namespaces and udiMount stays root's.
         var setuid = userns

@@ -9,6 +9,8 @@
  *                                          joins the namespaces (keeping the capabilities they give),
  *                                          then tries to undo or change the prolog's mounts, and to
  *                                          join the other job's namespaces; one line per attempt
+ *   userns-probe groups USER-PIN          joins the user namespace alone, from the node's mount
+ *                                          namespace, and tries to drop the supplementary groups
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -17,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <grp.h>
 #include <sys/mount.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -59,6 +62,14 @@ static void attempt(const char *what, int result) {
     printf("%s: %s\n", what, result == 0 ? "done" : strerror(errno));
 }
 
+/* From the node's mount namespace, the job's user namespace alone: what it gives on the node. */
+static int groups_on_node(const char *user_pin) {
+    int user = open(user_pin, O_RDONLY | O_CLOEXEC);
+    if (user < 0 || setns(user, CLONE_NEWUSER) != 0) return perror("join the job's user namespace"), 1;
+    attempt("drop the supplementary groups", setgroups(0, NULL));
+    return 0;
+}
+
 static int escape(int argc, char **argv) {
     int user = open(argv[2], O_RDONLY | O_CLOEXEC), mount_ns = open(argv[3], O_RDONLY | O_CLOEXEC);
     int other_user = argc > 5 ? open(argv[4], O_RDONLY | O_CLOEXEC) : -1;
@@ -73,6 +84,7 @@ static int escape(int argc, char **argv) {
     attempt("write /site", open("/site/userns-probe-was-here", O_CREAT | O_WRONLY | O_CLOEXEC, 0600) < 0 ? -1 : 0);
     attempt("write /etc/passwd", open("/etc/passwd", O_WRONLY | O_APPEND | O_CLOEXEC) < 0 ? -1 : 0);
     attempt("become uid 0", setresuid(0, 0, 0));
+    attempt("drop the supplementary groups", setgroups(0, NULL));
     if (other_user >= 0) attempt("join the other job's user namespace", setns(other_user, CLONE_NEWUSER));
     if (other_mount >= 0) attempt("join the other job's mount namespace", setns(other_mount, CLONE_NEWNS));
     return 0;
@@ -82,6 +94,7 @@ int main(int argc, char **argv) {
     if (argc >= 4 && strcmp(argv[1], "share") == 0) return share(argv[2], argv[3]);
     if (argc >= 4 && strcmp(argv[1], "read") == 0) return read_other(argv[2], argv[3]);
     if (argc >= 4 && strcmp(argv[1], "escape") == 0) return escape(argc, argv);
-    fprintf(stderr, "usage: userns-probe share|read FIFO FIFO | escape USER-PIN MOUNT-PIN [OTHER-USER-PIN OTHER-MOUNT-PIN]\n");
+    if (argc >= 3 && strcmp(argv[1], "groups") == 0) return groups_on_node(argv[2]);
+    fprintf(stderr, "usage: userns-probe share|read FIFO FIFO | escape USER-PIN MOUNT-PIN [OTHER-USER-PIN OTHER-MOUNT-PIN] | groups USER-PIN\n");
     return 2;
 }

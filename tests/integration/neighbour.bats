@@ -248,3 +248,29 @@ PY
     done
     [ -z "$(on_node n3 ls -A "$BED_DIR/cache")" ]
 }
+
+@test "neighbour: a user's process outside the job that holds a file of the job's image through a task's /proc/PID/root is ended by the epilog, and the node stays in service" {
+    JOB=$(submit "$NEIGHBOUR" -w n1 -N1 -o "$OUT/out/job" --image="$IMAGE_BUSYBOX" \
+        --wrap "srun shifter sh -c 'echo ready; exec sleep 600'")
+    wait_for_line "$OUT/out/job" ready
+    local task
+    task=$(pgrep -u "$NEIGHBOUR" -x sleep | head -n 1)
+    [ -n "$task" ]
+    # The same user, in a shell on the node outside the job: the image's busybox held open, its
+    # working directory in the container.
+    on_node n1 runuser -u "$NEIGHBOUR" -- setsid -w sh -c \
+        "exec 7</proc/$task/root/bin/busybox; cd /proc/$task/root/etc; echo held > '$OUT/out/held'; exec sleep 601" \
+        </dev/null >/dev/null 2>&1 &
+    local holder=$!
+    wait_for_line "$OUT/out/held" held
+    scancel "$JOB"
+    wait_job "$JOB" 60
+    # Killed (128 + SIGKILL) by the epilog: it kept the image's loop device bound, and the node
+    # would have drained for it.
+    local status=0
+    wait "$holder" || status=$?
+    [ "$status" -eq 137 ]
+    assert_nodes_clean "$JOB"
+    [ "$(sinfo -h -n n1 -o %t)" = idle ]
+    JOB=
+}

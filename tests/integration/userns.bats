@@ -126,6 +126,16 @@ SH
     [ "$(on_node n1 stat -f -c %T "$dir")" = tmpfs ]
     on_node n1 grep -qF " $dir/user " /proc/self/mountinfo
     on_node n1 grep -qF " $dir/mnt " /proc/self/mountinfo
+    # What root put there is root's, and the owner of the entry can replace none of it.
+    [ "$(on_node n1 stat -c '%U %a' "$dir/state.json")" = "root 444" ]
+    on_node n1 runuser -u "$U" -- chmod 700 "$dir"
+    run on_node n1 runuser -u "$U" -- sh -c "ln -s /etc/passwd '$dir/x' && mv -f '$dir/x' '$dir/user'"
+    [ "$status" -ne 0 ]
+    [[ "$output" == *"busy"* ]]
+    run on_node n1 runuser -u "$U" -- rm -f "$dir/mnt"
+    [ "$status" -ne 0 ]
+    on_node n1 test -f "$dir/user"
+    on_node n1 grep -qF " $dir/user " /proc/self/mountinfo
     run on_node n1 runuser -u "$U2" -- cat "$dir/user"
     [ "$status" -ne 0 ]
     [[ "$output" == *"Permission denied"* ]]
@@ -161,9 +171,15 @@ SH
     grep -qx 'write /site: Read-only file system' <<<"$output"
     grep -qx 'write /etc/passwd: Permission denied' <<<"$output"
     grep -qx 'become uid 0: Invalid argument' <<<"$output"
+    grep -qx 'drop the supplementary groups: Operation not permitted' <<<"$output"
     grep -qx "join the other job's user namespace: Operation not permitted" <<<"$output"
     grep -qx "join the other job's mount namespace: Operation not permitted" <<<"$output"
     [ ! -e "$BED_DIR/site/userns-probe-was-here" ]
+    # Nor from the node's view, in the user namespace alone: a group dropped there would pass
+    # files whose group permissions shut it out, anywhere on the node.
+    run on_node n1 runuser -u "$U" -- "$BED_DIR/site/userns-probe" groups "$(entry "$first")/user"
+    echo "$output"
+    [ "$output" = 'drop the supplementary groups: Operation not permitted' ]
 }
 
 @test "userns: the epilog ends a process that holds the job's namespace from outside the job, and leaves nothing" {

@@ -249,6 +249,10 @@ enum {
 int cshifter_make_job_namespaces(const char *root, uid_t uid, gid_t gid, const char *gid_map, const char *user_pin,
                                  const char *mount_pin, int timeout_ms, int *failed_step);
 
+/// The device (`st_dev`) of the file `path` names, from what the kernel holds of it: with
+/// `AT_STATX_DONT_SYNC`, so a filesystem a user runs (FUSE) is not asked. `statx(2)`. 0 or -errno.
+int cshifter_cached_device(const char *path, unsigned int *major_number, unsigned int *minor_number);
+
 /// The kinds of namespace cshifter_setns joins: CLONE_NEWUSER and CLONE_NEWNS.
 enum { CSHIFTER_USER_NAMESPACE = 0x10000000, CSHIFTER_MOUNT_NAMESPACE = 0x00020000 };
 

@@ -7,18 +7,19 @@ import ShifterSystem
 /// The entry of a job whose tasks join its namespaces (`entryMode=userns`): made by the prolog
 /// once the root is complete, read and joined by `shifter` as the user, released by the epilog.
 ///
-/// `RootLayout.entryDirectory` is a tmpfs of 64 KiB and 16 inodes, owned by the user, mode 0500:
-/// only root and the user can open what is in it, and the user, who may change its mode, can fill
-/// no more than that. It holds the pins of the user and mount namespaces (bind mounts of the
-/// namespaces' files, in the node's mount namespace only) and a copy of the root's record.
+/// `RootLayout.entryDirectory` is a tmpfs of 64 KiB and 16 inodes. It holds the pins of the user
+/// and mount namespaces (bind mounts of the namespaces' files, in the node's mount namespace only)
+/// and a copy of the root's record. It is root's (0700) until all of that is in place, then the
+/// user's, mode 0500 (`handOver`): only root and the user can open what is in it, the user can
+/// replace nothing that root put there (a mount point cannot be renamed or removed), and the user,
+/// who may change its mode, can fill no more than its size.
 public enum JobNamespaces {
     /// Makes the entry and the namespaces for `user`, with `groups` mapped.
     static func make(layout: RootLayout, user: ContainerUser, groups: [UInt32]) throws(RuntimeError) {
         do throws(SystemError) {
             try FileSystem.makeDirectories(layout.entryDirectory, mode: 0o700)
             try Mounts.mount(source: "shifter-entry", target: layout.entryDirectory, type: "tmpfs",
-                             flags: [.noSetuid, .noDevices, .noExec],
-                             data: "mode=0500,uid=\(user.uid),gid=\(user.gid),size=64k,nr_inodes=16")
+                             flags: [.noSetuid, .noDevices, .noExec], data: "mode=0700,size=64k,nr_inodes=16")
             // The pins must not reach another mount namespace through a shared udiMount.
             try Mounts.setPropagation(layout.entryDirectory, .privatePropagation, recursive: false)
             for pin in [layout.userNamespacePin, layout.mountNamespacePin] {
@@ -51,9 +52,12 @@ public enum JobNamespaces {
         return message
     }
 
-    /// Writes the copy of the root's record that `shifter` reads as the user: root's, read-only.
-    static func writeRecord(layout: RootLayout, state: PreparedRootState) throws(SystemError) {
+    /// Writes the copy of the root's record that `shifter` reads as the user (root's, read-only),
+    /// then gives the entry to the user: the last step, once nothing more is made in it.
+    static func writeRecordAndHandOver(layout: RootLayout, state: PreparedRootState) throws(SystemError) {
         try FileSystem.writeFile(layout.entryRecord, state.encoded(), mode: 0o444)
+        try FileSystem.setOwner(layout.entryDirectory, uid: state.uid, gid: state.gid)
+        try FileSystem.setMode(layout.entryDirectory, 0o500)
     }
 
     /// The record of the job's entry, for the user `uid`: nil where there is no entry, or it is not
@@ -76,12 +80,15 @@ public enum JobNamespaces {
         guard FileSystem.exists(layout.entryDirectory) else { return [] }
         var problems: [String] = []
         endProcesses(layout)
-        for pin in [layout.userNamespacePin, layout.mountNamespacePin] where Mounts.isMountPoint(pin) {
-            // Not detached: the namespace, and its copies of the root's mounts, go before this returns.
+        for pin in [layout.userNamespacePin, layout.mountNamespacePin] where isPin(pin) {
+            // Not detached: the namespace, and its copies of the root's mounts, go before this
+            // returns. Never through a symlink: the entry is the user's.
             do throws(SystemError) {
-                try Mounts.unmount(pin)
+                try Mounts.unmount(pin, noFollow: true)
             } catch {
-                do throws(SystemError) { try Mounts.unmount(pin, detach: true) } catch { problems.append("couldn't \(error.description)") }
+                do throws(SystemError) { try Mounts.unmount(pin, detach: true, noFollow: true) } catch {
+                    problems.append("couldn't \(error.description)")
+                }
             }
         }
         if Mounts.isMountPoint(layout.entryDirectory) {
@@ -107,9 +114,16 @@ public enum JobNamespaces {
     /// The user namespace pinned in the entry, where the pin is one (an nsfs file, as this
     /// process's own namespace is).
     static func pinnedUserNamespace(_ layout: RootLayout) -> (device: UInt64, inode: UInt64)? {
-        guard Mounts.isMountPoint(layout.userNamespacePin), let pinned = Namespaces.identity(layout.userNamespacePin),
+        guard isPin(layout.userNamespacePin), let pinned = Namespaces.identity(layout.userNamespacePin),
               let own = Namespaces.identity("/proc/self/ns/user"), pinned.device == own.device else { return nil }
         return pinned
+    }
+
+    /// Whether `path` is a pin: a file (not a symlink, which the user could have put in the
+    /// entry) that is a mount point.
+    static func isPin(_ path: String) -> Bool {
+        guard let status = try? FileSystem.linkStatus(path), status.kind == .regular else { return false }
+        return Mounts.isMountPoint(path)
     }
 
     /// Whether process `pid` is in the user namespace `user` or one within it, is in a mount

@@ -135,6 +135,9 @@ public enum JobRoot {
             let devices = try resolveDevices()
             request.devices = devices
             request.entersThroughNamespaces = config.entryMode == .userns
+            if request.entersThroughNamespaces, let groups = devices?.edits.additionalGroups, !groups.isEmpty {
+                warn("the job's CDI specs add groups \(groups.map(String.init).joined(separator: ",")) to the user's, which entryMode=userns does not give (a namespace that mapped them would give them on the whole node); device nodes that need them stay closed")
+            }
             var state = PreparedRootState(jobID: jobID, uid: uid, gid: gid, image: resolved.id,
                                           volumes: volumeList.map(\.canonical), modules: moduleList.map(\.name),
                                           sshPath: sshSetup?.bundle)
@@ -158,7 +161,7 @@ public enum JobRoot {
         try timer.measure("record") { () throws(RuntimeError) in
             do throws(SystemError) {
                 try FileSystem.writeFile(layout.stateFile, state.encoded(), mode: 0o600)
-                if state.imageSettings != nil { try JobNamespaces.writeRecord(layout: layout, state: state) }
+                if state.imageSettings != nil { try JobNamespaces.writeRecordAndHandOver(layout: layout, state: state) }
             } catch {
                 RootTeardown.teardown(layout, killProcesses: true,
                                       controlGroups: JobControlGroup.existing(jobID: jobID, node: node, anyNode: false))

@@ -47,11 +47,9 @@ extension ContainerLauncher {
         let command = try commandArguments(request)
         do {
             try Namespaces.enter(userPin: layout.userNamespacePin, mountPin: layout.mountNamespacePin)
-            // The namespace gave every capability in it: the same ids, for good, take them away.
-            let mapped = Namespaces.mappedGroups() ?? []
-            let entering = userWithDeviceGroups(request, prepared: record)
-            try Credentials.become(uid: user.uid, gid: user.gid, groups: entering.groups.filter(mapped.contains),
-                                   name: "uid \(user.uid)")
+            // The namespace gave every capability in it; the ids and groups stay the ones the
+            // kernel gave the user (the namespace denies setgroups).
+            try Credentials.dropNamespaceCapabilities(name: "uid \(user.uid)")
         } catch {
             throw RuntimeError("couldn't enter the container of job \(jobID): \(error.description)")
         }

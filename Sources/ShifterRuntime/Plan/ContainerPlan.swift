@@ -290,12 +290,12 @@ public enum ContainerPlanner {
                              imageLoopDirectIO: config.imageLoopDirectIO)
     }
 
-    /// The groups a job's user namespace maps: the user's, and those the job's CDI specs add, in
-    /// that order, each once, never 0.
+    /// The groups a job's user namespace maps: the user's own, each once, never 0. A mapped group
+    /// is one the user may take inside (`setresgid`), so the groups a job's CDI specs add are not
+    /// mapped: outside its root, the namespace would give them on the whole node.
     static func namespaceGroups(_ request: ContainerRequest) -> [UInt32] {
         var seen: Set<UInt32> = []
-        return ([request.user.gid] + request.user.groups + (request.devices?.edits.additionalGroups ?? []))
-            .filter { $0 != 0 && seen.insert($0).inserted }
+        return ([request.user.gid] + request.user.groups).filter { $0 != 0 && seen.insert($0).inserted }
     }
 
     /// The CDI devices' mounts, then their hooks in the spec's order (which may use the mounts).
