@@ -13,7 +13,7 @@ public enum RootTeardown {
     /// ended first, all at once, then whatever else still runs in the root.
     @discardableResult
     public static func teardown(_ layout: RootLayout, killProcesses: Bool = false,
-                                controlGroups: [ControlGroup] = []) -> [String] {
+                                controlGroups: [ControlGroup] = [], warn: (String) -> Void = { _ in }) -> [String] {
         var problems: [String] = []
         if killProcesses {
             for group in controlGroups { problems += JobControlGroup.end(group) }
@@ -21,8 +21,8 @@ public enum RootTeardown {
         }
         // A job entered through its namespaces: what runs in them ends, their pins go, and with
         // them the namespaces' copies of the root's mounts, before the root's own are detached.
-        problems += JobNamespaces.release(layout)
-        if killProcesses { killHolders(of: layout) }
+        problems += JobNamespaces.release(layout, warn: warn)
+        if killProcesses { killHolders(of: layout, warn: warn) }
         // Whether the loop devices let go is known only after the unmounts, by which time the
         // mounts that named them are gone. A table that cannot be read is said, never taken for
         // an empty one: that would leave the root mounted and call it clean.
@@ -85,7 +85,7 @@ public enum RootTeardown {
     /// root directory, from outside the root and the job (through `/proc/PID/root` of a task). One
     /// would keep the image's loop device bound after the unmounts, and the epilog would fail and
     /// drain the node. Root's own processes are left alone (the epilog then reports the device).
-    static func killHolders(of layout: RootLayout) {
+    static func killHolders(of layout: RootLayout, warn: (String) -> Void = { _ in }) {
         guard let entries = try? MountTable.current() else { return }
         let inside = { (entry: MountEntry) in
             [layout.base, layout.imageMount].contains { entry.mountPoint == $0 || entry.mountPoint.hasPrefix($0 + "/") }
@@ -96,7 +96,8 @@ public enum RootTeardown {
             inside($0) && ($0.source.hasPrefix("/dev/loop") || $0.filesystemType == "overlay" || $0.mountPoint == layout.base)
         }.map(\.device).filter { !$0.isEmpty })
         guard !devices.isEmpty else { return }
-        killProcesses { pid in realUser(of: pid).map { $0 != 0 } == true && holdsFile(pid, onDevices: devices) }
+        killProcesses(where: { pid in realUser(of: pid).map { $0 != 0 } == true && holdsFile(pid, onDevices: devices) },
+                      why: "it holds a file of the job's root from outside it", warn: warn)
     }
 
     /// The real uid of process `pid`, from its status.
@@ -167,11 +168,21 @@ public enum RootTeardown {
 
     /// Kills every process (but this one) for which `belongs` holds, and waits (up to five
     /// seconds) for them to go.
-    static func killProcesses(where belongs: (pid_t) -> Bool) {
+    /// With `why`, each process is first named through `warn` (its pid, command and real uid), so
+    /// that what the epilog ended outside the root shows in slurmd's log.
+    static func killProcesses(where belongs: (pid_t) -> Bool, why: String? = nil, warn: (String) -> Void = { _ in }) {
+        var named: Set<pid_t> = []
         for _ in 0..<50 {
             let found = processes(where: belongs)
             if found.isEmpty { return }
-            for pid in found { killIfStill(pid, belongs) }
+            for pid in found {
+                if let why, named.insert(pid).inserted {
+                    let command = (try? FileSystem.readFile("/proc/\(pid)/comm", limit: 64))
+                        .map { String(decoding: $0, as: UTF8.self).split(separator: "\n").first.map(String.init) ?? "" } ?? "?"
+                    warn("ending process \(pid) (\(command), uid \(realUser(of: pid).map(String.init) ?? "?")): \(why)")
+                }
+                killIfStill(pid, belongs)
+            }
             usleep(100_000)
         }
     }

@@ -35,9 +35,22 @@ skip_in_userns() {
     return 0
 }
 
-# job_namespace_of PID: the user namespace of process PID, as "device:inode".
-job_namespace_of() {
-    stat -L -c '%d:%i' "/proc/$1/ns/user"
+# start_holder NODE USER MARK COMMAND: runs COMMAND (sh) as USER in NODE's mount namespace, in a
+# session of its own outside any job, as a process that must hold something of a job; COMMAND
+# writes "held" to MARK once it does. HOLDER is the pid of what started it, whose status says how
+# the holder ended (see holder_was_killed).
+start_holder() {
+    on_node "$1" runuser -u "$2" -- setsid -w sh -c "$4" </dev/null >/dev/null 2>&1 &
+    HOLDER=$!
+    wait_for_line "$3" held
+}
+
+# holder_was_killed: the holder of start_holder ended by SIGKILL (status 128 + 9).
+holder_was_killed() {
+    local status=0
+    wait "$HOLDER" || status=$?
+    echo "holder's status: $status"
+    [ "$status" -eq 137 ]
 }
 
 # shifter_as USER ARGS...: runs the installed setuid shifter as USER from /tmp.

@@ -258,18 +258,15 @@ PY
     [ -n "$task" ]
     # The same user, in a shell on the node outside the job: the image's busybox held open, its
     # working directory in the container.
-    on_node n1 runuser -u "$NEIGHBOUR" -- setsid -w sh -c \
-        "exec 7</proc/$task/root/bin/busybox; cd /proc/$task/root/etc; echo held > '$OUT/out/held'; exec sleep 601" \
-        </dev/null >/dev/null 2>&1 &
-    local holder=$!
-    wait_for_line "$OUT/out/held" held
+    start_holder n1 "$NEIGHBOUR" "$OUT/out/held" \
+        "exec 7</proc/$task/root/bin/busybox; cd /proc/$task/root/etc; echo held > '$OUT/out/held'; exec sleep 601"
     scancel "$JOB"
     wait_job "$JOB" 60
-    # Killed (128 + SIGKILL) by the epilog: it kept the image's loop device bound, and the node
-    # would have drained for it.
-    local status=0
-    wait "$holder" || status=$?
-    [ "$status" -eq 137 ]
+    # Killed by the epilog, which says so in slurmd's log: it kept the image's loop device bound,
+    # and the node would have drained for it.
+    holder_was_killed
+    grep -F "epilog: job $JOB: ending process " "$SLURM_DIR/log/slurmd-n1.log" |
+        grep -qF "(sleep, uid $(id -u "$NEIGHBOUR")): it holds a file of the job's root from outside it"
     assert_nodes_clean "$JOB"
     [ "$(sinfo -h -n n1 -o %t)" = idle ]
     JOB=

@@ -187,22 +187,33 @@ SH
     local dir
     dir=$(entry "$job")
     # The user's own process, outside the job's cgroup and root, holding the mount namespace open.
-    on_node n1 runuser -u "$U" -- setsid -w sh -c "exec 3<'$dir/mnt'; echo held > '$OUT/held'; exec sleep 600" \
-        </dev/null >/dev/null 2>&1 &
-    local holder=$!
-    wait_for_line "$OUT/held" held
+    start_holder n1 "$U" "$OUT/held" "exec 3<'$dir/mnt'; echo held > '$OUT/held'; exec sleep 600"
     # shifter-admin shows the job's entry; the namespaces are pinned.
     run on_node n1 "$SHIFTER_PREFIX/sbin/shifter-admin" list
     echo "$output"
     grep -qE "^$job +ready +$(id -u "$U") +sha256:[0-9a-f]{12} +[1-9][0-9]* +- +userns$" <<<"$output"
     scancel "$job"
     wait_job "$job" 60
-    # Its end reaches the shell that started it: killed (128 + SIGKILL), not left to run.
-    local status=0
-    wait "$holder" || status=$?
-    [ "$status" -eq 137 ]
+    holder_was_killed
+    grep -F "epilog: job $job: ending process " "$SLURM_DIR/log/slurmd-n1.log" |
+        grep -qF "(sleep, uid $(id -u "$U")): it runs in or holds the job's namespaces"
     assert_nodes_clean "$job"
     [ "$(sinfo -h -n n1 -o %t)" = idle ]
+}
+
+@test "userns: shifter-admin cleanup of a running job ends what runs in its namespaces and removes its entry" {
+    job=$(holder_job "$U" n1)
+    local task
+    task=$(pgrep -u "$U" -x sleep | head -n 1)
+    [ -n "$task" ]
+    run on_node n1 "$SHIFTER_PREFIX/sbin/shifter-admin" cleanup --job "$job"
+    echo "$output"
+    [ "$status" -eq 0 ]
+    # The task was in the job's namespaces (its root their /, not the root's path on the node):
+    # cleanup waits for what it kills, so the task is gone, or a zombie for its parent to reap.
+    { [ ! -e "/proc/$task" ] || [ "$(awk '$1 == "State:" { print $2 }' "/proc/$task/status")" = Z ]; }
+    ! on_node n1 test -e "$(entry "$job")" || false
+    ! on_node n1 grep -q "job-$job" /proc/self/mountinfo || false
 }
 
 @test "userns: a kernel that allows no user namespaces fails the prolog once, naming the setting" {

@@ -76,10 +76,10 @@ public enum JobNamespaces {
     /// Ends every process in the job's namespaces, or in namespaces made within them, and every
     /// process holding one of them open; unpins them and removes the entry. Nothing when the job
     /// has no entry. Returns what could not be undone.
-    static func release(_ layout: RootLayout) -> [String] {
+    static func release(_ layout: RootLayout, warn: (String) -> Void = { _ in }) -> [String] {
         guard FileSystem.exists(layout.entryDirectory) else { return [] }
         var problems: [String] = []
-        endProcesses(layout)
+        endProcesses(layout, warn: warn)
         for pin in [layout.userNamespacePin, layout.mountNamespacePin] where isPin(pin) {
             // Not detached: the namespace, and its copies of the root's mounts, go before this
             // returns. Never through a symlink: the entry is the user's.
@@ -106,9 +106,10 @@ public enum JobNamespaces {
 
     /// Ends every process in the job's namespaces, in namespaces made within them, or holding one
     /// of them open; nothing where the job has no pinned namespaces.
-    static func endProcesses(_ layout: RootLayout) {
+    static func endProcesses(_ layout: RootLayout, warn: (String) -> Void = { _ in }) {
         guard let user = pinnedUserNamespace(layout) else { return }
-        RootTeardown.killProcesses { holdsNamespace($0, within: user, entry: layout.entryDirectory) }
+        RootTeardown.killProcesses(where: { holdsNamespace($0, within: user, entry: layout.entryDirectory) },
+                                   why: "it runs in or holds the job's namespaces", warn: warn)
     }
 
     /// The user namespace pinned in the entry, where the pin is one (an nsfs file, as this

@@ -195,19 +195,19 @@ public enum JobRoot {
             // Nothing of the job's may still run, and change what the hook looks at, while it runs.
             for group in groups { left += JobControlGroup.end(group) }
             RootTeardown.killProcessesInside(layout.root)
-            JobNamespaces.endProcesses(layout)
+            JobNamespaces.endProcesses(layout, warn: warn)
             if let problem = runEpilogHook(hook, jobID: jobID, state: prepared, layout: layout) { warn(problem) }
         }
         if let hooks = prepared?.stopHooks, !hooks.isEmpty {
             // The devices' poststop hooks, once nothing of the job's runs, before the root goes.
             for group in groups { left += JobControlGroup.end(group) }
             RootTeardown.killProcessesInside(layout.root)
-            JobNamespaces.endProcesses(layout)
+            JobNamespaces.endProcesses(layout, warn: warn)
             for (index, hook) in hooks.enumerated() {
                 try? CDIHooks.runInStage(hook, index: index, layout: layout, warn: warn)
             }
         }
-        left += RootTeardown.teardown(layout, killProcesses: true, controlGroups: groups)
+        left += RootTeardown.teardown(layout, killProcesses: true, controlGroups: groups, warn: warn)
         if let directory = config.perNodeCachePath, byAdministrator || FileSystem.exists(layout.cacheMarkerFile) {
             let files = PerNodeCache.removeAbandonedFiles(of: layout, in: directory)
             left += files
