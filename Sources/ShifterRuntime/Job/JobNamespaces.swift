@@ -10,7 +10,7 @@ import ShifterSystem
 /// `RootLayout.entryDirectory` is a tmpfs of 64 KiB and 16 inodes. It holds the pins of the user
 /// and mount namespaces (bind mounts of the namespaces' files, in the node's mount namespace only)
 /// and a copy of the root's record. It is root's (0700) until all of that is in place, then the
-/// user's, mode 0500 (`handOver`): only root and the user can open what is in it, the user can
+/// user's, mode 0500 (`writeRecordAndHandOver`): only root and the user can open what is in it, the user can
 /// replace nothing that root put there (a mount point cannot be renamed or removed), and the user,
 /// who may change its mode, can fill no more than its size.
 public enum JobNamespaces {
