@@ -514,8 +514,13 @@ static int make_job_namespaces_once(const char *root, uid_t uid, gid_t gid, cons
     if (child == 0) {
         int out = reply[1], in = go[0];
         char byte;
-        close(go[1]);
-        /* Nothing of the caller's may outlive it here, or be reached through this child. */
+        /* Nothing of the caller's may outlive it here, or be reached through this child: it keeps
+         * its two pipe ends alone, and dies with the caller. */
+        int low = out < in ? out : in, high = out < in ? in : out;
+        if ((low > 3 && syscall(SYS_close_range, 3U, (unsigned)low - 1, 0U) != 0) ||
+            (high > low + 1 && syscall(SYS_close_range, (unsigned)low + 1, (unsigned)high - 1, 0U) != 0) ||
+            syscall(SYS_close_range, (unsigned)high + 1, ~0U, 0U) != 0)
+            report_step(out, errno, CSHIFTER_NS_STEP_START);
         prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
         prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
         /* Into the root while root: the user cannot search the directories above it. The working
@@ -527,6 +532,9 @@ static int make_job_namespaces_once(const char *root, uid_t uid, gid_t gid, cons
         if (prctl(PR_SET_SECUREBITS, SECBIT_NO_SETUID_FIXUP, 0, 0, 0) != 0 ||
             syscall(SYS_setresgid, (gid_t)-1, gid, (gid_t)-1) != 0 || syscall(SYS_setresuid, (uid_t)-1, uid, (uid_t)-1) != 0)
             report_step(out, errno, CSHIFTER_NS_STEP_START);
+        /* The change of ids set dumpability to fs.suid_dumpable: in a namespace the user owns, a
+         * dumpable child would be the user's to trace. */
+        prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
         if (unshare(CLONE_NEWUSER) != 0) report_step(out, errno, CSHIFTER_NS_STEP_USER);
         report_step(out, 0, CSHIFTER_NS_STEP_USER);
         if (read_reply(in, &byte, 1) != 1) _exit(127);

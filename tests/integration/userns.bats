@@ -196,7 +196,7 @@ SH
     wait_job "$job" 60
     holder_was_killed
     grep -F "epilog: job $job: ending process " "$SLURM_DIR/log/slurmd-n1.log" |
-        grep -qF "(sleep, uid $(id -u "$U")): it runs in or holds the job's namespaces"
+        grep -qF "(sleep, uid $(id -u "$U")): it holds the job's namespaces from outside them"
     assert_nodes_clean "$job"
     [ "$(sinfo -h -n n1 -o %t)" = idle ]
 }

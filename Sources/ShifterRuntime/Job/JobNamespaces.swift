@@ -106,10 +106,13 @@ public enum JobNamespaces {
 
     /// Ends every process in the job's namespaces, in namespaces made within them, or holding one
     /// of them open; nothing where the job has no pinned namespaces.
+    /// Those that run in them are the job's, ended as a root's are; one that only holds them open
+    /// from outside is named through `warn`.
     static func endProcesses(_ layout: RootLayout, warn: (String) -> Void = { _ in }) {
         guard let user = pinnedUserNamespace(layout) else { return }
+        RootTeardown.killProcesses(where: { runsInNamespace($0, within: user) })
         RootTeardown.killProcesses(where: { holdsNamespace($0, within: user, entry: layout.entryDirectory) },
-                                   why: "it runs in or holds the job's namespaces", warn: warn)
+                                   why: "it holds the job's namespaces from outside them", warn: warn)
     }
 
     /// The user namespace pinned in the entry, where the pin is one (an nsfs file, as this
@@ -127,14 +130,16 @@ public enum JobNamespaces {
         return Mounts.isMountPoint(path)
     }
 
-    /// Whether process `pid` is in the user namespace `user` or one within it, is in a mount
-    /// namespace such a namespace owns, or holds one of those namespaces open: through the pins
-    /// in `entry`, or through a `/proc/PID/ns` file.
+    /// Whether process `pid` is in the user namespace `user` or one within it, or in a mount
+    /// namespace such a namespace owns.
+    static func runsInNamespace(_ pid: pid_t, within user: (device: UInt64, inode: UInt64)) -> Bool {
+        Namespaces.isWithin("/proc/\(pid)/ns/user", userNamespace: user) || Namespaces.isWithin("/proc/\(pid)/ns/mnt", userNamespace: user)
+    }
+
+    /// Whether process `pid` runs in those namespaces (`runsInNamespace`) or holds one of them
+    /// open: through the pins in `entry`, or through a `/proc/PID/ns` file.
     static func holdsNamespace(_ pid: pid_t, within user: (device: UInt64, inode: UInt64), entry: String) -> Bool {
-        if Namespaces.isWithin("/proc/\(pid)/ns/user", userNamespace: user)
-            || Namespaces.isWithin("/proc/\(pid)/ns/mnt", userNamespace: user) {
-            return true
-        }
+        if runsInNamespace(pid, within: user) { return true }
         // A namespace opened through /proc shows as "mnt:[INODE]", one opened through a pin as the
         // pin's path. Only those are looked at: the status of any other file the process holds
         // could be asked of a filesystem a user runs (FUSE), which need never answer.
