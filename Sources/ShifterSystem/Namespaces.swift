@@ -100,17 +100,4 @@ public enum Namespaces {
         defer { close(fd) }
         return cshifter_namespace_within(fd, identity.device, identity.inode) == 1
     }
-
-    /// The gids the caller's user namespace maps (`/proc/self/gid_map`'s ranges, taken one id per
-    /// line as the prolog writes them), or nil where the file cannot be read.
-    public static func mappedGroups() -> Set<UInt32>? {
-        guard let bytes = try? FileSystem.readFile("/proc/self/gid_map", limit: 1 << 16) else { return nil }
-        var groups: Set<UInt32> = []
-        for line in String(decoding: bytes, as: UTF8.self).split(separator: "\n") {
-            let fields = line.split(separator: " ")
-            guard fields.count == 3, let inside = UInt32(fields[0]), let count = UInt32(fields[2]), count >= 1 else { continue }
-            if count == 1 { groups.insert(inside) }
-        }
-        return groups
-    }
 }
