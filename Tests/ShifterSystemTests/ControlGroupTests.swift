@@ -101,8 +101,19 @@ struct LoopBindingTests {
         let binding = try #require(LoopBinding.current(device.path))
         #expect(binding.backingFile == file)
         #expect(binding.sequence != nil)
+        let index = device.path.dropFirst("/dev/loop".count)
         device.detach()
-        #expect(LoopBinding.current(device.path) == nil)
+        // Detaching marks the device to be cleared at its last close, at once. A process that
+        // another test forks while the device is open holds a copy of its descriptor until that
+        // process execs, so the last close, and the binding's end, may come a moment later.
+        // (The kernel removes the `loop` directory with the binding.)
+        let autoclear = (try? FileSystem.readFile("/sys/block/loop\(index)/loop/autoclear", limit: 16)).map {
+            String(decoding: $0, as: UTF8.self)
+        }
+        #expect(autoclear?.hasPrefix("1") ?? true || LoopBinding.current(device.path) != binding)
+        let deadline = MonotonicClock.seconds + 10
+        while LoopBinding.current(device.path) == binding, MonotonicClock.seconds < deadline { usleep(10_000) }
+        #expect(LoopBinding.current(device.path) != binding)
         #expect(LoopBinding.current("/dev/sda") == nil)
     }
 }
