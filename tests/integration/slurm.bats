@@ -146,19 +146,19 @@ teardown() {
     wait_running "$job"
     # Wait until the step's processes run inside the roots.
     for _ in $(seq 300); do
-        [ "$(pgrep -c -f '^sleep 300$' || true)" -ge 4 ] && break
+        [ "$(pgrep -c -u "$U" -f '^sleep 300$' || true)" -ge 4 ] && break
         sleep 0.2
     done
-    [ "$(pgrep -c -f '^sleep 300$')" -ge 4 ]
+    [ "$(pgrep -c -u "$U" -f '^sleep 300$')" -ge 4 ]
     scancel "$job"
     wait_job "$job"
     # The job has left squeue, so every node's epilog has ended; a process it killed may still be
     # on its way out for a moment on a loaded machine. What is left after 10 s outlived the job.
     local _
-    for _ in $(seq 50); do pgrep -f '^sleep 300$' >/dev/null || break; sleep 0.2; done
-    if pgrep -f '^sleep 300$' >/dev/null; then
+    for _ in $(seq 50); do pgrep -u "$U" -f '^sleep 300$' >/dev/null || break; sleep 0.2; done
+    if pgrep -u "$U" -f '^sleep 300$' >/dev/null; then
         local pid
-        for pid in $(pgrep -f '^sleep 300$'); do
+        for pid in $(pgrep -u "$U" -f '^sleep 300$'); do
             # What it is, where it runs, and what started it: the parent's command line and root.
             ps -o pid,ppid,stat,etime,args -p "$pid,$(ps -o ppid= -p "$pid" | tr -d ' ')" >&2
             echo "root: $(readlink "/proc/$pid/root"), mount namespace: $(readlink "/proc/$pid/ns/mnt")" >&2
