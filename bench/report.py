@@ -254,7 +254,7 @@ def main():
     w("COMPARE=\"before=PATH\" bench/runtime/run.sh # another build's entry beside this one, same run")
     w("bench/slurm/run.sh         # job overhead            -> bench/slurm/results.csv")
     w("bench/plot.py              # bench/plots/*.png from the CSV files")
-    w("make scale                 # 1 to 32 nodes, on its own -> bench/scale/RESULTS.md")
+    w("make scale                 # 1 to 32 nodes, then 10,000 simulated, on its own -> bench/scale/RESULTS.md")
     w("```")
     w("")
     # ---- Scale: its own run (make scale), its goals from its RESULTS.md ------------------------
@@ -317,11 +317,11 @@ def main():
 
     scale = text("scale/RESULTS.md")
     if scale:
-        w("## 6. Scale: 1 to 32 nodes (`make scale`)")
+        w("## 6. Scale: 1 to 32 real nodes, up to 10,000 simulated (`make scale`)")
         w("")
-        w(body(scale).replace("](../plots/", "](bench/plots/").replace("\n## ", "\n### ").strip())
+        w(body(scale).replace("](../plots/", "](bench/plots/").replace("\n### ", "\n#### ").replace("\n## ", "\n### ").strip())
         w("")
-        w("What the slopes give at 10,000 nodes, and what the wall times on one 2-core machine cannot show: "
+        w("What the job's slopes give at 10,000 nodes: "
           "[bench/slurm/SCALING.md](bench/slurm/SCALING.md), \"Measured from 1 to 32 nodes\".")
         w("")
 

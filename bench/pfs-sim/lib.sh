@@ -108,13 +108,15 @@ pfs_reset() {
     done
 }
 
-# pfs_down: stops every instance this library started (whether or not its node is still up).
+# pfs_down: stops every instance this library started (whether or not its node is still up), and
+# forgets the shared servers, so that the next instances start with fresh ones (no virtual nodes).
 pfs_down() {
     local file
     for file in "$PFS_RUN"/*.pid; do
         [ -e "$file" ] || continue
         pfs_umount "$(basename "$file" .pid)"
     done
+    rm -f "$PFS_RUN/mds"
     return 0
 }
 

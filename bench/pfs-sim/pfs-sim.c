@@ -21,7 +21,13 @@
  *                    metadata request also waits its turn there, first come first served, and
  *                    takes --mds-us of its time, so instances (nodes) contend for it
  *   --mds-us=N       the shared metadata server's service time per request, microseconds
- *                    (default 20, i.e. 50,000 requests/s)
+ *                    (default 20, i.e. 50,000 requests/s). The same FILE also holds a shared data
+ *                    server and any virtual nodes that `pfs-load init` put there (servers.h)
+ *   --trace=FILE     record every request (arrival, answer, kind, size) into FILE, on SIGUSR1
+ *                    and at exit (SIGUSR2 starts it afresh): what `pfs-load init` replays
+ *   --skip-waits     do not sleep: keep a clock of this instance's own that runs ahead of the
+ *                    machine's by the waits skipped ("skipped_ms" in the counters). One probe
+ *                    node among virtual ones then takes seconds where the queue would take minutes
  *   --stats=FILE     write the counters to FILE (JSON) on SIGUSR1 and at exit; SIGUSR2 zeroes them
  *   --pidfile=FILE   write the daemon's pid there
  *   -f               stay in the foreground;  -d  FUSE debug output
@@ -68,6 +74,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "servers.h"
+
 _Static_assert(sizeof(fuse_ino_t) >= sizeof(uintptr_t), "fuse_ino_t must hold a pointer");
 
 /* ---- counters ---------------------------------------------------------------------------- */
@@ -107,22 +115,14 @@ static _Atomic uint64_t stats_seq;
 static struct {
     long meta_us, data_us, data_mbps, threads, mds_us;
     double cache_s;
-    bool writeback;
-    const char *stats_file, *pidfile, *backing, *mds_file;
+    bool writeback, skip_waits;
+    const char *stats_file, *pidfile, *backing, *mds_file, *trace_file;
     uid_t euid;
 } cfg = { .meta_us = 500, .data_us = 1000, .threads = 16, .cache_s = 60.0, .mds_us = 20 };
 
-/* ---- the shared metadata server (--mds) ---------------------------------------------------- */
+/* ---- the shared servers (--mds) and the request trace (--trace) ------------------------------ */
 
-/* A page of shared memory (a file every instance maps): when the server is next free, on the
- * machine's monotonic clock, which every process on it shares, and how many requests it served. */
-struct mds {
-    _Atomic uint64_t next_free_ns;
-    _Atomic uint64_t served;
-    _Atomic uint64_t queued_ns; /* time requests waited for their turn, in all */
-};
-_Static_assert(sizeof(_Atomic uint64_t) == 8, "the shared counters must be plain 64-bit words");
-static struct mds *mds;
+static struct servers *servers;
 
 static uint64_t now_ns(void) {
     struct timespec ts;
@@ -130,59 +130,109 @@ static uint64_t now_ns(void) {
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-static int mds_open(const char *path) {
+/* With --skip-waits the instance does not sleep: its clock runs ahead of the machine's by the
+ * waits it skipped, and every time it reports (to the servers, in the trace) is on that clock. */
+static _Atomic uint64_t skew_ns;
+static uint64_t sim_now(void) { return now_ns() + atomic_load(&skew_ns); }
+
+/* servers_open: maps FILE; a file without servers in it (new, or empty) gets a metadata server
+ * of --mds-us and no virtual load. One that `pfs-load init` set up keeps its settings, which must
+ * agree with --mds-us. */
+static int servers_open(const char *path) {
     int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (fd < 0 || ftruncate(fd, 4096) != 0) {
-        fprintf(stderr, "pfs-sim: --mds=%s: %s\n", path, strerror(errno));
-        if (fd >= 0) close(fd);
+    if (fd < 0 || flock(fd, LOCK_EX) != 0) goto fail;
+    struct stat st;
+    if (fstat(fd, &st) != 0) goto fail;
+    uint64_t magic = 0, size = 0;
+    if ((uint64_t)st.st_size >= sizeof(struct servers) &&
+        (pread(fd, &magic, sizeof magic, 0) != (ssize_t)sizeof magic ||
+         pread(fd, &size, sizeof size, sizeof magic) != (ssize_t)sizeof size)) goto fail;
+    bool fresh = magic != SERVERS_MAGIC || size != (uint64_t)st.st_size;
+    if (fresh) {
+        size = servers_size(0, 0);
+        if (ftruncate(fd, 0) != 0 || ftruncate(fd, (off_t)size) != 0) goto fail;
+    }
+    void *map = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (map == MAP_FAILED) goto fail;
+    servers = map;
+    if (fresh) {
+        servers_init(servers, 0, 0);
+        servers->meta_service_ns = (uint64_t)cfg.mds_us * 1000;
+    } else if (servers->meta_service_ns != (uint64_t)cfg.mds_us * 1000) {
+        fprintf(stderr, "pfs-sim: --mds=%s: its metadata server takes %.1f µs a request, not --mds-us=%ld "
+                        "(set it up again with pfs-load init, or pass the same --mds-us)\n",
+                path, servers->meta_service_ns / 1e3, cfg.mds_us);
+        flock(fd, LOCK_UN);
+        close(fd);
         return -1;
     }
-    void *page = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    /* The mapping keeps the open file, and with it the lock, until the instance exits: unlock. */
+    flock(fd, LOCK_UN);
     close(fd);
-    if (page == MAP_FAILED) {
-        fprintf(stderr, "pfs-sim: --mds=%s: %s\n", path, strerror(errno));
-        return -1;
-    }
-    mds = page;
     return 0;
+fail:
+    fprintf(stderr, "pfs-sim: --mds=%s: %s\n", path, strerror(errno));
+    if (fd >= 0) close(fd);
+    return -1;
 }
 
-/* mds_wait: the request's turn at the shared server, then its service time. The turn is taken by
- * one compare-and-swap on the shared "next free" time, so requests are served in the order they
- * took it, and the server serves one at a time: N clients together get at most 1/service. */
-static uint64_t mds_wait(void) {
-    uint64_t service = (uint64_t)cfg.mds_us * 1000, now = now_ns();
-    uint64_t old = atomic_load(&mds->next_free_ns), start;
-    do {
-        start = old > now ? old : now;
-    } while (!atomic_compare_exchange_weak(&mds->next_free_ns, &old, start + service));
-    atomic_fetch_add(&mds->served, 1);
-    atomic_fetch_add(&mds->queued_ns, start - now);
-    uint64_t end = start + service;
-    struct timespec ts = { .tv_sec = end / 1000000000ull, .tv_nsec = end % 1000000000ull };
-    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR) {}
-    return end - now;
+/* The trace: each request's arrival and answer on the instance's clock, its kind and size. */
+struct traced { uint64_t arrival, answered; uint32_t bytes, kind; };
+static struct { pthread_mutex_t lock; struct traced *recs; size_t len, cap; } trace = { .lock = PTHREAD_MUTEX_INITIALIZER };
+
+static void trace_add(uint64_t arrival, uint64_t answered, enum request_kind kind, uint64_t bytes) {
+    if (!cfg.trace_file) return;
+    pthread_mutex_lock(&trace.lock);
+    if (trace.len == trace.cap) {
+        size_t cap = trace.cap ? trace.cap * 2 : 65536;
+        struct traced *recs = realloc(trace.recs, cap * sizeof *recs);
+        if (!recs) { pthread_mutex_unlock(&trace.lock); return; }
+        trace.recs = recs;
+        trace.cap = cap;
+    }
+    trace.recs[trace.len++] = (struct traced){ arrival, answered, bytes > UINT32_MAX ? UINT32_MAX : (uint32_t)bytes, kind };
+    pthread_mutex_unlock(&trace.lock);
 }
 
-static void sleep_ns(uint64_t ns) {
-    if (ns == 0) return;
-    struct timespec ts = { .tv_sec = ns / 1000000000ull, .tv_nsec = ns % 1000000000ull };
-    while (clock_nanosleep(CLOCK_MONOTONIC, 0, &ts, &ts) == EINTR) {}
-    atomic_fetch_add(&delay_ns_total, ns);
+static void write_trace(void) {
+    if (!cfg.trace_file) return;
+    char tmp[PATH_MAX];
+    snprintf(tmp, sizeof tmp, "%s.tmp.%d", cfg.trace_file, (int)getpid());
+    FILE *f = fopen(tmp, "w");
+    if (!f) return;
+    pthread_mutex_lock(&trace.lock);
+    fprintf(f, "# arrival_ns answered_ns kind bytes\n");
+    for (size_t i = 0; i < trace.len; i++)
+        fprintf(f, "%" PRIu64 " %" PRIu64 " %s %" PRIu32 "\n", trace.recs[i].arrival, trace.recs[i].answered,
+                trace.recs[i].kind == REQ_META ? "meta" : "data", trace.recs[i].bytes);
+    pthread_mutex_unlock(&trace.lock);
+    if (fclose(f) == 0) rename(tmp, cfg.trace_file); else unlink(tmp);
 }
 
-/* charge: counts one request of kind `op` and sleeps its latency (`bytes` for the bandwidth term). */
+/* charge: counts one request of kind `op`; a metadata or data request then waits for its turn at
+ * the shared server (with --mds) and takes its own latency (`bytes` for the bandwidth term). */
 static void charge(enum op op, uint64_t bytes) {
     atomic_fetch_add(&counts[op], 1);
-    uint64_t ns = 0;
-    if (op_kinds[op] == K_META) {
-        ns = (uint64_t)cfg.meta_us * 1000;
-        if (mds) atomic_fetch_add(&delay_ns_total, mds_wait());
-    } else if (op_kinds[op] == K_DATA) {
-        ns = (uint64_t)cfg.data_us * 1000;
-        if (cfg.data_mbps > 0) ns += bytes * 1000ull / (uint64_t)cfg.data_mbps; /* bytes/(MB/s) in ns */
+    if (op_kinds[op] == K_FREE) return;
+    enum request_kind kind = op_kinds[op] == K_META ? REQ_META : REQ_DATA;
+    uint64_t arrival = sim_now(), at = arrival;
+    if (servers) at = servers_request(servers, kind, bytes, arrival);
+    uint64_t own = kind == REQ_META ? (uint64_t)cfg.meta_us * 1000 : (uint64_t)cfg.data_us * 1000;
+    if (kind == REQ_DATA && cfg.data_mbps > 0) own += bytes * 1000ull / (uint64_t)cfg.data_mbps; /* bytes/(MB/s) in ns */
+    uint64_t answered = at + own;
+    atomic_fetch_add(&delay_ns_total, answered - arrival);
+    trace_add(arrival, answered, kind, bytes);
+    /* The kernel sends release and releasedir without waiting for their answers (close(2) has
+     * returned): they take the server's time, but nobody waits for them. */
+    if (cfg.skip_waits && (op == OP_release || op == OP_releasedir)) return;
+    if (cfg.skip_waits) {
+        /* The clock moves on to the answer, unless another request already moved it further. */
+        uint64_t old = atomic_load(&skew_ns), real = now_ns();
+        while (answered > real + old && !atomic_compare_exchange_weak(&skew_ns, &old, answered - real)) {}
+        return;
     }
-    sleep_ns(ns);
+    struct timespec ts = { .tv_sec = answered / 1000000000ull, .tv_nsec = answered % 1000000000ull };
+    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR) {}
 }
 
 static void write_stats(void) {
@@ -203,9 +253,21 @@ static void write_stats(void) {
     fprintf(f, "  \"bytes_read\": %" PRIu64 ",\n  \"bytes_written\": %" PRIu64 ",\n",
             atomic_load(&bytes_read), atomic_load(&bytes_written));
     fprintf(f, "  \"injected_ms\": %.3f,\n", atomic_load(&delay_ns_total) / 1e6);
-    if (mds)
-        fprintf(f, "  \"mds\": {\"served\": %" PRIu64 ", \"queued_ms\": %.3f, \"service_us\": %ld},\n",
-                atomic_load(&mds->served), atomic_load(&mds->queued_ns) / 1e6, cfg.mds_us);
+    fprintf(f, "  \"clock_ns\": %" PRIu64 ",\n  \"skipped_ms\": %.3f,\n", sim_now(), atomic_load(&skew_ns) / 1e6);
+    if (servers) {
+        servers_lock(servers);
+        struct servers c = *servers;
+        servers_unlock(servers);
+        /* The first line: every instance's requests together, as before virtual nodes. */
+        fprintf(f, "  \"mds\": {\"served\": %" PRIu64 ", \"queued_ms\": %.3f, \"service_us\": %ld, "
+                   "\"virtual_served\": %" PRIu64 ", \"virtual_queued_ms\": %.3f},\n",
+                c.served[BY_REAL][REQ_META], c.queued_ns[BY_REAL][REQ_META] / 1e6, cfg.mds_us,
+                c.served[BY_VIRTUAL][REQ_META], c.queued_ns[BY_VIRTUAL][REQ_META] / 1e6);
+        fprintf(f, "  \"data_server\": {\"served\": %" PRIu64 ", \"queued_ms\": %.3f, \"bytes\": %" PRIu64 ", "
+                   "\"virtual_served\": %" PRIu64 ", \"virtual_queued_ms\": %.3f, \"virtual_bytes\": %" PRIu64 "},\n",
+                c.served[BY_REAL][REQ_DATA], c.queued_ns[BY_REAL][REQ_DATA] / 1e6, c.bytes[BY_REAL],
+                c.served[BY_VIRTUAL][REQ_DATA], c.queued_ns[BY_VIRTUAL][REQ_DATA] / 1e6, c.bytes[BY_VIRTUAL]);
+    }
     fprintf(f, "  \"settings\": {\"meta_us\": %ld, \"data_us\": %ld, \"data_mbps\": %ld, \"cache_s\": %g, "
                "\"writeback\": %s, \"threads\": %ld}\n}\n",
             cfg.meta_us, cfg.data_us, cfg.data_mbps, cfg.cache_s, cfg.writeback ? "true" : "false", cfg.threads);
@@ -217,6 +279,9 @@ static void reset_stats(void) {
     atomic_store(&bytes_read, 0);
     atomic_store(&bytes_written, 0);
     atomic_store(&delay_ns_total, 0);
+    pthread_mutex_lock(&trace.lock);
+    trace.len = 0;
+    pthread_mutex_unlock(&trace.lock);
 }
 
 static void *signal_thread(void *arg) {
@@ -225,6 +290,7 @@ static void *signal_thread(void *arg) {
         int sig;
         if (sigwait(set, &sig) != 0) continue;
         if (sig == SIGUSR2) reset_stats();
+        write_trace();
         write_stats();
     }
     return NULL;
@@ -713,7 +779,8 @@ static const struct fuse_lowlevel_ops ops = {
 
 static void usage(FILE *f) {
     fprintf(f, "usage: pfs-sim [--meta-us=N] [--data-us=N] [--data-mbps=N] [--cache-s=S] [--writeback]\n"
-               "               [--threads=N] [--mds=FILE [--mds-us=N]] [--stats=FILE] [--pidfile=FILE]\n"
+               "               [--threads=N] [--mds=FILE [--mds-us=N]] [--trace=FILE] [--skip-waits]\n"
+               "               [--stats=FILE] [--pidfile=FILE]\n"
                "               [-f] [-d] [-o OPTS]\n"
                "               BACKING-DIR MOUNTPOINT\n");
 }
@@ -736,6 +803,7 @@ int main(int argc, char **argv) {
         { "writeback", no_argument, 0, 'w' }, { "threads", required_argument, 0, 't' },
         { "stats", required_argument, 0, 's' }, { "pidfile", required_argument, 0, 'p' },
         { "mds", required_argument, 0, 'M' }, { "mds-us", required_argument, 0, 'S' },
+        { "trace", required_argument, 0, 'T' }, { "skip-waits", no_argument, 0, 'K' },
         { "help", no_argument, 0, 'h' }, { 0, 0, 0, 0 },
     };
     bool foreground = false, debug = false;
@@ -759,6 +827,8 @@ int main(int argc, char **argv) {
         case 't': cfg.threads = number("--threads", optarg); break;
         case 'M': cfg.mds_file = optarg; break;
         case 'S': cfg.mds_us = number("--mds-us", optarg); break;
+        case 'T': cfg.trace_file = optarg; break;
+        case 'K': cfg.skip_waits = true; break;
         case 's': cfg.stats_file = optarg; break;
         case 'p': cfg.pidfile = optarg; break;
         case 'f': foreground = true; break;
@@ -780,7 +850,7 @@ int main(int argc, char **argv) {
         return 2;
     }
     if (cfg.threads < 1) cfg.threads = 1;
-    if (cfg.mds_file && mds_open(cfg.mds_file) != 0) return 1;
+    if (cfg.mds_file && servers_open(cfg.mds_file) != 0) return 1;
     cfg.euid = geteuid();
     cfg.backing = argv[optind];
     const char *mountpoint = argv[optind + 1];
@@ -799,8 +869,8 @@ int main(int argc, char **argv) {
     root_inode.dev = st.st_dev;
     root_inode.ino = st.st_ino;
     root_inode.nlookup = 2;
-    if (cfg.stats_file && cfg.stats_file[0] != '/') {
-        fprintf(stderr, "pfs-sim: --stats needs an absolute path (the daemon changes directory)\n");
+    if ((cfg.stats_file && cfg.stats_file[0] != '/') || (cfg.trace_file && cfg.trace_file[0] != '/')) {
+        fprintf(stderr, "pfs-sim: --stats and --trace need absolute paths (the daemon changes directory)\n");
         return 2;
     }
     umask(0);
@@ -835,6 +905,7 @@ int main(int argc, char **argv) {
     fuse_loop_cfg_set_idle_threads(lc, (unsigned)cfg.threads);
     int ret = foreground && debug ? fuse_session_loop(se) : fuse_session_loop_mt(se, lc);
     fuse_loop_cfg_destroy(lc);
+    write_trace();
     write_stats();
     fuse_session_unmount(se);
     fuse_remove_signal_handlers(se);

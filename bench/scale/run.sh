@@ -1,34 +1,31 @@
 #!/bin/bash
-# Scale: what a job costs as it grows from 1 to 32 nodes. Each node is a slurmd of its own, with a
-# mount namespace of its own (the test bed with BED_NODES=N), all on this one machine. The image
-# store is on the simulated parallel filesystem (bench/pfs-sim), one instance per node, and every
-# instance queues at one shared metadata server (PFS_MDS_US µs a request, 20 by default: 50,000
-# requests/s). For each node count:
+# Scale: what a job costs as it grows from 1 to 32 nodes, then (bench/scale/sim.sh) Python start-up
+# and the per-node cache on up to 10,000 simulated nodes. Each node of the first part is a slurmd of
+# its own, with a mount namespace of its own (the test bed with BED_NODES=N), all on this one
+# machine. The image store is on the simulated parallel filesystem (bench/pfs-sim), one instance
+# per node, and every instance queues at one shared metadata server (PFS_MDS_US µs a request, 20
+# by default: 50,000 requests/s). For each node count:
 #   job start        from sbatch to the last of the job's tasks running (`srun -N N shifter`, one
 #                    task a node, each printing the time)
 #   prolog per node  wall time and CPU time (the plugin's "root ready in … (cpu …)" line)
 #   gateway calls    requests to the image gateway per job, the image named by tag
 #   PFS metadata     metadata requests per node that reached the simulated filesystem during the job
-#   Python start     `import numpy, scipy`, one rank a node, from the Debian tree as a directory on the
-#                    simulated filesystem (`--image=local:`) and from the same tree as an image there
+# Python's start-up is not timed here: 32 nodes' interpreters on this machine's 2 CPUs would time
+# the CPUs. sim.sh times one real node among virtual ones instead.
 #
 #   make scale                      SIZES="1 2 4 8 16 32", REPS=3 job starts per size
-# Writes bench/scale/results.csv, bench/scale/RESULTS.md and bench/plots/scale.png. The bed ends
-# at its usual four nodes.
+# Writes bench/scale/results.csv, sim.csv, validation.csv, RESULTS.md, bench/plots/scale.png and
+# scale-jobs.png. The bed ends at its usual four nodes.
 . "$(dirname "$0")/../common.sh"
 export PFS_MDS_US=${PFS_MDS_US:-20}
 . "$BENCH_ROOT/bench/pfs-sim/lib.sh"
 SIZES=${SIZES:-1 2 4 8 16 32}
 REPS=${REPS:-3}
 BENCH_DIR=${BENCH_DIR:-/var/tmp/shifter-bench}
-ROOTFS=$BENCH_DIR/rootfs
-MIRROR=${MIRROR:-http://deb.debian.org/debian}
-SUITE=${SUITE:-bookworm}
 HERE=$BENCH_ROOT/bench/scale
 HARNESS=$BENCH_ROOT/tests/harness
 STORE=$PFS_DATA/scale-store        # the image store, as the parallel filesystem's servers hold it
 STORE_MNT=$PFS_MNT/scale-store     # the same, as the nodes see it
-PYTHON_CODE="import numpy, scipy"
 
 OUT=$(mktemp -d /tmp/shifter-scale.XXXXXX); chmod 777 "$OUT"
 GW_PORT=""; NODES=()
@@ -41,8 +38,6 @@ cleanup() {
     rm -rf "$OUT"
 }
 trap cleanup EXIT
-
-. "$BENCH_ROOT/bench/python/rootfs.sh"
 
 # bed_size N: the bed with N nodes, its site configuration pointed at the gateway and at the
 # image store on the simulated filesystem, and every node's simulator instance started.
@@ -83,25 +78,11 @@ CONF
 }
 lookups() { grep -c "/api/lookup/testbed/" "$OUT/gateway.log" || true; }
 
-# The store's content: busybox pulled through the gateway, and the Python tree and its image.
+# The store's content: busybox pulled through the gateway.
 prepare_store() {
-    mkdir -p "$STORE" "$PFS_DATA/sw"
-    chmod 755 "$STORE" "$PFS_DATA/sw"
+    mkdir -p "$STORE"
+    chmod 755 "$STORE"
     as_bench_user shifterimg pull "$IMAGE_BUSYBOX" >"$OUT/pull.log" 2>&1 || { cat "$OUT/pull.log" >&2; exit 1; }
-    local stamp
-    stamp=$(stat -c %Y "$ROOTFS/.complete")
-    if [ "$(cat "$PFS_DATA/scale-python.stamp" 2>/dev/null)" != "$stamp" ]; then
-        log "copying the Python tree and making its image on the simulated filesystem"
-        rm -rf "$PFS_DATA/sw/python" "$PFS_DATA/scale-python.squashfs"
-        cp -al "$ROOTFS" "$PFS_DATA/sw/python"
-        mksquashfs "$ROOTFS" "$PFS_DATA/scale-python.squashfs" -comp zstd -Xcompression-level 3 \
-            -noappend -quiet -no-progress -e .complete >/dev/null
-        echo "$stamp" > "$PFS_DATA/scale-python.stamp"
-    fi
-    PY_HEX=$(sha256sum "$PFS_DATA/scale-python.squashfs" | cut -d' ' -f1)
-    cp "$PFS_DATA/scale-python.squashfs" "$STORE/$PY_HEX.squashfs"
-    image_meta "sha256:$PY_HEX" "docker:127.0.0.1:5000/bench/python:latest" python3 > "$STORE/$PY_HEX.meta.json"
-    chmod 644 "$STORE/$PY_HEX".*
 }
 
 # The job that times its step: every task prints when it runs (job start), or runs Python.
@@ -109,14 +90,6 @@ cat > "$OUT/start.sh" <<'JOB'
 #!/bin/bash
 # The kernel's uptime (10 ms steps) is the clock both here and in the image (busybox's date has no %N).
 srun --ntasks-per-node=1 shifter sh -c 'read up rest < /proc/uptime; echo $up' > "$OUTDIR/tasks.$TAG" 2>&1
-JOB
-cat > "$OUT/python.sh" <<'JOB'
-#!/bin/bash
-t0=$(date +%s.%N)
-srun --ntasks-per-node=1 shifter "$@" python3 -c "import sys; $CODE; print(len(sys.modules))" > "$OUTDIR/ranks.$TAG" 2>&1
-rc=$?
-t1=$(date +%s.%N)
-echo "$t0 $t1 $rc" > "$OUTDIR/time.$TAG"
 JOB
 chmod 755 "$OUT"/*.sh
 
@@ -156,27 +129,7 @@ job_start() {
         sleep 0.1
     done
     [ "${prolog[4]}" = "$n" ] || { log "$tag: $n nodes but ${prolog[4]} prolog lines"; exit 1; }
-    echo "start,$n,$rep,$(echo "$last - $t0" | bc -l | awk '{printf "%.3f", $1}'),${prolog[0]},${prolog[1]},${prolog[2]},${prolog[3]},$((after - before)),$(meta_per_node),,," >> "$CSV"
-    log "$(tail -n 1 "$CSV")"
-}
-
-# python N MODE: `import numpy, scipy` on N nodes, one rank each, cold client caches; appends a row.
-python_start() {
-    local n=$1 mode=$2 tag="python.$1.$2" node job image=() args=()
-    for node in "${NODES[@]}"; do pfs_mount "$node"; done
-    case $mode in
-        dir) args=(--image="local:$PFS_MNT/sw/python") ;;
-        image) image=(--image="id:sha256:$PY_HEX") ;;
-    esac
-    reset_counters
-    job=$(bench_submit -N "$n" -o "$OUT/job.$tag.log" --export=ALL,OUTDIR="$OUT",TAG="$tag",CODE="$PYTHON_CODE" \
-        "${image[@]}" "$OUT/python.sh" "${args[@]}")
-    bench_wait "$job" 900
-    local t0 t1 rc
-    read -r t0 t1 rc < "$OUT/time.$tag" || { log "$tag: no timing"; cat "$OUT/job.$tag.log" >&2; exit 1; }
-    [ "$rc" = 0 ] && [ "$(grep -cE '^[0-9]+$' "$OUT/ranks.$tag")" = "$n" ] ||
-        { log "$tag: the step failed:"; cat "$OUT/ranks.$tag" >&2; exit 1; }
-    echo "python-$mode,$n,1,,,,,,,$(meta_per_node),$(echo "$t1 - $t0" | bc -l | awk '{printf "%.3f", $1}'),$rc," >> "$CSV"
+    echo "start,$n,$rep,$(echo "$last - $t0" | bc -l | awk '{printf "%.3f", $1}'),${prolog[0]},${prolog[1]},${prolog[2]},${prolog[3]},$((after - before)),$(meta_per_node)" >> "$CSV"
     log "$(tail -n 1 "$CSV")"
 }
 
@@ -186,10 +139,9 @@ bench_setup
 dpkg-query -W -f='${Status}' python3-matplotlib 2>/dev/null | grep -q 'install ok installed' ||
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-matplotlib >/dev/null
 pfs_build
-build_rootfs
 start_gateway
 CSV=$OUT/results.csv
-echo "measure,nodes,rep,start_s,prolog_wall_ms,prolog_wall_max_ms,prolog_cpu_ms,prolog_cpu_max_ms,gateway_calls,pfs_meta_per_node,python_s,python_rc," > "$CSV"
+echo "measure,nodes,rep,start_s,prolog_wall_ms,prolog_wall_max_ms,prolog_cpu_ms,prolog_cpu_max_ms,gateway_calls,pfs_meta_per_node" > "$CSV"
 first=1
 for n in $SIZES; do
     log "$n nodes"
@@ -198,12 +150,16 @@ for n in $SIZES; do
     # The first job of a size warms what every later one finds (the image's pages on the host).
     job_start "$n" 0
     for rep in $(seq "$REPS"); do job_start "$n" "$rep"; done
-    python_start "$n" dir
-    python_start "$n" image
 done
+# The simulated part on the usual four nodes, the gateway's configuration put back.
+pfs_down
+BED_SPANK_PLUGIN=$PREFIX/lib/shifter/shifter_spank.so BED_NODES=4 "$HARNESS/bed" up >"$OUT/bed.log" 2>&1 ||
+    { cat "$OUT/bed.log" >&2; exit 1; }
+SKIP_BUILD=1 "$HERE/sim.sh"
 MACHINE=$(machine_line)
 ELAPSED=$SECONDS
 # The warm-up jobs (rep 0) are left out.
 grep -v '^start,[0-9]*,0,' "$CSV" > "$HERE/results.csv"
-/usr/bin/python3 "$HERE/report.py" "$HERE/results.csv" "$HERE/RESULTS.md" "$BENCH_ROOT/bench/plots/scale.png" \
+/usr/bin/python3 "$HERE/report.py" "$HERE/results.csv" "$HERE/sim.csv" "$HERE/validation.csv" "$HERE/RESULTS.md" \
+    "$BENCH_ROOT/bench/plots/scale.png" "$BENCH_ROOT/bench/plots/scale-jobs.png" \
     "$MACHINE" "$STARTED" "$ELAPSED" "$PFS_MDS_US" "$REPS"
