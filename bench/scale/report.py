@@ -40,10 +40,10 @@ def spread(key):
 
 
 def seconds(workload, way, rate, n):
-    for r in sim:
-        if (r["workload"], r["way"], int(r["mds_rate"]), int(r["nodes"])) == (workload, way, rate, n):
-            return float(r["seconds"])
-    return None
+    """The median of the runs of a point."""
+    values = [float(r["seconds"]) for r in sim
+              if (r["workload"], r["way"], int(r["mds_rate"]), int(r["nodes"])) == (workload, way, rate, n)]
+    return statistics.median(values) if values else None
 
 
 def row(workload, way, rate, n):
@@ -80,9 +80,13 @@ L.append("")
 L.append("One real node, the probe, runs the workload with the installed `shifter` (this machine's own "
          "mount namespace and its pfs-sim instance), while N−1 virtual nodes load the parallel filesystem's "
          "shared metadata server and data server with the requests the probe made when it ran alone "
-         "(bench/pfs-sim/servers.h). The probe's time holds the queueing of all N nodes; the probe skips its "
+         "(bench/pfs-sim/servers.h). As in a job, every node first builds its root (the prolog's part: the "
+         "image's lookup and loop device, the cache's `mkfs`); the time is the workload's, from the container's "
+         "command starting to its end. The probe's time holds the queueing of all N nodes; the probe skips its "
          "waits and adds them to its clock (`--skip-waits`), so a queue minutes long costs seconds here. "
-         "One run per point; the 1-node run records the trace that the larger runs replay.")
+         f"Medians of {max(int(r['rep']) for r in sim)} runs at {rate // 1000}k/s and for the node-local disk, one run "
+         "at the other rates and for the extract, each after a run that warms this machine's caches; the "
+         "1-node run records the trace that the larger runs replay.")
 L.append("")
 for workload, title in (("py-small", "`import numpy, scipy`"),
                         ("py-large", "the scipy stack (`import numpy, scipy` and six subpackages)")):
@@ -101,8 +105,8 @@ for workload, title in (("py-small", "`import numpy, scipy`"),
     one = {way: row(workload, way, rate, 1) for way in ("dir", "image")}
     if all(one.values()):
         L.append("")
-        L.append(f"Requests a node makes of the metadata server: {int(one['dir']['meta_requests']):,} from the "
-                 f"directory tree, {int(one['image']['meta_requests']):,} from the image; bytes read: "
+        L.append(f"Requests a node makes of the metadata server, root build included: {int(one['dir']['meta_requests']):,} "
+                 f"from the directory tree, {int(one['image']['meta_requests']):,} with the image; bytes read: "
                  f"{int(one['dir']['bytes_read']) / 1e6:.1f} MB and {int(one['image']['bytes_read']) / 1e6:.1f} MB.")
     L.append("")
 L.append(f"### Extracting a 10,000-file source tree and byte-compiling 100 of its files, at {extract_rate // 1000}k/s")
@@ -152,10 +156,11 @@ for a, n, src in (
      "per 1,000 requests to every way alike"),
     ("every node runs the same workload and starts it at the same moment", "no spread",
      "srun starts a step's tasks within a fraction of a second; no spread is the worst case for the servers"),
-    ("a virtual node repeats the probe's 1-node requests, each after the answer to the one before and the "
-     "probe's think time", "the 1-node trace",
-     "recorded by the simulator itself (`pfs-sim --trace`); requests the probe had in flight together are "
-     "replayed one after another, so a virtual node asks no faster than the probe did"),
+    ("a virtual node repeats the probe's 1-node requests, each after the answer the probe had last had "
+     "when it asked, and the probe's think time after it", "the 1-node trace",
+     "recorded by the simulator itself (`pfs-sim --trace`); requests the probe had in flight at once are in "
+     "flight at once in the replay. The probe, skipping its waits, has one in flight at a time (but for "
+     "closes, which nobody waits for), so a workload that reads ahead comes out slower, not faster"),
     ("every node starts with cold client caches and keeps names and attributes for 60 s", "cache 60 s",
      "as a Lustre client holds its locks; it favours the directory tree"),
 ):

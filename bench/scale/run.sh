@@ -123,12 +123,16 @@ job_start() {
     # Each node's prolog writes its line into that node's slurmd log itself, which may come a
     # moment after the job has left the queue.
     local prolog i
-    for i in $(seq 100); do
+    for i in $(seq 300); do
         read -r -a prolog < <(prolog_times "$job")
         [ "${prolog[4]}" = "$n" ] && break
         sleep 0.1
     done
-    [ "${prolog[4]}" = "$n" ] || { log "$tag: $n nodes but ${prolog[4]} prolog lines"; exit 1; }
+    if [ "${prolog[4]}" != "$n" ]; then
+        log "$tag: job $job ran on $n nodes, but $((${prolog[4]})) of their slurmd logs say its root was ready:"
+        grep -H "job $job[: ]\|JobId=$job \|StepId=$job\." "$SLURM_DIR"/log/slurmd-n*.log >&2 || true
+        exit 1
+    fi
     echo "start,$n,$rep,$(echo "$last - $t0" | bc -l | awk '{printf "%.3f", $1}'),${prolog[0]},${prolog[1]},${prolog[2]},${prolog[3]},$((after - before)),$(meta_per_node)" >> "$CSV"
     log "$(tail -n 1 "$CSV")"
 }
