@@ -194,11 +194,22 @@ static void trace_add(uint64_t arrival, uint64_t answered, enum request_kind kin
     pthread_mutex_unlock(&trace.lock);
 }
 
+/* Counters and the trace are written to PATH.tmp.PID, then renamed over PATH, so that a reader
+ * never sees half a file. open_replacement gives the file (NULL: none), close_replacement puts it
+ * in place. */
+static FILE *open_replacement(const char *path, char tmp[PATH_MAX]) {
+    snprintf(tmp, PATH_MAX, "%s.tmp.%d", path, (int)getpid());
+    return fopen(tmp, "w");
+}
+
+static void close_replacement(FILE *f, const char *tmp, const char *path) {
+    if (fclose(f) == 0) rename(tmp, path); else unlink(tmp);
+}
+
 static void write_trace(void) {
     if (!cfg.trace_file) return;
     char tmp[PATH_MAX];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%d", cfg.trace_file, (int)getpid());
-    FILE *f = fopen(tmp, "w");
+    FILE *f = open_replacement(cfg.trace_file, tmp);
     if (!f) return;
     pthread_mutex_lock(&trace.lock);
     fprintf(f, "# arrival_ns answered_ns kind bytes\n");
@@ -206,7 +217,7 @@ static void write_trace(void) {
         fprintf(f, "%" PRIu64 " %" PRIu64 " %s %" PRIu32 "\n", trace.recs[i].arrival, trace.recs[i].answered,
                 trace.recs[i].kind == REQ_META ? "meta" : "data", trace.recs[i].bytes);
     pthread_mutex_unlock(&trace.lock);
-    if (fclose(f) == 0) rename(tmp, cfg.trace_file); else unlink(tmp);
+    close_replacement(f, tmp, cfg.trace_file);
 }
 
 /* charge: counts one request of kind `op`; a metadata or data request then waits for its turn at
@@ -238,8 +249,7 @@ static void charge(enum op op, uint64_t bytes) {
 static void write_stats(void) {
     if (!cfg.stats_file) return;
     char tmp[PATH_MAX];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%d", cfg.stats_file, (int)getpid());
-    FILE *f = fopen(tmp, "w");
+    FILE *f = open_replacement(cfg.stats_file, tmp);
     if (!f) return;
     uint64_t meta = 0, data = 0;
     fprintf(f, "{\n  \"seq\": %" PRIu64 ",\n  \"ops\": {", atomic_fetch_add(&stats_seq, 1) + 1);
@@ -271,7 +281,7 @@ static void write_stats(void) {
     fprintf(f, "  \"settings\": {\"meta_us\": %ld, \"data_us\": %ld, \"data_mbps\": %ld, \"cache_s\": %g, "
                "\"writeback\": %s, \"threads\": %ld}\n}\n",
             cfg.meta_us, cfg.data_us, cfg.data_mbps, cfg.cache_s, cfg.writeback ? "true" : "false", cfg.threads);
-    if (fclose(f) == 0) rename(tmp, cfg.stats_file); else unlink(tmp);
+    close_replacement(f, tmp, cfg.stats_file);
 }
 
 static void reset_stats(void) {

@@ -77,18 +77,20 @@ submit() {
     as_user "$user" sbatch --parsable "$@" | cut -d';' -f1
 }
 
-# wait_job JOBID [SECONDS]: waits until the job has left the queue (its epilog has run on every
-# node). Only squeue's own answer counts: an squeue that could not reach slurmctld (a loaded
-# machine) prints nothing as well, and must not pass for a job that has gone.
+# wait_job JOBID [SECONDS]: waits until the job (with an empty JOBID: every job) has left the
+# queue (its epilog has run on every node). Only squeue's own answer counts: an squeue that could
+# not reach slurmctld (a loaded machine) prints nothing as well, and must not pass for a job that
+# has gone.
 wait_job() {
     local job=$1 seconds=${2:-60} out rc
-    local deadline=$((SECONDS + seconds))
+    local deadline=$((SECONDS + seconds)) which=(-j "$job")
+    [ -n "$job" ] || which=()
     while :; do
-        out=$(squeue -h -j "$job" -o %T 2>&1)
+        out=$(squeue -h "${which[@]}" -o %T 2>&1)
         rc=$?
         if [ "$rc" -eq 0 ] && [ -z "$out" ]; then return 0; fi
         if [ "$rc" -ne 0 ] && [[ "$out" == *"Invalid job id"* ]]; then return 0; fi
-        ((SECONDS < deadline)) || { echo "job $job still queued after ${seconds}s: $out" >&2; return 1; }
+        ((SECONDS < deadline)) || { echo "job ${job:-(any)} still queued after ${seconds}s: $out" >&2; return 1; }
         sleep 0.5
     done
 }
@@ -113,26 +115,12 @@ on_node() {
     nsenter -t "$(cat "$SLURM_DIR/slurmd-$node.pid")" -m "$@"
 }
 
-# wait_queue_empty [SECONDS]: waits until no job is left in the queue (every epilog has run).
-# An srun whose job failed in its prolog returns before that job's epilog ends.
-wait_queue_empty() {
-    local seconds=${1:-60} out rc
-    local deadline=$((SECONDS + seconds))
-    while :; do
-        out=$(squeue -h -o %i 2>&1)
-        rc=$?
-        if [ "$rc" -eq 0 ] && [ -z "$out" ]; then return 0; fi
-        ((SECONDS < deadline)) || { echo "jobs still queued after ${seconds}s: $out" >&2; return 1; }
-        sleep 0.5
-    done
-}
-
 # assert_nodes_clean [JOBID]: once the job (or, without JOBID, every job) has left the queue, no
 # node has a job root mounted, a loop device bound, or a leftover directory or file of the job.
 assert_nodes_clean() {
     local node pattern=${1:+job-$1}
     pattern=${pattern:-job-}
-    if [ -n "${1:-}" ]; then wait_job "$1"; else wait_queue_empty; fi
+    wait_job "${1:-}"
     for node in ${BED_NODE_LIST:-n1 n2 n3 n4}; do
         if on_node "$node" grep -q "$pattern" /proc/self/mountinfo; then
             echo "node $node still has mounts of $pattern:" >&2

@@ -111,7 +111,7 @@ public enum JobNamespaces {
     static func endProcesses(_ layout: RootLayout, warn: (String) -> Void = { _ in }) {
         guard let user = pinnedUserNamespace(layout) else { return }
         RootTeardown.killProcesses(where: { runsInNamespace($0, within: user) })
-        RootTeardown.killProcesses(where: { holdsNamespace($0, within: user, entry: layout.entryDirectory) },
+        RootTeardown.killProcesses(where: { holdsNamespaceFromOutside($0, within: user, entry: layout.entryDirectory) },
                                    why: "it holds the job's namespaces from outside them", warn: warn)
     }
 
@@ -136,10 +136,10 @@ public enum JobNamespaces {
         Namespaces.isWithin("/proc/\(pid)/ns/user", userNamespace: user) || Namespaces.isWithin("/proc/\(pid)/ns/mnt", userNamespace: user)
     }
 
-    /// Whether process `pid` runs in those namespaces (`runsInNamespace`) or holds one of them
-    /// open: through the pins in `entry`, or through a `/proc/PID/ns` file.
-    static func holdsNamespace(_ pid: pid_t, within user: (device: UInt64, inode: UInt64), entry: String) -> Bool {
-        if runsInNamespace(pid, within: user) { return true }
+    /// Whether process `pid`, not running in those namespaces (`runsInNamespace`), holds one of
+    /// them open: through the pins in `entry`, or through a `/proc/PID/ns` file.
+    static func holdsNamespaceFromOutside(_ pid: pid_t, within user: (device: UInt64, inode: UInt64), entry: String) -> Bool {
+        if runsInNamespace(pid, within: user) { return false }
         // A namespace opened through /proc shows as "mnt:[INODE]", one opened through a pin as the
         // pin's path. Only those are looked at: the status of any other file the process holds
         // could be asked of a filesystem a user runs (FUSE), which need never answer.
