@@ -212,8 +212,12 @@ struct shifter_step_request {
     uint32_t uid;
     const char *module;           /* --module; may be NULL */
     char *const *envp;            /* the step's environment, from Slurm's S_JOB_ENV */
+    /* Version 1: a step's own root (entryMode=userns). */
+    uint32_t step_id;             /* Slurm's S_JOB_STEPID */
+    uint32_t gid;                 /* the job's group, Slurm's S_JOB_GID */
 };
 #define SHIFTER_STEP_REQUEST_SIZE_VER0 40
+#define SHIFTER_STEP_REQUEST_SIZE_VER1 48
 
 /**
  * A job step: *env_out receives the "NAME=VALUE" entries to set in the tasks' environment
@@ -221,8 +225,20 @@ struct shifter_step_request {
  * SHIFTER_EPROLOG when the job's prolog failed on this node, with the line each task reports in
  * msg. A site configuration that cannot be read is logged and gives no entries: a job that asked
  * for a container fails in its prolog, which needs the same configuration.
+ * Where the site enters containers through namespaces (entryMode=userns) and the step asked for
+ * another image or other volumes than the job's (a version 1 request, made as root), the step's own
+ * root is built here on this node, as the prolog builds the job's, for the tasks to join; its
+ * failure is SHIFTER_EPROLOG as well, with the reason.
  */
 int shifter_step_environment(const struct shifter_step_request *request, char ***env_out, char *msg, size_t msglen);
+
+/**
+ * The end of a job step in slurmstepd, as root, once its tasks have ended: removes the step's own
+ * root on this node, where shifter_step_environment built one. SHIFTER_OK where the step had none;
+ * SHIFTER_ESYSTEM, with what was left in msg, where something could not be removed (the job's
+ * epilog tries again).
+ */
+int shifter_step_end(const struct shifter_step_request *request, char *msg, size_t msglen);
 
 /** A task of a Pyxis-style step, which runs inside the job's container (see shifter_task_command). */
 struct shifter_task_request {

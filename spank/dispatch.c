@@ -115,7 +115,8 @@ int slurm_spank_job_epilog(spank_t sp, int ac, char **av) {
 }
 
 int slurm_spank_exit(spank_t sp, int ac, char **av) {
-    (void)sp; (void)ac; (void)av;
+    (void)ac; (void)av;
+    if (spank_context() == S_CTX_REMOTE) step_end(sp);
     free_options();
     return 0;
 }

@@ -16,10 +16,9 @@ struct plugin_options {
     char *container_image, *container_mounts, *container_workdir, *container_env;
     char *container_name, *container_save, *container_unshare, *device; /* device: --device */
     int container_mount_home; /* -1 not given, 0 --no-container-mount-home, 1 --container-mount-home */
-    int container_remap_root;
+    int container_remap_root, container_entrypoint_log;
     int container_writable;   /* 0 not given, 1 --container-writable, -1 --container-readonly */
     int container_entrypoint; /* 0 not given, 1 --container-entrypoint, -1 --no-container-entrypoint */
-    int container_entrypoint_log;
     int ccm; /* --ccm (enable_ccm=1): an sshd in the job's container on each node */
 };
 
@@ -44,8 +43,8 @@ int set_variables(spank_t sp, enum env_target target, char **entries, const char
 int submit(spank_t sp);
 
 /* task.c: slurmstepd. */
-int step(spank_t sp);
-int task_init(spank_t sp);
+int step(spank_t sp), task_init(spank_t sp);
+void step_end(spank_t sp);
 
 /* job.c: the prolog and epilog in slurmd. */
 int job_prolog(spank_t sp);

@@ -14,26 +14,36 @@
 /* Why this node's prolog failed for the job, when it did; each task of the step reports it. */
 static char prolog_failure[4096];
 
-/* A job step: libshifter gives the tasks' environment for the job's prepared root or the step's
- * own container, or the reason the prolog failed on this node, which each task reports: failing
- * the step would count as a launch failure and drain the node. */
+/* The step as Slurm gives it to slurmstepd; -1 where it cannot be identified. */
+static int step_request(spank_t sp, struct shifter_step_request *r) {
+    *r = (struct shifter_step_request){.size = sizeof(*r), .config_path = config.config_path, .module = options.module};
+    int failed = job_item(sp, S_JOB_ID, "SLURM_JOB_ID", &r->job_id) || job_item(sp, S_JOB_UID, "SLURM_JOB_UID", &r->uid) ||
+                 job_item(sp, S_JOB_GID, "SLURM_JOB_GID", &r->gid) || spank_get_item(sp, S_JOB_STEPID, &r->step_id) ||
+                 spank_get_item(sp, S_JOB_ENV, &r->envp);
+    return failed ? -1 : 0;
+}
+
+/* A job step: libshifter gives the tasks' environment for the job's root or the step's own (built
+ * here where tasks enter through namespaces), or why the prolog or that build failed on this node,
+ * which each task reports: failing the step would count as a launch failure and drain the node. */
 int step(spank_t sp) {
-    int rv = 0; /* a step that cannot be identified has nothing to do */
     char **tasks = NULL, msg[sizeof(prolog_failure)];
-    struct shifter_step_request request = {.size = sizeof(request), .config_path = config.config_path,
-                                           .module = options.module};
-    if (job_item(sp, S_JOB_ID, "SLURM_JOB_ID", &request.job_id) != 0 ||
-        job_item(sp, S_JOB_UID, "SLURM_JOB_UID", &request.uid) != 0 ||
-        spank_get_item(sp, S_JOB_ENV, &request.envp) != ESPANK_SUCCESS)
-        goto fail;
-    int status = shifter_step_environment(&request, &tasks, msg, sizeof(msg));
+    struct shifter_step_request request;
+    if (step_request(sp, &request) != 0) return 0; /* nothing to do */
+    int rv = 0, status = shifter_step_environment(&request, &tasks, msg, sizeof(msg));
     if (status == SHIFTER_EPROLOG)
         snprintf(prolog_failure, sizeof(prolog_failure), "%s", msg);
     else
         rv = status == SHIFTER_OK ? set_variables(sp, ENV_TASKS, tasks, "step") : report("step", status, msg);
-fail:
     shifter_strings_free(tasks);
     return rv;
+}
+
+/* A step's end: libshifter removes the step's own root here, if any (the job's epilog retries). */
+void step_end(spank_t sp) {
+    char msg[2048];
+    struct shifter_step_request request;
+    if (step_request(sp, &request) == 0) report("step end", shifter_step_end(&request, msg, sizeof(msg)), msg);
 }
 
 /* A task of a Pyxis-style step (pyxis_compat=1: --container-image, or PYXIS_CONTAINER_IMAGE in its

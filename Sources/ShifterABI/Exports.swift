@@ -348,7 +348,9 @@ private func submission(_ request: shifter_submit_request) throws(ExportFailure)
             }
         }
         let srun = plan.stepVariables(imageID: valid.image, volumes: valid.volumes)
-        return (job, srun, srun.isEmpty ? "" : SlurmSubmission.stepContainerNotice)
+        let notice = srun.isEmpty ? "" : try loaded().config.entryMode == .userns
+            ? SlurmSubmission.stepRootNotice : SlurmSubmission.stepContainerNotice
+        return (job, srun, notice)
     } catch let error as SlurmSubmissionError {
         throw ExportFailure(error.description, shifterInvalid)
     } catch let error as ExportFailure {
@@ -472,12 +474,77 @@ public func shifter_step_environment(
     if let state = JobRoot.state(config: site, jobID: jobID), state.uid == request.uid {
         root = (state.image.hasPrefix("/") ? "local:" + state.image : "id:" + state.image, state.volumes.joined(separator: ";"))
     }
-    let plan = SlurmStepEnvironment(root: root, stepEnvironment: environmentDictionary(strings(request.envp)),
-                                    module: string(request.module))
+    let stepEnvironment = environmentDictionary(strings(request.envp))
+    let plan = SlurmStepEnvironment(root: root, stepEnvironment: stepEnvironment, module: string(request.module))
     if plan.ownImage, let image = plan.variables.first?.value {
         log(1, "shifter: step: job \(jobID): the step runs its own image \(image), not the prepared root's")
     }
+    if site.entryMode == .userns, let container = plan.stepContainer {
+        // Tasks that enter through namespaces cannot build a root: the step's is built here, as
+        // root, once on this node before they start.
+        let status = prepareStepRoot(request, container: container, config: site, plan: plan,
+                                     node: stepEnvironment["SLURMD_NODENAME"], msg, msglen)
+        guard status == shifterOK else { return status }
+    }
     return handOut(plan.variables.map { $0.name + "=" + $0.value }, to: envOut) ? shifterOK : outOfMemory([envOut], msg, msglen)
+}
+
+/// Builds the root of a step that runs its own container (`entryMode=userns`) on this node.
+/// A failure is the step's, as a prolog's is the job's: each task reports it (`SHIFTER_EPROLOG`).
+private func prepareStepRoot(_ request: shifter_step_request, container: (image: String, volumes: String), config: SiteConfig,
+                             plan: SlurmStepEnvironment, node: String?, _ msg: UnsafeMutablePointer<CChar>?,
+                             _ msglen: Int) -> Int32 {
+    let place = "node \(node.flatMap { $0.isEmpty ? nil : $0 } ?? hostName())"
+    let jobID = request.job_id
+    guard request.size >= Int(SHIFTER_STEP_REQUEST_SIZE_VER1), geteuid() == 0 else {
+        // An older plugin, or a slurmstepd without privilege: nothing can be built for the tasks.
+        copyOut("shifter: the step's container could not be set up on \(place): this step asks for another image or other volumes than its job's, and this node's plugin cannot build a step's container (entryMode=userns); ask for them when you submit the job", msg, msglen)
+        return shifterPrologFailed
+    }
+    let started = MonotonicClock.seconds
+    do {
+        try JobRoot.prepare(config: config, jobID: jobID, stepID: request.step_id, uid: request.uid, gid: request.gid,
+                            image: container.image, volumes: container.volumes,
+                            modules: plan.variables.first { $0.name == "SHIFTER_MODULE" }?.value, node: node,
+                            warn: { log(0, "shifter: step: job \(jobID) step \(request.step_id): \($0)") })
+    } catch {
+        log(0, "shifter: step: \(place): \(error.message)")
+        copyOut("shifter: the step's container could not be set up on \(place): \(error.message)", msg, msglen)
+        return shifterPrologFailed
+    }
+    let wall = Int64((MonotonicClock.seconds - started) * 1e6)
+    log(1, "shifter: step: \(place): job \(jobID) step \(request.step_id): root ready in \(milliseconds(wall)) ms")
+    return shifterOK
+}
+
+@_cdecl("shifter_step_end")
+public func shifter_step_end(_ pointer: UnsafeRawPointer?, _ msg: UnsafeMutablePointer<CChar>?, _ msglen: Int) -> Int32 {
+    guard let request = acceptRequest(pointer, firstVersionSize: SHIFTER_STEP_REQUEST_SIZE_VER0, name: "shifter_step_end",
+                                      zero: shifter_step_request(), msg, msglen) else {
+        return shifterInvalid
+    }
+    // A first-version caller built no step's root; only root can remove one.
+    guard request.size >= Int(SHIFTER_STEP_REQUEST_SIZE_VER1), geteuid() == 0 else { return shifterOK }
+    let site: SiteConfig
+    do {
+        site = try loadSite(request.config_path).config
+    } catch {
+        log(0, "shifter: step end: \(error.message)")
+        return shifterOK
+    }
+    // Every step ends here, and most have no root of their own: only their names are looked for.
+    let layout = RootLayout.step(request.step_id, of: request.job_id, config: site)
+    guard [layout.base, layout.imageMount, layout.entryDirectory, layout.failureFile].contains(where: FileSystem.exists) else {
+        return shifterOK
+    }
+    let left = JobRoot.removeStep(config: site, jobID: request.job_id, stepID: request.step_id,
+                                  warn: { log(0, "shifter: step end: job \(request.job_id) step \(request.step_id): \($0)") })
+    guard left.isEmpty else {
+        copyOut("job \(request.job_id) step \(request.step_id): " + left.joined(separator: "; "), msg, msglen)
+        return shifterSystemError
+    }
+    log(1, "shifter: step end: job \(request.job_id) step \(request.step_id): root removed")
+    return shifterOK
 }
 
 @_cdecl("shifter_job_prolog")

@@ -163,6 +163,11 @@ public struct SlurmSubmission: Sendable, Equatable {
     /// What srun tells the user when the step runs its own container.
     public static let stepContainerNotice = "shifter: srun: this step's --image or --volume differs from the job's; each "
         + "task that runs shifter builds its own container, which starts slower than the job's prepared one"
+
+    /// The same, where tasks enter through namespaces (`entryMode=userns`): the step's container is
+    /// built once on each node before its tasks start, and removed when the step ends.
+    public static let stepRootNotice = "shifter: srun: this step's --image or --volume differs from the job's; its "
+        + "container is built on each node before the tasks start, which starts slower than the job's prepared one"
 }
 
 /// Options a submission refuses.
@@ -190,9 +195,13 @@ public struct SlurmStepEnvironment: Sendable, Equatable {
     public var variables: [(name: String, value: String)]
     /// Whether the step runs its own image instead of the prepared root's.
     public var ownImage: Bool
+    /// The image and volumes of the step's own container, where it runs one instead of the job's
+    /// prepared root (another image or other volumes, or a job that has none); nil otherwise.
+    public var stepContainer: (image: String, volumes: String)?
 
     public static func == (lhs: Self, rhs: Self) -> Bool {
         lhs.ownImage == rhs.ownImage && lhs.variables.map { [$0.name, $0.value] } == rhs.variables.map { [$0.name, $0.value] }
+            && lhs.stepContainer.map { [$0.image, $0.volumes] } == rhs.stepContainer.map { [$0.image, $0.volumes] }
     }
 
     /// Plans the tasks' variables from the prepared root (`root`, nil when this node has none),
@@ -220,6 +229,7 @@ public struct SlurmStepEnvironment: Sendable, Equatable {
         }
         variables = [("SHIFTER_IMAGE", chosen.image), ("SHIFTER_IMAGETYPE", chosen.image.hasPrefix("local:") ? "local" : "id"),
                      ("SHIFTER_VOLUME", chosen.volumes)]
+        if root == nil || ownImage { stepContainer = chosen }
         if root != nil, let module { variables.append(("SHIFTER_MODULE", module)) }
     }
 }

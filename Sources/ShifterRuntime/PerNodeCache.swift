@@ -34,14 +34,17 @@ struct PerNodeCache {
         return found
     }
 
-    /// The job whose per-node cache file is named `name` (`shifter-job-12-XXXXXX.xfs`), or nil.
+    /// The job whose per-node cache file is named `name` (`shifter-job-12-XXXXXX.xfs`, or
+    /// `shifter-job-12.step-3-XXXXXX.xfs` for a step's own root), or nil.
     static func jobID(inFileName name: String) -> UInt32? {
         guard name.hasPrefix("shifter-job-"), name.hasSuffix(fileSuffix) else { return nil }
-        let rest = name.dropFirst("shifter-job-".count)
-        guard let dash = rest.firstIndex(of: "-") else { return nil }
-        let digits = rest[..<dash]
-        guard !digits.isEmpty, digits.allSatisfy({ $0.isASCII && $0.isNumber }) else { return nil }
-        return UInt32(digits)
+        let rest = name.dropFirst("shifter-".count).dropLast(fileSuffix.count)
+        guard let dash = rest.lastIndex(of: "-"), rest.index(after: dash) != rest.endIndex else { return nil }
+        let rootName = String(rest[..<dash])
+        // A root's own name only, never that of its failure note or entry.
+        guard let root = NodeInventory.rootName(rootName),
+              rootName == RootLayout.name(job: root.job, step: root.step) else { return nil }
+        return root.job
     }
 
     /// Removes backing files of root `layout`'s caches that are still in `directory` under their

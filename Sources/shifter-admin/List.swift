@@ -11,7 +11,10 @@ extension ShifterAdmin {
                 below the line) or incomplete (directories or mounts without a record: a prolog or \
                 epilog was killed half-way; 'shifter-admin cleanup --job N' removes it). ENTRY is \
                 userns where the job's tasks join its pinned namespaces (entryMode=userns), broken \
-                where its entry lacks them (cleanup removes it), - where the job has none.
+                where its entry lacks them (cleanup removes it), - where the job has none. A row \
+                JOB.STEP is the root of a step that asked for another image or other volumes than \
+                its job's (entryMode=userns), which the step's end removes; cleanup --job JOB \
+                removes it with the job's.
                 """
         )
 
@@ -25,14 +28,14 @@ extension ShifterAdmin {
             for root in roots {
                 let caches = root.perNodeCaches
                 rows.append([
-                    String(root.jobID), root.status, root.state.map { String($0.uid) } ?? "-",
+                    root.name, root.status, root.state.map { String($0.uid) } ?? "-",
                     root.state.map { Self.shortImage($0.image) } ?? "-", String(root.mounts.count),
                     caches.count == 0 ? "-" : "\(caches.count) (\(ByteSize.format(caches.bytes)))",
                     root.entry ?? "-",
                 ])
             }
             print(Self.table(rows), terminator: "")
-            for root in roots { if let failure = root.failure { print("  job \(root.jobID): \(failure)") } }
+            for root in roots { if let failure = root.failure { print("  job \(root.name): \(failure)") } }
             for path in NodeInventory.strangers(config: config) { print("not Shifter's: \(path)") }
         }
 

@@ -85,7 +85,8 @@ struct RequestABITests {
         #expect(MemoryLayout<shifter_submit_request>.size == Int(SHIFTER_SUBMIT_REQUEST_SIZE_VER2))
         #expect(MemoryLayout<shifter_submit_request>.offset(of: \.pyxis_compat) == Int(SHIFTER_SUBMIT_REQUEST_SIZE_VER0))
         #expect(MemoryLayout<shifter_submit_request>.offset(of: \.device) == Int(SHIFTER_SUBMIT_REQUEST_SIZE_VER1))
-        #expect(MemoryLayout<shifter_step_request>.size == Int(SHIFTER_STEP_REQUEST_SIZE_VER0))
+        #expect(MemoryLayout<shifter_step_request>.size == Int(SHIFTER_STEP_REQUEST_SIZE_VER1))
+        #expect(MemoryLayout<shifter_step_request>.offset(of: \.step_id) == Int(SHIFTER_STEP_REQUEST_SIZE_VER0))
         #expect(MemoryLayout<shifter_plugin_arguments>.size == Int(SHIFTER_PLUGIN_ARGUMENTS_SIZE_VER0))
     }
 
@@ -248,6 +249,23 @@ struct RequestABITests {
         defer { shifter_strings_free(env) }
         #expect(status == Int32(SHIFTER_OK))
         #expect(env?[0] == nil)
+    }
+
+    @Test("the end of a step without a root of its own, or from a first-version caller, does nothing and does not fail")
+    func stepEndWithoutRoot() {
+        for size in [SHIFTER_STEP_REQUEST_SIZE_VER1, SHIFTER_STEP_REQUEST_SIZE_VER0] {
+            let (status, text) = "/nonexistent/udiRoot.conf".withCString { path in
+                var request = shifter_step_request()
+                request.config_path = path
+                request.job_id = 7
+                request.step_id = 1
+                return withRequest(request, size: Int(size), tail: 0xff) { pointer in
+                    message { shifter_step_end(pointer, $0, $1) }
+                }
+            }
+            #expect(status == Int32(SHIFTER_OK))
+            #expect(text.isEmpty)
+        }
     }
 
     @Test("the task of a Pyxis-style step execs shifter with its command")

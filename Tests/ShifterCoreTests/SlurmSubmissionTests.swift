@@ -123,19 +123,22 @@ struct SlurmStepEnvironmentTests {
     private static let root = (image: "id:sha256:aaa", volumes: "/a:/b")
 
     @Test("the prepared root, the step's own container, or nothing", arguments: [
-        (true, [String: String](), "mpich", ["SHIFTER_IMAGE=id:sha256:aaa", "SHIFTER_IMAGETYPE=id", "SHIFTER_VOLUME=/a:/b", "SHIFTER_MODULE=mpich"], false),
+        (true, [String: String](), "mpich", ["SHIFTER_IMAGE=id:sha256:aaa", "SHIFTER_IMAGETYPE=id", "SHIFTER_VOLUME=/a:/b", "SHIFTER_MODULE=mpich"], false, nil),
         (true, ["SHIFTER_STEP_IMAGE": "id:sha256:aaa", "SHIFTER_STEP_VOLUME": "/a:/b"], nil,
-         ["SHIFTER_IMAGE=id:sha256:aaa", "SHIFTER_IMAGETYPE=id", "SHIFTER_VOLUME=/a:/b"], false),
+         ["SHIFTER_IMAGE=id:sha256:aaa", "SHIFTER_IMAGETYPE=id", "SHIFTER_VOLUME=/a:/b"], false, nil),
         (true, ["SHIFTER_STEP_IMAGE": "local:/x"], "m",
-         ["SHIFTER_IMAGE=local:/x", "SHIFTER_IMAGETYPE=local", "SHIFTER_VOLUME=", "SHIFTER_MODULE=m"], true),
+         ["SHIFTER_IMAGE=local:/x", "SHIFTER_IMAGETYPE=local", "SHIFTER_VOLUME=", "SHIFTER_MODULE=m"], true, "local:/x|"),
+        (true, ["SHIFTER_STEP_IMAGE": "id:sha256:aaa", "SHIFTER_STEP_VOLUME": "/c:/d"], nil,
+         ["SHIFTER_IMAGE=id:sha256:aaa", "SHIFTER_IMAGETYPE=id", "SHIFTER_VOLUME=/c:/d"], true, "id:sha256:aaa|/c:/d"),
         (false, ["SHIFTER_STEP_IMAGE": "id:sha256:bbb", "SHIFTER_STEP_VOLUME": "/c:/d"], "m",
-         ["SHIFTER_IMAGE=id:sha256:bbb", "SHIFTER_IMAGETYPE=id", "SHIFTER_VOLUME=/c:/d"], false),
-        (false, ["SHIFTER_STEP_IMAGE": ""], "m", [], false),
-        (false, [:], nil, [], false),
-    ] as [(Bool, [String: String], String?, [String], Bool)])
-    func variables(hasRoot: Bool, step: [String: String], module: String?, expected: [String], own: Bool) {
+         ["SHIFTER_IMAGE=id:sha256:bbb", "SHIFTER_IMAGETYPE=id", "SHIFTER_VOLUME=/c:/d"], false, "id:sha256:bbb|/c:/d"),
+        (false, ["SHIFTER_STEP_IMAGE": ""], "m", [], false, nil),
+        (false, [:], nil, [], false, nil),
+    ] as [(Bool, [String: String], String?, [String], Bool, String?)])
+    func variables(hasRoot: Bool, step: [String: String], module: String?, expected: [String], own: Bool, container: String?) {
         let plan = SlurmStepEnvironment(root: hasRoot ? Self.root : nil, stepEnvironment: step, module: module)
         #expect(plan.variables.map { "\($0.name)=\($0.value)" } == expected)
         #expect(plan.ownImage == own)
+        #expect(plan.stepContainer.map { $0.image + "|" + $0.volumes } == container)
     }
 }

@@ -9,13 +9,27 @@ import Testing
 struct NodeNameTests {
     @Test(arguments: [("job-12", UInt32(12)), ("job-12.failed", 12), ("job-12.caches", 12), ("job-0", 0),
                       ("job-", nil), ("job-012", nil), ("job-1x", nil), ("private", nil), ("job-99999999999", nil),
-                      ("job-12.other", nil)])
+                      ("job-12.other", nil), ("job-12.step-3", 12), ("job-12.step-3.entry", 12), ("job-12.step-0.failed", 12),
+                      ("job-12.step-", nil), ("job-12.step-03", nil), ("job-12.step-3x", nil), ("job-.step-3", nil),
+                      ("job-12.step-3.step-4", nil), ("job-12.step-4294967296", nil)])
     func rootNames(name: String, job: UInt32?) {
         #expect(NodeInventory.jobID(inName: name) == job)
     }
 
+    @Test(arguments: [("job-12", "12"), ("job-12.caches", "12"), ("job-12.step-3", "12.3"), ("job-12.step-3.entry", "12.3"),
+                      ("job-12.step-x", nil), ("private", nil)])
+    func rootNamesWithSteps(name: String, root: String?) {
+        #expect(NodeInventory.rootName(name).map { r in r.step.map { "\(r.job).\($0)" } ?? "\(r.job)" } == root)
+        if let parsed = NodeInventory.rootName(name) {
+            // The name a layout is given, read back.
+            #expect(NodeInventory.rootName(RootLayout.name(job: parsed.job, step: parsed.step))! == parsed)
+        }
+    }
+
     @Test(arguments: [("shifter-job-7-1a2b.xfs", UInt32(7)), ("shifter-job-70-ffff.xfs", 70), ("shifter-job-7.xfs", nil),
-                      ("shifter-job--1a.xfs", nil), ("shifter-job-7-1a2b.txt", nil), ("shifter-private-1a.xfs", nil)])
+                      ("shifter-job--1a.xfs", nil), ("shifter-job-7-1a2b.txt", nil), ("shifter-private-1a.xfs", nil),
+                      ("shifter-job-7.step-2-1a2b.xfs", 7), ("shifter-job-7.failed-1a2b.xfs", nil), ("shifter-job-7.step-2.xfs", nil),
+                      ("shifter-job-7.step-02-1a2b.xfs", nil), ("shifter-job-7-.xfs", nil)])
     func cacheFileNames(name: String, job: UInt32?) {
         #expect(PerNodeCache.jobID(inFileName: name) == job)
     }
@@ -59,6 +73,39 @@ struct NodeOperationsTests {
             #expect(JobRoot.remove(config: config, jobID: 6, byAdministrator: true).isEmpty)
             #expect(JobRoot.remove(config: config, jobID: 8, byAdministrator: true).isEmpty)
             #expect(NodeInventory.leftovers(config: config, activeJobs: []).count == 1)
+        }
+    }
+
+    @Test func aStepsOwnRootIsListedUnderItsJobAndGoesWithTheJobOrAtTheStepsEnd() throws {
+        try withSite { config, top in
+            for name in ["udi/job-5", "udi/job-5.step-2", "loop/job-5.step-2", "udi/job-5.step-3", "udi/job-55.step-1"] {
+                try FileManager.default.createDirectory(atPath: top + "/" + name, withIntermediateDirectories: true)
+            }
+            FileManager.default.createFile(atPath: top + "/udi/job-5.step-3.failed", contents: Data("job 5 step 3: no such image\n".utf8))
+            FileManager.default.createFile(atPath: top + "/udi/job-5.step-3.caches", contents: Data())
+            FileManager.default.createFile(atPath: top + "/cache/shifter-job-5.step-3-abcd.xfs", contents: Data("x".utf8))
+
+            let roots = NodeInventory.roots(config: config)
+            #expect(roots.map(\.name) == ["5", "5.2", "5.3", "55.1"])
+            #expect(roots.map(\.status) == ["incomplete", "incomplete", "failed", "incomplete"])
+            #expect(roots[2].failure == "job 5 step 3: no such image")
+            #expect(NodeInventory.strangers(config: config).isEmpty)
+            let ended = NodeInventory.leftovers(config: config, activeJobs: [55])
+            #expect(ended.contains("step 5.2 has ended but its root is incomplete here with 0 mount(s); run 'shifter-admin cleanup --job 5'"))
+            #expect(ended.contains { $0.hasPrefix("job 5 has ended but its per-node cache file \(top)/cache/shifter-job-5.step-3-abcd.xfs") })
+
+            // The step's end removes its own root and leaves the shared cache directory to the job's epilog.
+            #expect(JobRoot.removeStep(config: config, jobID: 5, stepID: 2).isEmpty)
+            #expect(!FileManager.default.fileExists(atPath: top + "/udi/job-5.step-2"))
+            #expect(!FileManager.default.fileExists(atPath: top + "/loop/job-5.step-2"))
+            #expect(FileManager.default.fileExists(atPath: top + "/udi/job-5.step-3"))
+            // The job's epilog removes its steps' roots, their notes and their caches' files; job 55's stay.
+            #expect(JobRoot.remove(config: config, jobID: 5).isEmpty)
+            for name in ["udi/job-5", "udi/job-5.step-3", "udi/job-5.step-3.failed", "udi/job-5.step-3.caches",
+                         "cache/shifter-job-5.step-3-abcd.xfs"] {
+                #expect(!FileManager.default.fileExists(atPath: top + "/" + name), "\(name) is left")
+            }
+            #expect(NodeInventory.roots(config: config).map(\.name) == ["55.1"])
         }
     }
 

@@ -53,10 +53,40 @@ holder_was_killed() {
     [ "$status" -eq 137 ]
 }
 
-# shifter_as USER ARGS...: runs the installed setuid shifter as USER from /tmp.
+# shifter_as USER ARGS...: runs the installed shifter as USER from /tmp (or from SHIFTER_AS_DIR),
+# with the caller's environment. With entryMode=userns, where shifter runs only in a job's
+# container, it runs as the one task of a job of its own on n1 (srun -N1 -w n1 "$SHIFTER" ARGS),
+# which asks for the --image, --volume and --module of ARGS, so that its prolog builds that
+# container. A refusal then comes from srun's submission or from the prolog, and reads as the
+# setuid shifter's would: "shifter: REASON", without srun's own lines about the plugin and the
+# task's exit status (the status is srun's) and without what names the node and job.
 shifter_as() {
     local user=$1; shift
-    (cd /tmp && runuser -u "$user" -- "$SHIFTER" "$@")
+    local directory=${SHIFTER_AS_DIR:-/tmp}
+    [ "$ENTRY_MODE" = userns ] || { (cd "$directory" && runuser -u "$user" -- "$SHIFTER" "$@"); return; }
+    local arguments=("$@") i srun_options=() status
+    for ((i = 0; i < ${#arguments[@]}; i++)); do
+        case ${arguments[i]} in
+            --image=* | --volume=* | --module=*) srun_options+=("${arguments[i]}") ;;
+            -i | --image) srun_options+=("--image=${arguments[++i]}") ;;
+            -V | --volume) srun_options+=("--volume=${arguments[++i]}") ;;
+            -m | --module) srun_options+=("--module=${arguments[++i]}") ;;
+            -- | [!-]*) break ;;
+        esac
+    done
+    (cd "$directory" && runuser -u "$user" -- env SLURM_CONF="$SLURM_CONF" srun -Q -N1 -n1 -w n1 "${srun_options[@]}" \
+        "$SHIFTER" "$@" 2>&1) | sed -E -e '/^srun: error: n1: task 0: Exited with exit code [0-9]+$/d' \
+        -e '/^srun: error: (spank: required plugin shifter_spank\.so: init_post_opt\(\) failed|Plugin stack post-option processing failed)/d' \
+        -e 's/^srun: error: shifter: submit: (.*) \[[a-z ]+\]$/shifter: \1/' \
+        -e "s/^shifter: the job's container could not be set up on node n1: job [0-9]+: /shifter: /"
+    status=${PIPESTATUS[0]}
+    return "$status"
+}
+
+# where_shifter_runs COMMAND...: runs COMMAND in the mount namespace where shifter_as's shifter
+# starts: this host's, or node n1's with entryMode=userns.
+where_shifter_runs() {
+    if [ "$ENTRY_MODE" = userns ]; then on_node n1 "$@"; else "$@"; fi
 }
 
 # assert_no_leaks: nothing of the bed's roots is mounted here and no loop device is bound.
@@ -155,9 +185,19 @@ add_store_image() {
 # wait_for_line FILE TEXT: waits (up to 60 s) until FILE holds a line TEXT, which a job prints
 # once its prolog has finished on the node.
 wait_for_line() {
+    wait_for_grep -qx "$@"
+}
+
+# wait_for_text FILE TEXT: waits up to 60 s until a line of FILE holds TEXT.
+wait_for_text() {
+    wait_for_grep -qF "$@"
+}
+
+# wait_for_grep OPTION FILE TEXT: waits up to 60 s until grep OPTION TEXT FILE finds it.
+wait_for_grep() {
     local deadline=$((SECONDS + 60))
-    until grep -qx "$2" "$1" 2>/dev/null; do
-        ((SECONDS < deadline)) || { echo "no line '$2' in $1 after 60 s" >&2; return 1; }
+    until grep "$1" -- "$3" "$2" 2>/dev/null; do
+        ((SECONDS < deadline)) || { echo "no line '$3' in $2 after 60 s" >&2; return 1; }
         sleep 0.3
     done
 }

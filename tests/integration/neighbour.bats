@@ -169,7 +169,6 @@ PY
 }
 
 @test "neighbour: a volume target inside a directory the user may not enter gets one answer, whatever is there" {
-    skip_in_userns "shifter runs only in a job's prepared container; this test builds private ones"
     # The owner's directory holds a file and a directory; the neighbour names targets there
     # through the host's /tmp in the container, and through a host volume of /. Root makes and
     # mounts targets, so its answers (mounted, "not a directory", "cross-device") told them apart.

@@ -46,7 +46,6 @@ gateway_for_the_bed_down() {
 }
 
 @test "pyxis: a Pyxis job script runs unchanged: image, mounts, workdir, env on two nodes" {
-    skip_in_userns "a step with an image or volumes of its own needs a container of its own, which only the setuid shifter builds today"
     mkdir "$OUT/data"
     echo "from the host" >"$OUT/data/x"
     cat >"$OUT/job.sh" <<SCRIPT
@@ -182,7 +181,6 @@ SCRIPT
 }
 
 @test "pyxis: tmpfs:DST is a tmpfs of the user's, of the size asked or the site's; over the site limit it is refused" {
-    skip_in_userns "a step with an image or volumes of its own needs a container of its own, which only the setuid shifter builds today"
     run as_user "$U" srun -N1 --container-image="$PYXIS_IMAGE" --container-mounts=tmpfs:/scratch,tmpfs:/small:size=4M \
         sh -c 'grep -E " /(scratch|small) " /proc/self/mounts | cut -d" " -f1-4; stat -c "%U %a" /scratch; echo x >/scratch/f && cat /scratch/f
                dd if=/dev/zero of=/small/big bs=1M count=8 2>/dev/null || echo small is full'
@@ -241,7 +239,6 @@ SCRIPT
 }
 
 @test "pyxis: PYXIS_CONTAINER_* stand for the options in srun, sbatch and each task, the command line winning; a second user's directory stays refused" {
-    skip_in_userns "a step with an image or volumes of its own needs a container of its own, which only the setuid shifter builds today"
     # srun from a login node, with the variables alone.
     run as_user "$U" env PYXIS_CONTAINER_IMAGE="$PYXIS_IMAGE" PYXIS_CONTAINER_WORKDIR=/etc srun -N1 sh -c 'head -1 /etc/os-release; pwd'
     echo "$output"

@@ -216,6 +216,76 @@ SH
     ! on_node n1 grep -q "job-$job" /proc/self/mountinfo || false
 }
 
+@test "userns: a step with another image or volumes runs in a root of its own, built on its node before its tasks, in namespaces of its own that another user cannot enter; the step's end removes it" {
+    mkdir "$OUT/data" && echo "from the host" >"$OUT/data/x" && chmod -R a+rX "$OUT/data"
+    # The job's own step, then one with another image and a volume, which holds until cancelled,
+    # then one more in the job's root.
+    cat >"$OUT/job.sh" <<SCRIPT
+#!/bin/bash
+srun shifter sh -c 'echo "job foo=\${FOO:-none} \$(readlink /proc/self/ns/user)"'
+srun --image=$IMAGE_LAYERED --volume=$OUT/data:/data shifter sh -c \
+    'echo "step foo=\$FOO x=\$(cat /data/x) \$(readlink /proc/self/ns/user)"; echo ready > $OUT/ready; exec sleep 600'
+srun shifter sh -c 'echo "after foo=\${FOO:-none}"; echo after > $OUT/after; exec sleep 600'
+SCRIPT
+    job=$(submit "$U" -w n1 -o "$OUT/out" --image="$IMAGE_BUSYBOX" "$OUT/job.sh")
+    echo "$job" >> "$OUT/jobs"
+    wait_for_line "$OUT/ready" ready
+    cat "$OUT/out"
+    grep -qx "job foo=none user:\[[0-9]*\]" "$OUT/out"
+    grep -qx "step foo=bar x=from the host user:\[[0-9]*\]" "$OUT/out"
+    [ "$(grep '^job ' "$OUT/out" | cut -d' ' -f3)" != "$(grep '^step ' "$OUT/out" | cut -d' ' -f4)" ]
+    # srun said why this step starts slower.
+    grep -qF "its container is built on each node before the tasks start" "$OUT/out"
+    # The step's root and entry sit beside the job's, the entry the user's as the job's is.
+    local dir
+    dir=$BED_DIR/udiMount/job-$job.step-1.entry
+    [ "$(on_node n1 stat -c '%U %a' "$dir")" = "$U 500" ]
+    run on_node n1 "$SHIFTER_PREFIX/sbin/shifter-admin" list
+    echo "$output"
+    grep -qE "^$job +ready +$(id -u "$U") +sha256:[0-9a-f]{12} .* userns$" <<<"$output"
+    grep -qE "^$job\.1 +ready +$(id -u "$U") +sha256:[0-9a-f]{12} +[1-9][0-9]* +- +userns$" <<<"$output"
+    # Another user, naming the job and the step, gets nothing of it.
+    run on_node n1 runuser -u "$U2" -- env SLURM_JOB_ID="$job" SLURM_STEP_ID=1 "$SHIFTER" --image="$IMAGE_LAYERED" true
+    echo "$output"
+    [ "$status" -ne 0 ]
+    [[ "$output" == *"job $job has no container of uid $(id -u "$U2") on this node"* ]]
+    on_node n1 runuser -u "$U" -- chmod 755 "$dir"
+    run on_node n1 runuser -u "$U2" -- nsenter --user="$dir/user" --mount="$dir/mnt" --preserve-credentials true
+    [ "$status" -ne 0 ]
+    [[ "$output" == *"Operation not permitted"* ]]
+    # The step's end removes its root while the job runs on.
+    scancel "$job.1"
+    wait_for_line "$OUT/after" after
+    wait_for_text "$SLURM_DIR/log/slurmd-n1.log" "shifter: step end: job $job step 1: root removed"
+    ! on_node n1 test -e "$BED_DIR/udiMount/job-$job.step-1" || false
+    ! on_node n1 test -e "$dir" || false
+    ! on_node n1 grep -qF "job-$job.step-" /proc/self/mountinfo || false
+    on_node n1 test -e "$(entry "$job")"
+    grep -qx "after foo=none" "$OUT/out"
+    scancel "$job"
+    assert_nodes_clean "$job"
+}
+
+@test "userns: the job's epilog removes a step's root that the step's end did not" {
+    # A step's slurmstepd killed before its end leaves the step's root: the job's epilog finds it
+    # by its name, and shifter-admin lists it under the job until then.
+    cat >"$OUT/job.sh" <<SCRIPT
+#!/bin/bash
+srun --image=$IMAGE_LAYERED shifter sh -c 'echo ready > $OUT/ready; exec sleep 600'
+SCRIPT
+    job=$(submit "$U" -w n1 -o "$OUT/out" "$OUT/job.sh")
+    echo "$job" >> "$OUT/jobs"
+    wait_for_line "$OUT/ready" ready
+    pkill -KILL -f "^slurmstepd: \[$job\.0\]"
+    on_node n1 test -e "$BED_DIR/udiMount/job-$job.step-0.entry"
+    scancel "$job"
+    wait_job "$job" 60
+    cat "$OUT/out"
+    ! grep -qF "shifter: step end: job $job step 0: root removed" "$SLURM_DIR/log/slurmd-n1.log" || false
+    assert_nodes_clean "$job"
+    [ -z "$(sinfo -h -N -t drain,drng -o %N)" ]
+}
+
 @test "userns: a kernel that allows no user namespaces fails the prolog once, naming the setting" {
     sysctl -n user.max_user_namespaces > "$BATS_FILE_TMPDIR/max-userns"
     # Writing it needs CAP_SYS_RESOURCE, which some machines (virtual ones, containers) withhold.

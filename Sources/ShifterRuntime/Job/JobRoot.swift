@@ -79,25 +79,30 @@ public enum JobRoot {
     /// with those goes to `warn` and never fails the build.
     /// With `ssh` (the job's keys, made at submission for `--ccm`), the root gets the job's sshd,
     /// listening on the port `sshPort`/`sshNodePorts` give node `node`.
-    public static func prepare(config: SiteConfig, jobID: UInt32, uid: UInt32, gid: UInt32, image: String,
-                               volumes: String?, modules: String?, ssh: SSHKeys? = nil, node: String? = nil,
+    ///
+    /// With `stepID`, the root is that step's own (`RootLayout.step`), for a step that asked for
+    /// another image or other volumes where tasks enter through namespaces (`entryMode=userns`):
+    /// it has no sshd and no devices, and it counts in no prolog metrics.
+    public static func prepare(config: SiteConfig, jobID: UInt32, stepID: UInt32? = nil, uid: UInt32, gid: UInt32,
+                               image: String, volumes: String?, modules: String?, ssh: SSHKeys? = nil, node: String? = nil,
                                devices: () throws(RuntimeError) -> CDIResolution? = { nil },
                                warn: (String) -> Void = { _ in }) throws(RuntimeError) {
-        let layout = RootLayout.job(jobID, config: config)
+        let layout = stepID.map { RootLayout.step($0, of: jobID, config: config) } ?? RootLayout.job(jobID, config: config)
         var timer = PhaseTimer()
         RootTeardown.teardown(layout, killProcesses: true,
-                              controlGroups: JobControlGroup.existing(jobID: jobID, node: node, anyNode: false))
+                              controlGroups: stepID != nil ? [] : JobControlGroup.existing(jobID: jobID, node: node, anyNode: false))
         do {
             try build(config: config, layout: layout, jobID: jobID, uid: uid, gid: gid, image: image,
-                      volumes: volumes, modules: modules, ssh: ssh, node: node, devices: devices, timer: &timer, warn: warn)
+                      volumes: volumes, modules: modules, ssh: stepID != nil ? nil : ssh, node: node,
+                      devices: stepID != nil ? { nil } : devices, timer: &timer, warn: warn)
         } catch {
-            let reason = "job \(jobID): \(error.message)"
+            let reason = (stepID.map { "job \(jobID) step \($0)" } ?? "job \(jobID)") + ": \(error.message)"
             _ = try? FileSystem.makeDirectories(config.udiMount, mode: 0o700)
             _ = try? FileSystem.writeFile(layout.failureFile, Array((reason + "\n").utf8), mode: 0o600)
-            recordProlog(config: config, succeeded: false, timer: timer, warn: warn)
+            if stepID == nil { recordProlog(config: config, succeeded: false, timer: timer, warn: warn) }
             throw RuntimeError(reason, kind: error.kind)
         }
-        recordProlog(config: config, succeeded: true, timer: timer, warn: warn)
+        if stepID == nil { recordProlog(config: config, succeeded: true, timer: timer, warn: warn) }
     }
 
     private static func recordProlog(config: SiteConfig, succeeded: Bool, timer: PhaseTimer, warn: (String) -> Void) {
@@ -208,16 +213,12 @@ public enum JobRoot {
             }
         }
         left += RootTeardown.teardown(layout, killProcesses: true, controlGroups: groups, warn: warn)
-        if let directory = config.perNodeCachePath, byAdministrator || FileSystem.exists(layout.cacheMarkerFile) {
-            let files = PerNodeCache.removeAbandonedFiles(of: layout, in: directory)
-            left += files
-            if files.isEmpty, FileSystem.exists(layout.cacheMarkerFile) {
-                do throws(SystemError) {
-                    try FileSystem.removeFile(layout.cacheMarkerFile)
-                } catch {
-                    left.append("couldn't \(error.description)")
-                }
-            }
+        left += removeAbandonedCaches(of: layout, config: config, byAdministrator: byAdministrator)
+        // The roots of its steps that a killed slurmstepd did not remove (see `removeStep`).
+        for stepID in stepIDs(config: config, jobID: jobID) {
+            let stepLayout = RootLayout.step(stepID, of: jobID, config: config)
+            left += RootTeardown.teardown(stepLayout, killProcesses: true, warn: warn)
+            left += removeAbandonedCaches(of: stepLayout, config: config, byAdministrator: byAdministrator)
         }
         let clean = left.isEmpty
         // An administrator's shell has no SLURMD_NODENAME to name the node's file by: the next
@@ -226,6 +227,45 @@ public enum JobRoot {
             warn(problem)
         }
         return left
+    }
+
+    /// Removes the root of step `stepID` of job `jobID` on this node (see `prepare`), at the end of
+    /// the step; returns what could not be removed. The per-node caches' files a killed build left
+    /// are the job epilog's to remove: until the job ends, another node's build of the same step
+    /// may be creating one under the same prefix in the shared directory.
+    public static func removeStep(config: SiteConfig, jobID: UInt32, stepID: UInt32,
+                                  warn: (String) -> Void = { _ in }) -> [String] {
+        RootTeardown.teardown(RootLayout.step(stepID, of: jobID, config: config), killProcesses: true, warn: warn)
+    }
+
+    /// The steps of job `jobID` that have something of a root of their own on this node, by the
+    /// names under `udiMount` and `loopMount`.
+    static func stepIDs(config: SiteConfig, jobID: UInt32) -> [UInt32] {
+        var steps = Set<UInt32>()
+        for directory in [config.udiMount, config.loopMount] {
+            for name in (try? FileSystem.directoryEntries(directory)) ?? [] {
+                guard let root = NodeInventory.rootName(name), root.job == jobID, let step = root.step else { continue }
+                steps.insert(step)
+            }
+        }
+        return steps.sorted()
+    }
+
+    /// Removes the backing files of `layout`'s per-node caches that a killed build left in the
+    /// shared directory, where the build had begun one (its marker) or an administrator asks, and
+    /// the marker; returns what could not be removed.
+    private static func removeAbandonedCaches(of layout: RootLayout, config: SiteConfig, byAdministrator: Bool) -> [String] {
+        guard let directory = config.perNodeCachePath, byAdministrator || FileSystem.exists(layout.cacheMarkerFile) else {
+            return []
+        }
+        let left = PerNodeCache.removeAbandonedFiles(of: layout, in: directory)
+        guard left.isEmpty, FileSystem.exists(layout.cacheMarkerFile) else { return left }
+        do throws(SystemError) {
+            try FileSystem.removeFile(layout.cacheMarkerFile)
+            return []
+        } catch {
+            return ["couldn't \(error.description)"]
+        }
     }
 
     /// Runs the site's epilog hook for a job's root, as root, with the root's path as its argument
@@ -245,7 +285,11 @@ public enum JobRoot {
 
     /// Why the prolog of job `jobID` failed on this node, or nil when it did not.
     public static func failureReason(config: SiteConfig, jobID: UInt32) -> String? {
-        let layout = RootLayout.job(jobID, config: config)
+        failureReason(layout: RootLayout.job(jobID, config: config))
+    }
+
+    /// Why the build of `layout`'s root failed on this node, or nil when it did not.
+    static func failureReason(layout: RootLayout) -> String? {
         guard let status = try? FileSystem.linkStatus(layout.failureFile), status.uid == 0, status.kind == .regular,
               let bytes = try? FileSystem.readFile(layout.failureFile, limit: 65536) else { return nil }
         return String(decoding: bytes, as: UTF8.self).split(separator: "\n").first.map(String.init) ?? "unknown failure"
@@ -253,7 +297,11 @@ public enum JobRoot {
 
     /// The record of the prepared root of job `jobID`, when there is a trustworthy one.
     public static func state(config: SiteConfig, jobID: UInt32) -> PreparedRootState? {
-        let layout = RootLayout.job(jobID, config: config)
+        state(layout: RootLayout.job(jobID, config: config))
+    }
+
+    /// The record of `layout`'s root, when there is a trustworthy one.
+    static func state(layout: RootLayout) -> PreparedRootState? {
         guard let status = try? FileSystem.linkStatus(layout.stateFile), status.kind == .regular, status.uid == 0,
               status.mode & 0o022 == 0, let bytes = try? FileSystem.readFile(layout.stateFile, limit: 1 << 20) else {
             return nil

@@ -7,6 +7,8 @@ import ShifterSystem
 /// What is left of one job's root on this node, as found under `udiMount` and `loopMount`.
 public struct NodeRootEntry: Sendable, Equatable {
     public var jobID: UInt32
+    /// The step whose own root this is (`entryMode=userns`), nil for the job's root.
+    public var stepID: UInt32? = nil
     /// The prolog's record, when the root was completed and the record can be trusted.
     public var state: PreparedRootState?
     /// The reason the job's prolog failed on this node, when it did.
@@ -18,6 +20,9 @@ public struct NodeRootEntry: Sendable, Equatable {
     /// The job's entry (`entryMode=userns`): `userns` where its namespaces are pinned, `broken`
     /// where the entry is there without them, nil where the job has none.
     public var entry: String?
+
+    /// The root's name as Slurm names jobs and steps: `12`, or `12.3` for a step's own root.
+    public var name: String { stepID.map { "\(jobID).\($0)" } ?? String(jobID) }
 
     /// `ready` (built and recorded), `failed` (the prolog left its reason) or `incomplete`
     /// (directories or mounts without a record: a prolog or epilog killed half-way).
@@ -42,24 +47,25 @@ public struct NodeRootEntry: Sendable, Equatable {
 /// The job roots on this node: what `shifter-admin list` and `check` show, and what the node's
 /// metrics count. It reads directories and the mount table only; it changes nothing.
 public enum NodeInventory {
-    /// Every job that has a directory, a record, a failure note, a cache marker or a mount under
-    /// `udiMount` or `loopMount`, in job order.
+    /// Every job, and every step with a root of its own, that has a directory, a record, a failure
+    /// note, a cache marker or a mount under `udiMount` or `loopMount`, in job and step order (a
+    /// job's own root before its steps').
     public static func roots(config: SiteConfig) -> [NodeRootEntry] {
-        var jobs = Set<UInt32>()
+        var names = Set<RootName>()
         for directory in [config.udiMount, config.loopMount] {
             for name in (try? FileSystem.directoryEntries(directory)) ?? [] {
-                if let job = jobID(inName: name) { jobs.insert(job) }
+                if let root = rootName(name) { names.insert(RootName(job: root.job, step: root.step)) }
             }
         }
         let mountPoints = ((try? MountTable.current()) ?? []).map(\.mountPoint)
         for point in mountPoints {
             for directory in [config.udiMount, config.loopMount] {
-                guard let name = firstComponent(of: point, under: directory), let job = jobID(inName: name) else { continue }
-                jobs.insert(job)
+                guard let name = firstComponent(of: point, under: directory), let root = rootName(name) else { continue }
+                names.insert(RootName(job: root.job, step: root.step))
             }
         }
-        return jobs.sorted().map { job in
-            let layout = RootLayout.job(job, config: config)
+        return names.sorted().map { root in
+            let layout = root.step.map { RootLayout.step($0, of: root.job, config: config) } ?? RootLayout.job(root.job, config: config)
             let mounts = mountPoints.filter { point in
                 [layout.base, layout.imageMount, layout.entryDirectory].contains { point == $0 || point.hasPrefix($0 + "/") }
             }
@@ -68,9 +74,22 @@ public enum NodeInventory {
                 entry = JobNamespaces.pinnedUserNamespace(layout) != nil && mounts.contains(layout.mountNamespacePin)
                     ? "userns" : "broken"
             }
-            return NodeRootEntry(jobID: job, state: JobRoot.state(config: config, jobID: job),
-                                 failure: JobRoot.failureReason(config: config, jobID: job), mounts: mounts,
+            return NodeRootEntry(jobID: root.job, stepID: root.step, state: JobRoot.state(layout: layout),
+                                 failure: JobRoot.failureReason(layout: layout), mounts: mounts,
                                  cacheMarker: FileSystem.exists(layout.cacheMarkerFile), entry: entry)
+        }
+    }
+
+    /// A job's root, or one of its steps', ordered by job then step (the job's own first).
+    struct RootName: Hashable, Comparable {
+        var job: UInt32
+        var step: UInt32?
+
+        static func < (lhs: Self, rhs: Self) -> Bool {
+            if lhs.job != rhs.job { return lhs.job < rhs.job }
+            guard let right = rhs.step else { return false }
+            guard let left = lhs.step else { return true }
+            return left < right
         }
     }
 
@@ -79,7 +98,7 @@ public enum NodeInventory {
     public static func strangers(config: SiteConfig) -> [String] {
         var found: [String] = []
         for directory in [config.udiMount, config.loopMount] {
-            for name in ((try? FileSystem.directoryEntries(directory)) ?? []).sorted() where jobID(inName: name) == nil {
+            for name in ((try? FileSystem.directoryEntries(directory)) ?? []).sorted() where rootName(name) == nil {
                 found.append(directory + "/" + name)
             }
         }
@@ -113,7 +132,7 @@ public enum NodeInventory {
         let active = try activeJobs()
         var found: [String] = []
         for root in nodeRoots where !active.contains(root.jobID) {
-            found.append("job \(root.jobID) has ended but its root is \(root.status) here with \(root.mounts.count) mount(s); run 'shifter-admin cleanup --job \(root.jobID)'")
+            found.append("\(root.stepID == nil ? "job" : "step") \(root.name) has ended but its root is \(root.status) here with \(root.mounts.count) mount(s); run 'shifter-admin cleanup --job \(root.jobID)'")
         }
         for file in cacheFiles where !active.contains(file.job) {
             found.append("job \(file.job) has ended but its per-node cache file \(file.path) (\(ByteSize.format(UInt64(max(0, file.size))))) is left; run 'shifter-admin cleanup --job \(file.job)'")
@@ -143,17 +162,36 @@ public enum NodeInventory {
         return (removed, left)
     }
 
-    /// The job id in `job-N`, `job-N.failed`, `job-N.caches` or `job-N.entry`.
-    static func jobID(inName name: String) -> UInt32? {
+    /// The job id in `job-N`, `job-N.failed`, `job-N.caches` or `job-N.entry`, and in the same
+    /// names of a step's root (`job-N.step-M`).
+    static func jobID(inName name: String) -> UInt32? { rootName(name)?.job }
+
+    /// The job and step of a root's name: `job-N` or `job-N.step-M`, alone or with `.failed`,
+    /// `.caches` or `.entry`; nil for any other name.
+    static func rootName(_ name: String) -> (job: UInt32, step: UInt32?)? {
         guard name.hasPrefix("job-") else { return nil }
-        var digits = name.dropFirst(4)
-        for suffix in [".failed", ".caches", ".entry"] where digits.hasSuffix(suffix) {
-            digits = digits.dropLast(suffix.count)
+        var rest = name.dropFirst(4)
+        for suffix in [".failed", ".caches", ".entry"] where rest.hasSuffix(suffix) {
+            rest = rest.dropLast(suffix.count)
         }
-        guard !digits.isEmpty, digits.allSatisfy({ $0.isASCII && $0.isNumber }), digits.first != "0" || digits.count == 1 else {
+        var step: UInt32?
+        if let dot = rest.firstIndex(of: ".") {
+            let tail = rest[dot...]
+            guard tail.hasPrefix(RootLayout.stepInfix), let number = decimal(tail.dropFirst(RootLayout.stepInfix.count)) else {
+                return nil
+            }
+            step = number
+            rest = rest[..<dot]
+        }
+        return decimal(rest).map { ($0, step) }
+    }
+
+    /// A number as Slurm writes one: decimal digits without a leading zero, within 32 bits.
+    private static func decimal(_ text: Substring) -> UInt32? {
+        guard !text.isEmpty, text.allSatisfy({ $0.isASCII && $0.isNumber }), text.first != "0" || text.count == 1 else {
             return nil
         }
-        return UInt32(digits)
+        return UInt32(text)
     }
 
     /// The first path component of `path` below `directory`, or nil when it is not below it.

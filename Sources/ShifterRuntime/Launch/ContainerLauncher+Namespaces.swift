@@ -24,7 +24,7 @@ extension ContainerLauncher {
         guard let jobText = environmentMap["SLURM_JOB_ID"] ?? environmentMap["SLURM_JOBID"], let jobID = UInt32(jobText) else {
             throw RuntimeError("this site runs containers only in jobs (entryMode=userns), and this is not a job step (no SLURM_JOB_ID): ask for the image when you submit (sbatch, salloc or srun --image=IMAGE)")
         }
-        let layout = RootLayout.job(jobID, config: config)
+        let layout = entryLayout(jobID: jobID, environment: environmentMap, config: config)
         guard let record = JobNamespaces.record(layout: layout, uid: user.uid), let settings = record.imageSettings else {
             throw RuntimeError("job \(jobID) has no container of uid \(user.uid) on this node: ask for the image when you submit (--image=IMAGE); where the job did, its prolog failed here, and the step's output says why")
         }
@@ -55,6 +55,17 @@ extension ContainerLauncher {
         }
         say("in the namespaces of job \(jobID)")
         return try execute(command, request: request, environment: containerEnvironment, say: say)
+    }
+
+    /// The root whose namespaces a task joins: its step's own, where the step asked for another
+    /// image or other volumes and one was built on this node (`JobRoot.prepare` with a step), else
+    /// the job's. Either is entered only where its entry is the user's (`JobNamespaces.record`).
+    static func entryLayout(jobID: UInt32, environment: [String: String], config: SiteConfig) -> RootLayout {
+        if let text = environment["SLURM_STEP_ID"] ?? environment["SLURM_STEPID"], let stepID = UInt32(text) {
+            let step = RootLayout.step(stepID, of: jobID, config: config)
+            if FileSystem.exists(step.entryDirectory) { return step }
+        }
+        return RootLayout.job(jobID, config: config)
     }
 
     /// Refuses an image other than the job's: by id or `local:` path as given, by name as the

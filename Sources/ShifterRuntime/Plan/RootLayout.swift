@@ -4,7 +4,8 @@ import ShifterCore
 /// `base` (a scratch tmpfs holding the overlay's upper layer and the root itself) or at
 /// `imageMount`, so tearing a root down means unmounting everything under two paths.
 public struct RootLayout: Sendable, Equatable {
-    /// `job-<id>` for a per-job root, `private` for a root in `shifter`'s own mount namespace.
+    /// `job-<id>` for a per-job root, `job-<id>.step-<id>` for a step's own root (`entryMode=userns`),
+    /// `private` for a root in `shifter`'s own mount namespace.
     public var name: String
     /// `<udiMount>/<name>`: the scratch filesystem.
     public var base: String
@@ -20,8 +21,22 @@ public struct RootLayout: Sendable, Equatable {
 
     /// The layout of the per-job root of job `jobID`.
     public static func job(_ jobID: UInt32, config: SiteConfig) -> RootLayout {
-        RootLayout(name: "job-\(jobID)", udiMount: config.udiMount, loopMount: config.loopMount)
+        RootLayout(name: name(job: jobID), udiMount: config.udiMount, loopMount: config.loopMount)
     }
+
+    /// The layout of the root of step `stepID` of job `jobID`, where the step asked for another
+    /// image or other volumes than the job's and the site enters containers through namespaces.
+    public static func step(_ stepID: UInt32, of jobID: UInt32, config: SiteConfig) -> RootLayout {
+        RootLayout(name: name(job: jobID, step: stepID), udiMount: config.udiMount, loopMount: config.loopMount)
+    }
+
+    /// The name of job `jobID`'s root, or of its step `stepID`'s.
+    public static func name(job jobID: UInt32, step stepID: UInt32? = nil) -> String {
+        "job-\(jobID)" + (stepID.map { stepInfix + String($0) } ?? "")
+    }
+
+    /// The part of a step root's name that follows its job's name.
+    public static let stepInfix = ".step-"
 
     /// The overlay's writable layer.
     public var upper: String { base + "/upper" }
