@@ -465,7 +465,7 @@ public func shifter_step_environment(
     if let reason = JobRoot.failureReason(config: site, jobID: jobID) {
         // Failing the step would count as a launch failure and drain the node; each task reports
         // the reason on its stderr and exits instead, so the job fails with the reason in its output.
-        let node = getenv("SLURMD_NODENAME").map { String(cString: $0) }.flatMap { $0.isEmpty ? nil : $0 } ?? hostName()
+        let node = nodeName()
         log(0, "shifter: step: the prolog failed on node \(node): \(reason)")
         copyOut("shifter: the job's container could not be set up on node \(node): \(reason)", msg, msglen)
         return shifterPrologFailed
@@ -482,8 +482,7 @@ public func shifter_step_environment(
     if site.entryMode == .userns, let container = plan.stepContainer {
         // Tasks that enter through namespaces cannot build a root: the step's is built here, as
         // root, once on this node before they start.
-        let status = prepareStepRoot(request, container: container, config: site, plan: plan,
-                                     node: stepEnvironment["SLURMD_NODENAME"], msg, msglen)
+        let status = prepareStepRoot(request, container: container, config: site, plan: plan, msg, msglen)
         guard status == shifterOK else { return status }
     }
     return handOut(plan.variables.map { $0.name + "=" + $0.value }, to: envOut) ? shifterOK : outOfMemory([envOut], msg, msglen)
@@ -492,10 +491,13 @@ public func shifter_step_environment(
 /// Builds the root of a step that runs its own container (`entryMode=userns`) on this node.
 /// A failure is the step's, as a prolog's is the job's: each task reports it (`SHIFTER_EPROLOG`).
 private func prepareStepRoot(_ request: shifter_step_request, container: (image: String, volumes: String), config: SiteConfig,
-                             plan: SlurmStepEnvironment, node: String?, _ msg: UnsafeMutablePointer<CChar>?,
-                             _ msglen: Int) -> Int32 {
-    let place = "node \(node.flatMap { $0.isEmpty ? nil : $0 } ?? hostName())"
+                             plan: SlurmStepEnvironment, _ msg: UnsafeMutablePointer<CChar>?, _ msglen: Int) -> Int32 {
+    let node = nodeName(), place = "node \(node)"
     let jobID = request.job_id
+    if let problem = plan.stepContainerProblem {
+        copyOut("shifter: the step's container could not be set up on \(place): job \(jobID) step \(request.step_id): \(problem)", msg, msglen)
+        return shifterPrologFailed
+    }
     guard request.size >= Int(SHIFTER_STEP_REQUEST_SIZE_VER1), geteuid() == 0 else {
         // An older plugin, or a slurmstepd without privilege: nothing can be built for the tasks.
         copyOut("shifter: the step's container could not be set up on \(place): this step asks for another image or other volumes than its job's, and this node's plugin cannot build a step's container (entryMode=userns); ask for them when you submit the job", msg, msglen)
@@ -596,6 +598,11 @@ public func shifter_job_prolog(
 private func milliseconds(_ micros: Int64) -> String {
     let fraction = String(micros % 1000)
     return "\(micros / 1000)." + String(repeating: "0", count: 3 - fraction.count) + fraction
+}
+
+/// This node's name as slurmd knows it (`SLURMD_NODENAME`), else the host's.
+private func nodeName() -> String {
+    getenv("SLURMD_NODENAME").map { String(cString: $0) }.flatMap { $0.isEmpty ? nil : $0 } ?? hostName()
 }
 
 private func hostName() -> String {

@@ -105,6 +105,9 @@ public struct SiteConfig: Sendable, Equatable {
     public var sshNodePorts: [SSHNodePort] = []
     /// `entryMode`: how `shifter` enters a job's container.
     public var entryMode: EntryMode = .setuid
+    /// `stepRootLimit`: the most steps of one job that have roots of their own on a node at once
+    /// (`entryMode=userns`: a step with another image or other volumes than its job's).
+    public var stepRootLimit: Int = 4
     /// `mountPropagationStyle`: the propagation of mounts that request none.
     public var mountPropagationStyle: MountPropagation = .private
     /// `defaultModules`: modules loaded when the user names none.
@@ -397,6 +400,7 @@ struct SiteConfigParser {
         case "sshNodePorts": config.sshNodePorts += try values.sshNodePorts()
         case "mountPropagationStyle": config.mountPropagationStyle = try values.choice(of: MountPropagation.self)
         case "entryMode": config.entryMode = try values.choice(of: EntryMode.self)
+        case "stepRootLimit": config.stepRootLimit = try values.integer(in: 1...1024)
         case "defaultModules": config.defaultModules += try values.moduleNames()
         case "gatewayTimeout": config.gatewayTimeout = try values.integer(in: 1...86400)
         case "imageExpandedSizeLimit": config.imageExpandedSizeLimit = try values.size()

@@ -204,6 +204,17 @@ public struct SlurmStepEnvironment: Sendable, Equatable {
             && lhs.stepContainer.map { [$0.image, $0.volumes] } == rhs.stepContainer.map { [$0.image, $0.volumes] }
     }
 
+    /// Why the step's own container cannot be built from what the step's environment names, or
+    /// nil: a value longer than an option may be at submission (the variables can be set by hand).
+    public var stepContainerProblem: String? {
+        guard let container = stepContainer else { return nil }
+        for (name, value) in [("SHIFTER_STEP_IMAGE", container.image), ("SHIFTER_STEP_VOLUME", container.volumes)]
+        where value.utf8.count > SlurmSubmission.optionValueLimit {
+            return "\(name) is \(value.utf8.count) bytes, more than the \(SlurmSubmission.optionValueLimit) an option may have"
+        }
+        return nil
+    }
+
     /// Plans the tasks' variables from the prepared root (`root`, nil when this node has none),
     /// the step's environment and `module` (--module).
     public init(root: (image: String, volumes: String)?, stepEnvironment: [String: String], module: String?) {

@@ -181,6 +181,19 @@ public enum FileSystem {
         }
     }
 
+    /// Opens the directory `path` (never through a symlink) and takes an exclusive `flock` on it,
+    /// waiting for it; returns the descriptor, which holds the lock until it is closed.
+    public static func lockDirectoryExclusively(_ path: String) throws(SystemError) -> Int32 {
+        let fd = try check("open", path) { open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) }
+        do {
+            try check("lock", path) { flock(fd, LOCK_EX) }
+        } catch {
+            close(fd)
+            throw error
+        }
+        return fd
+    }
+
     /// Opens (creating it, mode 0600) the lock file at `path` and waits for an exclusive lock on
     /// it; the lock lasts until the descriptor returned is closed. The corresponding C function is
     /// `flock(2)`.

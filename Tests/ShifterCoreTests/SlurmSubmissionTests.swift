@@ -141,4 +141,16 @@ struct SlurmStepEnvironmentTests {
         #expect(plan.ownImage == own)
         #expect(plan.stepContainer.map { $0.image + "|" + $0.volumes } == container)
     }
+
+    @Test("a step's own container named by values longer than an option may be is refused", arguments: [
+        ("id:sha256:bbb", "/c:/d", nil),
+        ("id:sha256:bbb", String(repeating: "/c:/d;", count: 3000), "SHIFTER_STEP_VOLUME is 18000 bytes, more than the 16384 an option may have"),
+        ("local:/" + String(repeating: "x", count: 16384 - 7), "", nil),
+        ("local:/" + String(repeating: "x", count: 16385 - 7), "", "SHIFTER_STEP_IMAGE is 16385 bytes, more than the 16384 an option may have"),
+    ] as [(String, String, String?)])
+    func stepContainerLength(image: String, volumes: String, problem: String?) {
+        let plan = SlurmStepEnvironment(root: nil, stepEnvironment: ["SHIFTER_STEP_IMAGE": image, "SHIFTER_STEP_VOLUME": volumes],
+                                        module: nil)
+        #expect(plan.stepContainerProblem == problem)
+    }
 }

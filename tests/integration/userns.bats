@@ -30,6 +30,8 @@ setup() {
 
 teardown() {
     local job
+    # A test that changed the site's configuration saved it here.
+    [ ! -e "$OUT/site.conf" ] || cp -p "$OUT/site.conf" "$SITE_CONFIG"
     for job in $(cat "$OUT/jobs" 2>/dev/null); do
         scancel "$job" 2>/dev/null
         wait_job "$job" 60 || true
@@ -223,6 +225,7 @@ SH
     cat >"$OUT/job.sh" <<SCRIPT
 #!/bin/bash
 srun shifter sh -c 'echo "job foo=\${FOO:-none} \$(readlink /proc/self/ns/user)"'
+srun shifter --image=$IMAGE_LAYERED true
 srun --image=$IMAGE_LAYERED --volume=$OUT/data:/data shifter sh -c \
     'echo "step foo=\$FOO x=\$(cat /data/x) \$(readlink /proc/self/ns/user)"; echo ready > $OUT/ready; exec sleep 600'
 srun shifter sh -c 'echo "after foo=\${FOO:-none}"; echo after > $OUT/after; exec sleep 600'
@@ -234,18 +237,21 @@ SCRIPT
     grep -qx "job foo=none user:\[[0-9]*\]" "$OUT/out"
     grep -qx "step foo=bar x=from the host user:\[[0-9]*\]" "$OUT/out"
     [ "$(grep '^job ' "$OUT/out" | cut -d' ' -f3)" != "$(grep '^step ' "$OUT/out" | cut -d' ' -f4)" ]
+    # An image given to shifter, not srun, is not the step's: one line says where it goes.
+    grep -qF "shifter: image \"docker:$IMAGE_LAYERED\" is not the image of the step's container (sha256:" "$OUT/out"
+    grep -qF "give a step's --image, --volume and --module to srun, not to shifter" "$OUT/out"
     # srun said why this step starts slower.
     grep -qF "its container is built on each node before the tasks start" "$OUT/out"
     # The step's root and entry sit beside the job's, the entry the user's as the job's is.
     local dir
-    dir=$BED_DIR/udiMount/job-$job.step-1.entry
+    dir=$BED_DIR/udiMount/job-$job.step-2.entry
     [ "$(on_node n1 stat -c '%U %a' "$dir")" = "$U 500" ]
     run on_node n1 "$SHIFTER_PREFIX/sbin/shifter-admin" list
     echo "$output"
     grep -qE "^$job +ready +$(id -u "$U") +sha256:[0-9a-f]{12} .* userns$" <<<"$output"
-    grep -qE "^$job\.1 +ready +$(id -u "$U") +sha256:[0-9a-f]{12} +[1-9][0-9]* +- +userns$" <<<"$output"
+    grep -qE "^$job\.2 +ready +$(id -u "$U") +sha256:[0-9a-f]{12} +[1-9][0-9]* +- +userns$" <<<"$output"
     # Another user, naming the job and the step, gets nothing of it.
-    run on_node n1 runuser -u "$U2" -- env SLURM_JOB_ID="$job" SLURM_STEP_ID=1 "$SHIFTER" --image="$IMAGE_LAYERED" true
+    run on_node n1 runuser -u "$U2" -- env SLURM_JOB_ID="$job" SLURM_STEP_ID=2 "$SHIFTER" --image="$IMAGE_LAYERED" true
     echo "$output"
     [ "$status" -ne 0 ]
     [[ "$output" == *"job $job has no container of uid $(id -u "$U2") on this node"* ]]
@@ -254,14 +260,40 @@ SCRIPT
     [ "$status" -ne 0 ]
     [[ "$output" == *"Operation not permitted"* ]]
     # The step's end removes its root while the job runs on.
-    scancel "$job.1"
+    scancel "$job.2"
     wait_for_line "$OUT/after" after
-    wait_for_text "$SLURM_DIR/log/slurmd-n1.log" "shifter: step end: job $job step 1: root removed"
-    ! on_node n1 test -e "$BED_DIR/udiMount/job-$job.step-1" || false
+    wait_for_text "$SLURM_DIR/log/slurmd-n1.log" "shifter: step end: job $job step 2: root removed"
+    ! on_node n1 test -e "$BED_DIR/udiMount/job-$job.step-2" || false
     ! on_node n1 test -e "$dir" || false
     ! on_node n1 grep -qF "job-$job.step-" /proc/self/mountinfo || false
     on_node n1 test -e "$(entry "$job")"
     grep -qx "after foo=none" "$OUT/out"
+    scancel "$job"
+    assert_nodes_clean "$job"
+}
+
+@test "userns: steps of one job with containers of their own are limited on a node (stepRootLimit); one over it fails with the reason while the others run on" {
+    cp -p "$SITE_CONFIG" "$OUT/site.conf"
+    echo 'stepRootLimit=1' >> "$SITE_CONFIG"
+    cat >"$OUT/job.sh" <<SCRIPT
+#!/bin/bash
+srun --image=$IMAGE_LAYERED shifter sh -c 'echo ready > $OUT/ready; exec sleep 600' &
+until [ -e $OUT/ready ]; do sleep 0.2; done
+srun --overlap --image=$IMAGE_LAYERED shifter true
+echo "second: \$?"
+echo done > $OUT/done
+wait
+SCRIPT
+    job=$(submit "$U" -w n1 -o "$OUT/out" "$OUT/job.sh")
+    echo "$job" >> "$OUT/jobs"
+    wait_for_line "$OUT/done" done
+    cp -p "$OUT/site.conf" "$SITE_CONFIG" && rm "$OUT/site.conf"
+    cat "$OUT/out"
+    grep -qF "shifter: the step's container could not be set up on node n1: job $job step 1: 1 other steps of the job already run containers of their own on this node, the site's limit (stepRootLimit=1)" "$OUT/out"
+    grep -qx "second: 1" "$OUT/out"
+    # The first step's container is still there, and runs.
+    on_node n1 test -e "$BED_DIR/udiMount/job-$job.step-0.entry"
+    pgrep -u "$U" -x sleep >/dev/null
     scancel "$job"
     assert_nodes_clean "$job"
 }
@@ -304,7 +336,7 @@ SCRIPT
 }
 
 @test "userns: outside a job, shifter says it runs only in jobs" {
-    run shifter_as "$U" --image="$IMAGE_BUSYBOX" true
+    run sh -c "cd /tmp && runuser -u '$U' -- '$SHIFTER' --image='$IMAGE_BUSYBOX' true"
     [ "$status" -ne 0 ]
     [ "$output" = "shifter: this site runs containers only in jobs (entryMode=userns), and this is not a job step (no SLURM_JOB_ID): ask for the image when you submit (sbatch, salloc or srun --image=IMAGE)" ]
 }

@@ -92,6 +92,7 @@ public enum JobRoot {
         RootTeardown.teardown(layout, killProcesses: true,
                               controlGroups: stepID != nil ? [] : JobControlGroup.existing(jobID: jobID, node: node, anyNode: false))
         do {
+            if let stepID { try reserveStepRoot(layout, jobID: jobID, stepID: stepID, config: config) }
             try build(config: config, layout: layout, jobID: jobID, uid: uid, gid: gid, image: image,
                       volumes: volumes, modules: modules, ssh: stepID != nil ? nil : ssh, node: node,
                       devices: stepID != nil ? { nil } : devices, timer: &timer, warn: warn)
@@ -236,6 +237,30 @@ public enum JobRoot {
     public static func removeStep(config: SiteConfig, jobID: UInt32, stepID: UInt32,
                                   warn: (String) -> Void = { _ in }) -> [String] {
         RootTeardown.teardown(RootLayout.step(stepID, of: jobID, config: config), killProcesses: true, warn: warn)
+    }
+
+    /// Makes the directory of step `stepID`'s root where the job has fewer than `stepRootLimit`
+    /// other steps with roots of their own on this node; under a lock on `udiMount`, so that steps
+    /// that start together cannot all pass the limit. Each root costs a loop device and its mounts
+    /// in the node's mount table, which every other job's prolog then works through.
+    static func reserveStepRoot(_ layout: RootLayout, jobID: UInt32, stepID: UInt32, config: SiteConfig) throws(RuntimeError) {
+        let lock: Int32
+        do throws(SystemError) {
+            try FileSystem.makeDirectories(config.udiMount, mode: 0o700)
+            lock = try FileSystem.lockDirectoryExclusively(config.udiMount)
+        } catch {
+            throw RuntimeError("couldn't make the step's root: \(error.description)")
+        }
+        defer { close(lock) }
+        let others = stepIDs(config: config, jobID: jobID).filter {
+            $0 != stepID && FileSystem.exists(RootLayout.step($0, of: jobID, config: config).base)
+        }
+        guard others.count < config.stepRootLimit else {
+            throw RuntimeError("\(others.count) other steps of the job already run containers of their own on this node, the site's limit (stepRootLimit=\(config.stepRootLimit)); run this step once one of them has ended, or in the job's own container (the image and volumes the job was submitted with)", kind: .invalidRequest)
+        }
+        do throws(SystemError) { try FileSystem.makeDirectories(layout.base) } catch {
+            throw RuntimeError("couldn't make the step's root: \(error.description)")
+        }
     }
 
     /// The steps of job `jobID` that have something of a root of their own on this node, by the

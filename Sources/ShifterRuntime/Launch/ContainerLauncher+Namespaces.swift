@@ -35,7 +35,7 @@ extension ContainerLauncher {
         do { modules = try config.selectModules(options.modules) } catch { throw RuntimeError(error.description) }
         if let mismatch = record.mismatch(uid: user.uid, image: record.image, volumes: options.volumes.map(\.canonical),
                                           modules: modules.map(\.name)) {
-            throw RuntimeError("the container of job \(jobID) cannot run this step: \(mismatch); this site runs every step in the container the job's prolog prepared (entryMode=userns)")
+            throw RuntimeError("the container of job \(jobID) cannot run this step: \(mismatch); this site prepares each step's container before its tasks start (entryMode=userns): give a step's --image, --volume and --module to srun, not to shifter")
         }
         say("entering the namespaces of job \(jobID)")
         let request = CheckedRequest(
@@ -82,7 +82,7 @@ extension ContainerLauncher {
             given = try ImageResolver.resolve(reference, config: config, uid: user.uid, groups: [user.gid] + user.groups).id
         }
         guard given == record.image else {
-            throw RuntimeError("image \"\(reference.canonical)\" is not the image of the job's container (\(record.image)); this site runs every step in the container the job's prolog prepared (entryMode=userns)")
+            throw RuntimeError("image \"\(reference.canonical)\" is not the image of the step's container (\(record.image)); this site prepares each step's container before its tasks start (entryMode=userns): give a step's --image, --volume and --module to srun, not to shifter")
         }
     }
 }
