@@ -184,21 +184,19 @@ public enum FileSystem {
     /// Opens the directory `path` (never through a symlink) and takes an exclusive `flock` on it,
     /// waiting for it; returns the descriptor, which holds the lock until it is closed.
     public static func lockDirectoryExclusively(_ path: String) throws(SystemError) -> Int32 {
-        let fd = try check("open", path) { open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) }
-        do {
-            try check("lock", path) { flock(fd, LOCK_EX) }
-        } catch {
-            close(fd)
-            throw error
-        }
-        return fd
+        try lockExclusively(try check("open", path) { open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) }, path)
     }
 
     /// Opens (creating it, mode 0600) the lock file at `path` and waits for an exclusive lock on
     /// it; the lock lasts until the descriptor returned is closed. The corresponding C function is
     /// `flock(2)`.
     public static func lockExclusively(_ path: String) throws(SystemError) -> Int32 {
-        let fd = try check("open", path) { open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o600) }
+        try lockExclusively(try check("open", path) { open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o600) }, path)
+    }
+
+    /// Waits for an exclusive `flock` on `fd`, opened from `path`; returns `fd`, or closes it and
+    /// throws.
+    private static func lockExclusively(_ fd: Int32, _ path: String) throws(SystemError) -> Int32 {
         do {
             try check("lock", path) { flock(fd, LOCK_EX) }
         } catch {
