@@ -1,8 +1,10 @@
 /// The one rule for absolute paths that users and administrators write.
 ///
-/// A path must start with `/` and use only `A-Z a-z 0-9 _ . / + -`. The set leaves out `:` and `;`
-/// (the volume separators), `,` and `=` (the flag syntax), whitespace, quotes and shell
-/// metacharacters, so a path cannot smuggle a second volume or flag. Repeated and trailing `/` and
+/// A path must start with `/` and use only `A-Z a-z 0-9 _ . / + -` and the space. The set leaves
+/// out `:` and `;` (the volume separators), `,` and `=` (the flag syntax), tabs, newlines and other
+/// control characters, quotes and shell metacharacters, so a path cannot smuggle a second volume
+/// or flag. The space separates nothing in any grammar here; every path reaches the kernel as one
+/// argument, and the kernel's mount table escapes it (`MountTable` reads it back). Repeated and trailing `/` and
 /// `.` components are collapsed; a `..` component is refused, because it could climb out of the
 /// directory an administrator meant to expose.
 public enum NormalisedPath {
@@ -15,7 +17,7 @@ public enum NormalisedPath {
         guard text.hasPrefix("/") else { throw PathRuleViolation(reason: "path \(quoted(text)) must be absolute") }
         if !text.utf8.allSatisfy(isAllowed), let bad = text.unicodeScalars.first(where: { !isAllowed($0) }) {
             throw PathRuleViolation(
-                reason: "path \(quoted(text)) contains \(quoted(String(bad))); only letters, digits and _ . / + - are allowed"
+                reason: "path \(quoted(text)) contains \(quoted(String(bad))); only letters, digits, spaces and _ . / + - are allowed"
             )
         }
         // The bytes are ASCII now: collapse them in one pass, without an intermediate list.
@@ -56,7 +58,7 @@ public enum NormalisedPath {
 
     private static func isAllowed(_ byte: UInt8) -> Bool {
         isASCIIAlphanumeric(byte) || byte == UInt8(ascii: "_") || byte == UInt8(ascii: ".")
-            || byte == UInt8(ascii: "/") || byte == UInt8(ascii: "+") || byte == UInt8(ascii: "-")
+            || byte == UInt8(ascii: "/") || byte == UInt8(ascii: "+") || byte == UInt8(ascii: "-") || byte == UInt8(ascii: " ")
     }
 }
 

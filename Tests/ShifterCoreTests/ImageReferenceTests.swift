@@ -71,7 +71,7 @@ struct ImageReferenceTests {
         ("local:relative/dir", "must be absolute"),
         ("local:/a/../etc", "may not contain \"..\""),
         ("local:/", "the host root"),
-        ("local:/a b", "contains \" \""),
+        ("local:/a\tb", "contains \"\\t\""),
         ("a\nb", "name component \"a\\nb\" is invalid"),
         ("r.io/" + String(repeating: "a", count: 260), "name is longer than 255 characters"),
     ])

@@ -7,6 +7,7 @@ import Testing
         ("/a", "/a"), ("/a/", "/a"), ("//a//b//", "/a/b"), ("/a/./b/.", "/a/b"),
         ("/.hidden", "/.hidden"), ("/a/...", "/a/..."), ("/a/..b", "/a/..b"), ("/a/b..", "/a/b.."),
         ("/usr/lib/x86_64-linux-gnu/libc++.so.1", "/usr/lib/x86_64-linux-gnu/libc++.so.1"),
+        ("/my data// run 1/", "/my data/ run 1"), ("/ ", "/ "),
     ])
     func normalises(_ text: String, _ expected: String) throws {
         #expect(try NormalisedPath.parse(text) == expected)
@@ -16,7 +17,8 @@ import Testing
     @Test(arguments: [
         ("", "path is empty"), ("a/b", "must be absolute"), ("/..", "may not contain \"..\""),
         ("/a/../b", "may not contain \"..\""), ("/a/..", "may not contain \"..\""), ("/a/../", "may not contain \"..\""),
-        ("/a b", "contains \" \""), ("/a:b", "contains \":\""), ("/caf\u{e9}", "contains \"\u{e9}\""),
+        ("/a\tb", "contains \"\\t\""), ("/a\nb", "contains \"\\n\""), ("/a:b", "contains \":\""),
+        ("/caf\u{e9}", "contains \"\u{e9}\""), ("/a'b", "contains \"'\""),
     ])
     func refuses(_ text: String, _ reason: String) {
         #expect {

@@ -84,6 +84,14 @@ struct PyxisOptionsTests {
             "--container-mounts entry \"umount:/tmp:ro\": expected umount:DST, the site mount to leave out")
     }
 
+    @Test("a path may hold spaces, in the source, the target or both, as in Pyxis; a tab or a quote is refused")
+    func mountsWithSpaces() throws {
+        let options = PyxisOptions(image: "ubuntu", mounts: "/tmp/my dir:/mnt/test,/tmp:/mnt/my mount,/tmp/my dir:/mnt/my  mount 2:ro")
+        #expect(try request(options).volumes == "/tmp/my dir:/mnt/test:host;/tmp:/mnt/my mount:host;/tmp/my dir:/mnt/my  mount 2:ro:host")
+        #expect(failure(PyxisOptions(image: "ubuntu", mounts: "/tmp/a\tb:/b")) ==
+            "--container-mounts entry \"/tmp/a\tb:/b\": path \"/tmp/a\\tb\" contains \"\\t\"; only letters, digits, spaces and _ . / + - are allowed")
+    }
+
     @Test("a source starting with . is relative to the current directory, a target starting with . to the container's /")
     func relativeMounts() throws {
         let options = PyxisOptions(image: "ubuntu", mounts: "./:/data,./config.yaml:/app/config.yaml:ro,/x:./y,./in")
@@ -107,8 +115,8 @@ struct PyxisOptionsTests {
         #expect(try request(PyxisOptions(image: "ubuntu", mountHome: true), home: "/global/homesick/u").volumes ==
             "/global/homesick/u:/global/homesick/u:host")
         // A home the volume grammar cannot take is refused under the option's name.
-        #expect(failure(PyxisOptions(image: "ubuntu", mountHome: true), home: "/home/a b") ==
-            "--container-mount-home: path \"/home/a b\" contains \" \"; only letters, digits and _ . / + - are allowed")
+        #expect(failure(PyxisOptions(image: "ubuntu", mountHome: true), home: "/home/a\"b") ==
+            "--container-mount-home: path \"/home/a\\\"b\" contains \"\\\"\"; only letters, digits, spaces and _ . / + - are allowed")
         do {
             _ = try request(PyxisOptions(image: "ubuntu", mountHome: true), home: nil)
             Issue.record("a user without a home directory was given one")

@@ -74,12 +74,17 @@ shifter_as() {
             -- | [!-]*) break ;;
         esac
     done
-    (cd "$directory" && runuser -u "$user" -- env SLURM_CONF="$SLURM_CONF" srun -Q -N1 -n1 -w n1 "${srun_options[@]}" \
+    # -I: a node that cannot take the job (drained) fails the call instead of holding it.
+    (cd "$directory" && runuser -u "$user" -- env SLURM_CONF="$SLURM_CONF" srun -Q -I120 -N1 -n1 -w n1 "${srun_options[@]}" \
         "$SHIFTER" "$@" 2>&1) | sed -E -e '/^srun: error: n1: task 0: Exited with exit code [0-9]+$/d' \
         -e '/^srun: error: (spank: required plugin shifter_spank\.so: init_post_opt\(\) failed|Plugin stack post-option processing failed)/d' \
         -e 's/^srun: error: shifter: submit: (.*) \[[a-z ]+\]$/shifter: \1/' \
         -e "s/^shifter: the job's container could not be set up on node n1: job [0-9]+: /shifter: /"
     status=${PIPESTATUS[0]}
+    # srun returns before the job's epilog has run: the call ends with it, as the setuid shifter's
+    # private container ends with the command, so that what the test does next (change the site's
+    # configuration, look for leftovers) does not meet an epilog at work.
+    wait_job "" 120 >&2 || true
     return "$status"
 }
 

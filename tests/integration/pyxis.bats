@@ -180,6 +180,34 @@ SCRIPT
     assert_nodes_clean
 }
 
+@test "pyxis: paths with spaces mount as in Pyxis, in the source, the target or both; shifter's --volume takes them too" {
+    local top="/var/tmp/shifter pyxis spaces"
+    rm -rf "$top" && mkdir -p "$top/my dir"
+    echo hello >"$top/my dir/file.txt"
+    chown -R "$U" "$top"
+    run as_user "$U" srun -N1 --container-image="$PYXIS_IMAGE" --container-mounts="$top/my dir:/mnt/test" cat /mnt/test/file.txt
+    echo "$output"
+    [ "$status" -eq 0 ]
+    [ "${lines[-1]}" = hello ]
+    run as_user "$U" srun -N1 --container-image="$PYXIS_IMAGE" --container-mounts="$top/my dir:/mnt/my mount:ro" \
+        sh -c 'cat "/mnt/my mount/file.txt"; grep -cF " /mnt/my\\040mount " /proc/self/mountinfo'
+    echo "$output"
+    [ "$status" -eq 0 ]
+    [ "${lines[-2]}" = hello ]
+    [ "${lines[-1]}" = 1 ]
+    run shifter_as "$U" --image="$IMAGE_BUSYBOX" "--volume=$top/my dir:/data/my files:host" cat "/data/my files/file.txt"
+    echo "$output"
+    [ "$status" -eq 0 ]
+    [ "$output" = hello ]
+    # A tab is no space: refused at submission, with the path and the reason.
+    run as_user "$U" srun -N1 --container-image="$PYXIS_IMAGE" --container-mounts="$(printf '%s/my\tdir:/x' "$top")" true
+    echo "$output"
+    [ "$status" -ne 0 ]
+    [[ "$output" == *"contains \"\\t\"; only letters, digits, spaces and _ . / + - are allowed"* ]]
+    rm -rf "$top"
+    assert_nodes_clean
+}
+
 @test "pyxis: tmpfs:DST is a tmpfs of the user's, of the size asked or the site's; over the site limit it is refused" {
     run as_user "$U" srun -N1 --container-image="$PYXIS_IMAGE" --container-mounts=tmpfs:/scratch,tmpfs:/small:size=4M \
         sh -c 'grep -E " /(scratch|small) " /proc/self/mounts | cut -d" " -f1-4; stat -c "%U %a" /scratch; echo x >/scratch/f && cat /scratch/f

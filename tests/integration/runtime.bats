@@ -529,9 +529,8 @@ CONF
     before=$(where_shifter_runs grep -c . /proc/self/mountinfo)
     run shifter_as "$U" --image="$IMAGE_BUSYBOX" -V /tmp:/data sh -c 'grep -c . /proc/self/mountinfo'
     [ "$status" -eq 0 ]
-    # With entryMode=userns the job's prolog mounted its root on the node, and its epilog, which
-    # has run once the job has left the queue, unmounted it.
-    [ "$ENTRY_MODE" != userns ] || wait_job ""
+    # With entryMode=userns the job's prolog mounted its root on the node, and its epilog (which
+    # shifter_as waits for) unmounted it.
     [ "$(where_shifter_runs grep -c . /proc/self/mountinfo)" -eq "$before" ]
 }
 
