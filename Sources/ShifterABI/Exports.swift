@@ -535,12 +535,9 @@ public func shifter_step_end(_ pointer: UnsafeRawPointer?, _ msg: UnsafeMutableP
         return shifterOK
     }
     // Every step ends here, and most have no root of their own: only their names are looked for.
-    let layout = RootLayout.step(request.step_id, of: request.job_id, config: site)
-    guard [layout.base, layout.imageMount, layout.entryDirectory, layout.failureFile].contains(where: FileSystem.exists) else {
-        return shifterOK
-    }
-    let left = JobRoot.removeStep(config: site, jobID: request.job_id, stepID: request.step_id,
-                                  warn: { log(0, "shifter: step end: job \(request.job_id) step \(request.step_id): \($0)") })
+    guard let left = JobRoot.removeStep(config: site, jobID: request.job_id, stepID: request.step_id,
+                                        warn: { log(0, "shifter: step end: job \(request.job_id) step \(request.step_id): \($0)") })
+    else { return shifterOK }
     guard left.isEmpty else {
         copyOut("job \(request.job_id) step \(request.step_id): " + left.joined(separator: "; "), msg, msglen)
         return shifterSystemError

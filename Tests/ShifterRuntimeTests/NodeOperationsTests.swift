@@ -95,7 +95,7 @@ struct NodeOperationsTests {
             #expect(ended.contains { $0.hasPrefix("job 5 has ended but its per-node cache file \(top)/cache/shifter-job-5.step-3-abcd.xfs") })
 
             // The step's end removes its own root and leaves the shared cache directory to the job's epilog.
-            #expect(JobRoot.removeStep(config: config, jobID: 5, stepID: 2).isEmpty)
+            #expect(JobRoot.removeStep(config: config, jobID: 5, stepID: 2) == [])
             #expect(!FileManager.default.fileExists(atPath: top + "/udi/job-5.step-2"))
             #expect(!FileManager.default.fileExists(atPath: top + "/loop/job-5.step-2"))
             #expect(FileManager.default.fileExists(atPath: top + "/udi/job-5.step-3"))

@@ -82,7 +82,8 @@ public enum JobRoot {
     ///
     /// With `stepID`, the root is that step's own (`RootLayout.step`), for a step that asked for
     /// another image or other volumes where tasks enter through namespaces (`entryMode=userns`):
-    /// it has no sshd and no devices, and it counts in no prolog metrics.
+    /// the caller gives it no sshd and no devices (those are the job's), and it counts in no
+    /// prolog metrics.
     public static func prepare(config: SiteConfig, jobID: UInt32, stepID: UInt32? = nil, uid: UInt32, gid: UInt32,
                                image: String, volumes: String?, modules: String?, ssh: SSHKeys? = nil, node: String? = nil,
                                devices: () throws(RuntimeError) -> CDIResolution? = { nil },
@@ -94,8 +95,7 @@ public enum JobRoot {
         do {
             if let stepID { try reserveStepRoot(layout, jobID: jobID, stepID: stepID, config: config) }
             try build(config: config, layout: layout, jobID: jobID, uid: uid, gid: gid, image: image,
-                      volumes: volumes, modules: modules, ssh: stepID != nil ? nil : ssh, node: node,
-                      devices: stepID != nil ? { nil } : devices, timer: &timer, warn: warn)
+                      volumes: volumes, modules: modules, ssh: ssh, node: node, devices: devices, timer: &timer, warn: warn)
         } catch {
             let reason = (stepID.map { "job \(jobID) step \($0)" } ?? "job \(jobID)") + ": \(error.message)"
             _ = try? FileSystem.makeDirectories(config.udiMount, mode: 0o700)
@@ -192,9 +192,7 @@ public enum JobRoot {
         // An administrator says the job has ended everywhere: the groups of all its nodes go.
         let groups = JobControlGroup.existing(jobID: jobID, node: node, anyNode: byAdministrator)
         // Slurm runs the epilog for every job; most have no container on this node.
-        let hadRoot = !groups.isEmpty
-            || [layout.base, layout.imageMount, layout.entryDirectory, layout.failureFile, layout.cacheMarkerFile]
-                .contains(where: FileSystem.exists)
+        let hadRoot = !groups.isEmpty || hasRoot(layout) || FileSystem.exists(layout.cacheMarkerFile)
         var left: [String] = []
         let prepared = state(config: config, jobID: jobID)
         if let hook = config.siteEpilogHook, FileSystem.exists(layout.base) || FileSystem.exists(layout.imageMount) {
@@ -230,13 +228,21 @@ public enum JobRoot {
         return left
     }
 
+    /// Whether anything of `layout`'s root is on this node: its directories, its entry, or the
+    /// note of a failed build.
+    static func hasRoot(_ layout: RootLayout) -> Bool {
+        [layout.base, layout.imageMount, layout.entryDirectory, layout.failureFile].contains(where: FileSystem.exists)
+    }
+
     /// Removes the root of step `stepID` of job `jobID` on this node (see `prepare`), at the end of
-    /// the step; returns what could not be removed. The per-node caches' files a killed build left
-    /// are the job epilog's to remove: until the job ends, another node's build of the same step
-    /// may be creating one under the same prefix in the shared directory.
+    /// the step; nil where the step had none, else what could not be removed. The per-node caches'
+    /// files a killed build left are the job epilog's to remove: until the job ends, another node's
+    /// build of the same step may be creating one under the same prefix in the shared directory.
     public static func removeStep(config: SiteConfig, jobID: UInt32, stepID: UInt32,
-                                  warn: (String) -> Void = { _ in }) -> [String] {
-        RootTeardown.teardown(RootLayout.step(stepID, of: jobID, config: config), killProcesses: true, warn: warn)
+                                  warn: (String) -> Void = { _ in }) -> [String]? {
+        let layout = RootLayout.step(stepID, of: jobID, config: config)
+        guard hasRoot(layout) else { return nil }
+        return RootTeardown.teardown(layout, killProcesses: true, warn: warn)
     }
 
     /// Makes the directory of step `stepID`'s root where the job has fewer than `stepRootLimit`
