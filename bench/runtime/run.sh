@@ -93,7 +93,7 @@ time_it shifter_private as_bench_user -- "$PREFIX/bin/shifter" --image="$IMAGE_B
 
 # shifter entering the root the prolog prepared, inside a job on node n1.
 start_prepared_job
-time_it shifter_prepared nsenter -t "$(cat "$SLURM_DIR/slurmd-n1.pid")" -m env SLURM_JOB_ID="$JOB" \
+time_it shifter_prepared nsenter -t "$(cat "$SLURM_DIR/slurmd-n1.pid")" -m env SLURM_JOB_ID="$JOB" SLURM_STEP_ID=0 \
     setpriv --reuid="$(id -u "$BED_USER")" --regid="$(id -g "$BED_USER")" --init-groups -- \
     "$PREFIX/bin/shifter" --image="id:${digest}" /bin/true
 # The same entry with entryMode=userns: shifter without the setuid bit joins the namespaces that the
@@ -106,7 +106,7 @@ JOB=$SETUID_JOB
 site_entry_mode setuid
 install -m 0755 "$PREFIX/bin/shifter" "$OUT/shifter-userns"
 MODE[shifter_prepared_userns]=userns
-time_it shifter_prepared_userns nsenter -t "$(cat "$SLURM_DIR/slurmd-n1.pid")" -m env SLURM_JOB_ID="$USERNS_JOB" \
+time_it shifter_prepared_userns nsenter -t "$(cat "$SLURM_DIR/slurmd-n1.pid")" -m env SLURM_JOB_ID="$USERNS_JOB" SLURM_STEP_ID=0 \
     setpriv --reuid="$(id -u "$BED_USER")" --regid="$(id -g "$BED_USER")" --init-groups -- \
     "$OUT/shifter-userns" --image="id:${digest}" /bin/true
 # Other builds of shifter entering the same root, beside this one: COMPARE="NAME=PATH ..." (an
@@ -116,7 +116,7 @@ COMPARED=()
 for pair in ${COMPARE:-}; do
     name=${pair%%=*}
     install -m 4755 -o root "${pair#*=}" "$OUT/shifter-$name"
-    time_it "shifter_prepared_$name" nsenter -t "$(cat "$SLURM_DIR/slurmd-n1.pid")" -m env SLURM_JOB_ID="$JOB" \
+    time_it "shifter_prepared_$name" nsenter -t "$(cat "$SLURM_DIR/slurmd-n1.pid")" -m env SLURM_JOB_ID="$JOB" SLURM_STEP_ID=0 \
         setpriv --reuid="$(id -u "$BED_USER")" --regid="$(id -g "$BED_USER")" --init-groups -- \
         "$OUT/shifter-$name" --image="id:${digest}" /bin/true
     COMPARED+=("shifter_prepared_$name")
@@ -129,7 +129,7 @@ declare -A PHASED_BINARY=([shifter_prepared]=$PREFIX/bin/shifter)
 for name in "${COMPARED[@]}"; do PHASED_BINARY[$name]=$OUT/shifter-${name#shifter_prepared_}; done
 for _ in $(seq "$RUNS"); do
     for name in shifter_prepared "${COMPARED[@]}"; do
-        nsenter -t "$(cat "$SLURM_DIR/slurmd-n1.pid")" -m env SLURM_JOB_ID="$JOB" \
+        nsenter -t "$(cat "$SLURM_DIR/slurmd-n1.pid")" -m env SLURM_JOB_ID="$JOB" SLURM_STEP_ID=0 \
             setpriv --reuid="$(id -u "$BED_USER")" --regid="$(id -g "$BED_USER")" --init-groups -- \
             bash -c 'echo "exec at $EPOCHREALTIME" >&2; exec "$0" -v --image="$1" /bin/true' "${PHASED_BINARY[$name]}" "id:${digest}" 2>&1 |
             awk '/^exec at / { exec = $3 } /\] main began at / { main = $(NF - 4) }

@@ -74,7 +74,10 @@ metrics_file() { echo "$BED_DIR/metrics/shifter-$1.prom"; }
     echo "$output"
     [ "$status" -eq 0 ]
     [[ "${lines[0]}" =~ ^JOB\ +STATUS\ +UID\ +IMAGE\ +MOUNTS\ +CACHES\ +ENTRY$ ]]
-    grep -qE "^$job +ready +$(id -u "$U") +sha256:[0-9a-f]{12} +[1-9][0-9]* +1 \(512M\) +-$" <<<"$output"
+    # ENTRY: the namespaces the job's tasks join (entryMode=userns), or none.
+    local entry=-
+    [ "$ENTRY_MODE" = userns ] && entry=userns
+    grep -qE "^$job +ready +$(id -u "$U") +sha256:[0-9a-f]{12} +[1-9][0-9]* +1 \(512M\) +$entry$" <<<"$output"
     run on_node n2 "$ADMIN" check
     echo "$output"
     [ "$status" -eq 0 ]
@@ -106,7 +109,7 @@ metrics_file() { echo "$BED_DIR/metrics/shifter-$1.prom"; }
     # The tasks' processes (the shell that printed "started", or the sleep it became: one pid).
     local pid sleepers=()
     for pid in $(pgrep -u "$U" -f "exec sleep 300|^sleep 300"); do
-        [[ "$(readlink "/proc/$pid/root")" == "$BED_DIR/udiMount/job-$job/root" ]] && sleepers+=("$pid")
+        { in_job_container "$pid" "$job" n1 || in_job_container "$pid" "$job" n2; } && sleepers+=("$pid")
     done
     [ "${#sleepers[@]}" -eq 2 ]
     run on_node n1 "$ADMIN" cleanup --job "$job"
@@ -117,7 +120,7 @@ metrics_file() { echo "$BED_DIR/metrics/shifter-$1.prom"; }
     for pid in "${sleepers[@]}"; do readlink "/proc/$pid/root" >/dev/null 2>&1 && alive+=("$pid"); done
     [ "${#alive[@]}" -eq 1 ]
     # The one left is n2's.
-    [ "$(readlink "/proc/${alive[0]}/ns/mnt")" = "$(readlink "/proc/$(cat "$SLURM_DIR/slurmd-n2.pid")/ns/mnt")" ]
+    in_job_container "${alive[0]}" "$job" n2
     scancel "$job"
     wait_job "$job"
     assert_nodes_clean "$job"

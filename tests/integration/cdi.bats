@@ -116,8 +116,15 @@ SHOW='for n in 0 1 ctl; do if [ -c /dev/shifter-cdi$n ]; then echo "node $n: dev
     grep -qx "node 1: hidden" "$OUT/out"
     grep -qx "node ctl: device" "$OUT/out"
     grep -qx "EXAMPLE_DRIVER=1 EXAMPLE_GPU=0" "$OUT/out"
-    # The group the device's spec adds (its nodes' group, on a real node) is among the task's.
-    grep -qE "^[0-9 ]*\b4242\b[0-9 ]*$" "$OUT/out"
+    # The group the device's spec adds (its nodes' group, on a real node) is among the task's; with
+    # entryMode=userns it is not given (a namespace that mapped it would give it on the whole
+    # node), and slurmd's log says so.
+    if [ "$ENTRY_MODE" = userns ]; then
+        ! grep -qE "^[0-9 ]*\b4242\b[0-9 ]*$" "$OUT/out" || false
+        grep -qF "the job's CDI specs add groups 4242 to the user's, which entryMode=userns does not give" "$SLURM_DIR/log/slurmd-n1.log"
+    else
+        grep -qE "^[0-9 ]*\b4242\b[0-9 ]*$" "$OUT/out"
+    fi
     # The library the spec mounts, the link its hook makes, and the soname link ldconfig made.
     [ "$(grep -c '^libexample' "$OUT/out")" -eq 4 ]
     grep -qx "libexample-driver.so.1.0" "$OUT/out"
@@ -129,9 +136,14 @@ SHOW='for n in 0 1 ctl; do if [ -c /dev/shifter-cdi$n ]; then echo "node $n: dev
     [ "$(cat "$DRIVER/hook-env")" = from-the-spec ]
     jq -e '.status == "creating" and (.bundle | length > 0)' "$DRIVER/hook-state.json"
     # The spec's node modes: device 0's own (0640, group 4242), the control node read-only for the
-    # job; the node's own files unchanged.
-    grep -qx "mode 0 640 0 4242" "$OUT/out"
-    grep -qx "mode ctl 444 0 0" "$OUT/out"
+    # job; the node's own files unchanged. With entryMode=userns root and group 4242 are not mapped
+    # in the job's namespace, and show as the overflow ids.
+    local root=0 root_group=0 group=4242
+    if [ "$ENTRY_MODE" = userns ]; then
+        root=$(cat /proc/sys/kernel/overflowuid) root_group=$(cat /proc/sys/kernel/overflowgid) group=$root_group
+    fi
+    grep -qx "mode 0 640 $root $group" "$OUT/out"
+    grep -qx "mode ctl 444 $root $root_group" "$OUT/out"
     grep -qx "ctl: not writable" "$OUT/out"
     [ "$(stat -c %a /dev/shifter-cdi0 /dev/shifter-cdictl | sort -u)" = 666 ]
     assert_nodes_clean "$job"

@@ -35,6 +35,27 @@ skip_in_userns() {
     return 0
 }
 
+# entering_line JOB [STEP]: what `shifter -v` says as it enters job JOB's prepared container, or
+# the own container of its step STEP (entryMode=userns builds one for a step with another image).
+entering_line() {
+    if [ "$ENTRY_MODE" = userns ]; then
+        echo "entering the namespaces of job $1${2:+ step $2}"
+    else
+        echo "entering the prepared root of job $1"
+    fi
+}
+
+# in_job_container PID JOB NODE: whether process PID runs in job JOB's container on NODE: chrooted
+# to its root (setuid), or in the user namespace pinned in its entry (userns).
+in_job_container() {
+    if [ "$ENTRY_MODE" = userns ]; then
+        [ "$(stat -L -c %i "/proc/$1/ns/user" 2>/dev/null)" = "$(on_node "$3" stat -L -c %i "$BED_DIR/udiMount/job-$2.entry/user")" ]
+    else
+        [ "$(readlink "/proc/$1/root")" = "$BED_DIR/udiMount/job-$2/root" ] &&
+            [ "$(readlink "/proc/$1/ns/mnt")" = "$(readlink "/proc/$(cat "$SLURM_DIR/slurmd-$3.pid")/ns/mnt")" ]
+    fi
+}
+
 # start_holder NODE USER MARK COMMAND: runs COMMAND (sh) as USER in NODE's mount namespace, in a
 # session of its own outside any job, as a process that must hold something of a job; COMMAND
 # writes "held" to MARK once it does. HOLDER is the pid of what started it, whose status says how

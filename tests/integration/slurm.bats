@@ -31,7 +31,7 @@ teardown() {
     [ "$(grep -c 'root-hidden' "$OUT/out")" -eq 4 ]
     [ "$(grep -c 'NAME="Shifter test busybox"' "$OUT/out")" -eq 4 ]
     [ "$(grep 'NAME=' "$OUT/out" | awk '{print $1}' | sort | tr '\n' ' ')" = "n1 n2 n3 n4 " ]
-    [ "$(grep -c "entering the prepared root of job $job" "$OUT/out")" -eq 4 ]
+    [ "$(grep -c "$(entering_line "$job")" "$OUT/out")" -eq 4 ]
     assert_nodes_clean "$job"
 }
 
@@ -239,7 +239,11 @@ teardown() {
         sh -c 'cat /scratch/owned 2>&1; echo exit'
     scancel "$job"; wait_job "$job"
     echo "$output"
-    [[ "$output" == *"not using the prepared root of job $job: it belongs to uid $(id -u "$U")"* ]]
+    if [ "$ENTRY_MODE" = userns ]; then
+        [[ "$output" == *"job $job has no container of uid $(id -u "$BED_USER2") on this node"* ]]
+    else
+        [[ "$output" == *"not using the prepared root of job $job: it belongs to uid $(id -u "$U")"* ]]
+    fi
     [[ "$output" != *secret* ]]
     assert_nodes_clean "$job"
 }
@@ -297,7 +301,12 @@ srun_with_plugstack() {
     [ "$(grep -c '^step-1 busybox$' "$OUT/out")" -eq 2 ]
     [ "$(grep -c '^step-2 layered$' "$OUT/out")" -eq 2 ]
     [ "$(grep -c '^step-3 busybox$' "$OUT/out")" -eq 1 ]
-    [ "$(grep -c 'building a private root' "$OUT/out")" -eq 2 ]
+    # A root of the step's own: built by shifter (setuid), or before the tasks start (userns).
+    if [ "$ENTRY_MODE" = userns ]; then
+        [ "$(grep -c "$(entering_line "$job" 1)" "$OUT/out")" -eq 2 ]
+    else
+        [ "$(grep -c 'building a private root' "$OUT/out")" -eq 2 ]
+    fi
     grep -q "shifter: srun: this step's --image or --volume differs from the job's" "$OUT/out"
     assert_nodes_clean "$job"
 }

@@ -24,7 +24,8 @@ extension ContainerLauncher {
         guard let jobText = environmentMap["SLURM_JOB_ID"] ?? environmentMap["SLURM_JOBID"], let jobID = UInt32(jobText) else {
             throw RuntimeError("this site runs containers only in jobs (entryMode=userns), and this is not a job step (no SLURM_JOB_ID): ask for the image when you submit (sbatch, salloc or srun --image=IMAGE)")
         }
-        let layout = entryLayout(jobID: jobID, environment: environmentMap, config: config)
+        let (layout, stepID) = entryLayout(jobID: jobID, environment: environmentMap, config: config)
+        let whose = stepID.map { "job \(jobID) step \($0)" } ?? "job \(jobID)"
         guard let record = JobNamespaces.record(layout: layout, uid: user.uid), let settings = record.imageSettings else {
             throw RuntimeError("job \(jobID) has no container of uid \(user.uid) on this node: ask for the image when you submit (--image=IMAGE); where the job did, its prolog failed here, and the step's output says why")
         }
@@ -37,7 +38,7 @@ extension ContainerLauncher {
                                           modules: modules.map(\.name)) {
             throw RuntimeError("the container of job \(jobID) cannot run this step: \(mismatch); this site prepares each step's container before its tasks start (entryMode=userns): give a step's --image, --volume and --module to srun, not to shifter")
         }
-        say("entering the namespaces of job \(jobID)")
+        say("entering the namespaces of \(whose)")
         let request = CheckedRequest(
             options: options, config: config, user: user,
             image: ResolvedImage(id: record.image, imageFile: nil, localDirectory: nil, metadata: settings),
@@ -53,19 +54,21 @@ extension ContainerLauncher {
         } catch {
             throw RuntimeError("couldn't enter the container of job \(jobID): \(error.description)")
         }
-        say("in the namespaces of job \(jobID)")
+        say("in the namespaces of \(whose)")
         return try execute(command, request: request, environment: containerEnvironment, say: say)
     }
 
     /// The root whose namespaces a task joins: its step's own, where the step asked for another
     /// image or other volumes and one was built on this node (`JobRoot.prepare` with a step), else
     /// the job's. Either is entered only where its entry is the user's (`JobNamespaces.record`).
-    static func entryLayout(jobID: UInt32, environment: [String: String], config: SiteConfig) -> RootLayout {
+    /// The step is named where the root is its own.
+    static func entryLayout(jobID: UInt32, environment: [String: String],
+                            config: SiteConfig) -> (layout: RootLayout, step: UInt32?) {
         if let text = environment["SLURM_STEP_ID"] ?? environment["SLURM_STEPID"], let stepID = UInt32(text) {
             let step = RootLayout.step(stepID, of: jobID, config: config)
-            if FileSystem.exists(step.entryDirectory) { return step }
+            if FileSystem.exists(step.entryDirectory) { return (step, stepID) }
         }
-        return RootLayout.job(jobID, config: config)
+        return (RootLayout.job(jobID, config: config), nil)
     }
 
     /// Refuses an image other than the job's: by id or `local:` path as given, by name as the
