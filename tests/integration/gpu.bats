@@ -20,31 +20,51 @@ setup() {
 }
 
 teardown() {
+    if [ -e "$WORK/node-n1" ]; then
+        on_node n1 sh -c 'umount -R /dev; umount /etc/shifter; umount -R /usr/local; umount -R "$1/hostdev"' - "$WORK"
+    fi
+    if [ -e "$WORK/site.conf" ]; then cat "$WORK/site.conf" > "$SITE_CONFIG"; fi
     rm -rf "$WORK"
     assert_no_leaks
 }
 
-# in_gpu_node ENV... -- SHIFTER-ARGS...: runs shifter as the user in the fake GPU node.
+# FAKE_NODE: the commands (bash, given the work directory) that make a fake GPU node of the mount
+# namespace they run in: the driver in /usr/local/nvidia, the configuration with the gpu module in
+# /etc/shifter, and a /dev of its own (the host's entries bound in, plus fake GPU nodes), so
+# nothing is made in the host's /dev.
+FAKE_NODE='
+    set -e
+    work=$1; shift
+    mount -t tmpfs fake-usr-local /usr/local && mkdir /usr/local/nvidia
+    mount --bind "$work/nvidia" /usr/local/nvidia
+    mount --bind "$work/etc" /etc/shifter
+    mkdir "$work/hostdev" && mount --rbind /dev "$work/hostdev"
+    mount -t tmpfs -o mode=755 fake-dev /dev
+    for entry in "$work"/hostdev/*; do
+        name=${entry##*/}
+        if [ -d "$entry" ] && [ ! -L "$entry" ]; then mkdir "/dev/$name"; mount --rbind "$entry" "/dev/$name"
+        elif [ -L "$entry" ]; then cp -P "$entry" "/dev/$name"
+        else touch "/dev/$name"; mount --bind "$entry" "/dev/$name"; fi
+    done
+    for n in 0 1 2 ctl; do mknod -m 666 "/dev/nvidia$n" c 1 3; done'
+
+# in_gpu_node ENV... -- SHIFTER-ARGS...: runs shifter as the user in the fake GPU node: a mount
+# namespace of its own around shifter, or with entryMode=userns, where the prolog builds the
+# container, node n1's namespace (undone by teardown) around a job of its own on n1 (shifter_as).
 in_gpu_node() {
     local env=()
     while [ "$1" != -- ]; do env+=("$1"); shift; done; shift
-    unshare -m --propagation private bash -c '
-        set -e
-        work=$1; shift
-        mount -t tmpfs fake-usr-local /usr/local && mkdir /usr/local/nvidia
-        mount --bind "$work/nvidia" /usr/local/nvidia
-        mount --bind "$work/etc" /etc/shifter
-        # A /dev of its own (the host entries bound in, plus fake GPU nodes), so nothing is
-        # created in the host /dev.
-        mkdir "$work/hostdev" && mount --rbind /dev "$work/hostdev"
-        mount -t tmpfs -o mode=755 fake-dev /dev
-        for entry in "$work"/hostdev/*; do
-            name=${entry##*/}
-            if [ -d "$entry" ] && [ ! -L "$entry" ]; then mkdir "/dev/$name"; mount --rbind "$entry" "/dev/$name"
-            elif [ -L "$entry" ]; then cp -P "$entry" "/dev/$name"
-            else touch "/dev/$name"; mount --bind "$entry" "/dev/$name"; fi
-        done
-        for n in 0 1 2 ctl; do mknod -m 666 "/dev/nvidia$n" c 1 3; done
+    if [ "$ENTRY_MODE" = userns ]; then
+        if [ ! -e "$WORK/node-n1" ]; then
+            # srun's submission, on this host, reads the site's configuration too.
+            cp -p "$SITE_CONFIG" "$WORK/site.conf"
+            echo "module_gpu_enabled=1" >> "$SITE_CONFIG"
+            on_node n1 bash -c "$FAKE_NODE" gpu-node "$WORK" && touch "$WORK/node-n1"
+        fi
+        (for assignment in "${env[@]}"; do export "${assignment?}"; done; shifter_as "$BED_USER" "$@")
+        return
+    fi
+    unshare -m --propagation private bash -c "$FAKE_NODE"'
         cd /tmp
         exec "$@"' gpu-node "$WORK" env "${env[@]}" setpriv --reuid="$(id -u "$BED_USER")" --regid="$(id -g "$BED_USER")" \
             --init-groups -- "$SHIFTER" "$@"
@@ -63,6 +83,7 @@ in_gpu_node() {
 }
 
 @test "GPUs Slurm did not give the step are hidden, the others and nvidiactl stay" {
+    skip_in_userns "the prolog hides the GPUs of the job (SLURM_JOB_GPUS) once, not each step's, and the bed's Slurm has no GPUs to give a job"
     run in_gpu_node SLURM_STEP_GPUS=1 -- --module=gpu --image="$IMAGE_BUSYBOX" sh -c \
         'for d in /dev/nvidia0 /dev/nvidia1 /dev/nvidia2 /dev/nvidiactl; do if [ -c $d ]; then echo "$d device"; else echo "$d hidden"; fi; done'
     echo "$output"
