@@ -18,7 +18,7 @@ struct ShifterAdmin: ParsableCommand {
             builds the roots and where the epilog removes them.
             """,
         version: ShifterVersion.string,
-        subcommands: [List.self, Check.self, Cleanup.self]
+        subcommands: [List.self, Check.self, CheckEntry.self, Cleanup.self]
     )
 }
 

@@ -322,7 +322,7 @@ SCRIPT
     sysctl -n user.max_user_namespaces > "$BATS_FILE_TMPDIR/max-userns"
     # Writing it needs CAP_SYS_RESOURCE, which some machines (virtual ones, containers) withhold.
     sysctl -q -w user.max_user_namespaces=0 2>/dev/null ||
-        skip "user.max_user_namespaces cannot be set here (it needs CAP_SYS_RESOURCE); the message is checked in ContainerPlanTests"
+        skip "user.max_user_namespaces cannot be set here (it needs CAP_SYS_RESOURCE); the kernel's refusal and its message are checked with shifter-admin check-entry in a namespace of the test's own"
     job=$(submit "$U" -N1 -o "$OUT/out" --image="$IMAGE_BUSYBOX" --wrap "srun shifter true")
     wait_job "$job" 120
     sysctl -q -w user.max_user_namespaces="$(cat "$BATS_FILE_TMPDIR/max-userns")"
@@ -333,6 +333,43 @@ SCRIPT
     [ "$(grep -c 'max_user_namespaces' "$OUT/out")" -eq 1 ]
     [ "$(sinfo -h -N -o %t | sort -u)" = idle ]
     assert_nodes_clean "$job"
+}
+
+@test "userns: shifter-admin check-entry makes and removes a job's namespaces, and names the setting that forbids them" {
+    local admin=$SHIFTER_PREFIX/sbin/shifter-admin
+    run on_node n1 "$admin" check-entry --user "$U"
+    [ "$status" -eq 0 ]
+    [ "$output" = "entryMode=userns works on this node: root made a job's user and mount namespaces for uid $(id -u "$U") and removed them" ]
+    [ -z "$(on_node n1 ls "$BED_DIR/udiMount" | grep entry-probe)" ]
+    # Root's tool alone; a job's namespaces are never made for root.
+    run --separate-stderr runuser -u "$U2" -- "$admin" check-entry
+    [ "$status" -eq 1 ]
+    [ "$stderr" = "shifter-admin: check-entry: must be run as root (the job roots and their records belong to root)" ]
+    run --separate-stderr "$admin" check-entry --user root
+    [ "$status" -eq 1 ]
+    [ "$stderr" = "shifter-admin: check-entry: --user root: a job's namespaces are never made for root; name another user" ]
+    # With user.max_user_namespaces=0: set in a user namespace of the test's own, where root (mapped
+    # to itself, as are the users) holds CAP_SYS_RESOURCE over that namespace's limit, and the kernel
+    # then refuses what the prolog does. The namespace's maps are written from outside once it exists
+    # (a pipe says when), and the command re-executes to take its capabilities in it.
+    mkfifo "$OUT/made" "$OUT/mapped"
+    local made
+    exec {made}<>"$OUT/made"
+    unshare -U -m --propagation private sh -c 'echo made > "$1"; read _ < "$2"; shift 2
+        exec sh -c "echo 0 > /proc/sys/user/max_user_namespaces && exec \"\$@\"" - "$@"' - "$OUT/made" "$OUT/mapped" \
+        "$admin" check-entry --user "$U" >"$OUT/out" 2>&1 &
+    local pid=$!
+    read -r -t 30 -u "$made" _ || { kill "$pid"; false; }
+    exec {made}<&-
+    echo "0 0 65536" > "/proc/$pid/uid_map"
+    echo "0 0 65536" > "/proc/$pid/gid_map"
+    echo mapped > "$OUT/mapped"
+    local status=0
+    wait "$pid" || status=$?
+    cat "$OUT/out"
+    [ "$status" -eq 1 ]
+    [ "$(cat "$OUT/out")" = "shifter-admin: check-entry: couldn't create the user namespace for the job (entryMode=userns): No space left on device; the kernel allows no user namespaces on this node (sysctl user.max_user_namespaces=0): set it above 0, or use entryMode=setuid" ]
+    [ -z "$(ls "$BED_DIR/udiMount" | grep entry-probe)" ]
 }
 
 @test "userns: outside a job, shifter says it runs only in jobs" {

@@ -36,6 +36,38 @@ public enum JobNamespaces {
         }
     }
 
+    /// Makes for uid `uid` the namespaces a job's prolog makes (`entryMode=userns`), over an empty
+    /// root of its own in `udiMount` (root's, as the roots there are), then removes them: nil where
+    /// the kernel allowed it, else the one line a prolog would fail with (`shifter-admin check-entry`).
+    public static func probe(uid: UInt32, config: SiteConfig) -> String? {
+        let gid: UInt32
+        do throws(SystemError) { gid = try Credentials.passwdEntry(uid: uid).gid } catch {
+            return "couldn't look up uid \(uid): \(error.description)"
+        }
+        let user: ContainerUser
+        do throws(RuntimeError) { user = try JobRoot.jobUser(uid: uid, gid: gid, config: config) } catch {
+            return error.description
+        }
+        let layout = RootLayout(name: "entry-probe.\(getpid())", udiMount: config.udiMount, loopMount: config.loopMount)
+        do throws(SystemError) {
+            try FileSystem.makeDirectory(layout.base, mode: 0o700)
+            try FileSystem.makeDirectory(layout.root, mode: 0o755)
+        } catch {
+            try? FileSystem.removeDirectory(layout.base)
+            return "couldn't \(error.description)"
+        }
+        var failure: String?
+        do throws(RuntimeError) {
+            try make(layout: layout, user: user, groups: ContainerPlanner.namespaceGroups(user))
+        } catch {
+            failure = error.description
+        }
+        let left = release(layout)
+        try? FileSystem.removeDirectory(layout.root)
+        try? FileSystem.removeDirectory(layout.base)
+        return failure ?? left.first
+    }
+
     /// One line on a failure to make the namespaces: the step, the reason, and the setting that
     /// forbids them where the kernel's answer points at one.
     static func failureMessage(_ error: Namespaces.MakeError, uid: UInt32) -> String {

@@ -293,9 +293,13 @@ public enum ContainerPlanner {
     /// The groups a job's user namespace maps: the user's own, each once, never 0. A mapped group
     /// is one the user may take inside (`setresgid`), so the groups a job's CDI specs add are not
     /// mapped: outside its root, the namespace would give them on the whole node.
-    static func namespaceGroups(_ request: ContainerRequest) -> [UInt32] {
+    static func namespaceGroups(_ request: ContainerRequest) -> [UInt32] { namespaceGroups(request.user) }
+
+    /// The groups a job's user namespace maps for `user`: the primary group, then the others, once
+    /// each, never gid 0.
+    static func namespaceGroups(_ user: ContainerUser) -> [UInt32] {
         var seen: Set<UInt32> = []
-        return ([request.user.gid] + request.user.groups).filter { $0 != 0 && seen.insert($0).inserted }
+        return ([user.gid] + user.groups).filter { $0 != 0 && seen.insert($0).inserted }
     }
 
     /// The CDI devices' mounts, then their hooks in the spec's order (which may use the mounts).
