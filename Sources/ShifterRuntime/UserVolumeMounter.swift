@@ -37,12 +37,16 @@ struct UserVolumeMounter {
         }
         let status: FileStatus
         do { status = try source.status() } catch { throw RuntimeError.from(error, describe) }
-        // A directory or a file; a device would be useless (nodev), a FIFO or a socket a way to
-        // talk to whatever serves it on the host.
-        guard status.kind == .directory || status.kind == .regular else {
-            throw describe("source \(volume.source) is neither a directory nor a regular file (a device, FIFO or socket); only those are mounted")
+        // A directory, a file, or a device node of the node's own /dev; a FIFO or a socket would be
+        // a way to talk to whatever serves it on the host.
+        let isDevice = status.kind == .other && (status.nodeType == "c" || status.nodeType == "b")
+        guard status.kind == .directory || status.kind == .regular || isDevice else {
+            throw describe("source \(volume.source) is neither a directory, a regular file nor a device node (a FIFO or socket); only those are mounted")
         }
-        let what = status.kind == .directory ? "directory" : "file"
+        if isDevice, let reason = Self.deviceRefusal(status, hostSource: volume.hostSource, nodeDevices: try? FileSystem.status("/dev")) {
+            throw describe("source \(volume.source) is a device node \(reason)")
+        }
+        let what = status.kind == .directory ? "directory" : (isDevice ? "device node" : "file")
         // A file on the root's own mount (the overlay) is the image's: binding it elsewhere is
         // never what a user who named a host path meant. The mount, not the device: the overlay's
         // regular files report the device of the image below it.
@@ -60,15 +64,34 @@ struct UserVolumeMounter {
             let target = status.kind == .directory
                 ? try ContainedPath.makingDirectories(root: layout.root, path: volume.target, strict: true)
                 : try ContainedPath.makingFile(root: layout.root, path: volume.target, strict: true)
-            guard try target.status().kind == status.kind else {
-                throw describe("target \(volume.target) exists in the image and is not a \(what), as the source is")
+            // A device node is bound over a file, which the target is made as.
+            guard try target.status().kind == (isDevice ? .regular : status.kind) else {
+                throw describe(isDevice
+                    ? "target \(volume.target) exists in the image and is not a file, which a device node is mounted over"
+                    : "target \(volume.target) exists in the image and is not a \(what), as the source is")
             }
-            var attributes: BindAttributes = [.noSetuid, .noDevices]
+            // nodev on every mount but a device node's own, which would be of no use with it.
+            var attributes: BindAttributes = isDevice ? [.noSetuid] : [.noSetuid, .noDevices]
             if volume.readOnly { attributes.insert(.readOnly) }
             try Mounts.bind(from: source, onto: target, recursive: volume.recursive || volume.hostSource, attributes: attributes,
                             propagation: BindPropagation(volume.propagation ?? propagation))
         } catch {
             throw RuntimeError.from(error, describe)
         }
+    }
+
+    /// Why the device node `status` may not be mounted, or nil where it may: only a node of the
+    /// node's own `/dev` (`nodeDevices`, the filesystem the kernel made the nodes in), owned by
+    /// root, named by its host path. A node elsewhere could be any device at all: one a user's FUSE
+    /// filesystem serves, with any numbers and mode, or one of another mount of devices.
+    static func deviceRefusal(_ status: FileStatus, hostSource: Bool, nodeDevices: FileStatus?) -> String? {
+        guard hostSource else {
+            return "in the container; only the node's own device nodes are mounted: name its host path with the flag host"
+        }
+        guard let nodeDevices, nodeDevices.kind == .directory, status.device == nodeDevices.device else {
+            return "outside the node's /dev; only the node's own device nodes are mounted"
+        }
+        guard status.uid == 0 else { return "of uid \(status.uid), not root's; only the node's own device nodes are mounted" }
+        return nil
     }
 }

@@ -135,7 +135,7 @@ SCRIPT
     [[ "$output" == *"user $U may not open source $top/theirs: Permission denied"* ]]
 }
 
-@test "pyxis: single files and relative paths mount as in Pyxis; devices, FIFOs and another user's file are refused" {
+@test "pyxis: single files and relative paths mount as in Pyxis; FIFOs and another user's file are refused" {
     local top=/var/tmp/shifter-pyxis-files
     rm -rf "$top" && mkdir -p "$top/work/data" "$top/theirs"
     echo "key: value" >"$top/work/config.yaml"
@@ -168,9 +168,8 @@ SCRIPT
         echo "$output"
         [ "$status" -ne 0 ] && [[ "$output" == *"$2"* ]]
     }
-    # A device and a FIFO are neither a directory nor a file; the FIFO's open does not wait.
-    refused /dev/null:/null "source /dev/null is neither a directory nor a regular file (a device, FIFO or socket); only those are mounted"
-    refused "$top/work/fifo:/fifo" "source $top/work/fifo is neither a directory nor a regular file"
+    # A FIFO is neither a directory, a file nor a device node; its open does not wait.
+    refused "$top/work/fifo:/fifo" "source $top/work/fifo is neither a directory, a regular file nor a device node (a FIFO or socket); only those are mounted"
     # A file onto one of the image's directories, and a directory onto one of its files.
     refused "$top/work/config.yaml:/bin" "target /bin exists in the image and is not a file, as the source is"
     refused "$top/work/data:/opt/suid/id" "target /opt/suid/id exists in the image and is not a directory, as the source is"
@@ -205,6 +204,43 @@ SCRIPT
     [ "$status" -ne 0 ]
     [[ "$output" == *"contains \"\\t\"; only letters, digits, spaces and _ . / + - are allowed"* ]]
     rm -rf "$top"
+    assert_nodes_clean
+}
+
+@test "pyxis: a device node of the node's /dev mounts and works as on the host; one elsewhere, or one the user cannot open, is refused" {
+    run as_user "$U" srun -N1 --container-image="$PYXIS_IMAGE" --container-mounts=/dev/null:/null,/dev/zero:/data/zero \
+        sh -c '[ -c /null ] && echo null: char; echo x > /null && echo null: written; head -c 3 /data/zero | od -An -tx1'
+    echo "$output"
+    [ "$status" -eq 0 ]
+    [ "${lines[-3]}" = "null: char" ]
+    [ "${lines[-2]}" = "null: written" ]
+    [ "$(echo ${lines[-1]})" = "00 00 00" ]
+    # A node the user may open, outside the node's /dev filesystem (a user's FUSE filesystem could
+    # serve any device there): a pseudo-terminal of the user's (devpts), held open meanwhile; a pipe
+    # brings its name.
+    mkfifo "$OUT/tty"
+    local tty_fd holder tty
+    exec {tty_fd}<>"$OUT/tty"
+    runuser -u "$U" -- python3 -c 'import os, pty, time; m, s = pty.openpty(); print(os.ttyname(s), flush=True); time.sleep(120)' \
+        >"$OUT/tty" &
+    holder=$!
+    read -r -t 30 -u "$tty_fd" tty
+    exec {tty_fd}<&-
+    run as_user "$U" srun -N1 --container-image="$PYXIS_IMAGE" --container-mounts="$tty:/tty" true
+    kill "$holder"
+    echo "$output"
+    [ "$status" -ne 0 ]
+    [[ "$output" == *"\"$tty:/tty:host\": source $tty is a device node outside the node's /dev; only the node's own device nodes are mounted"* ]]
+    # A node the user may not open on the host (mode 0600, root's) is not theirs in the container.
+    run as_user "$U" srun -N1 --container-image="$PYXIS_IMAGE" --container-mounts=/dev/loop-control:/lc true
+    echo "$output"
+    [ "$status" -ne 0 ]
+    [[ "$output" == *"may not open source /dev/loop-control: Permission denied"* ]]
+    # Over the image's own directory: a device node goes over a file.
+    run as_user "$U" srun -N1 --container-image="$PYXIS_IMAGE" --container-mounts=/dev/null:/bin true
+    echo "$output"
+    [ "$status" -ne 0 ]
+    [[ "$output" == *"target /bin exists in the image and is not a file, which a device node is mounted over"* ]]
     assert_nodes_clean
 }
 

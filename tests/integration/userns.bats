@@ -227,7 +227,8 @@ SH
 srun shifter sh -c 'echo "job foo=\${FOO:-none} \$(readlink /proc/self/ns/user)"'
 srun shifter --image=$IMAGE_LAYERED true
 srun --image=$IMAGE_LAYERED --volume=$OUT/data:/data shifter sh -c \
-    'echo "step foo=\$FOO x=\$(cat /data/x) \$(readlink /proc/self/ns/user)"; echo ready > $OUT/ready; exec sleep 600'
+    'setsid sleep 700 </dev/null >/dev/null 2>&1 & echo \$! > $OUT/daemon
+     echo "step foo=\$FOO x=\$(cat /data/x) \$(readlink /proc/self/ns/user)"; echo ready > $OUT/ready; exec sleep 600'
 srun shifter sh -c 'echo "after foo=\${FOO:-none}"; echo after > $OUT/after; exec sleep 600'
 SCRIPT
     job=$(submit "$U" -w n1 -o "$OUT/out" --image="$IMAGE_BUSYBOX" "$OUT/job.sh")
@@ -268,6 +269,10 @@ SCRIPT
     ! on_node n1 grep -qF "job-$job.step-" /proc/self/mountinfo || false
     on_node n1 test -e "$(entry "$job")"
     grep -qx "after foo=none" "$OUT/out"
+    # What the step left running in its namespaces, in a session of its own, ended with it.
+    local daemon
+    daemon=$(cat "$OUT/daemon")
+    [ ! -e "/proc/$daemon" ] || grep -q '^State:[[:space:]]*Z' "/proc/$daemon/status"
     scancel "$job"
     assert_nodes_clean "$job"
 }
