@@ -12,7 +12,7 @@
 #                  sites whose udiRoot.conf sets entryMode=userns
 #   make deb       build build/shifter_VERSION_ARCH.deb (ENTRY_MODE as for install)
 #   make rpm       build build/shifter-VERSION-1.x86_64.rpm (rpmbuild from Debian's rpm package;
-#                  ENTRY_MODE as for install)
+#                  ENTRY_MODE as for install); both compress with xz at PACKAGE_XZ_LEVEL (default 6)
 PREFIX ?= /usr
 DESTDIR ?=
 SYSCONFDIR ?= /etc/shifter

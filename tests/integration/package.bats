@@ -157,6 +157,9 @@ rpm_regular_files() {
         [ "$status" -eq 2 ]
         [ "${#lines[@]}" -eq 1 ]
         [ "$output" = "$script: ENTRY_MODE must be setuid or userns, not 'bogus'" ]
+        run env PACKAGE_XZ_LEVEL=fast "$SHIFTER_SOURCE/packaging/$script"
+        [ "$status" -eq 2 ]
+        [ "$output" = "$script: PACKAGE_XZ_LEVEL must be 0 to 9, not 'fast'" ]
     done
     # Both packages, from the binaries already built (the scripts compile nothing). They are moved
     # out of build/, where they would pass for the default, setuid, packages.
