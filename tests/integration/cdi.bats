@@ -121,7 +121,7 @@ SHOW='for n in 0 1 ctl; do if [ -c /dev/shifter-cdi$n ]; then echo "node $n: dev
     # node), and slurmd's log says so.
     if [ "$ENTRY_MODE" = userns ]; then
         ! grep -qE "^[0-9 ]*\b4242\b[0-9 ]*$" "$OUT/out" || false
-        grep -qF "the job's CDI specs add groups 4242 to the user's, which entryMode=userns does not give" "$SLURM_DIR/log/slurmd-n1.log"
+        grep -qF "shifter: prolog: job $job: the job's CDI specs add groups 4242 to the user's, which entryMode=userns does not give" "$SLURM_DIR/log/slurmd-n1.log"
     else
         grep -qE "^[0-9 ]*\b4242\b[0-9 ]*$" "$OUT/out"
     fi

@@ -21,7 +21,12 @@ setup() {
 
 teardown() {
     if [ -e "$WORK/node-n1" ]; then
-        on_node n1 sh -c 'umount -R /dev; umount /etc/shifter; umount -R /usr/local; umount -R "$1/hostdev"' - "$WORK"
+        # Only what the fake node mounted, wherever its making stopped.
+        on_node n1 sh -c '
+            [ "$(findmnt -n -o SOURCE --mountpoint /dev | tail -n 1)" != fake-dev ] || umount -R /dev
+            ! mountpoint -q /etc/shifter || umount /etc/shifter
+            [ "$(findmnt -n -o SOURCE --mountpoint /usr/local | tail -n 1)" != fake-usr-local ] || umount -R /usr/local
+            ! mountpoint -q "$1/hostdev" || umount -R "$1/hostdev"' - "$WORK"
     fi
     if [ -e "$WORK/site.conf" ]; then cat "$WORK/site.conf" > "$SITE_CONFIG"; fi
     rm -rf "$WORK"
@@ -59,7 +64,8 @@ in_gpu_node() {
             # srun's submission, on this host, reads the site's configuration too.
             cp -p "$SITE_CONFIG" "$WORK/site.conf"
             echo "module_gpu_enabled=1" >> "$SITE_CONFIG"
-            on_node n1 bash -c "$FAKE_NODE" gpu-node "$WORK" && touch "$WORK/node-n1"
+            touch "$WORK/node-n1"
+            on_node n1 bash -c "$FAKE_NODE" gpu-node "$WORK"
         fi
         (for assignment in "${env[@]}"; do export "${assignment?}"; done; shifter_as "$BED_USER" "$@")
         return

@@ -49,7 +49,10 @@ entering_line() {
 # to its root (setuid), or in the user namespace pinned in its entry (userns).
 in_job_container() {
     if [ "$ENTRY_MODE" = userns ]; then
-        [ "$(stat -L -c %i "/proc/$1/ns/user" 2>/dev/null)" = "$(on_node "$3" stat -L -c %i "$BED_DIR/udiMount/job-$2.entry/user")" ]
+        local process pin
+        process=$(stat -L -c %i "/proc/$1/ns/user" 2>/dev/null) || return 1
+        pin=$(on_node "$3" stat -L -c %i "$BED_DIR/udiMount/job-$2.entry/user" 2>/dev/null) || return 1
+        [ -n "$process" ] && [ "$process" = "$pin" ]
     else
         [ "$(readlink "/proc/$1/root")" = "$BED_DIR/udiMount/job-$2/root" ] &&
             [ "$(readlink "/proc/$1/ns/mnt")" = "$(readlink "/proc/$(cat "$SLURM_DIR/slurmd-$3.pid")/ns/mnt")" ]

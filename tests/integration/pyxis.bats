@@ -224,7 +224,7 @@ SCRIPT
     runuser -u "$U" -- python3 -c 'import os, pty, time; m, s = pty.openpty(); print(os.ttyname(s), flush=True); time.sleep(120)' \
         >"$OUT/tty" &
     holder=$!
-    read -r -t 30 -u "$tty_fd" tty
+    read -r -t 30 -u "$tty_fd" tty || { kill "$holder"; false; }
     exec {tty_fd}<&-
     run as_user "$U" srun -N1 --container-image="$PYXIS_IMAGE" --container-mounts="$tty:/tty" true
     kill "$holder"

@@ -31,7 +31,7 @@ teardown() {
     [ "$(grep -c 'root-hidden' "$OUT/out")" -eq 4 ]
     [ "$(grep -c 'NAME="Shifter test busybox"' "$OUT/out")" -eq 4 ]
     [ "$(grep 'NAME=' "$OUT/out" | awk '{print $1}' | sort | tr '\n' ' ')" = "n1 n2 n3 n4 " ]
-    [ "$(grep -c "$(entering_line "$job")" "$OUT/out")" -eq 4 ]
+    [ "$(grep -c "$(entering_line "$job")\$" "$OUT/out")" -eq 4 ]
     assert_nodes_clean "$job"
 }
 
@@ -303,7 +303,7 @@ srun_with_plugstack() {
     [ "$(grep -c '^step-3 busybox$' "$OUT/out")" -eq 1 ]
     # A root of the step's own: built by shifter (setuid), or before the tasks start (userns).
     if [ "$ENTRY_MODE" = userns ]; then
-        [ "$(grep -c "$(entering_line "$job" 1)" "$OUT/out")" -eq 2 ]
+        [ "$(grep -c "$(entering_line "$job" 1)\$" "$OUT/out")" -eq 2 ]
     else
         [ "$(grep -c 'building a private root' "$OUT/out")" -eq 2 ]
     fi

@@ -345,7 +345,8 @@ SCRIPT
     run on_node n1 "$admin" check-entry --user "$U"
     [ "$status" -eq 0 ]
     [ "$output" = "entryMode=userns works on this node: root made a job's user and mount namespaces for uid $(id -u "$U") and removed them" ]
-    [ -z "$(on_node n1 ls "$BED_DIR/udiMount" | grep entry-probe)" ]
+    run on_node n1 ls "$BED_DIR/udiMount"
+    [ "$status" -eq 0 ] && [[ "$output" != *entry-probe* ]]
     # Root's tool alone; a job's namespaces are never made for root.
     run --separate-stderr runuser -u "$U2" -- "$admin" check-entry
     [ "$status" -eq 1 ]
@@ -353,6 +354,11 @@ SCRIPT
     run --separate-stderr "$admin" check-entry --user root
     [ "$status" -eq 1 ]
     [ "$stderr" = "shifter-admin: check-entry: --user root: a job's namespaces are never made for root; name another user" ]
+    # A node where no prolog has made udiMount yet is told what to do.
+    sed "s|^udiMount=.*|udiMount=$OUT/none|" "$SITE_CONFIG" >"$OUT/none.conf"
+    run --separate-stderr "$admin" check-entry --config "$OUT/none.conf" --user "$U"
+    [ "$status" -eq 1 ]
+    [ "$stderr" = "shifter-admin: check-entry: udiMount $OUT/none does not exist on this node: a job's prolog makes it; run one here first, or make it (root's, mode 0755)" ]
     # With user.max_user_namespaces=0: set in a user namespace of the test's own, where root (mapped
     # to itself, as are the users) holds CAP_SYS_RESOURCE over that namespace's limit, and the kernel
     # then refuses what the prolog does. The namespace's maps are written from outside once it exists
@@ -368,13 +374,14 @@ SCRIPT
     exec {made}<&-
     echo "0 0 65536" > "/proc/$pid/uid_map"
     echo "0 0 65536" > "/proc/$pid/gid_map"
-    echo mapped > "$OUT/mapped"
+    timeout 30 sh -c 'echo mapped > "$1"' - "$OUT/mapped"
     local status=0
     wait "$pid" || status=$?
     cat "$OUT/out"
     [ "$status" -eq 1 ]
     [ "$(cat "$OUT/out")" = "shifter-admin: check-entry: couldn't create the user namespace for the job (entryMode=userns): No space left on device; the kernel allows no user namespaces on this node (sysctl user.max_user_namespaces=0): set it above 0, or use entryMode=setuid" ]
-    [ -z "$(ls "$BED_DIR/udiMount" | grep entry-probe)" ]
+    run ls "$BED_DIR/udiMount"
+    [ "$status" -eq 0 ] && [[ "$output" != *entry-probe* ]]
 }
 
 @test "userns: outside a job, shifter says it runs only in jobs" {

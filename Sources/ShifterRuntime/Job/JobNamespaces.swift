@@ -48,6 +48,9 @@ public enum JobNamespaces {
         do throws(RuntimeError) { user = try JobRoot.jobUser(uid: uid, gid: gid, config: config) } catch {
             return error.description
         }
+        guard FileSystem.exists(config.udiMount) else {
+            return "udiMount \(config.udiMount) does not exist on this node: a job's prolog makes it; run one here first, or make it (root's, mode 0755)"
+        }
         let layout = RootLayout(name: "entry-probe.\(getpid())", udiMount: config.udiMount, loopMount: config.loopMount)
         do throws(SystemError) {
             try FileSystem.makeDirectory(layout.base, mode: 0o700)
