@@ -38,16 +38,12 @@ public enum UserAccess {
 
     private static func open(_ path: String, root: String, how: Int32, uid: UInt32, gid: UInt32, groups: [UInt32],
                              timeLimit: Duration) throws(SystemError) -> ContainedPath {
+        // Already the user, without privileges (srun, sbatch and salloc check a request with the
+        // submitting user's rights): the child opens with them as they are, since no child could
+        // change its root or ids, within the same time limit (a filesystem that never answers
+        // would otherwise hold the submission for ever).
         if geteuid() != 0 {
-            // Already the user, without privileges (sbatch and salloc check a request with the
-            // submitting user's rights): the kernel applies them here, and no child could change
-            // its root or ids anyway.
             guard root == "/", uid == geteuid() else { throw SystemError("open", path, errno: EPERM) }
-            let flags = how == CSHIFTER_OPEN_REACH ? cshifter_path_flags() | O_DIRECTORY
-                : how == CSHIFTER_OPEN_DIRECTORY ? O_RDONLY | O_DIRECTORY : O_RDONLY | O_NONBLOCK | O_NOCTTY
-            let fd = Glibc.open(path, flags | O_CLOEXEC)
-            if fd < 0 { throw SystemError("open", path, errno: errno) }
-            return ContainedPath(adopting: fd, path: path)
         }
         let list = groups.map { gid_t($0) }
         let parts = timeLimit.components

@@ -191,7 +191,6 @@ teardown() {
 }
 
 @test "a local: image on a filesystem that never answers fails after the time limit; the checking child holds no descriptor of shifter and is not dumpable" {
-    skip_in_userns "it watches the setuid shifter's own checking child; there the image is opened at submission by srun, which runs as the user with nothing to protect"
     [ -c /dev/fuse ] || skip "no /dev/fuse on this machine"
     local top
     top=$(mktemp -d /tmp/shifter-fuse.XXXXXX)
@@ -215,6 +214,22 @@ PY
         ((SECONDS < deadline)) || { cat "$top/log"; false; }
         sleep 0.1
     done
+    if [ "$ENTRY_MODE" = userns ]; then
+        # srun checks the image as it submits, as the user, through the same bounded child: the
+        # user's own srun gives up after the time limit, and no job is queued. (The setuid
+        # shifter's child, looked at below, has root's ids to keep from the user; srun has none.)
+        run sh -c "cd /tmp && exec timeout 150 runuser -u '$U' -- env SLURM_CONF='$SLURM_CONF' \
+            PATH='$SHIFTER_PREFIX/bin:/usr/bin:/bin' srun -N1 --image='local:$top/mnt' true"
+        kill "$holder"
+        wait "$holder" || true
+        umount -l "$top/mnt"
+        rm -rf "$top"
+        echo "$output"
+        [ "$status" -ne 0 ] && [ "$status" -ne 124 ]
+        [[ "$output" == *"image \"local:$top/mnt\": it did not answer within 30 s when user $U opened it"* ]]
+        [ -z "$(squeue -h -u "$U")" ]
+        return
+    fi
     # (A volume source is checked by the same bounded child, inside the container, where this
     # mount under the host's /tmp is not visible: the container's /tmp is a bind of /tmp alone.)
     # While the check hangs, its child is looked at: it must hold none of shifter's descriptors
@@ -271,19 +286,25 @@ else:
 }
 
 @test "the user's resource limits bind the user's command, not root's work: ulimit -f leaves mkfs.xfs of a cache whole" {
-    skip_in_userns "the cache is made by the prolog, which the user's limits never reach; this is the setuid shifter's own work under them"
     # 100 blocks of 512 bytes: far less than mkfs.xfs writes on a 512 MiB cache file. The soft
     # limit only, which a user may set and raise again: lifting a hard limit takes
-    # CAP_SYS_RESOURCE, which root lacks where the test bed itself runs in a container.
+    # CAP_SYS_RESOURCE, which root lacks where the test bed itself runs in a container. With
+    # entryMode=userns the prolog makes the cache, under slurmd's limits, and srun gives the
+    # user's to the task.
+    local launch="\"$SHIFTER\""
+    if [ "$ENTRY_MODE" = userns ]; then
+        launch="srun -Q -I120 -N1 -n1 -w n1 --image=$IMAGE_BUSYBOX --volume=/x:/scratch:perNodeCache=size=512m \"$SHIFTER\""
+    fi
     cat >/tmp/shifter-ulimit.sh <<SCRIPT
 #!/bin/sh
 ulimit -S -f 100
-exec "$SHIFTER" --image="$IMAGE_BUSYBOX" --volume=/x:/scratch:perNodeCache=size=512m \
+exec $launch --image="$IMAGE_BUSYBOX" --volume=/x:/scratch:perNodeCache=size=512m \
     sh -c 'grep "Max file size" /proc/self/limits; echo written > /scratch/f; cat /scratch/f'
 SCRIPT
     chmod 755 /tmp/shifter-ulimit.sh
-    run sh -c "cd /tmp && runuser -u '$U' -- /tmp/shifter-ulimit.sh"
+    run sh -c "cd /tmp && runuser -u '$U' -- env SLURM_CONF='$SLURM_CONF' PATH='$SHIFTER_PREFIX/bin:/usr/bin:/bin' /tmp/shifter-ulimit.sh"
     rm -f /tmp/shifter-ulimit.sh
+    wait_job "" 120
     echo "$output"
     [ "$status" -eq 0 ]
     [[ "$output" =~ Max\ file\ size\ +51200\ +unlimited\ +bytes ]]
