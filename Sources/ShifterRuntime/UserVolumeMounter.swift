@@ -46,7 +46,7 @@ struct UserVolumeMounter {
         if isDevice, let reason = Self.deviceRefusal(status, hostSource: volume.hostSource, nodeDevices: try? FileSystem.status("/dev")) {
             throw describe("source \(volume.source) is a device node \(reason)")
         }
-        let what = status.kind == .directory ? "directory" : (isDevice ? "device node" : "file")
+        let what = status.kind == .directory ? "directory" : "file"
         // A file on the root's own mount (the overlay) is the image's: binding it elsewhere is
         // never what a user who named a host path meant. The mount, not the device: the overlay's
         // regular files report the device of the image below it.

@@ -280,7 +280,7 @@ public enum ContainerPlanner {
         // The spec's start hooks, on the finished root, before any task can enter it.
         if let devices = request.devices { steps += deviceHookSteps(devices, stage: .start) }
         // The namespaces copy the finished root's mounts; the job's sshd then starts in them.
-        if request.entersThroughNamespaces { steps.append(.jobNamespaces(groups: namespaceGroups(request))) }
+        if request.entersThroughNamespaces { steps.append(.jobNamespaces(groups: namespaceGroups(request.user))) }
         // Last: the user's sessions see the root as the job's tasks do, and nothing after it can
         // fail with the daemon running.
         if let ssh = request.ssh {
@@ -290,13 +290,10 @@ public enum ContainerPlanner {
                              imageLoopDirectIO: config.imageLoopDirectIO)
     }
 
-    /// The groups a job's user namespace maps: the user's own, each once, never 0. A mapped group
-    /// is one the user may take inside (`setresgid`), so the groups a job's CDI specs add are not
-    /// mapped: outside its root, the namespace would give them on the whole node.
-    static func namespaceGroups(_ request: ContainerRequest) -> [UInt32] { namespaceGroups(request.user) }
-
     /// The groups a job's user namespace maps for `user`: the primary group, then the others, once
-    /// each, never gid 0.
+    /// each, never gid 0. A mapped group is one the user may take inside (`setresgid`), so the
+    /// groups a job's CDI specs add are not mapped: outside its root, the namespace would give
+    /// them on the whole node.
     static func namespaceGroups(_ user: ContainerUser) -> [UInt32] {
         var seen: Set<UInt32> = []
         return ([user.gid] + user.groups).filter { $0 != 0 && seen.insert($0).inserted }
